@@ -1,0 +1,112 @@
+/* wattmeter.h — the public C API of libwattmeter.
+ *
+ * A meter samples energy sources (RAPL through powercap sysfs; a documented
+ * CPU model where there are no counters) on one native thread, attributes
+ * energy to a set of processes, and writes a recording (docs/recording.md).
+ * A recording is read back with wm_recording_* (see below) to get totals.
+ *
+ * Conventions: functions return 0 or a negative errno and, where they take
+ * (err, errlen), fill err with a message that names the problem and the fix.
+ * Objects come in _new/_free (or _start/_free) pairs; _free(NULL) is harmless.
+ * The library never exits, aborts or prints. Units are in every name.
+ * Thread safety: one meter may be used from one thread at a time; the
+ * sampler thread only touches the meter's own state under its lock.
+ */
+#ifndef WATTMETER_H
+#define WATTMETER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WM_VERSION "0.1.0"
+
+/* Defaults, chosen from bench/results (see README "Overhead"). */
+#define WM_DEFAULT_PERIOD_S 0.1       /* counter tier: RAPL, CPU utilisation */
+#define WM_DEFAULT_PROC_PERIOD_S 1.0  /* process tier: /proc/<pid>/stat scan */
+#define WM_DEFAULT_MEM_PERIOD_S 5.0   /* memory tier: smaps_rollup (0 = off) */
+/* CPU model when no counters: per-vCPU watts at 0% and 100% utilisation.
+ * Cloud Carbon Footprint's published averages for AWS (min 0.74 W, max 3.5 W). */
+#define WM_DEFAULT_MODEL_MIN_W 0.74
+#define WM_DEFAULT_MODEL_MAX_W 3.5
+
+typedef struct wm_meter_config {
+	const char *output_dir;       /* required: the recording folder (created) */
+	const char *sysfs_root;       /* NULL: "/sys" */
+	const char *procfs_root;      /* NULL: "/proc" */
+	double period_s;              /* counter tier, > 0 */
+	double proc_period_s;         /* process tier, >= period_s (rounded to a multiple) */
+	double mem_period_s;          /* memory tier, 0 turns PSS/USS reads off */
+	const int *pids;              /* roots of the measured set (their trees) */
+	size_t n_pids;
+	int measure_self;             /* 1: the calling process is a root (Python Meter);
+	                                 the sampler thread's own CPU is subtracted */
+	int reaper_pid;               /* >0: a process whose reaped-children CPU counts
+	                                 (the CLI, parent of the wrapped command); 0: none */
+	const char *const *command;   /* argv recorded in meta.json, NULL-terminated; may be NULL */
+	double model_min_w_per_cpu;   /* CPU model parameters */
+	double model_max_w_per_cpu;
+	int force_model;              /* 1: model the CPU even where RAPL is readable */
+} wm_meter_config;
+
+void wm_meter_config_init(wm_meter_config *c);
+
+typedef struct wm_meter wm_meter;
+
+/* Probes sensors, creates the recording, writes meta.json and the baseline
+ * sample, and starts the sampler thread. */
+int wm_meter_start(const wm_meter_config *c, wm_meter **out, char *err, size_t errlen);
+
+/* Adds a root process to a running meter (the CLI adds the command it forked). */
+int wm_meter_add_pid(wm_meter *m, int pid);
+
+#define WM_MAX_DEVICES 8
+/* A copy of the latest state, for live displays. */
+typedef struct wm_snapshot {
+	double elapsed_s;
+	size_t n_devices;
+	struct {
+		char name[16];          /* "cpu", "dram", "psys" */
+		int modeled;            /* 1 if the value comes from a model */
+		double power_w;         /* over the last counter period */
+		double energy_j;        /* cumulative */
+		double attributed_j;    /* cumulative, to the measured processes */
+	} devices[WM_MAX_DEVICES];
+	size_t n_procs_alive;
+	double self_cpu_s;
+	uint64_t samples;
+} wm_snapshot;
+
+int wm_meter_snapshot(wm_meter *m, wm_snapshot *out);
+
+/* Stops the thread, takes a last sample, completes meta.json.
+ * exit_status: the command's exit code or 128+signal; -1 if none. */
+int wm_meter_stop(wm_meter *m, int exit_status, char *err, size_t errlen);
+
+/* Frees the meter (stops it first if needed, without an exit status).
+ * In a process forked from the one that started the meter, this and every
+ * other call are no-ops: a child never touches its parent's recording. */
+void wm_meter_free(wm_meter *m);
+
+/* Writes the sensor table that `wattmeter sensors` prints (text or JSON),
+ * as a malloc'd string the caller frees. NULL on ENOMEM or a bad root
+ * (message in err). */
+char *wm_sensors_describe(const char *sysfs_root, const char *procfs_root, int as_json,
+			  char *err, size_t errlen);
+
+/* ---- reading recordings ---------------------------------------------------- */
+/* The summary of a recording as JSON (docs/recording.md "Summary"), its human
+ * text, or its columns, as a malloc'd string the caller frees. NULL on error
+ * with a message in err (a missing folder, a malformed line, a newer schema). */
+char *wm_report_json(const char *dir, char *err, size_t errlen);
+char *wm_report_text(const char *dir, int top_n, char *err, size_t errlen);
+char *wm_report_columns_json(const char *dir, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

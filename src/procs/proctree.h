@@ -1,0 +1,74 @@
+/* proctree.h — the measured set of processes and their CPU time per interval.
+ *
+ * The measured set is every root (the wrapped command, --pid PIDs, or the
+ * calling Python process) and all their descendants, including children
+ * started later. A process is identified by (pid, starttime) so pid reuse
+ * never merges two processes. Processes that exit stay in the table (alive=0)
+ * with what was last seen of them, so their attributed energy is reported.
+ *
+ * CPU accounting per scan interval, in clock ticks:
+ *   d_cpu_ticks  = the process's own utime+stime advance (a process born
+ *                  after the first scan counts from zero);
+ *   d_tail_ticks = the advance of its cutime+cstime (children it reaped) minus
+ *                  what we had last seen of the tracked children that vanished
+ *                  this interval with it as parent, clamped at 0: the CPU that
+ *                  short-lived or just-exited children spent since our last look.
+ * A root added with count_own=0 (the wattmeter CLI itself, which reaps the
+ * wrapped command) contributes only its tail.
+ */
+#ifndef WM_PROCS_PROCTREE_H
+#define WM_PROCS_PROCTREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "procfs.h"
+
+typedef struct wm_proc {
+	int pid;
+	int ppid;
+	uint64_t starttime_ticks;
+	char comm[64];
+	char cmdline[512];
+	int is_root;
+	int count_own;           /* own utime+stime is part of the measured set */
+	int alive;               /* seen in the last scan */
+	int is_new;              /* first seen in the last scan */
+	int vanished;            /* disappeared in the last scan (alive was 1 before) */
+	uint64_t cpu_ticks;      /* utime+stime last seen */
+	uint64_t child_ticks;    /* cutime+cstime last seen */
+	uint64_t d_cpu_ticks;    /* this interval, see above */
+	uint64_t d_tail_ticks;
+	uint64_t total_cpu_ticks;/* cumulative d_cpu + d_tail while measured */
+	uint64_t rss_bytes;      /* from stat (rss pages * page size), every scan */
+	uint64_t pss_bytes;      /* from smaps_rollup, when the memory tier ran */
+	uint64_t uss_bytes;
+	int have_pss;
+	uint64_t peak_rss_bytes;
+	/* Owned by the sampler: cumulative attributed energy. */
+	double energy_cpu_j;
+	double energy_dram_j;
+} wm_proc;
+
+typedef struct wm_proctree wm_proctree;
+
+int wm_proctree_new(int procfs_dirfd, wm_proctree **out);
+void wm_proctree_free(wm_proctree *t);
+
+/* Adds a root before or between scans. count_own: 1 to count its own CPU.
+ * -ESRCH if the process does not exist. */
+int wm_proctree_add_root(wm_proctree *t, int pid, int count_own);
+
+/* Scans the procfs root: refreshes every tracked process, finds new
+ * descendants, marks vanished ones, fills the d_* fields. 0 or -errno
+ * (only for failures of the scan itself: ENOMEM, procfs unreadable). */
+int wm_proctree_scan(wm_proctree *t);
+
+/* Reads smaps_rollup of every alive process (PSS/USS). Slow: walks page
+ * tables and briefly stalls the target; the sampler runs it on its slowest tier. */
+int wm_proctree_read_memory(wm_proctree *t);
+
+size_t wm_proctree_count(const wm_proctree *t);
+wm_proc *wm_proctree_get(wm_proctree *t, size_t i);
+
+#endif

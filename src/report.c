@@ -1,0 +1,57 @@
+/* report.c — the public reading API (wattmeter.h) over the reader (record.h). */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "record.h"
+#include "wattmeter.h"
+
+typedef int (*render_fn)(const wm_recording *r, int top_n, wm_buf *out);
+
+static int render_json(const wm_recording *r, int top_n, wm_buf *out)
+{
+	(void)top_n;
+	return wm_recording_summary_json(r, out);
+}
+
+static int render_text(const wm_recording *r, int top_n, wm_buf *out)
+{
+	return wm_recording_summary_text(r, top_n, out);
+}
+
+static int render_columns(const wm_recording *r, int top_n, wm_buf *out)
+{
+	(void)top_n;
+	return wm_recording_columns_json(r, out);
+}
+
+static char *render(const char *dir, int top_n, render_fn fn, char *err, size_t errlen)
+{
+	wm_recording *rec = NULL;
+	if (wm_recording_open(dir, &rec, err, errlen) < 0)
+		return NULL;
+	wm_buf b;
+	wm_buf_init(&b);
+	int rc = fn(rec, top_n, &b);
+	wm_recording_free(rec);
+	if (rc < 0 || !b.data) {
+		wm_buf_free(&b);
+		wm_err(err, errlen, rc < 0 ? rc : -ENOMEM, "cannot summarise %s: out of memory", dir);
+		return NULL;
+	}
+	return b.data; /* ownership passes to the caller */
+}
+
+char *wm_report_json(const char *dir, char *err, size_t errlen)
+{
+	return render(dir, 0, render_json, err, errlen);
+}
+
+char *wm_report_text(const char *dir, int top_n, char *err, size_t errlen)
+{
+	return render(dir, top_n, render_text, err, errlen);
+}
+
+char *wm_report_columns_json(const char *dir, char *err, size_t errlen)
+{
+	return render(dir, 0, render_columns, err, errlen);
+}
