@@ -45,9 +45,12 @@ typedef struct wm_proc {
 	uint64_t uss_bytes;
 	int have_pss;
 	uint64_t peak_rss_bytes;
-	/* Owned by the sampler: cumulative attributed energy. */
+	/* Owned by the sampler: cumulative attributed energy, and what it last
+	 * wrote about this process (a comm change means an exec: the command
+	 * line is read again and written again). */
 	double energy_cpu_j;
 	double energy_dram_j;
+	char announced_comm[64];
 } wm_proc;
 
 typedef struct wm_proctree wm_proctree;

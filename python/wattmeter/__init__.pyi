@@ -1,0 +1,7 @@
+from .meter import Meter as Meter
+from .results import Results as Results, load as load
+
+__version__: str
+__all__: list[str]
+
+def sensors(sysfs_root: str = ..., procfs_root: str = ...) -> dict: ...

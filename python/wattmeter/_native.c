@@ -1,0 +1,325 @@
+/* _native.c — the CPython binding of libwattmeter (limited API, abi3).
+ *
+ * It only wraps: converts arguments, releases the GIL around every call that
+ * may wait (starting and stopping the sampler, reading recordings), and turns
+ * negative errnos into OSError with the library's message. The sampler thread
+ * is native and never calls into Python.
+ */
+#define Py_LIMITED_API 0x03090000
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wattmeter.h"
+
+#define CAPSULE_NAME "wattmeter._native.meter"
+
+static PyObject *raise_errno(int rc, const char *msg)
+{
+	PyObject *args = Py_BuildValue("(is)", rc < 0 ? -rc : rc, msg && *msg ? msg : strerror(rc < 0 ? -rc : rc));
+	if (args) {
+		PyErr_SetObject(PyExc_OSError, args);
+		Py_DECREF(args);
+	}
+	return NULL;
+}
+
+static void capsule_free(PyObject *cap)
+{
+	wm_meter *m = PyCapsule_GetPointer(cap, CAPSULE_NAME);
+	/* No-op in a forked child (the meter belongs to its parent). */
+	if (m)
+		wm_meter_free(m);
+}
+
+static wm_meter *get_meter(PyObject *cap)
+{
+	return PyCapsule_GetPointer(cap, CAPSULE_NAME);
+}
+
+/* Converts a sequence of str into a NULL-terminated char* array (copies).
+ * Py_None gives NULL with *ok = 1. */
+static char **str_list(PyObject *seq, int *ok)
+{
+	*ok = 0;
+	if (seq == Py_None) {
+		*ok = 1;
+		return NULL;
+	}
+	PyObject *fast = PySequence_Tuple(seq);
+	if (!fast)
+		return NULL;
+	Py_ssize_t n = PyTuple_Size(fast);
+	char **out = calloc((size_t)n + 1, sizeof *out);
+	if (!out) {
+		Py_DECREF(fast);
+		PyErr_NoMemory();
+		return NULL;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *s = PyObject_Str(PyTuple_GetItem(fast, i));
+		const char *u = s ? PyUnicode_AsUTF8AndSize(s, NULL) : NULL;
+		out[i] = u ? strdup(u) : NULL;
+		Py_XDECREF(s);
+		if (!out[i]) {
+			for (Py_ssize_t j = 0; j < i; j++)
+				free(out[j]);
+			free(out);
+			Py_DECREF(fast);
+			if (!PyErr_Occurred())
+				PyErr_NoMemory();
+			return NULL;
+		}
+	}
+	Py_DECREF(fast);
+	*ok = 1;
+	return out;
+}
+
+static void free_str_list(char **l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; l[i]; i++)
+		free(l[i]);
+	free(l);
+}
+
+static PyObject *py_meter_start(PyObject *self, PyObject *args, PyObject *kw)
+{
+	(void)self;
+	static char *kwlist[] = {"output_dir", "period_s", "proc_period_s", "mem_period_s", "pids",
+				 "measure_self", "sysfs_root", "procfs_root", "model_min_w", "model_max_w",
+				 "force_model", "command", NULL};
+	const char *out_dir, *sysfs = NULL, *procfs = NULL;
+	double period = WM_DEFAULT_PERIOD_S, proc_period = WM_DEFAULT_PROC_PERIOD_S,
+	       mem_period = WM_DEFAULT_MEM_PERIOD_S, min_w = WM_DEFAULT_MODEL_MIN_W,
+	       max_w = WM_DEFAULT_MODEL_MAX_W;
+	PyObject *pids_obj = Py_None, *cmd_obj = Py_None;
+	int measure_self = 1, force_model = 0;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|dddOpzzddpO", kwlist, &out_dir, &period, &proc_period,
+					 &mem_period, &pids_obj, &measure_self, &sysfs, &procfs, &min_w, &max_w,
+					 &force_model, &cmd_obj))
+		return NULL;
+
+	int *pids = NULL;
+	Py_ssize_t n_pids = 0;
+	if (pids_obj != Py_None) {
+		PyObject *t = PySequence_Tuple(pids_obj);
+		if (!t)
+			return NULL;
+		n_pids = PyTuple_Size(t);
+		pids = calloc((size_t)(n_pids ? n_pids : 1), sizeof *pids);
+		if (!pids) {
+			Py_DECREF(t);
+			return PyErr_NoMemory();
+		}
+		for (Py_ssize_t i = 0; i < n_pids; i++) {
+			long v = PyLong_AsLong(PyTuple_GetItem(t, i));
+			if (v == -1 && PyErr_Occurred()) {
+				Py_DECREF(t);
+				free(pids);
+				return NULL;
+			}
+			pids[i] = (int)v;
+		}
+		Py_DECREF(t);
+	}
+	int ok;
+	char **command = str_list(cmd_obj, &ok);
+	if (!ok) {
+		free(pids);
+		return NULL;
+	}
+
+	wm_meter_config c;
+	wm_meter_config_init(&c);
+	c.output_dir = out_dir;
+	c.sysfs_root = sysfs;
+	c.procfs_root = procfs;
+	c.period_s = period;
+	c.proc_period_s = proc_period;
+	c.mem_period_s = mem_period;
+	c.pids = pids;
+	c.n_pids = (size_t)n_pids;
+	c.measure_self = measure_self;
+	c.command = (const char *const *)command;
+	c.model_min_w_per_cpu = min_w;
+	c.model_max_w_per_cpu = max_w;
+	c.force_model = force_model;
+
+	char err[1024] = "";
+	wm_meter *m = NULL;
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = wm_meter_start(&c, &m, err, sizeof err);
+	Py_END_ALLOW_THREADS
+	free(pids);
+	free_str_list(command);
+	if (rc < 0)
+		return raise_errno(rc, err);
+	PyObject *cap = PyCapsule_New(m, CAPSULE_NAME, capsule_free);
+	if (!cap)
+		wm_meter_free(m);
+	return cap;
+}
+
+static PyObject *py_meter_stop(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	int exit_status = -1;
+	if (!PyArg_ParseTuple(args, "O|i", &cap, &exit_status))
+		return NULL;
+	wm_meter *m = get_meter(cap);
+	if (!m)
+		return NULL;
+	char err[1024] = "";
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = wm_meter_stop(m, exit_status, err, sizeof err);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		return raise_errno(rc, err);
+	Py_RETURN_NONE;
+}
+
+static PyObject *py_meter_snapshot(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	if (!PyArg_ParseTuple(args, "O", &cap))
+		return NULL;
+	wm_meter *m = get_meter(cap);
+	if (!m)
+		return NULL;
+	wm_snapshot s;
+	int rc = wm_meter_snapshot(m, &s);
+	if (rc < 0)
+		return raise_errno(rc, "this meter was started by another process (forked child)");
+	PyObject *devices = PyDict_New();
+	if (!devices)
+		return NULL;
+	for (size_t i = 0; i < s.n_devices; i++) {
+		PyObject *d = Py_BuildValue("{s:d,s:d,s:d,s:s}", "power_w", s.devices[i].power_w, "energy_j",
+					    s.devices[i].energy_j, "attributed_j", s.devices[i].attributed_j,
+					    "method", s.devices[i].modeled ? "modeled" : "measured");
+		if (!d || PyDict_SetItemString(devices, s.devices[i].name, d) < 0) {
+			Py_XDECREF(d);
+			Py_DECREF(devices);
+			return NULL;
+		}
+		Py_DECREF(d);
+	}
+	PyObject *r = Py_BuildValue("{s:d,s:O,s:n,s:d,s:K}", "elapsed_s", s.elapsed_s, "devices", devices,
+				    "n_procs_alive", (Py_ssize_t)s.n_procs_alive, "self_cpu_s", s.self_cpu_s,
+				    "samples", (unsigned long long)s.samples);
+	Py_DECREF(devices);
+	return r;
+}
+
+typedef char *(*report_fn)(const char *dir, int top_n, char *err, size_t errlen);
+
+static char *rep_json(const char *dir, int top_n, char *err, size_t errlen)
+{
+	(void)top_n;
+	return wm_report_json(dir, err, errlen);
+}
+static char *rep_columns(const char *dir, int top_n, char *err, size_t errlen)
+{
+	(void)top_n;
+	return wm_report_columns_json(dir, err, errlen);
+}
+
+static PyObject *call_report(PyObject *args, report_fn fn)
+{
+	const char *dir;
+	int top_n = 5;
+	if (!PyArg_ParseTuple(args, "s|i", &dir, &top_n))
+		return NULL;
+	char err[1024] = "";
+	char *out;
+	Py_BEGIN_ALLOW_THREADS
+	out = fn(dir, top_n, err, sizeof err);
+	Py_END_ALLOW_THREADS
+	if (!out)
+		return raise_errno(-EINVAL, err);
+	PyObject *s = PyUnicode_FromString(out);
+	free(out);
+	return s;
+}
+
+static PyObject *py_report_json(PyObject *self, PyObject *args)
+{
+	(void)self;
+	return call_report(args, rep_json);
+}
+
+static PyObject *py_report_text(PyObject *self, PyObject *args)
+{
+	(void)self;
+	return call_report(args, wm_report_text);
+}
+
+static PyObject *py_report_columns_json(PyObject *self, PyObject *args)
+{
+	(void)self;
+	return call_report(args, rep_columns);
+}
+
+static PyObject *py_sensors(PyObject *self, PyObject *args, PyObject *kw)
+{
+	(void)self;
+	static char *kwlist[] = {"sysfs_root", "procfs_root", "as_json", NULL};
+	const char *sysfs = "/sys", *procfs = "/proc";
+	int as_json = 1;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|ssp", kwlist, &sysfs, &procfs, &as_json))
+		return NULL;
+	char err[1024] = "";
+	char *out;
+	Py_BEGIN_ALLOW_THREADS
+	out = wm_sensors_describe(sysfs, procfs, as_json, err, sizeof err);
+	Py_END_ALLOW_THREADS
+	if (!out)
+		return raise_errno(-EINVAL, err);
+	PyObject *s = PyUnicode_FromString(out);
+	free(out);
+	return s;
+}
+
+static PyMethodDef methods[] = {
+	{"meter_start", (PyCFunction)(void (*)(void))py_meter_start, METH_VARARGS | METH_KEYWORDS,
+	 "Start a meter; returns a handle. See wattmeter.Meter."},
+	{"meter_stop", py_meter_stop, METH_VARARGS, "Stop a meter and complete its recording."},
+	{"meter_snapshot", py_meter_snapshot, METH_VARARGS, "Latest power and energy of a running meter."},
+	{"report_json", py_report_json, METH_VARARGS, "Summary of a recording as JSON text."},
+	{"report_text", py_report_text, METH_VARARGS, "Human summary of a recording."},
+	{"report_columns_json", py_report_columns_json, METH_VARARGS, "Time series columns as JSON text."},
+	{"sensors", (PyCFunction)(void (*)(void))py_sensors, METH_VARARGS | METH_KEYWORDS,
+	 "Energy sources and their state (JSON text by default)."},
+	{NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+	PyModuleDef_HEAD_INIT, "_native", "Native core of wattmeter (libwattmeter).", -1, methods,
+	NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void);
+PyMODINIT_FUNC PyInit__native(void)
+{
+	PyObject *mod = PyModule_Create(&moduledef);
+	if (!mod)
+		return NULL;
+	if (PyModule_AddStringConstant(mod, "version", WM_VERSION) < 0 ||
+	    PyModule_AddObject(mod, "DEFAULT_PERIOD_S", PyFloat_FromDouble(WM_DEFAULT_PERIOD_S)) < 0 ||
+	    PyModule_AddObject(mod, "DEFAULT_PROC_PERIOD_S", PyFloat_FromDouble(WM_DEFAULT_PROC_PERIOD_S)) < 0 ||
+	    PyModule_AddObject(mod, "DEFAULT_MEM_PERIOD_S", PyFloat_FromDouble(WM_DEFAULT_MEM_PERIOD_S)) < 0) {
+		Py_DECREF(mod);
+		return NULL;
+	}
+	return mod;
+}

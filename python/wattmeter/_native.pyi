@@ -1,0 +1,27 @@
+from typing import Any, Optional, Sequence
+
+version: str
+DEFAULT_PERIOD_S: float
+DEFAULT_PROC_PERIOD_S: float
+DEFAULT_MEM_PERIOD_S: float
+
+def meter_start(
+    output_dir: str,
+    period_s: float = ...,
+    proc_period_s: float = ...,
+    mem_period_s: float = ...,
+    pids: Optional[Sequence[int]] = ...,
+    measure_self: bool = ...,
+    sysfs_root: Optional[str] = ...,
+    procfs_root: Optional[str] = ...,
+    model_min_w: float = ...,
+    model_max_w: float = ...,
+    force_model: bool = ...,
+    command: Optional[Sequence[str]] = ...,
+) -> Any: ...
+def meter_stop(handle: Any, exit_status: int = ...) -> None: ...
+def meter_snapshot(handle: Any) -> dict: ...
+def report_json(dir: str, top_n: int = ...) -> str: ...
+def report_text(dir: str, top_n: int = ...) -> str: ...
+def report_columns_json(dir: str, top_n: int = ...) -> str: ...
+def sensors(sysfs_root: str = ..., procfs_root: str = ..., as_json: bool = ...) -> str: ...

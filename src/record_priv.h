@@ -1,0 +1,93 @@
+/* record_priv.h — the reader's in-memory recording, shared by record_read.c
+ * (which fills it from meta.json and samples.jsonl) and summary.c (which
+ * renders the summary JSON, the human text and the columns). Not installed.
+ *
+ * Nothing here holds a parsed JSON tree: each sample line is reduced to one
+ * row of doubles and to updates of the per-process and per-device totals, so
+ * memory grows by a few dozen bytes per line, whatever the line held.
+ */
+#ifndef WM_RECORD_PRIV_H
+#define WM_RECORD_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+/* A device from meta.json "devices" (cpu, dram, psys, gpu0 ...). */
+struct wm_rec_dev {
+	char *name;
+	char *method;        /* "measured" or "modeled" as meta.json says; "unknown" if absent */
+	char *source;        /* e.g. "rapl-powercap", "cpu-model"; "" if absent */
+	double energy_j;     /* last cumulative energy seen (0 before any) */
+	double attributed_j; /* last cumulative attributed energy seen (0 before any) */
+	double peak_w;       /* highest power_w seen; NAN if none */
+	bool has_attr;       /* the summary reports <name>_attributed (cpu, dram, or seen) */
+};
+
+/* A sensor from meta.json "sensors", for the human summary's notes. */
+struct wm_rec_sensor {
+	char *name;
+	char *state;
+	char *detail;
+	char *fix;
+};
+
+/* A process seen in "procs" or "new_procs". */
+struct wm_rec_proc {
+	int64_t pid;
+	char *cmdline;       /* from new_procs; NULL if never given */
+	char *comm;          /* from procs; NULL if never given */
+	double *energy_j;    /* [n_devs] last cumulative attributed energy seen */
+	bool *energy_seen;   /* [n_devs] */
+	double cpu_s;        /* sum of procs[].cpu_s */
+	uint64_t peak_rss_bytes;
+};
+
+/* Columns of one row (a sample line); then 3 per device. */
+enum { WM_COL_T = 0, WM_COL_CPU_UTIL, WM_COL_SELF_CPU, WM_COL_MEM_USED, WM_COL_FIXED };
+enum { WM_DCOL_ENERGY = 0, WM_DCOL_POWER, WM_DCOL_ATTR, WM_DCOL_N };
+
+struct wm_recording {
+	char *dir;
+	int64_t schema_version;
+
+	struct wm_rec_dev *devs;
+	size_t n_devs;
+	struct wm_rec_sensor *sensors;
+	size_t n_sensors;
+
+	char **command;      /* meta "command" strings; has_command false if absent */
+	size_t n_command;
+	bool has_command;
+	char *start_utc;     /* NULL if absent */
+	char *model_name;    /* meta "model"."name", NULL if absent */
+	bool has_exit;
+	int64_t exit_status;
+	bool complete;
+	bool truncated;
+	double duration_s;
+	double self_cpu_s;   /* NAN if unknown */
+
+	/* rows: n_rows x stride doubles, NAN where a line lacked the value */
+	double *rows;
+	size_t n_rows, cap_rows, stride;
+
+	struct wm_rec_proc *procs;
+	size_t n_procs, cap_procs;
+	size_t *ptab;        /* open addressing on pid: index + 1, 0 = empty */
+	size_t ptab_cap;     /* a power of two, or 0 */
+};
+
+static inline double wm_rec_cell(const struct wm_recording *r, size_t row, size_t col)
+{
+	return r->rows[row * r->stride + col];
+}
+
+static inline size_t wm_rec_dcol(size_t dev, int which)
+{
+	return WM_COL_FIXED + dev * WM_DCOL_N + (size_t)which;
+}
+
+#endif
