@@ -61,6 +61,8 @@ struct wm_recording {
 	char **command;      /* meta "command" strings; has_command false if absent */
 	size_t n_command;
 	bool has_command;
+	char **warnings;     /* meta "warnings" strings, shown in the text */
+	size_t n_warnings;
 	char *start_utc;     /* NULL if absent */
 	char *model_name;    /* meta "model"."name", NULL if absent */
 	bool has_exit;

@@ -91,6 +91,9 @@ void wm_recording_free(wm_recording *r)
 	for (size_t i = 0; i < r->n_command; i++)
 		free(r->command[i]);
 	free(r->command);
+	for (size_t i = 0; i < r->n_warnings; i++)
+		free(r->warnings[i]);
+	free(r->warnings);
 	for (size_t i = 0; i < r->n_procs; i++) {
 		free(r->procs[i].cmdline);
 		free(r->procs[i].comm);
@@ -167,25 +170,23 @@ static int meta_sensors(struct wm_recording *r, const json_t *arr)
 	return 0;
 }
 
-static int meta_command(struct wm_recording *r, const json_t *arr)
+/* The strings of a JSON array (other elements skipped) into *out. */
+static int string_array(const json_t *arr, char ***out, size_t *n_out)
 {
-	if (!json_is_array(arr))
-		return 0;
-	r->has_command = true;
 	size_t n = json_array_size(arr);
 	if (n == 0)
 		return 0;
-	r->command = calloc(n, sizeof *r->command);
-	if (!r->command)
+	*out = calloc(n, sizeof **out);
+	if (!*out)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const char *s = json_string_value(json_array_get(arr, i));
 		if (!s)
 			continue;
-		r->command[r->n_command] = strdup(s);
-		if (!r->command[r->n_command])
+		(*out)[*n_out] = strdup(s);
+		if (!(*out)[*n_out])
 			return -ENOMEM;
-		r->n_command++;
+		(*n_out)++;
 	}
 	return 0;
 }
@@ -248,9 +249,13 @@ static int read_meta(struct wm_recording *r, int dfd, const char *dir, char *err
 	rc = meta_devices(r, json_object_get(m, "devices"));
 	if (!rc)
 		rc = meta_sensors(r, json_object_get(m, "sensors"));
+	const json_t *v = json_object_get(m, "command");
+	r->has_command = json_is_array(v);
 	if (!rc)
-		rc = meta_command(r, json_object_get(m, "command"));
-	const json_t *v = json_object_get(m, "start_utc");
+		rc = string_array(v, &r->command, &r->n_command);
+	if (!rc)
+		rc = string_array(json_object_get(m, "warnings"), &r->warnings, &r->n_warnings);
+	v = json_object_get(m, "start_utc");
 	if (!rc && json_is_string(v) && !(r->start_utc = strdup(json_string_value(v))))
 		rc = -ENOMEM;
 	v = json_object_get(json_object_get(m, "model"), "name");

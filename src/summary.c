@@ -620,6 +620,11 @@ int wm_recording_summary_text(const wm_recording *r, int top_n, wm_buf *b)
 			TRY(wm_buf_printf(b, " (%.2f%% of one core)", pct));
 		TRY(wm_buf_append(b, "\n", 1));
 	}
+	for (size_t i = 0; i < r->n_warnings; i++) {
+		TRY(wm_buf_puts(b, "  warning: "));
+		TRY(put_safe(b, r->warnings[i]));
+		TRY(wm_buf_append(b, "\n", 1));
+	}
 	if (r->n_rows == 0)
 		TRY(wm_buf_puts(b, "  no samples were recorded: the run ended or was killed before the first one\n"));
 	if (!r->complete)

@@ -5,7 +5,9 @@
  * negative errnos into OSError with the library's message. The sampler thread
  * is native and never calls into Python.
  */
+#ifndef Py_LIMITED_API
 #define Py_LIMITED_API 0x03090000
+#endif
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -61,8 +63,11 @@ static char **str_list(PyObject *seq, int *ok)
 	}
 	for (Py_ssize_t i = 0; i < n; i++) {
 		PyObject *s = PyObject_Str(PyTuple_GetItem(fast, i));
-		const char *u = s ? PyUnicode_AsUTF8AndSize(s, NULL) : NULL;
+		/* surrogateescape: argv bytes that are not UTF-8 come back as they were */
+		PyObject *bytes = s ? PyUnicode_AsEncodedString(s, "utf-8", "surrogateescape") : NULL;
+		const char *u = bytes ? PyBytes_AsString(bytes) : NULL;
 		out[i] = u ? strdup(u) : NULL;
+		Py_XDECREF(bytes);
 		Py_XDECREF(s);
 		if (!out[i]) {
 			for (Py_ssize_t j = 0; j < i; j++)

@@ -61,6 +61,7 @@ struct wm_proctree {
 
 	wm_proc *procs;
 	struct proc_priv *priv;
+	int *vlist;        /* table indices that vanished in the current scan */
 	size_t n, cap;
 
 	struct scan_ent *ents;
@@ -114,6 +115,7 @@ void wm_proctree_free(wm_proctree *t)
 	free(t->stack);
 	free(t->hash);
 	free(t->ents);
+	free(t->vlist);
 	free(t->priv);
 	free(t->procs);
 	if (t->dir)
@@ -153,6 +155,10 @@ static int reserve_procs(wm_proctree *t, size_t extra)
 	if (!q)
 		return -ENOMEM;
 	t->priv = q;
+	int *v = realloc(t->vlist, cap * sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	t->vlist = v;
 	t->cap = cap;
 	return 0;
 }
@@ -277,7 +283,11 @@ static int lookup(const wm_proctree *t, int pid)
 
 /* ---- steps 3-4: link and grow the set ------------------------------------------------ */
 
-static void link_and_grow(wm_proctree *t)
+/* from: walk from every tracked entry (-1), or only from table entry `from`
+ * (add_root: baselining the new root's descendants must not swallow a child
+ * that another root's process started since the last scan: that child counts
+ * from zero at the next scan). */
+static void link_and_grow(wm_proctree *t, int from)
 {
 	for (size_t k = 0; k < t->n; k++) {
 		t->priv[k].seen = 0;
@@ -299,7 +309,7 @@ static void link_and_grow(wm_proctree *t)
 			e->next_sibling = t->ents[p].first_child;
 			t->ents[p].first_child = (int)i;
 		}
-		if (e->tracked)
+		if (e->tracked && (from < 0 || e->proc_idx == from))
 			t->stack[top++] = (int)i;
 	}
 	while (top > 0) {
@@ -365,12 +375,51 @@ static int reserve_new(wm_proctree *t)
 	return reserve_procs(t, n_new);
 }
 
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* What the kernel folds into the reaper's cutime+cstime when table entry v
+ * is reaped, that we have already counted: v's own CPU and its reaped
+ * children as last seen. It is owed by the nearest alive tracked ancestor:
+ * if v's parent vanished in the same interval, the parent's cutime (holding
+ * v) was folded into the grandparent's, so the debt passes up the chain.
+ * Without this a wrapper and its worker exiting together would count the
+ * worker's whole CPU twice. */
+static void owe_to_reaper(wm_proctree *t, size_t n_vanished, size_t v)
+{
+	uint64_t owed = sat_add(t->procs[v].cpu_ticks, t->procs[v].child_ticks);
+	size_t cur = v;
+	/* The chain cannot be longer than the vanished list; the bound also
+	 * stops a ppid cycle, which a fixture tree (not the kernel) can draw. */
+	for (size_t depth = 0; depth <= n_vanished; depth++) {
+		int ppid = t->procs[cur].ppid;
+		int i = lookup(t, ppid);
+		if (i >= 0 && t->ents[i].proc_idx >= 0) {
+			struct proc_priv *pp = &t->priv[t->ents[i].proc_idx];
+			pp->sub = sat_add(pp->sub, owed);
+			return;
+		}
+		size_t next = cur;
+		for (size_t j = 0; j < n_vanished; j++) {
+			size_t w = (size_t)t->vlist[j];
+			if (w != cur && t->procs[w].pid == ppid) {
+				next = w;
+				break;
+			}
+		}
+		if (next == cur)
+			return;   /* reaped by a process we do not track: not ours */
+		cur = next;
+	}
+}
+
 static void apply_scan(wm_proctree *t)
 {
 	size_t n_old = t->n;
+	size_t n_vanished = 0;
 
-	/* Vanished entries first: their last-seen totals are owed to the parent
-	 * that reaped them (its cutime+cstime now includes them). */
 	for (size_t k = 0; k < n_old; k++) {
 		wm_proc *p = &t->procs[k];
 		t->priv[k].sub = 0;
@@ -382,20 +431,13 @@ static void apply_scan(wm_proctree *t)
 		p->d_tail_ticks = 0;
 		if (!p->alive)
 			continue;
+		/* Gone: keep what was last seen of it. */
 		p->alive = 0;
 		p->vanished = 1;
+		t->vlist[n_vanished++] = (int)k;
 	}
-	for (size_t k = 0; k < n_old; k++) {
-		wm_proc *p = &t->procs[k];
-		if (!p->vanished)
-			continue;
-		int pi = lookup(t, p->ppid);
-		if (pi >= 0 && t->ents[pi].proc_idx >= 0) {
-			struct proc_priv *pp = &t->priv[t->ents[pi].proc_idx];
-			uint64_t owed = p->cpu_ticks + p->child_ticks;
-			pp->sub = owed > UINT64_MAX - pp->sub ? UINT64_MAX : pp->sub + owed;
-		}
-	}
+	for (size_t j = 0; j < n_vanished; j++)
+		owe_to_reaper(t, n_vanished, (size_t)t->vlist[j]);
 
 	for (size_t i = 0; i < t->n_ents; i++) {
 		struct scan_ent *e = &t->ents[i];
@@ -427,14 +469,14 @@ static void apply_scan(wm_proctree *t)
 }
 
 /* Steps 1-4 and the reservation: nothing in the table changes on failure. */
-static int prepare(wm_proctree *t)
+static int prepare(wm_proctree *t, int from)
 {
 	int rc = collect(t);
 	if (!rc)
 		rc = build_index(t);
 	if (rc)
 		return rc;
-	link_and_grow(t);
+	link_and_grow(t, from);
 	return reserve_new(t);
 }
 
@@ -442,7 +484,7 @@ int wm_proctree_scan(wm_proctree *t)
 {
 	if (!t)
 		return -EINVAL;
-	int rc = prepare(t);
+	int rc = prepare(t, -1);
 	if (rc)
 		return rc;
 	apply_scan(t);
@@ -482,7 +524,7 @@ int wm_proctree_add_root(wm_proctree *t, int pid, int count_own)
 	t->procs[k].count_own = count_own ? 1 : 0;
 
 	/* Its descendants that exist now are baselined too. */
-	rc = prepare(t);
+	rc = prepare(t, (int)k);
 	if (rc) {
 		t->n = k;   /* as if never added */
 		return rc;

@@ -1,8 +1,543 @@
-/* STUB — to be written */
+/* test_proctree.c — the measured set on fixture procfs trees (exact ticks),
+ * then on the real /proc with forked processes (against getrusage). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <setjmp.h>
 #include <cmocka.h>
-static void placeholder(void **state) { (void)state; }
-int main(void) { const struct CMUnitTest tests[] = { cmocka_unit_test(placeholder) }; return cmocka_run_group_tests(tests, NULL, NULL); }
+
+#include "fixture.h"
+#include "procs/proctree.h"
+#include "util.h"
+
+/* ---- fixture helpers ---- */
+
+struct fxp {
+	int pid, ppid;
+	const char *comm;
+	unsigned long long utime, stime;
+	long long cutime, cstime;
+	unsigned long long starttime, rss;
+};
+
+/* Writes root/<pid>/stat as the kernel prints it (52 fields). */
+static void put_proc(const char *root, struct fxp p)
+{
+	char rel[64];
+	int n = snprintf(rel, sizeof rel, "%d/stat", p.pid);
+	assert_true(n > 0 && (size_t)n < sizeof rel);
+	fx_writef(root, rel,
+		  "%d (%s) S %d %d %d 0 -1 4194560 100 0 0 0 %llu %llu %lld %lld 20 0 1 0 %llu "
+		  "1000000 %llu 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+		  p.pid, p.comm, p.ppid, p.pid, p.pid, p.utime, p.stime, p.cutime, p.cstime,
+		  p.starttime, p.rss);
+}
+
+static void put_cmdline(const char *root, int pid, const char *raw, size_t n)
+{
+	char path[4096];
+	int k = snprintf(path, sizeof path, "%s/%d/cmdline", root, pid);
+	assert_true(k > 0 && (size_t)k < sizeof path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(wm_write_all(fd, raw, n), 0);
+	close(fd);
+}
+
+static void drop_proc(const char *root, int pid)
+{
+	char path[4096];
+	int k = snprintf(path, sizeof path, "%s/%d", root, pid);
+	assert_true(k > 0 && (size_t)k < sizeof path);
+	fx_rmtree(path);
+}
+
+/* The newest table entry for pid (a reused pid has several). */
+static wm_proc *find(wm_proctree *t, int pid)
+{
+	wm_proc *found = NULL;
+	for (size_t i = 0; i < wm_proctree_count(t); i++) {
+		wm_proc *p = wm_proctree_get(t, i);
+		if (p->pid == pid)
+			found = p;
+	}
+	return found;
+}
+
+static size_t count_pid(wm_proctree *t, int pid)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < wm_proctree_count(t); i++)
+		if (wm_proctree_get(t, i)->pid == pid)
+			n++;
+	return n;
+}
+
+struct fx {
+	char root[4096];
+	int dfd;
+	wm_proctree *t;
+};
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	fx_mkdtemp(f->root, sizeof f->root);
+	/* the machine-wide files sit beside the pid dirs, as in /proc */
+	fx_write(f->root, "stat", "cpu  1 0 1 10 0 0 0 0 0 0\ncpu0 1 0 1 10 0 0 0 0 0 0\n");
+	fx_write(f->root, "meminfo", "MemTotal: 1000 kB\n");
+	fx_mkdir(f->root, "self");
+	f->dfd = fx_open_root(f->root);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	wm_proctree_free(f->t);
+	close(f->dfd);
+	fx_rmtree(f->root);
+	free(f);
+	return 0;
+}
+
+/* ---- (a) fixture trees ---- */
+
+/* Root and a child that exist at add time are baselined (their earlier CPU
+ * is not ours); unrelated processes are never tracked; deltas are exact; a
+ * child born later counts from zero, including what it already reaped. */
+static void set_and_deltas(void **state)
+{
+	struct fx *f = *state;
+	put_proc(f->root, (struct fxp){ 1, 0, "init", 500, 500, 0, 0, 1, 10 });
+	put_proc(f->root, (struct fxp){ 100, 1, "python", 50, 10, 0, 0, 1000, 100 });
+	put_proc(f->root, (struct fxp){ 101, 100, "worker", 30, 0, 0, 0, 1100, 20 });
+	put_proc(f->root, (struct fxp){ 200, 1, "sshd", 70, 7, 0, 0, 300, 30 });
+	put_proc(f->root, (struct fxp){ 201, 200, "bash", 5, 5, 0, 0, 400, 30 });
+	put_cmdline(f->root, 100, "python\0train.py\0", 16);
+
+	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 100, 1), 0);
+	assert_int_equal(wm_proctree_count(f->t), 2);
+	wm_proc *root = find(f->t, 100);
+	assert_non_null(root);
+	assert_true(root->is_root && root->count_own && root->alive);
+	assert_string_equal(root->cmdline, "python train.py");
+	assert_string_equal(root->comm, "python");
+	assert_int_equal(find(f->t, 101)->is_root, 0);
+	assert_null(find(f->t, 200));
+
+	/* interval 1: root +15, worker +5, a new child with 7 ticks that reaped 3 */
+	put_proc(f->root, (struct fxp){ 100, 1, "python", 60, 15, 0, 0, 1000, 200 });
+	put_proc(f->root, (struct fxp){ 101, 100, "worker", 35, 0, 0, 0, 1100, 20 });
+	put_proc(f->root, (struct fxp){ 102, 100, "new", 4, 3, 2, 1, 2000, 5 });
+	put_proc(f->root, (struct fxp){ 201, 200, "bash", 9, 9, 0, 0, 400, 30 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(wm_proctree_count(f->t), 3);
+	root = find(f->t, 100);
+	wm_proc *w = find(f->t, 101), *nw = find(f->t, 102);
+	assert_int_equal(root->d_cpu_ticks, 15);
+	assert_int_equal(root->d_tail_ticks, 0);
+	assert_int_equal(w->d_cpu_ticks, 5);
+	assert_int_equal(nw->d_cpu_ticks, 7);
+	assert_int_equal(nw->d_tail_ticks, 3);
+	assert_int_equal(nw->total_cpu_ticks, 10);
+	/* all three are new to the scans (the first two were entered at add) */
+	assert_true(root->is_new && w->is_new && nw->is_new);
+	assert_int_equal(nw->ppid, 100);
+	long pg = sysconf(_SC_PAGESIZE);
+	assert_int_equal(root->rss_bytes, 200 * (uint64_t)pg);
+	assert_int_equal(root->peak_rss_bytes, 200 * (uint64_t)pg);
+
+	/* interval 2: nothing new; rss falls, peak stays */
+	put_proc(f->root, (struct fxp){ 100, 1, "python", 61, 15, 0, 0, 1000, 50 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	root = find(f->t, 100);
+	assert_int_equal(root->d_cpu_ticks, 1);
+	assert_int_equal(root->total_cpu_ticks, 16);
+	assert_false(root->is_new || find(f->t, 101)->is_new || find(f->t, 102)->is_new);
+	assert_int_equal(find(f->t, 101)->d_cpu_ticks, 0);
+	assert_int_equal(root->rss_bytes, 50 * (uint64_t)pg);
+	assert_int_equal(root->peak_rss_bytes, 200 * (uint64_t)pg);
+	assert_int_equal(wm_proctree_count(f->t), 3);
+}
+
+/* Descendants are found whatever the listing order: a grandchild whose pid
+ * wrapped below its parent's, and a great-grandchild below that. */
+static void descendants_any_order(void **state)
+{
+	struct fx *f = *state;
+	put_proc(f->root, (struct fxp){ 500, 1, "root", 1, 1, 0, 0, 100, 1 });
+	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 500, 1), 0);
+	put_proc(f->root, (struct fxp){ 900, 500, "child", 3, 0, 0, 0, 200, 1 });
+	put_proc(f->root, (struct fxp){ 50, 900, "grandchild", 4, 0, 0, 0, 201, 1 });
+	put_proc(f->root, (struct fxp){ 20, 50, "ggchild", 5, 0, 0, 0, 202, 1 });
+	put_proc(f->root, (struct fxp){ 10, 20, "gggchild", 6, 0, 0, 0, 203, 1 });
+	put_proc(f->root, (struct fxp){ 30, 1, "other", 6, 0, 0, 0, 203, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(wm_proctree_count(f->t), 5);
+	assert_int_equal(find(f->t, 50)->d_cpu_ticks, 4);
+	assert_int_equal(find(f->t, 10)->d_cpu_ticks, 6);
+	assert_null(find(f->t, 30));
+}
+
+/* A child reaped between scans: the parent's cutime rise minus what we had
+ * already counted of the child is the tail; the child stays, alive=0. */
+static void vanished_child_tail(void **state)
+{
+	struct fx *f = *state;
+	put_proc(f->root, (struct fxp){ 100, 1, "sh", 10, 0, 0, 0, 1000, 1 });
+	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 100, 1), 0);
+	put_proc(f->root, (struct fxp){ 101, 100, "make", 30, 10, 5, 0, 1500, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	wm_proc *c = find(f->t, 101);
+	assert_int_equal(c->total_cpu_ticks, 45);   /* from zero: 40 own + 5 reaped */
+
+	/* the child ran 15 more ticks, then the shell reaped it: its cutime
+	 * gains 40+5 (seen) + 15 (unseen) = 60 */
+	drop_proc(f->root, 101);
+	put_proc(f->root, (struct fxp){ 100, 1, "sh", 10, 0, 50, 10, 1000, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	wm_proc *r = find(f->t, 100);
+	c = find(f->t, 101);
+	assert_int_equal(r->d_cpu_ticks, 0);
+	assert_int_equal(r->d_tail_ticks, 15);
+	assert_false(c->alive);
+	assert_true(c->vanished);
+	assert_int_equal(c->d_cpu_ticks, 0);
+	assert_int_equal(c->cpu_ticks, 40);            /* last seen, kept */
+	assert_int_equal(c->total_cpu_ticks, 45);
+	assert_int_equal(r->total_cpu_ticks + c->total_cpu_ticks, 60);
+
+	/* next scan: vanished is cleared, the entry stays */
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	c = find(f->t, 101);
+	assert_false(c->vanished);
+	assert_false(c->alive);
+	assert_int_equal(wm_proctree_count(f->t), 2);
+	assert_int_equal(find(f->t, 100)->d_tail_ticks, 0);
+}
+
+/* A wrapper and its worker both exit in the same interval: the worker's
+ * counted CPU reached the root through the wrapper's cutime and must not be
+ * counted twice. */
+static void vanished_chain_not_double_counted(void **state)
+{
+	struct fx *f = *state;
+	put_proc(f->root, (struct fxp){ 100, 1, "wattmeter", 1, 1, 0, 0, 1000, 1 });
+	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 100, 0), 0);
+	put_proc(f->root, (struct fxp){ 101, 100, "bash", 2, 0, 0, 0, 1100, 1 });
+	put_proc(f->root, (struct fxp){ 102, 101, "python", 500, 100, 0, 0, 1101, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	/* bash: 2 more ticks; python: 40 more; python reaped by bash, bash by us */
+	drop_proc(f->root, 101);
+	drop_proc(f->root, 102);
+	/* our cutime: bash 4 + bash's cutime (python 640) = 644; we also ran */
+	put_proc(f->root, (struct fxp){ 100, 1, "wattmeter", 9, 9, 644, 0, 1000, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	wm_proc *r = find(f->t, 100);
+	assert_int_equal(r->d_cpu_ticks, 0);   /* count_own=0 */
+	assert_int_equal(r->d_tail_ticks, 2 + 40);
+	uint64_t sum = 0;
+	for (size_t i = 0; i < wm_proctree_count(f->t); i++)
+		sum += wm_proctree_get(f->t, i)->total_cpu_ticks;
+	assert_int_equal(sum, 644);
+}
+
+/* Same pid, new starttime: a new process, a new entry; only tracked if its
+ * parent is. The old entry keeps its history. */
+static void pid_reuse(void **state)
+{
+	struct fx *f = *state;
+	put_proc(f->root, (struct fxp){ 100, 1, "root", 0, 0, 0, 0, 1000, 1 });
+	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 100, 1), 0);
+	put_proc(f->root, (struct fxp){ 101, 100, "a", 8, 0, 0, 0, 1500, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	/* 101 exits (no reaping recorded: say, SIGCHLD ignored) and the pid
+	 * comes back at once as another child of the root */
+	put_proc(f->root, (struct fxp){ 101, 100, "b", 3, 0, 0, 0, 1600, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(count_pid(f->t, 101), 2);
+	wm_proc *old = wm_proctree_get(f->t, 1), *nw = find(f->t, 101);
+	assert_int_equal(old->starttime_ticks, 1500);
+	assert_false(old->alive);
+	assert_true(old->vanished);
+	assert_int_equal(old->total_cpu_ticks, 8);
+	assert_int_equal(nw->starttime_ticks, 1600);
+	assert_true(nw->alive && nw->is_new);
+	assert_int_equal(nw->d_cpu_ticks, 3);
+	assert_string_equal(nw->comm, "b");
+
+	/* and again, by an unrelated process: not ours */
+	put_proc(f->root, (struct fxp){ 101, 1, "c", 3, 0, 0, 0, 1700, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(count_pid(f->t, 101), 2);
+	assert_false(find(f->t, 101)->alive);
+}
+
+/* Garbage in an unrelated process's stat does not fail the scan; a process
+ * of the set whose stat cannot be read or parsed counts as gone, not as an
+ * error; a process of the set that vanishes is not an error either. */
+static void malformed_and_vanished_ok(void **state)
+{
+	struct fx *f = *state;
+	put_proc(f->root, (struct fxp){ 100, 1, "root", 0, 0, 0, 0, 1000, 1 });
+	put_proc(f->root, (struct fxp){ 101, 100, "kid", 5, 0, 0, 0, 1001, 1 });
+	fx_write(f->root, "300/stat", "300 (broken S 1 2 3\n");
+	fx_write(f->root, "301/stat", "");
+	fx_mkdir(f->root, "302");   /* no stat at all */
+	fx_write(f->root, "303/stat", "999 (liar) S 100 1 1 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 5 1 1\n");
+	fx_write(f->root, "12abc/stat", "not a pid dir\n");
+	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 100, 1), 0);
+	assert_int_equal(wm_proctree_count(f->t), 2);
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(wm_proctree_count(f->t), 2);   /* 303 claims pid 999: ignored */
+
+	fx_write(f->root, "101/stat", "101 (kid) S 100 1 1");   /* truncated */
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_false(find(f->t, 101)->alive);
+	/* readable again with the same starttime: the same process, revived */
+	put_proc(f->root, (struct fxp){ 101, 100, "kid", 9, 0, 0, 0, 1001, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(count_pid(f->t, 101), 1);
+	assert_true(find(f->t, 101)->alive);
+	assert_int_equal(find(f->t, 101)->d_cpu_ticks, 4);
+
+	drop_proc(f->root, 100);
+	drop_proc(f->root, 101);
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_true(find(f->t, 100)->vanished);
+	assert_true(find(f->t, 101)->vanished);
+	assert_int_equal(wm_proctree_read_memory(f->t), 0);
+}
+
+/* A tracked child reparented (daemonised, ppid 1) stays measured; a root
+ * that does not exist is -ESRCH; adding a tracked process as a root keeps
+ * its entry. */
+static void roots_and_reparenting(void **state)
+{
+	struct fx *f = *state;
+	put_proc(f->root, (struct fxp){ 100, 1, "root", 0, 0, 0, 0, 1000, 1 });
+	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 4242, 1), -ESRCH);
+	assert_int_equal(wm_proctree_add_root(f->t, 100, 1), 0);
+	put_proc(f->root, (struct fxp){ 101, 100, "daemon", 1, 0, 0, 0, 1001, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	put_proc(f->root, (struct fxp){ 101, 1, "daemon", 6, 0, 0, 0, 1001, 1 });
+	put_proc(f->root, (struct fxp){ 102, 101, "dchild", 2, 0, 0, 0, 1002, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_true(find(f->t, 101)->alive);
+	assert_int_equal(find(f->t, 101)->d_cpu_ticks, 5);
+	assert_int_equal(find(f->t, 101)->ppid, 1);
+	assert_non_null(find(f->t, 102));
+
+	assert_int_equal(wm_proctree_add_root(f->t, 101, 0), 0);
+	assert_int_equal(count_pid(f->t, 101), 1);
+	assert_true(find(f->t, 101)->is_root);
+	assert_int_equal(find(f->t, 101)->count_own, 0);
+	put_proc(f->root, (struct fxp){ 101, 1, "daemon", 20, 0, 0, 0, 1001, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(find(f->t, 101)->d_cpu_ticks, 0);
+
+	/* a second root added between scans: its existing child is baselined */
+	put_proc(f->root, (struct fxp){ 700, 1, "other", 50, 0, 0, 0, 10, 1 });
+	put_proc(f->root, (struct fxp){ 701, 700, "otherkid", 70, 0, 0, 0, 11, 1 });
+	assert_int_equal(wm_proctree_add_root(f->t, 700, 1), 0);
+	put_proc(f->root, (struct fxp){ 701, 700, "otherkid", 72, 0, 0, 0, 11, 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(find(f->t, 701)->d_cpu_ticks, 2);
+	assert_int_equal(find(f->t, 700)->d_cpu_ticks, 0);
+}
+
+/* The memory tier: smaps_rollup where readable, have_pss untouched where not. */
+static void memory_tier(void **state)
+{
+	struct fx *f = *state;
+	put_proc(f->root, (struct fxp){ 100, 1, "root", 0, 0, 0, 0, 1000, 1 });
+	put_proc(f->root, (struct fxp){ 101, 100, "kid", 0, 0, 0, 0, 1001, 1 });
+	fx_write(f->root, "100/smaps_rollup", "0-1 ---p 0 00:00 0 [rollup]\nRss: 40 kB\nPss: 30 kB\n"
+						"Private_Clean: 1 kB\nPrivate_Dirty: 2 kB\n");
+	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 100, 1), 0);
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(wm_proctree_read_memory(f->t), 0);
+	wm_proc *r = find(f->t, 100), *k = find(f->t, 101);
+	assert_true(r->have_pss);
+	assert_int_equal(r->pss_bytes, 30 * 1024);
+	assert_int_equal(r->uss_bytes, 3 * 1024);
+	assert_false(k->have_pss);
+	/* unreadable later (EACCES in real life, gone here): keep the last value */
+	fx_unlink(f->root, "100/smaps_rollup");
+	assert_int_equal(wm_proctree_read_memory(f->t), 0);
+	assert_true(r->have_pss);
+	assert_int_equal(r->pss_bytes, 30 * 1024);
+}
+
+/* ---- (b) real processes ---- */
+
+static uint64_t rusage_children_ticks(void)
+{
+	struct rusage ru;
+	assert_int_equal(getrusage(RUSAGE_CHILDREN, &ru), 0);
+	long hz = sysconf(_SC_CLK_TCK);
+	uint64_t us = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
+		      (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+	return us * (uint64_t)hz / 1000000u;
+}
+
+static void burn_cpu(double seconds)
+{
+	struct timespec ts;
+	volatile uint64_t x = 0;
+	do {
+		for (int i = 0; i < 100000; i++)
+			x += (uint64_t)i;
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	} while ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9 < seconds);
+}
+
+static void read_byte(int fd)
+{
+	char c;
+	ssize_t n;
+	do
+		n = read(fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	assert_int_equal(n, 1);
+}
+
+/* We (count_own=0, as the CLI) fork a child that forks a grandchild burning
+ * ~0.3 s; the child burns ~0.1 s after reaping it. The tree sees both while
+ * they live, and what it counts for the set equals what the kernel reports
+ * for our reaped children. */
+static void real_fork_tree(void **state)
+{
+	(void)state;
+	int dfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		skip();
+	wm_proctree *t = NULL;
+	assert_int_equal(wm_proctree_new(dfd, &t), 0);
+	assert_int_equal(wm_proctree_add_root(t, getpid(), 0), 0);
+	assert_int_equal(wm_proctree_count(t), 1);
+	uint64_t before = rusage_children_ticks();
+
+	int ready[2], go[2];
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		pid_t gc = fork();
+		if (gc < 0)
+			_exit(1);
+		if (gc == 0) {
+			char c = 'r';
+			if (write(ready[1], &c, 1) != 1)
+				_exit(1);
+			if (read(go[0], &c, 1) != 1)
+				_exit(1);
+			burn_cpu(0.3);
+			_exit(0);
+		}
+		int st;
+		while (waitpid(gc, &st, 0) < 0 && errno == EINTR)
+			;
+		burn_cpu(0.1);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	read_byte(ready[0]);   /* the grandchild runs */
+
+	assert_int_equal(wm_proctree_scan(t), 0);
+	wm_proc *c = find(t, child);
+	assert_non_null(c);
+	assert_true(c->alive && c->is_new);
+	assert_int_equal(c->ppid, getpid());
+	wm_proc *g = NULL;
+	for (size_t i = 0; i < wm_proctree_count(t); i++)
+		if (wm_proctree_get(t, i)->ppid == child)
+			g = wm_proctree_get(t, i);
+	assert_non_null(g);
+	assert_true(g->alive);
+	int gpid = g->pid;
+
+	assert_int_equal(write(go[1], "g", 1), 1);
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(wm_proctree_scan(t), 0);
+	close(ready[0]);
+	close(go[1]);
+
+	uint64_t kernel = rusage_children_ticks() - before;
+	uint64_t sum = 0;
+	for (size_t i = 0; i < wm_proctree_count(t); i++)
+		sum += wm_proctree_get(t, i)->total_cpu_ticks;
+	assert_true(find(t, child)->vanished);
+	assert_true(find(t, gpid)->vanished);
+	print_message("set %llu ticks, kernel (RUSAGE_CHILDREN) %llu ticks\n",
+		      (unsigned long long)sum, (unsigned long long)kernel);
+	long hz = sysconf(_SC_CLK_TCK);
+	assert_true(kernel >= (uint64_t)(0.35 * (double)hz));
+	/* tick rounding in /proc (truncation per field) vs microseconds in rusage */
+	uint64_t diff = sum > kernel ? sum - kernel : kernel - sum;
+	assert_true(diff <= 3);
+
+	/* Scan cost on this machine's real /proc, for the record. */
+	uint64_t t0 = wm_now_mono_ns();
+	const int rounds = 50;
+	for (int i = 0; i < rounds; i++)
+		assert_int_equal(wm_proctree_scan(t), 0);
+	uint64_t dt = wm_now_mono_ns() - t0;
+	int n_pids = 0;
+	DIR *d = opendir("/proc");
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
+				n_pids++;
+		closedir(d);
+	}
+	print_message("scan: %.1f us per scan, %d pids in /proc\n",
+		      (double)dt / rounds / 1000.0, n_pids);
+
+	wm_proctree_free(t);
+	close(dfd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(set_and_deltas, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(descendants_any_order, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(vanished_child_tail, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(vanished_chain_not_double_counted, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(pid_reuse, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(malformed_and_vanished_ok, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(roots_and_reparenting, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(memory_tier, fx_setup, fx_teardown),
+		cmocka_unit_test(real_fork_tree),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -717,6 +717,32 @@ static void min_wrap_time_is_over_counted_readable_zones_only(void **state)
 	assert_float_equal(wm_rapl_min_wrap_s(NULL, 100), 0, 0);
 }
 
+static int count_open_fds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 4096; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			n++;
+	return n;
+}
+
+static void probe_and_free_leave_no_fd_open(void **state)
+{
+	tstate *t = *state;
+	fx_rapl_zone(t->root, MSR, "intel-rapl:0", "package-0", 1, PKG_RANGE);
+	fx_rapl_zone(t->root, MSR, "intel-rapl:0:0", "dram", 1, DRAM_RANGE);
+	fx_rapl_zone(t->root, MSR, "intel-rapl:1", "package-1", -1, PKG_RANGE);
+	t->fd = fx_open_root(t->root);
+	int before = count_open_fds();
+	wm_rapl *r = probe(t);
+	/* one kept fd per readable zone, nothing else (the listing fds are closed) */
+	assert_int_equal(count_open_fds(), before + 2);
+	assert_int_equal(r->n_zones, 3);
+	wm_rapl_free(r);
+	t->r = NULL;
+	assert_int_equal(count_open_fds(), before);
+}
+
 static void domain_names_and_free_null(void **state)
 {
 	(void)state;
@@ -774,6 +800,7 @@ int main(void)
 		T(counter_across_max_energy_range_gives_the_exact_total),
 		T(unreadable_range_keeps_the_zone_and_backwards_counts_as_reset),
 		T(min_wrap_time_is_over_counted_readable_zones_only),
+		T(probe_and_free_leave_no_fd_open),
 		T(domain_names_and_free_null),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -327,7 +327,8 @@ static void test_modeled(void **state)
 	(void)state;
 	char root[4096], dir[4200];
 	fx_mkdtemp(root, sizeof root);
-	char *meta = meta_json(1, DEVICES_MODELED, SENSORS_MODELED, END_FIELDS);
+	char *meta = meta_json(1, DEVICES_MODELED, SENSORS_MODELED,
+			       END_FIELDS ",\"warnings\":[\"counters are root-only\\u001b\",7]");
 	const char *lines[] = {
 		"{\"t_s\":0,\"energy_j\":{\"cpu\":0},\"cpu_util\":0,\"self_cpu_s\":0}",
 		"{\"t_s\":1,\"energy_j\":{\"cpu\":3.5},\"power_w\":{\"cpu\":3.5},\"cpu_util\":0.5,"
@@ -348,6 +349,7 @@ static void test_modeled(void **state)
 	assert_non_null(strstr(t, "wattmeter sensors"));
 	assert_non_null(strstr(t, "rapl-powercap permission denied"));
 	assert_non_null(strstr(t, "sudo chmod o+r"));
+	assert_non_null(strstr(t, "  warning: counters are root-only?\n"));
 	free(t);
 
 	json_decref(j);
