@@ -79,6 +79,7 @@ struct wm_meter {
 	uint64_t ticks;
 	wm_cpu_times last_ct;
 	int have_last_ct;
+	double last_util;           /* held while /proc/stat shows no new tick */
 	double energy_j[N_DEV];
 	double power_w[N_DEV];
 	double power_smooth_w[N_DEV];
@@ -366,8 +367,13 @@ static double read_cpu_util(wm_meter *m, double dt_s, wm_cpu_times *ct_out)
 	double util = NAN;
 	wm_cpu_times ct;
 	if (!m->have_sysstat || wm_sysstat_read_cpu(&m->sysstat, &ct) < 0) {
-		memset(ct_out, 0, sizeof *ct_out);
-		return util;
+		/* Unreadable this time: keep the last reading, so the model goes on
+		 * at the last utilisation and no interval is dropped. */
+		if (!m->have_last_ct) {
+			memset(ct_out, 0, sizeof *ct_out);
+			return util;
+		}
+		ct = m->last_ct;
 	}
 	if (m->have_last_ct && ct.total_ticks > m->last_ct.total_ticks) {
 		uint64_t dbusy = ct.busy_ticks >= m->last_ct.busy_ticks ? ct.busy_ticks - m->last_ct.busy_ticks : 0;
@@ -378,9 +384,11 @@ static double read_cpu_util(wm_meter *m, double dt_s, wm_cpu_times *ct_out)
 	if (m->dev_modeled[DEV_CPU] && m->have_last_ct && dt_s > 0) {
 		/* /proc/stat moves in whole ticks (10 ms): at high rates an interval
 		 * can see no tick at all; hold the last utilisation then. */
-		double u = isfinite(util) ? util : 0.0;
+		double u = isfinite(util) ? util : m->last_util;
 		m->energy_j[DEV_CPU] += wm_cpu_model_power_w(&m->model, u) * dt_s;
 	}
+	if (isfinite(util))
+		m->last_util = util;
 	m->last_ct = ct;
 	m->have_last_ct = 1;
 	*ct_out = ct;

@@ -333,7 +333,7 @@ static void cmdline_format(void **state)
 	(void)state;
 	char out[64];
 	const char raw[] = "python3\0train.py\0--lr\0001e-3\0";
-	assert_int_equal(wm_format_cmdline(raw, sizeof raw - 1, out, sizeof out), 29);
+	assert_int_equal(wm_format_cmdline(raw, sizeof raw - 1, out, sizeof out), 26);
 	assert_string_equal(out, "python3 train.py --lr 1e-3");
 	/* several trailing NULs (rewritten argv), control bytes */
 	const char raw2[] = "a\tb\0c\x1b\0\0\0";

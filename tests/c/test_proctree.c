@@ -358,7 +358,9 @@ static void roots_and_reparenting(void **state)
 	assert_int_equal(wm_proctree_scan(f->t), 0);
 	assert_int_equal(find(f->t, 101)->d_cpu_ticks, 0);
 
-	/* a second root added between scans: its existing child is baselined */
+	/* a second root added between scans: its existing child is baselined,
+	 * while a child the first root started since the last scan is not */
+	put_proc(f->root, (struct fxp){ 103, 100, "late", 9, 0, 0, 0, 1003, 1 });
 	put_proc(f->root, (struct fxp){ 700, 1, "other", 50, 0, 0, 0, 10, 1 });
 	put_proc(f->root, (struct fxp){ 701, 700, "otherkid", 70, 0, 0, 0, 11, 1 });
 	assert_int_equal(wm_proctree_add_root(f->t, 700, 1), 0);
@@ -366,6 +368,8 @@ static void roots_and_reparenting(void **state)
 	assert_int_equal(wm_proctree_scan(f->t), 0);
 	assert_int_equal(find(f->t, 701)->d_cpu_ticks, 2);
 	assert_int_equal(find(f->t, 700)->d_cpu_ticks, 0);
+	assert_int_equal(find(f->t, 103)->d_cpu_ticks, 9);
+	assert_true(find(f->t, 103)->is_new);
 }
 
 /* The memory tier: smaps_rollup where readable, have_pss untouched where not. */
