@@ -21,6 +21,10 @@ static void check_terminated(const char *s, size_t cap, size_t len)
 		abort();
 }
 
+/* Output sizes for the cmdline formatter, the tiny ones included: the "..."
+ * and UTF-8 backing-off paths differ by size. */
+static const size_t cmdline_caps[] = { 1, 2, 3, 4, 5, 8, 17, 64, 512 };
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size == 0)
@@ -54,15 +58,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 3: {
-		/* Several output sizes, the tiny ones included: the "..." and
-		 * UTF-8 backing-off paths differ by size. */
-		static const size_t caps[] = { 1, 2, 3, 4, 5, 8, 17, 64, 512 };
-		for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
-			char *out = malloc(caps[i]);
+		for (size_t i = 0; i < sizeof cmdline_caps / sizeof cmdline_caps[0]; i++) {
+			const size_t cap = cmdline_caps[i];
+			char *out = malloc(cap);
 			if (!out)
 				break;
-			size_t len = wm_format_cmdline((const char *)data, size, out, caps[i]);
-			check_terminated(out, caps[i], len);
+			size_t len = wm_format_cmdline((const char *)data, size, out, cap);
+			check_terminated(out, cap, len);
 			free(out);
 		}
 		break;

@@ -37,7 +37,9 @@ void wm_recorder_close(wm_recorder *r);   /* harmless twice */
 typedef struct wm_recording wm_recording;
 
 /* Reads DIR/meta.json and DIR/samples.jsonl. Returns 0 or -errno with a
- * message naming the file, the line and what to do. */
+ * message naming the file, the line and what to do: -ENOENT for a missing
+ * folder, meta.json or samples.jsonl; -ENOTSUP for a newer schema version;
+ * -EBADMSG for damaged data (a malformed line other than a cut last one). */
 int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t errlen);
 void wm_recording_free(wm_recording *r);
 

@@ -38,7 +38,7 @@ struct wm_rec_sensor {
 struct wm_rec_proc {
 	int64_t pid;
 	char *cmdline;       /* from new_procs; NULL if never given */
-	char *comm;          /* from procs; NULL if never given */
+	char *comm;          /* latest from procs; NULL if never given */
 	double *energy_j;    /* [n_devs] last cumulative attributed energy seen */
 	bool *energy_seen;   /* [n_devs] */
 	double cpu_s;        /* sum of procs[].cpu_s */

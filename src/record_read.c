@@ -374,9 +374,15 @@ static int take_procs(struct wm_recording *r, const json_t *arr)
 			p->cpu_s += d;
 		if (get_u64(json_object_get(o, "rss_bytes"), &u) && u > p->peak_rss_bytes)
 			p->peak_rss_bytes = u;
-		const json_t *comm = json_object_get(o, "comm");
-		if (!p->comm && json_is_string(comm) && !(p->comm = strdup(json_string_value(comm))))
-			return -ENOMEM;
+		/* the latest comm: a forked child shows its parent's until it execs */
+		const char *comm = json_string_value(json_object_get(o, "comm"));
+		if (comm && (!p->comm || strcmp(p->comm, comm) != 0)) {
+			char *c = strdup(comm);
+			if (!c)
+				return -ENOMEM;
+			free(p->comm);
+			p->comm = c;
+		}
 		const json_t *e = json_object_get(o, "energy_j");
 		if (!json_is_object(e))
 			continue;

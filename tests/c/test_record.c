@@ -161,7 +161,7 @@ static const char *const RUN[] = {
 	"\"attributed_j\":{\"cpu\":2,\"dram\":0.125},\"mem_used_bytes\":4200000000,"
 	"\"procs\":[{\"pid\":4242,\"ppid\":4241,\"comm\":\"python3\",\"alive\":true,\"cpu_s\":0.75,"
 	"\"rss_bytes\":81920000,\"energy_j\":{\"cpu\":1.5,\"dram\":0.125}},"
-	"{\"pid\":4300,\"ppid\":4242,\"comm\":\"worker\",\"alive\":true,\"cpu_s\":0.25,"
+	"{\"pid\":4300,\"ppid\":4242,\"comm\":\"python3\",\"alive\":true,\"cpu_s\":0.25,"
 	"\"rss_bytes\":1000,\"energy_j\":{\"cpu\":0.5,\"dram\":0}}],"
 	"\"new_procs\":[{\"pid\":4242,\"ppid\":4241,\"cmdline\":\"python3 train.py\"}],"
 	"\"future_key\":{\"ignored\":[1,2,3]}}",
@@ -293,7 +293,7 @@ static void test_processes(void **state)
 
 	p = json_object_get(procs, "4300");
 	assert_non_null(p);
-	assert_string_equal(str(p, "cmdline", NULL), "worker"); /* no new_procs entry: comm */
+	assert_string_equal(str(p, "cmdline", NULL), "worker"); /* no new_procs: latest comm (after exec) */
 	assert_true(num(p, "energy_j", "cpu") == 2);
 	assert_true(num(p, "cpu_s", NULL) == 0.75);
 	assert_true(num(p, "peak_rss_bytes", NULL) == 1000);

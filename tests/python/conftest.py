@@ -142,3 +142,22 @@ def kill_quietly(pid: int, sig: int = 9) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+@pytest.fixture
+def world_dir(wm):
+    """A folder any user can enter, holding a copy of the wattmeter executable
+    (tmp_path and /root are 0700, so an unprivileged user can reach neither).
+    Skips unless we are root, since only root can run a command as nobody."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the CLI as user nobody")
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="wattmeter-test-", dir="/tmp"))
+    d.chmod(0o755)
+    shutil.copy2(wm, d / "wattmeter")
+    (d / "wattmeter").chmod(0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,278 @@
+"""The Python front: Meter as a context manager, a decorator and with
+start()/stop(); Results and load(); measured children; fork safety."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+
+import pytest
+
+import wattmeter
+from conftest import FAST, read_meta, read_sample_lines, report_json, run_wm
+
+FASTKW = dict(period=0.05, proc_period=0.2)
+
+
+def burn_cpu(cpu_s: float) -> None:
+    """A fixed amount of CPU time, however loaded the machine is."""
+    end = time.process_time() + cpu_s
+    while time.process_time() < end:
+        pass
+
+
+def burn_wall(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def is_monotonic(xs) -> bool:
+    return all(b >= a for a, b in zip(xs, xs[1:]))
+
+
+# ---- the three ways to use a Meter --------------------------------------------------
+
+
+def test_context_manager_records_and_returns_results(tmp_path):
+    out = tmp_path / "rec"
+    with wattmeter.Meter(str(out), **FASTKW) as m:
+        assert m.running
+        burn_wall(0.5)
+        snap = m.snapshot()
+        assert isinstance(snap, dict)
+    assert not m.running
+    r = m.results
+    assert isinstance(r, wattmeter.Results)
+    assert r.dir == str(out) == m.dir
+    assert r.complete is True and r.truncated is False
+    assert 0.4 < r.duration_s < 3.0
+    assert {"cpu", "cpu_attributed"} <= set(r.energy_j)
+    assert set(r.method) == set(r.energy_j)
+    assert set(r.method.values()) <= {"measured", "modeled"}
+    assert r.energy_j["cpu"] > 0 and r.energy_j["cpu_attributed"] > 0
+    assert str(os.getpid()) in r.processes  # this process is measured
+    meta = read_meta(out)
+    assert meta["complete"] is True and meta["exit_status"] is None
+
+
+def test_decorator_makes_one_recording_per_call(tmp_path):
+    out = tmp_path / "step"
+    meter = wattmeter.Meter(str(out), **FASTKW)
+
+    @meter
+    def step(x):
+        burn_wall(0.2)
+        return x * 2
+
+    assert step(1) == 2
+    first = meter.dir
+    assert step(2) == 4
+    second = meter.dir
+    assert first != second
+    for d in (first, second):
+        assert read_meta(d)["complete"] is True
+        assert wattmeter.load(d).energy_j["cpu"] > 0
+
+
+def test_decorator_without_output_dir_uses_new_timestamped_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    @wattmeter.Meter(**FASTKW)
+    def step():
+        burn_wall(0.1)
+
+    step()
+    step()
+    runs = sorted(os.listdir(tmp_path / "wattmeter-runs"))
+    assert len(runs) == 2
+    for d in runs:
+        assert read_meta(tmp_path / "wattmeter-runs" / d)["complete"] is True
+
+
+def test_start_stop(tmp_path):
+    m = wattmeter.Meter(str(tmp_path / "rec"), **FASTKW).start()
+    with pytest.raises(RuntimeError):
+        m.start()  # already running
+    burn_wall(0.3)
+    r = m.stop()
+    assert r is m.results
+    assert r.energy_j["cpu"] > 0
+    with pytest.raises(RuntimeError):
+        m.stop()  # not running
+
+
+def test_to_pandas_is_indexed_by_time_with_cumulative_energy(tmp_path):
+    pytest.importorskip("pandas")
+    with wattmeter.Meter(str(tmp_path / "rec"), **FASTKW) as m:
+        burn_wall(0.6)
+    df = m.results.to_pandas()
+    assert df.index.name == "t_s"
+    assert len(df) >= 8
+    assert df.index.is_monotonic_increasing
+    assert "energy_j.cpu" in df.columns and "power_w.cpu" in df.columns
+    assert df["energy_j.cpu"].is_monotonic_increasing  # non-decreasing
+    assert df["energy_j.cpu"].iloc[0] == 0
+    assert df["energy_j.cpu"].iloc[-1] == pytest.approx(m.results.energy_j["cpu"], rel=1e-6)
+    assert df.attrs["method"] == m.results.method
+
+
+def test_meter_on_a_fake_rapl_tree_measures_known_energy(fake_rapl, tmp_path):
+    fake = fake_rapl("intel-2pkg")
+    with wattmeter.Meter(str(tmp_path / "rec"), sysfs_root=fake.root, **FASTKW) as m:
+        time.sleep(1.5)
+    r = m.results
+    assert r.method["cpu"] == r.method["dram"] == r.method["psys"] == "measured"
+    assert not r.modeled
+    for dev, w in fake.device_rates_w().items():
+        assert r.energy_j[dev] == pytest.approx(w * r.duration_s, rel=0.02), dev
+
+
+# ---- children --------------------------------------------------------------------
+
+
+def test_multiprocessing_child_is_attributed_to_the_measured_set(tmp_path):
+    ctx = mp.get_context("fork")
+    with wattmeter.Meter(str(tmp_path / "rec"), **FASTKW) as m:
+        child = ctx.Process(target=burn_cpu, args=(1.0,))
+        child.start()
+        child.join()
+        time.sleep(0.3)
+    assert child.exitcode == 0
+    r = m.results
+    assert str(child.pid) in r.processes, sorted(r.processes)
+    p = r.processes[str(child.pid)]
+    assert p["cpu_s"] == pytest.approx(1.0, abs=0.15)
+    assert p["energy_j"]["cpu"] > 0
+    assert p["energy_j"]["cpu"] <= r.energy_j["cpu_attributed"] + 1e-6
+
+
+def test_forked_children_never_write_to_the_recording(tmp_path):
+    """A child that leaves with os._exit(0) and one that leaves with
+    sys.exit() (running atexit handlers, finalizers and the with-block's
+    __exit__) both outlive several samples; the recording still has one
+    baseline, well-formed increasing lines, a complete meta.json, nothing else."""
+    out = tmp_path / "rec"
+    rfd, wfd = os.pipe()
+    with wattmeter.Meter(str(out), period=0.02, proc_period=0.1) as m:
+        burn_wall(0.2)
+        a = os.fork()
+        if a == 0:
+            time.sleep(0.3)
+            os._exit(0)
+        b = os.fork()
+        if b == 0:
+            os.close(rfd)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # keep pytest's output clean
+            import atexit
+            atexit.register(os.write, wfd, b"atexit ran\n")
+            time.sleep(0.3)
+            sys.exit(0)
+        os.close(wfd)
+        _, sa = os.waitpid(a, 0)
+        _, sb = os.waitpid(b, 0)
+        atexit_out = os.read(rfd, 100)
+        os.close(rfd)
+        burn_wall(0.2)
+    assert os.waitstatus_to_exitcode(sa) == 0
+    assert atexit_out == b"atexit ran\n"  # the second child really went through sys.exit
+    time.sleep(0.2)  # anything a stray child might still write
+
+    assert sorted(os.listdir(out)) == ["meta.json", "samples.jsonl"]
+    raw = (out / "samples.jsonl").read_bytes()
+    assert raw.endswith(b"\n")
+    lines = read_sample_lines(out)
+    samples = [json.loads(line) for line in lines]  # every line is whole JSON
+    ts = [x["t_s"] for x in samples]
+    assert all(b > a for a, b in zip(ts, ts[1:])), "t_s not strictly increasing: duplicated or interleaved lines"
+    baselines = [x for x in samples if x["t_s"] == ts[0]]
+    assert len(baselines) == 1
+    assert all(v == 0 for v in samples[0]["energy_j"].values())
+    assert sum(1 for x in samples if all(v == 0 for v in x["energy_j"].values())) == 1
+    assert len(samples) > 20
+    meta = read_meta(out)
+    assert meta["complete"] is True
+    assert meta["self"]["samples"] in (len(samples), len(samples) - 1)
+    assert m.results.complete is True and m.results.truncated is False
+
+
+def test_baseline_line_has_t_s_zero(tmp_path):
+    """docs/recording.md: "The first line (t_s = 0) is the baseline: every
+    energy is 0" — exactly one such line."""
+    out = tmp_path / "rec"
+    with wattmeter.Meter(str(out), **FASTKW):
+        burn_wall(0.3)
+    samples = [json.loads(line) for line in read_sample_lines(out)]
+    assert samples[0]["t_s"] == 0, f"baseline t_s is {samples[0]['t_s']}, not 0"
+    assert sum(1 for x in samples if x["t_s"] == 0) == 1
+    assert all(v == 0 for v in samples[0]["energy_j"].values())
+
+
+def test_forked_child_leaving_the_with_block_exits_cleanly(tmp_path):
+    """A child forked inside a Meter block that finishes with sys.exit(0)
+    unwinds the block (Meter.__exit__) in the child. The header promises every
+    call in a forked child is a no-op, so the child must exit 0, quietly."""
+    errfile = tmp_path / "child-stderr"
+    with wattmeter.Meter(str(tmp_path / "rec"), **FASTKW):
+        pid = os.fork()
+        if pid == 0:
+            fd = os.open(str(errfile), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(fd, 2)
+            sys.exit(0)
+        _, status = os.waitpid(pid, 0)
+    err = errfile.read_text()
+    assert os.waitstatus_to_exitcode(status) == 0, f"child exited {os.waitstatus_to_exitcode(status)}: {err}"
+    assert "Traceback" not in err, err
+
+
+# ---- errors, sensors, load ----------------------------------------------------------
+
+
+def test_meter_on_an_existing_recording_raises_oserror_naming_it(tmp_path):
+    out = tmp_path / "rec"
+    with wattmeter.Meter(str(out), **FASTKW):
+        pass
+    before = (out / "samples.jsonl").read_bytes()
+    m = wattmeter.Meter(str(out))
+    with pytest.raises(OSError) as e:
+        m.start()
+    assert str(out) in str(e.value)
+    assert not m.running
+    assert (out / "samples.jsonl").read_bytes() == before
+
+
+def test_meter_under_a_regular_file_raises_oserror(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError) as e:
+        wattmeter.Meter(str(tmp_path / "file" / "sub")).start()
+    assert str(tmp_path / "file" / "sub") in str(e.value)
+
+
+def test_sensors_returns_a_dict_of_sources(tmp_path):
+    s = wattmeter.sensors()
+    assert isinstance(s, dict)
+    names = {x["name"] for x in s["sensors"]}
+    assert {"rapl-powercap", "cpu-model", "procfs"} <= names
+    for x in s["sensors"]:
+        assert x["state"] in ("ok", "absent", "permission denied", "modeled", "error", "unused")
+
+
+def test_load_of_a_cli_recording_equals_report_json(tmp_path):
+    out = tmp_path / "rec"
+    p = run_wm(["run", "-q", "-o", str(out), *FAST, "--", "sleep", "0.5"])
+    assert p.returncode == 0
+    r = wattmeter.load(str(out))
+    s = report_json(out)
+    assert r.summary == s
+    assert r.energy_j == s["energy_j"] and r.method == s["method"]
+    assert r.duration_s == s["duration_s"] and r.processes == s["processes"]
+    assert r.report() == run_wm(["report", str(out)]).stdout
+
+
+def test_load_of_a_missing_folder_raises_oserror(tmp_path):
+    with pytest.raises(OSError) as e:
+        wattmeter.load(str(tmp_path / "nothing"))
+    assert "nothing" in str(e.value)
