@@ -44,11 +44,47 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workload import burn_until  # noqa: E402
 
 
-def cpu() -> dict:
+TCK = os.sysconf("SC_CLK_TCK")
+
+
+def live_descendants(exclude=()) -> tuple:
+    """CPU seconds (10 ms ticks) and RSS of this process's live descendants:
+    helper processes a tool started and has not reaped yet."""
+    seen, todo, cpu_s, rss_kb = set(), [os.getpid()], 0.0, 0
+    while todo:
+        pid = todo.pop()
+        try:
+            kids = []
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    kids += [int(x) for x in f.read().split()]
+        except OSError:
+            continue
+        for k in kids:
+            if k in seen or k in exclude:
+                continue
+            seen.add(k)
+            todo.append(k)
+            try:
+                with open(f"/proc/{k}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                cpu_s += (int(fields[11]) + int(fields[12])) / TCK
+                with open(f"/proc/{k}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            rss_kb += int(line.split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    return cpu_s, rss_kb, len(seen)
+
+
+def cpu(exclude=()) -> dict:
     s = resource.getrusage(resource.RUSAGE_SELF)
     c = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"self": s.ru_utime + s.ru_stime, "children": c.ru_utime + c.ru_stime,
-            "self_maxrss_kb": s.ru_maxrss}
+    live, live_rss, n_live = live_descendants(exclude)
+    return {"self": s.ru_utime + s.ru_stime, "children": c.ru_utime + c.ru_stime, "live": live,
+            "total": s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime + live,
+            "self_maxrss_kb": s.ru_maxrss, "live_rss_kb": live_rss, "n_live": n_live}
 
 
 class Tool:
@@ -64,24 +100,18 @@ class NoTool(Tool):
 class WattmeterPy(Tool):
     def __init__(self, period: float, tmp: str) -> None:
         import wattmeter
-        self.m = wattmeter.Meter(os.path.join(tmp, "wm"), period=period, proc_period=period)
+        self.dir = os.path.join(tmp, "wm")
+        self.m = wattmeter.Meter(self.dir, period=period, proc_period=period)
 
     def start(self) -> None:
         self.m.start()
 
     def stop(self) -> dict:
-        r = self.m.stop()
-        meta = json.load(open(os.path.join(self.m.output_dir if hasattr(self.m, "output_dir") else "",
-                                           "meta.json"))) if hasattr(self.m, "output_dir") else None
-        out = {}
-        try:
-            out["self_cpu_s"] = r.self_cpu_s if hasattr(r, "self_cpu_s") else None
-        except Exception:
-            pass
-        if meta:
-            out["self_cpu_s"] = meta["self"]["cpu_s"]
-            out["samples"] = meta["self"]["samples"]
-        return out
+        self.m.stop()
+        with open(os.path.join(self.dir, "meta.json")) as f:
+            meta = json.load(f)
+        return {"self_cpu_s": meta["self"]["cpu_s"], "samples": meta["self"]["samples"],
+                "cpu_method": {d["name"]: d["method"] for d in meta["devices"]}.get("cpu")}
 
 
 class CodeCarbon(Tool):
@@ -96,9 +126,7 @@ class CodeCarbon(Tool):
 
     def stop(self) -> dict:
         e = self.t.stop()
-        d = self.t.final_emissions_data
-        return {"emissions_kg": e, "cpu_energy_kwh": getattr(d, "cpu_energy", None),
-                "cpu_power_w": getattr(d, "cpu_power", None)}
+        return {"emissions_kg": e}
 
 
 class Zeus(Tool):
@@ -185,6 +213,8 @@ def main() -> None:
             finally:
                 os._exit(0)
         pids.append(pid)
+    time.sleep(min(1.0, a.seconds / 2))
+    ph["working"] = cpu(exclude=set(pids))  # helpers' RSS while they run
     workers_cpu = 0.0
     for pid in pids:
         _, _, ru = os.wait4(pid, 0)

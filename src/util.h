@@ -43,8 +43,10 @@ int wm_err(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__
 
 /* ---- I/O ----------------------------------------------------------------- */
 /* pread the whole small file on fd from offset 0 into buf (size bytes incl. the
- * NUL). Returns bytes read (>= 0), -EOVERFLOW if the file did not fit, or
- * -errno. buf is always NUL-terminated on success. EINTR is retried. */
+ * NUL) with one system call: a short read is the end of the file, as it is
+ * for sysfs attributes, procfs seq files and regular files. Returns bytes
+ * read (>= 0), -EOVERFLOW if the file did not fit, or -errno. buf is always
+ * NUL-terminated. EINTR is retried. */
 ssize_t wm_pread_all(int fd, char *buf, size_t size);
 /* openat(dirfd, path, O_RDONLY|O_CLOEXEC) then wm_pread_all, then close. */
 ssize_t wm_read_file_at(int dirfd, const char *path, char *buf, size_t size);

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import sys
+import subprocess
+import textwrap
 import time
 
 import pytest
 
 import wattmeter
-from conftest import FAST, read_meta, read_sample_lines, report_json, run_wm
+from conftest import FAST, PY, read_meta, read_sample_lines, report_json, run_wm
 
 FASTKW = dict(period=0.05, proc_period=0.2)
 
@@ -150,53 +151,88 @@ def test_multiprocessing_child_is_attributed_to_the_measured_set(tmp_path):
     assert p["energy_j"]["cpu"] <= r.energy_j["cpu_attributed"] + 1e-6
 
 
-def test_forked_children_never_write_to_the_recording(tmp_path):
+FORK_SCRIPT = textwrap.dedent("""
+    # Runs as its own process (a forked pytest would go on running the suite).
+    import atexit, json, os, sys, time
+    import wattmeter
+
+    def burn(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+
+    with wattmeter.Meter(sys.argv[1], period=0.02, proc_period=0.1) as m:
+        burn(0.2)
+        a = os.fork()
+        if a == 0:                      # leaves without any Python cleanup
+            time.sleep(0.3)
+            os._exit(0)
+        r, w = os.pipe()
+        b = os.fork()
+        if b == 0:                      # leaves through sys.exit: unwinds the
+            os.close(r)                 # with-block, runs atexit and finalizers
+            atexit.register(os.write, w, b"atexit ran")
+            time.sleep(0.3)
+            sys.exit(0)
+        os.close(w)
+        _, sa = os.waitpid(a, 0)
+        _, sb = os.waitpid(b, 0)
+        atexit_out = os.read(r, 100).decode()
+        burn(0.2)
+    print(json.dumps({"a": os.waitstatus_to_exitcode(sa), "b": os.waitstatus_to_exitcode(sb),
+                      "atexit": atexit_out, "complete": m.results.complete}))
+""")
+
+
+@pytest.fixture(scope="module")
+def forked_run(tmp_path_factory):
+    """The recording of a Meter whose process forked two children inside it,
+    with the script's stdout/stderr (the children's stderr included)."""
+    d = tmp_path_factory.mktemp("fork")
+    script = d / "fork.py"
+    script.write_text(FORK_SCRIPT)
+    out = d / "rec"
+    p = subprocess.run([PY, str(script), str(out)], capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    return out, json.loads(p.stdout.splitlines()[-1]), p
+
+
+def test_forked_children_never_write_to_the_recording(forked_run):
     """A child that leaves with os._exit(0) and one that leaves with
     sys.exit() (running atexit handlers, finalizers and the with-block's
     __exit__) both outlive several samples; the recording still has one
     baseline, well-formed increasing lines, a complete meta.json, nothing else."""
-    out = tmp_path / "rec"
-    rfd, wfd = os.pipe()
-    with wattmeter.Meter(str(out), period=0.02, proc_period=0.1) as m:
-        burn_wall(0.2)
-        a = os.fork()
-        if a == 0:
-            time.sleep(0.3)
-            os._exit(0)
-        b = os.fork()
-        if b == 0:
-            os.close(rfd)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # keep pytest's output clean
-            import atexit
-            atexit.register(os.write, wfd, b"atexit ran\n")
-            time.sleep(0.3)
-            sys.exit(0)
-        os.close(wfd)
-        _, sa = os.waitpid(a, 0)
-        _, sb = os.waitpid(b, 0)
-        atexit_out = os.read(rfd, 100)
-        os.close(rfd)
-        burn_wall(0.2)
-    assert os.waitstatus_to_exitcode(sa) == 0
-    assert atexit_out == b"atexit ran\n"  # the second child really went through sys.exit
+    out, info, _ = forked_run
+    assert info["a"] == 0
+    assert info["atexit"] == "atexit ran"  # the second child really went through sys.exit
+    assert info["complete"] is True
     time.sleep(0.2)  # anything a stray child might still write
 
     assert sorted(os.listdir(out)) == ["meta.json", "samples.jsonl"]
     raw = (out / "samples.jsonl").read_bytes()
     assert raw.endswith(b"\n")
-    lines = read_sample_lines(out)
-    samples = [json.loads(line) for line in lines]  # every line is whole JSON
+    samples = [json.loads(line) for line in read_sample_lines(out)]  # every line is whole JSON
     ts = [x["t_s"] for x in samples]
     assert all(b > a for a, b in zip(ts, ts[1:])), "t_s not strictly increasing: duplicated or interleaved lines"
-    baselines = [x for x in samples if x["t_s"] == ts[0]]
-    assert len(baselines) == 1
+    assert sum(1 for t in ts if t == ts[0]) == 1
     assert all(v == 0 for v in samples[0]["energy_j"].values())
     assert sum(1 for x in samples if all(v == 0 for v in x["energy_j"].values())) == 1
     assert len(samples) > 20
     meta = read_meta(out)
     assert meta["complete"] is True
     assert meta["self"]["samples"] in (len(samples), len(samples) - 1)
-    assert m.results.complete is True and m.results.truncated is False
+    s = report_json(out)
+    assert s["complete"] is True and s["truncated"] is False and s["samples"] == meta["self"]["samples"]
+
+
+def test_forked_child_leaving_the_with_block_exits_cleanly(forked_run):
+    """The sys.exit(0) child unwinds the Meter block (Meter.__exit__) in the
+    child. wattmeter.h promises every call in a forked child is a no-op, so the
+    child must exit 0, quietly, as it would without a Meter."""
+    _, info, p = forked_run
+    assert info["b"] == 0, f"child exited {info['b']}: {p.stderr}"
+    assert "Traceback" not in p.stderr, p.stderr
 
 
 def test_baseline_line_has_t_s_zero(tmp_path):
@@ -209,23 +245,6 @@ def test_baseline_line_has_t_s_zero(tmp_path):
     assert samples[0]["t_s"] == 0, f"baseline t_s is {samples[0]['t_s']}, not 0"
     assert sum(1 for x in samples if x["t_s"] == 0) == 1
     assert all(v == 0 for v in samples[0]["energy_j"].values())
-
-
-def test_forked_child_leaving_the_with_block_exits_cleanly(tmp_path):
-    """A child forked inside a Meter block that finishes with sys.exit(0)
-    unwinds the block (Meter.__exit__) in the child. The header promises every
-    call in a forked child is a no-op, so the child must exit 0, quietly."""
-    errfile = tmp_path / "child-stderr"
-    with wattmeter.Meter(str(tmp_path / "rec"), **FASTKW):
-        pid = os.fork()
-        if pid == 0:
-            fd = os.open(str(errfile), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(fd, 2)
-            sys.exit(0)
-        _, status = os.waitpid(pid, 0)
-    err = errfile.read_text()
-    assert os.waitstatus_to_exitcode(status) == 0, f"child exited {os.waitstatus_to_exitcode(status)}: {err}"
-    assert "Traceback" not in err, err
 
 
 # ---- errors, sensors, load ----------------------------------------------------------
