@@ -557,7 +557,7 @@ static int line_procs(wm_meter *m, const wm_cpu_times *ct, uint64_t d_busy, wm_b
  * tiers. Runs on the sampler thread (and once in start for the baseline). */
 static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 {
-	uint64_t now = wm_now_mono_ns();
+	uint64_t now = baseline ? m->t0_ns : wm_now_mono_ns();
 	double dt_s = baseline ? 0.0 : (double)(now - m->last_ns) / 1e9;
 	double before[N_DEV];
 	memcpy(before, m->energy_j, sizeof before);
@@ -901,13 +901,16 @@ int wm_meter_start(const wm_meter_config *c, wm_meter **out, char *err, size_t e
 	rc = wm_recorder_open(&m->rec, c->output_dir, err, errlen);
 	if (rc < 0)
 		goto fail;
-	m->t0_ns = m->last_ns = wm_now_mono_ns();
 	m->wall0_s = wm_now_wall_s();
 	rc = write_meta(m, 0, -1, 0, 0);
 	if (rc < 0) {
 		wm_err(err, errlen, rc, "cannot write %s/meta.json: %s", c->output_dir, strerror(-rc));
 		goto fail;
 	}
+	/* Time zero is the baseline sample, taken now (writing meta.json above
+	 * includes an fsync); the final meta.json carries this start time. */
+	m->t0_ns = m->last_ns = wm_now_mono_ns();
+	m->wall0_s = wm_now_wall_s();
 	sample(m, 1, m->mem_every != 0, 1);
 	if (m->write_errno) {
 		rc = wm_err(err, errlen, -m->write_errno, "cannot write %s/samples.jsonl: %s", c->output_dir,

@@ -85,6 +85,7 @@ class Meter:
         self.dir: Optional[str] = None
         self._handle: Any = None
         self._calls = 0
+        self._owner_pid = 0
 
     # -- start / stop -------------------------------------------------------
     def start(self) -> "Meter":
@@ -112,13 +113,20 @@ class Meter:
         )
         self.dir = out
         self.results = None
+        self._owner_pid = os.getpid()
         return self
 
-    def stop(self) -> Results:
-        """Stops measuring, completes the recording and returns its Results."""
+    def stop(self) -> Optional[Results]:
+        """Stops measuring, completes the recording and returns its Results.
+
+        In a process forked from the one that started the meter (a worker
+        leaving a ``with`` block it inherited), this does nothing and returns
+        None: the recording belongs to the parent."""
         if self._handle is None:
             raise RuntimeError("this Meter is not running; call start() first")
         handle, self._handle = self._handle, None
+        if self._owner_pid != os.getpid():
+            return None
         _native.meter_stop(handle)
         assert self.dir is not None
         self.results = load(self.dir)
