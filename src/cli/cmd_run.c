@@ -54,8 +54,10 @@ static void usage(FILE *out)
 		"  -q, --quiet            no live status line and no summary\n"
 		"  -h, --help             show this help\n"
 		"\n"
-		"exit status: CMD's, or 128+N if CMD was killed by signal N; 125 if wattmeter\n"
-		"failed before CMD ran, 126 if CMD cannot be executed, 127 if it was not found.\n"
+		"exit status: CMD's, or 128+N if CMD was killed by signal N; 2 for bad options,\n"
+		"125 if wattmeter failed before CMD ran (e.g. the folder cannot be written),\n"
+		"126 if CMD cannot be executed, 127 if it was not found. CMD never runs when\n"
+		"wattmeter exits 2 or 125.\n"
 		"\n"
 		"example: wattmeter run -o runs/bert -- python3 train.py --epochs 1\n",
 		WM_DEFAULT_PERIOD_S, WM_DEFAULT_PROC_PERIOD_S, WM_DEFAULT_MEM_PERIOD_S, WM_DEFAULT_MODEL_MIN_W,

@@ -161,3 +161,13 @@ def world_dir(wm):
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def assert_child_cpu(got: float, want: float, proc_period: float, what: str = "cpu_s") -> None:
+    """A process that exits between two process scans has its last CPU (at
+    most one process period of it) counted in its reaping parent's cpu_s, as
+    docs/recording.md says ("the unseen tail of children it reaped"): so its
+    own cpu_s is `want` minus up to one period, never more than `want`."""
+    slack = 0.05  # clock-tick rounding (1/CLK_TCK per read) and the burn loop's overshoot
+    assert want - proc_period - slack <= got <= want + slack, \
+        f"{what}: {got:.3f} s, want {want:.3f} s (minus at most {proc_period} s reaped tail)"

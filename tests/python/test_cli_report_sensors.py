@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 import wattmeter
-from conftest import FAST, FakeRapl, PY, read_meta, report_json, run_wm
+from conftest import FAST, FakeRapl, read_meta, report_json, run_wm
 
 
 # ---- report ---------------------------------------------------------------------

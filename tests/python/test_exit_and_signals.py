@@ -5,7 +5,6 @@ readable recording even when it is itself killed with SIGKILL."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import textwrap
