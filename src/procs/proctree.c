@@ -1,27 +1,74 @@
 /* proctree.c — see proctree.h.
  *
  * One scan:
- *   1. collect: list the numeric entries of the procfs root and read every
- *      <pid>/stat once (openat + pread + close, stack buffer). Every pid is
- *      needed because a new descendant is only recognisable by its ppid.
- *   2. index:   an open-addressing hash pid -> scan entry.
- *   3. link:    every table entry finds its scan entry by (pid, starttime);
+ *   0. mode:    <root>/loadavg (kept fd; only where the root is procfs of our
+ *      own pid namespace) ends with the last pid allocated. Unchanged since
+ *      the last scan: no process was created, so steps 1 and 2b are skipped
+ *      (COLLECT_TRACKED). Changed, on procfs: only the pids allocated since,
+ *      (last, now] cyclically, are listed, by seeking the root to the
+ *      position procfs gives the first of them (COLLECT_RANGE; the rule
+ *      position = pid + offset is learned and checked on every complete
+ *      listing). Otherwise, and on fixture trees, steps 1-2 as below
+ *      (COLLECT_NEW), and COLLECT_FULL every WM_PROCTREE_FULL_SCAN_EVERY-th
+ *      scan whatever the mode would be.
+ *   1. list:    the numeric entries of the procfs root (getdents through a
+ *      DIR stream opened once and rewound), sorted, into cur[].
+ *   2. collect: read <pid>/stat of
+ *      a. every alive table entry, through the file descriptor kept open
+ *         since it joined the set: one pread, no openat/close. A process
+ *         that exited fails the pread with ESRCH even if its pid was reused
+ *         meanwhile (the fd pins the old struct pid); its pid is then read
+ *         again by path, as any new pid. Up to max_kept fds are kept; the
+ *         entries beyond that are read with openat + pread + close;
+ *      b. every listed pid not in known[], the pids that the last complete
+ *         listing classified as outside the set, with the d_ino of their
+ *         directory: procfs makes a new inode for a new process, so a
+ *         known pid reused since then shows another d_ino and is read.
+ *         A known untracked process never needs reading again: it can
+ *         only join the set through its ppid, and a ppid changes only to
+ *         init or a subreaper, never into our tree. A new pid is read to
+ *         see whether its parent is ours.
+ *      Every WM_PROCTREE_FULL_SCAN_EVERY-th scan (and the first after
+ *      wm_proctree_new or an add_root) skips nothing in b: the safety net
+ *      for a known pid that died and was reused by a child of ours between
+ *      two scans where d_ino did not tell (fixture trees, or a kernel that
+ *      would keep the inode). Such a child's CPU is billed meanwhile as
+ *      its parent's tail when it is reaped; the full scan catches the
+ *      long-lived ones.
+ *   3. index:   an open-addressing hash pid -> scan entry.
+ *   4. link:    table entries read in 2a are linked already; the others
+ *      (vanished ones included) find their scan entry by (pid, starttime);
  *      a pid now held by a process with another starttime is someone else.
- *   4. grow:    child lists from the ppids, then a walk from every linked
+ *   5. grow:    child lists from the ppids, then a walk from every linked
  *      (tracked, alive) entry marks its untracked descendants. The walk does
  *      not depend on listing order, so a child listed before its parent (pid
  *      wrap) is found in the same scan.
- *   5. apply:   reserve table room for the new entries first (the only step
+ *   6. apply:   reserve table room for the new entries first (the only step
  *      that can fail with ENOMEM, before anything changes), then vanished
- *      entries, then the deltas, then the new entries.
- * All scratch arrays live in the tree object and only grow, so a steady-state
- * scan allocates nothing. The directory stream is opened once and rewound.
+ *      entries (their kept fds closed), then the deltas, then the new entries.
+ *   7. commit:  known[] becomes the pids of cur[] that are outside the set
+ *      (skipped as known, or read and not tracked). A pid whose read found
+ *      the process gone (ENOENT, ESRCH) is left out and read again if it is
+ *      listed again; one whose stat exists but cannot be parsed is known.
+ * Steady state: a pread of loadavg and one per tracked process, plus, when
+ * processes were created, a getdents over the new pids and a read of each
+ * (instead of openat + pread + close for every pid in the system).
  *
- * wm_proctree_add_root runs steps 1-5 in "baseline" mode: the root and its
+ * All scratch arrays live in the tree object and only grow, so a steady-state
+ * scan allocates nothing.
+ *
+ * wm_proctree_add_root runs steps 1-6 in "baseline" mode: the root and its
  * descendants that exist at that moment are entered with their current
  * counters as the baseline, so CPU spent before measuring is never counted,
  * while anything discovered by a later scan was born after the start and
- * counts from zero.
+ * counts from zero. It reads every pid and commits nothing to known[], and
+ * the next scan is a full one.
+ *
+ * Fixture trees: a kept fd on a regular file sees in-place rewrites (as
+ * fx_write does, O_TRUNC), so a fixture behaves like procfs as long as a
+ * process directory that is removed (the process exited) is not re-created
+ * with the same pid before the next scan: a pid missing from the listing is
+ * gone whatever its kept fd still reads.
  *
  * Not thread-safe: one tree belongs to one thread (the sampler's).
  */
@@ -33,6 +80,8 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -50,7 +99,23 @@ struct scan_ent {
 struct proc_priv {
 	int fresh;        /* created since the last scan: is_new in the next one */
 	int seen;         /* linked in the current scan */
+	int fd;           /* <pid>/stat kept open while alive, -1 if none */
 	uint64_t sub;     /* last-seen totals of children that vanished this scan */
+};
+
+/* One listed pid: its /proc/<pid> inode number, and (in cur[]) what the
+ * current scan did with it. */
+struct lpid {
+	int pid;
+	int state;        /* a CUR_* value, or the index of its scan entry (>= 0) */
+	uint64_t ino;     /* d_ino from the listing */
+};
+
+enum {
+	CUR_UNSEEN = -1,  /* not handled yet */
+	CUR_KNOWN = -2,   /* in known[]: outside the set, not read */
+	CUR_GONE = -3,    /* read failed: gone (or racing); read again if listed again */
+	CUR_BAD = -4,     /* exists, stat unusable (not parseable, another pid): outside */
 };
 
 struct wm_proctree {
@@ -69,12 +134,108 @@ struct wm_proctree {
 	int *hash;         /* -1 empty, else scan index; size hash_cap (power of 2) */
 	size_t hash_cap;
 	int *stack;        /* walk worklist, cap_ents ints */
+	size_t hash_size;  /* slots in use this scan, power of 2, <= hash_cap */
+
+	struct lpid *cur;  /* pids listed by this scan, sorted, unique */
+	size_t n_cur, cap_cur;
+	struct lpid *known;/* pids the last scan left outside the set, sorted */
+	size_t n_known, cap_known;
+	int known_valid;   /* 0: the next scan reads every pid */
+	unsigned scans_since_full;
+
+	/* <root>/loadavg, kept open where the root is procfs of our own pid
+	 * namespace (-1 otherwise): its last field is the last pid allocated. */
+	int loadavg_fd;
+	int have_last_pid;
+	uint64_t last_pid;          /* as of the last committed scan */
+	uint64_t pending_last_pid;  /* read by the scan in progress */
+	/* procfs positions: the root lists tgid P at directory position
+	 * P + pid_pos_off (TGID_OFFSET in fs/proc/base.c). Learned and checked
+	 * on every complete listing; range_ok only while every pid matched. */
+	int is_procfs;
+	int range_ok;
+	long pid_pos_off;
+
+	size_t n_kept, max_kept;   /* kept stat fds, and their bound */
+	uint64_t n_stat_reads, n_stat_opens;
+};
+
+enum collect_mode {
+	COLLECT_TRACKED,  /* no listing: only the tracked entries (no pid was allocated) */
+	COLLECT_RANGE,    /* list only the pids allocated since the last scan; read them */
+	COLLECT_NEW,      /* list; read tracked entries and pids not known */
+	COLLECT_FULL,     /* list; read every pid */
 };
 
 enum apply_mode {
 	MODE_SCAN,      /* a measuring scan: deltas, vanished, new from zero */
 	MODE_BASELINE,  /* add_root: enter new descendants at their current counters */
 };
+
+#define WM_PROC_SUPER_MAGIC 0x9fa0   /* linux/magic.h PROC_SUPER_MAGIC */
+
+/* ---- the last allocated pid ---------------------------------------------------------- */
+
+/* The last field of loadavg ("0.00 0.01 0.05 1/123 4567\n"): the last pid
+ * allocated in the READER's pid namespace. Unchanged between two scans, it
+ * says that no process or thread was created in between, so no new pid and
+ * no reused one can be listed and the listing can be skipped. */
+static int read_last_pid(int fd, uint64_t *out)
+{
+	char buf[256];
+	ssize_t n;
+	do
+		n = pread(fd, buf, sizeof buf - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n == sizeof buf - 1)
+		return -EOVERFLOW;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = '\0';
+	const char *sp = strrchr(buf, ' ');
+	if (!sp || !strchr(buf, '/'))
+		return -EINVAL;
+	return wm_parse_u64_full(sp + 1, out);
+}
+
+/* A kept fd on <root>/loadavg, or -1. Only where the root shows our own pid
+ * namespace: loadavg speaks of the reader's namespace, and a root of an
+ * ancestor namespace (a container given the host's /proc) lists processes
+ * whose creation it never shows. <root>/self/status has one pid per level
+ * from the root's namespace down to ours in NSpid: exactly one means they
+ * are the same. (A root of a descendant namespace has no "self" for us.)
+ * A fixture tree takes the shortcut only if it provides both files, and
+ * must then update loadavg as the kernel does. */
+static int open_loadavg(int dirfd)
+{
+	char buf[8192];
+	ssize_t n = wm_read_file_at(dirfd, "self/status", buf, sizeof buf);
+	if (n < 0 && n != -EOVERFLOW)
+		return -1;
+	const char *ns = strstr(buf, "\nNSpid:");
+	if (!ns)
+		return -1;
+	int fields = 0;
+	for (const char *p = ns + 7; *p && *p != '\n'; p++)
+		if ((*p == '\t' || *p == ' ') && p[1] >= '0' && p[1] <= '9')
+			fields++;
+	if (fields != 1)
+		return -1;
+	int fd;
+	do
+		fd = openat(dirfd, "loadavg", O_RDONLY | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return -1;
+	uint64_t last;
+	if (read_last_pid(fd, &last) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
 
 /* ---- lifetime ------------------------------------------------------------------- */
 
@@ -87,6 +248,13 @@ int wm_proctree_new(int procfs_dirfd, wm_proctree **out)
 	t->dirfd = procfs_dirfd;
 	long pg = sysconf(_SC_PAGESIZE);
 	t->page_bytes = pg > 0 ? (uint64_t)pg : 4096;
+	/* Kept fds: at most half of what this process may open, so the rest
+	 * of the program (and a wrapped command's pipes) never runs short. */
+	t->max_kept = WM_PROCTREE_MAX_KEPT_FDS;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / 2 < (rlim_t)t->max_kept)
+		t->max_kept = (size_t)(rl.rlim_cur / 2);
 
 	int fd;
 	do
@@ -104,6 +272,11 @@ int wm_proctree_new(int procfs_dirfd, wm_proctree **out)
 		free(t);
 		return rc;
 	}
+	t->loadavg_fd = open_loadavg(procfs_dirfd);
+	struct statfs sfs;
+	t->is_procfs = fstatfs(procfs_dirfd, &sfs) == 0 && sfs.f_type == WM_PROC_SUPER_MAGIC &&
+		       t->loadavg_fd >= 0;
+	t->scans_since_full = 0;
 	*out = t;
 	return 0;
 }
@@ -112,12 +285,19 @@ void wm_proctree_free(wm_proctree *t)
 {
 	if (!t)
 		return;
+	for (size_t k = 0; k < t->n; k++)
+		if (t->priv[k].fd >= 0)
+			close(t->priv[k].fd);
+	free(t->known);
+	free(t->cur);
 	free(t->stack);
 	free(t->hash);
 	free(t->ents);
 	free(t->vlist);
 	free(t->priv);
 	free(t->procs);
+	if (t->loadavg_fd >= 0)
+		close(t->loadavg_fd);
 	if (t->dir)
 		closedir(t->dir);   /* closes the fd */
 	free(t);
@@ -131,6 +311,14 @@ size_t wm_proctree_count(const wm_proctree *t)
 wm_proc *wm_proctree_get(wm_proctree *t, size_t i)
 {
 	return t && i < t->n ? &t->procs[i] : NULL;
+}
+
+void wm_proctree_stats(const wm_proctree *t, uint64_t *stat_reads, uint64_t *stat_opens)
+{
+	if (stat_reads)
+		*stat_reads = t ? t->n_stat_reads : 0;
+	if (stat_opens)
+		*stat_opens = t ? t->n_stat_opens : 0;
 }
 
 /* ---- growth ---------------------------------------------------------------------- */
@@ -182,7 +370,25 @@ static int reserve_ents(wm_proctree *t)
 	return 0;
 }
 
-/* ---- steps 1-2: collect and index -------------------------------------------------- */
+/* Room for n listed pids in cur[]. */
+static int reserve_cur(wm_proctree *t, size_t n)
+{
+	if (n <= t->cap_cur)
+		return 0;
+	if (n > (size_t)INT_MAX)
+		return -ENOMEM;
+	size_t cap = t->cap_cur > 256 ? t->cap_cur : 256;
+	while (cap < n)
+		cap *= 2;
+	struct lpid *c = realloc(t->cur, cap * sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	t->cur = c;
+	t->cap_cur = cap;
+	return 0;
+}
+
+/* ---- steps 1-3: list, collect and index --------------------------------------------- */
 
 /* A directory name that is a pid: digits only, 1..INT_MAX. 0 otherwise. */
 static int name_to_pid(const char *s)
@@ -200,11 +406,25 @@ static int name_to_pid(const char *s)
 	return (int)v;
 }
 
-static int collect(wm_proctree *t)
+static int cmp_lpid(const void *a, const void *b)
 {
-	t->n_ents = 0;
+	int x = ((const struct lpid *)a)->pid, y = ((const struct lpid *)b)->pid;
+	return (x > y) - (x < y);
+}
+
+/* Step 1. procfs lists pids in ascending order; a fixture tree (or a
+ * future kernel) may not, so the order is checked and sorted if needed. */
+static int list_pids(wm_proctree *t)
+{
+	t->n_cur = 0;
+	int sorted = 1;
+	int pos_ok = t->is_procfs;
+	long off = 0;
 	rewinddir(t->dir);
 	for (;;) {
+		/* telldir (no syscall): the position of the entry readdir
+		 * returns next, to learn where procfs puts each pid. */
+		long pos = pos_ok ? telldir(t->dir) : 0;
 		errno = 0;
 		struct dirent *d = readdir(t->dir);
 		if (!d) {
@@ -217,22 +437,309 @@ static int collect(wm_proctree *t)
 		int pid = name_to_pid(d->d_name);
 		if (!pid)
 			continue;
-		int rc = reserve_ents(t);
+		if (pos_ok) {
+			if (t->n_cur == 0)
+				off = pos - pid;
+			if (pos < 0 || off <= 0 || pos - pid != off)
+				pos_ok = 0;
+		}
+		int rc = reserve_cur(t, t->n_cur + 1);
+		if (rc)
+			return rc;
+		if (t->n_cur > 0 && pid <= t->cur[t->n_cur - 1].pid)
+			sorted = 0;
+		t->cur[t->n_cur++] = (struct lpid){ .pid = pid, .state = CUR_UNSEEN,
+						    .ino = (uint64_t)d->d_ino };
+	}
+	if (!sorted) {
+		qsort(t->cur, t->n_cur, sizeof *t->cur, cmp_lpid);
+		size_t w = 0;
+		for (size_t i = 0; i < t->n_cur; i++)
+			if (w == 0 || t->cur[i].pid != t->cur[w - 1].pid)
+				t->cur[w++] = t->cur[i];   /* listed twice: once */
+		t->n_cur = w;
+	}
+	t->range_ok = pos_ok && sorted && t->n_cur > 0;
+	t->pid_pos_off = off;
+	return 0;
+}
+
+/* Appends the listed pids in [lo, hi] to cur[], seeking straight to lo:
+ * procfs's next_tgid() resumes at the first tgid >= position - offset. */
+static int list_range(wm_proctree *t, long lo, long hi)
+{
+	seekdir(t->dir, lo + t->pid_pos_off);
+	for (;;) {
+		errno = 0;
+		struct dirent *d = readdir(t->dir);
+		if (!d)
+			return errno ? -errno : 0;
+		int pid = name_to_pid(d->d_name);
+		if (!pid || pid < lo)
+			continue;
+		if (pid > hi)
+			return 0;
+		int rc = reserve_cur(t, t->n_cur + 1);
+		if (rc)
+			return rc;
+		t->cur[t->n_cur++] = (struct lpid){ .pid = pid, .state = CUR_UNSEEN,
+						    .ino = (uint64_t)d->d_ino };
+	}
+}
+
+/* The pids allocated after prev up to last, cyclically (allocation wraps
+ * from pid_max back to a low pid): (prev, last], or (prev, max] + [1, last]. */
+static int list_new_pids(wm_proctree *t, uint64_t prev, uint64_t last)
+{
+	t->n_cur = 0;
+	if (prev >= (uint64_t)INT_MAX || last > (uint64_t)INT_MAX)
+		return -EINVAL;
+	if (last > prev)
+		return list_range(t, (long)prev + 1, (long)last);
+	int rc = list_range(t, (long)prev + 1, INT_MAX);
+	if (!rc && last >= 1)
+		rc = list_range(t, 1, (long)last);
+	return rc;
+}
+
+/* Index of pid in cur[], -1 if not listed. */
+static long find_cur(const wm_proctree *t, int pid)
+{
+	size_t lo = 0, hi = t->n_cur;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->cur[mid].pid < pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < t->n_cur && t->cur[lo].pid == pid ? (long)lo : -1;
+}
+
+/* openat(<pid>/stat). The path is built by hand: this runs for every new pid. */
+static int open_stat(wm_proctree *t, int pid)
+{
+	char path[24];   /* 10 digits, "/stat", NUL */
+	char digits[12];
+	size_t nd = 0;
+	for (unsigned v = (unsigned)pid; v; v /= 10)
+		digits[nd++] = (char)('0' + v % 10);
+	size_t n = 0;
+	while (nd)
+		path[n++] = digits[--nd];
+	memcpy(path + n, "/stat", sizeof "/stat");
+	t->n_stat_opens++;
+	int fd;
+	do
+		fd = openat(t->dirfd, path, O_RDONLY | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : fd;
+}
+
+/* One pread from offset 0, parsed. A read that leaves room in the buffer is
+ * the whole file (a procfs seq_file hands over the whole record when it
+ * fits; a regular file is read to its end); one that fills it is -EOVERFLOW,
+ * never parsed. A stat line is under 1 KiB. -ESRCH: the process is gone. */
+static int read_stat_fd(wm_proctree *t, int fd, wm_pid_stat *st)
+{
+	char buf[4096];
+	ssize_t n;
+	t->n_stat_reads++;
+	do
+		n = pread(fd, buf, sizeof buf - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n == sizeof buf - 1)
+		return -EOVERFLOW;
+	buf[n] = '\0';
+	return wm_parse_pid_stat(buf, st);
+}
+
+/* openat + pread + close. -ENOENT/-ESRCH: gone. On success with keep_fd
+ * non-NULL the fd stays open and is handed over in *keep_fd. */
+static int read_stat_path(wm_proctree *t, int pid, wm_pid_stat *st, int *keep_fd)
+{
+	int fd = open_stat(t, pid);
+	if (fd < 0)
+		return fd;
+	int rc = read_stat_fd(t, fd, st);
+	if (!rc && st->pid != pid)
+		rc = -EINVAL;   /* a file that claims another pid (fixture trees only) */
+	if (!rc && keep_fd) {
+		*keep_fd = fd;
+		return 0;
+	}
+	close(fd);
+	return rc;
+}
+
+static int gone(int rc)
+{
+	return rc == -ENOENT || rc == -ESRCH;
+}
+
+static void drop_fd(wm_proctree *t, size_t k)
+{
+	if (t->priv[k].fd >= 0) {
+		close(t->priv[k].fd);
+		t->priv[k].fd = -1;
+		t->n_kept--;
+	}
+}
+
+static void init_ent(struct scan_ent *e)
+{
+	e->proc_idx = -1;
+	e->tracked = 0;
+	e->first_child = -1;
+	e->next_sibling = -1;
+}
+
+/* Step 2a for alive table entry k. listed: cur[] holds this scan's listing. */
+static int collect_tracked(wm_proctree *t, size_t k, int listed)
+{
+	wm_proc *p = &t->procs[k];
+	struct proc_priv *q = &t->priv[k];
+	long j = listed ? find_cur(t, p->pid) : -1;
+	if (listed && j < 0) {
+		drop_fd(t, k);   /* not listed: gone, whatever the fd still reads */
+		return 0;
+	}
+	if (j >= 0 && t->cur[j].state != CUR_UNSEEN)
+		return 0;        /* read already for another entry with this pid */
+	int rc = reserve_ents(t);
+	if (rc)
+		return rc;
+	struct scan_ent *e = &t->ents[t->n_ents];
+
+	rc = q->fd >= 0 ? read_stat_fd(t, q->fd, &e->st) : -EBADF;
+	if (!rc && e->st.pid != p->pid)
+		rc = -EINVAL;
+	if (rc) {
+		/* Gone (ESRCH), or never kept: the pid, if still listed, holds
+		 * the same process (its fd is kept now, budget allowing) or a
+		 * new one, read here once as any new pid would be. */
+		drop_fd(t, k);
+		int fd = -1;
+		rc = read_stat_path(t, p->pid, &e->st, &fd);
+		if (rc) {
+			/* Tracked, then unreadable: not seen in this scan, and
+			 * read again next time if still listed. */
+			if (j >= 0)
+				t->cur[j].state = CUR_GONE;
+			return 0;
+		}
+		if (e->st.starttime_ticks == p->starttime_ticks && t->n_kept < t->max_kept) {
+			q->fd = fd;
+			t->n_kept++;
+		} else {
+			close(fd);
+		}
+	} else if (e->st.starttime_ticks != p->starttime_ticks) {
+		/* The kept file shows another process: only a fixture tree
+		 * rewritten in place does this. Read as a new pid. */
+		drop_fd(t, k);
+	}
+	init_ent(e);
+	if (e->st.starttime_ticks == p->starttime_ticks) {
+		e->proc_idx = (int)k;
+		e->tracked = 1;
+		q->seen = 1;
+	} else if (j < 0) {
+		return 0;   /* another process, unlisted: no pid was allocated, so fixtures only */
+	}
+	if (j >= 0)
+		t->cur[j].state = (int)t->n_ents;
+	t->n_ents++;
+	return 0;
+}
+
+/* Steps 1-2. */
+static int collect(wm_proctree *t, enum collect_mode mode)
+{
+	t->n_ents = 0;
+	t->n_cur = 0;
+	/* listed: cur[] is the complete listing (tracked pids missing from
+	 * it are gone). The partial modes run on procfs only, where a kept
+	 * fd tells an exited process by ESRCH. */
+	int listed = mode == COLLECT_NEW || mode == COLLECT_FULL;
+	int rc = 0;
+	if (listed)
+		rc = list_pids(t);
+	else if (mode == COLLECT_RANGE)
+		rc = list_new_pids(t, t->last_pid, t->pending_last_pid);
+	if (rc)
+		return rc;
+	for (size_t k = 0; k < t->n; k++)
+		t->priv[k].seen = 0;
+
+	for (size_t k = 0; k < t->n; k++) {
+		if (!t->procs[k].alive)
+			continue;
+		rc = collect_tracked(t, k, listed);
+		if (rc)
+			return rc;
+	}
+	int full = mode != COLLECT_NEW;   /* RANGE: every listed pid is new */
+
+	/* Step 2b: cur[] and known[] are both sorted: one merge pass. */
+	size_t m = 0;
+	for (size_t j = 0; j < t->n_cur; j++) {
+		if (t->cur[j].state != CUR_UNSEEN)
+			continue;
+		int pid = t->cur[j].pid;
+		if (!full) {
+			while (m < t->n_known && t->known[m].pid < pid)
+				m++;
+			/* Known, and the same process: procfs gives each process's
+			 * directory a fresh inode number, so a pid that died and was
+			 * reused since the last scan shows another d_ino (as does,
+			 * harmlessly, a dentry evicted and made again). */
+			if (m < t->n_known && t->known[m].pid == pid &&
+			    t->known[m].ino == t->cur[j].ino) {
+				t->cur[j].state = CUR_KNOWN;
+				continue;
+			}
+		}
+		rc = reserve_ents(t);
 		if (rc)
 			return rc;
 		struct scan_ent *e = &t->ents[t->n_ents];
-		/* Gone (ENOENT/ESRCH), unreadable or malformed: not part of
-		 * this scan. A malformed line of an unrelated process must not
-		 * fail the scan; one of ours is treated as not seen. */
-		if (wm_read_pid_stat(t->dirfd, pid, &e->st) != 0 || e->st.pid != pid)
+		/* Gone (ENOENT/ESRCH): read again if listed again. Unreadable
+		 * or malformed: not part of this scan, and (as an unrelated
+		 * process it must not fail the scan) known from now on. */
+		rc = read_stat_path(t, pid, &e->st, NULL);
+		if (rc) {
+			t->cur[j].state = gone(rc) ? CUR_GONE : CUR_BAD;
 			continue;
-		e->proc_idx = -1;
-		e->tracked = 0;
-		e->first_child = -1;
-		e->next_sibling = -1;
-		t->n_ents++;
+		}
+		init_ent(e);
+		t->cur[j].state = (int)t->n_ents++;
 	}
 	return 0;
+}
+
+/* Step 7, after a scan applied: known[] <- the listed pids outside the set.
+ * cur[] is compacted in place and becomes known[]; the old known[] array
+ * is reused as the next cur[]. */
+static void commit_known(wm_proctree *t)
+{
+	size_t w = 0;
+	for (size_t j = 0; j < t->n_cur; j++) {
+		int c = t->cur[j].state;
+		if (c == CUR_KNOWN || c == CUR_BAD || (c >= 0 && !t->ents[c].tracked))
+			t->cur[w++] = t->cur[j];
+	}
+	struct lpid *old = t->known;
+	size_t old_cap = t->cap_known;
+	t->known = t->cur;
+	t->cap_known = t->cap_cur;
+	t->n_known = w;
+	t->cur = old;
+	t->cap_cur = old_cap;
+	t->n_cur = 0;
+	t->known_valid = 1;
 }
 
 static size_t hash_pid(int pid, size_t mask)
@@ -252,8 +759,11 @@ static int build_index(wm_proctree *t)
 		t->hash = h;
 		t->hash_cap = need;
 	}
-	size_t mask = t->hash_cap - 1;
-	memset(t->hash, 0xff, t->hash_cap * sizeof *t->hash);   /* all -1 */
+	/* Only as many slots as this scan needs: a steady-state scan holds
+	 * a few entries, a full one every pid. */
+	t->hash_size = need;
+	size_t mask = need - 1;
+	memset(t->hash, 0xff, need * sizeof *t->hash);   /* all -1 */
 	for (size_t i = 0; i < t->n_ents; i++) {
 		size_t h = hash_pid(t->ents[i].st.pid, mask);
 		while (t->hash[h] >= 0) {
@@ -271,7 +781,7 @@ static int lookup(const wm_proctree *t, int pid)
 {
 	if (pid <= 0 || t->n_ents == 0)
 		return -1;
-	size_t mask = t->hash_cap - 1;
+	size_t mask = t->hash_size - 1;
 	for (size_t h = hash_pid(pid, mask);; h = (h + 1) & mask) {
 		int i = t->hash[h];
 		if (i < 0)
@@ -281,7 +791,7 @@ static int lookup(const wm_proctree *t, int pid)
 	}
 }
 
-/* ---- steps 3-4: link and grow the set ------------------------------------------------ */
+/* ---- steps 4-5: link and grow the set ------------------------------------------------ */
 
 /* from: walk from every tracked entry (-1), or only from table entry `from`
  * (add_root: baselining the new root's descendants must not swallow a child
@@ -290,7 +800,8 @@ static int lookup(const wm_proctree *t, int pid)
 static void link_and_grow(wm_proctree *t, int from)
 {
 	for (size_t k = 0; k < t->n; k++) {
-		t->priv[k].seen = 0;
+		if (t->priv[k].seen)
+			continue;   /* linked by its kept fd in collect */
 		int i = lookup(t, t->procs[k].pid);
 		if (i >= 0 && t->ents[i].st.starttime_ticks == t->procs[k].starttime_ticks &&
 		    t->ents[i].proc_idx < 0) {
@@ -323,7 +834,7 @@ static void link_and_grow(wm_proctree *t, int from)
 	}
 }
 
-/* ---- step 5: apply --------------------------------------------------------------------- */
+/* ---- step 6: apply --------------------------------------------------------------------- */
 
 static uint64_t sat_sub(uint64_t a, uint64_t b)
 {
@@ -362,6 +873,7 @@ static void enter_new(wm_proctree *t, struct scan_ent *e, enum apply_mode mode)
 		t->priv[k].fresh = 1;   /* is_new at the next scan */
 	}
 	t->priv[k].seen = 1;
+	t->priv[k].fd = -1;   /* opened and kept by the next scan */
 	t->priv[k].sub = 0;
 	e->proc_idx = (int)k;
 }
@@ -427,6 +939,7 @@ static void apply_scan(wm_proctree *t)
 		p->is_new = 0;
 		if (t->priv[k].seen)
 			continue;
+		drop_fd(t, k);
 		p->d_cpu_ticks = 0;
 		p->d_tail_ticks = 0;
 		if (!p->alive)
@@ -468,10 +981,11 @@ static void apply_scan(wm_proctree *t)
 			enter_new(t, &t->ents[i], MODE_SCAN);
 }
 
-/* Steps 1-4 and the reservation: nothing in the table changes on failure. */
-static int prepare(wm_proctree *t, int from)
+/* Steps 1-5 and the reservation: nothing in the table changes on failure
+ * (kept fds of processes found gone may be closed). */
+static int prepare(wm_proctree *t, int from, enum collect_mode mode)
 {
-	int rc = collect(t);
+	int rc = collect(t, mode);
 	if (!rc)
 		rc = build_index(t);
 	if (rc)
@@ -484,10 +998,30 @@ int wm_proctree_scan(wm_proctree *t)
 {
 	if (!t)
 		return -EINVAL;
-	int rc = prepare(t, -1);
+	int full = !t->known_valid || t->scans_since_full + 1 >= WM_PROCTREE_FULL_SCAN_EVERY;
+	/* Read before listing: a pid allocated after this read shows up in
+	 * the listing or changes the value seen by the next scan. */
+	uint64_t last = 0;
+	int have_last = t->loadavg_fd >= 0 && read_last_pid(t->loadavg_fd, &last) == 0;
+	enum collect_mode mode = full ? COLLECT_FULL : COLLECT_NEW;
+	if (!full && have_last && t->have_last_pid) {
+		if (last == t->last_pid)
+			mode = COLLECT_TRACKED;   /* no pid allocated since the last scan */
+		else if (t->range_ok)
+			mode = COLLECT_RANGE;
+	}
+	t->pending_last_pid = last;
+	int rc = prepare(t, -1, mode);
 	if (rc)
 		return rc;
 	apply_scan(t);
+	/* The partial modes leave known[] as it was: it is only consulted by
+	 * COLLECT_NEW, where a stale entry costs a read or is caught by d_ino. */
+	if (mode == COLLECT_NEW || mode == COLLECT_FULL)
+		commit_known(t);
+	t->have_last_pid = have_last;
+	t->last_pid = last;
+	t->scans_since_full = full ? 0 : t->scans_since_full + 1;
 	t->n_scans++;
 	return 0;
 }
@@ -497,8 +1031,8 @@ int wm_proctree_add_root(wm_proctree *t, int pid, int count_own)
 	if (!t || pid <= 0)
 		return -EINVAL;
 	wm_pid_stat st;
-	int rc = wm_read_pid_stat(t->dirfd, pid, &st);
-	if (rc == -ENOENT || rc == -ESRCH)
+	int rc = read_stat_path(t, pid, &st, NULL);
+	if (gone(rc))
 		return -ESRCH;
 	if (rc)
 		return rc;
@@ -523,9 +1057,14 @@ int wm_proctree_add_root(wm_proctree *t, int pid, int count_own)
 	t->procs[k].is_root = 1;
 	t->procs[k].count_own = count_own ? 1 : 0;
 
-	/* Its descendants that exist now are baselined too. */
-	rc = prepare(t, (int)k);
+	/* Its descendants that exist now are baselined too. Every pid is
+	 * read; known[] may hold some of them, so it is not trusted by the
+	 * next scan, and nothing is committed here (a child that another root
+	 * started since the last scan is left for that scan to find). */
+	t->known_valid = 0;
+	rc = prepare(t, (int)k, COLLECT_FULL);
 	if (rc) {
+		drop_fd(t, k);
 		t->n = k;   /* as if never added */
 		return rc;
 	}

@@ -15,6 +15,15 @@
  *                  short-lived or just-exited children spent since our last look.
  * A root added with count_own=0 (the wattmeter CLI itself, which reaps the
  * wrapped command) contributes only its tail.
+ *
+ * Cost: a scan re-reads the stat of each tracked process with one pread on
+ * a file descriptor kept open while it lives (up to WM_PROCTREE_MAX_KEPT_FDS,
+ * and at most half of RLIMIT_NOFILE; beyond that openat + pread + close).
+ * Other pids are read once, when first listed, to see whether their parent
+ * is ours; on procfs only the pids created since the last scan are listed
+ * (none when loadavg's last pid has not moved). Every
+ * WM_PROCTREE_FULL_SCAN_EVERY-th scan lists and reads every pid again (see
+ * proctree.c). The tree holds its fds (O_CLOEXEC) between scans.
  */
 #ifndef WM_PROCS_PROCTREE_H
 #define WM_PROCS_PROCTREE_H
@@ -55,6 +64,17 @@ typedef struct wm_proc {
 
 typedef struct wm_proctree wm_proctree;
 
+/* Every this many scans, the stat of every listed pid is read, not only of
+ * tracked and new ones: it finds a child of ours that took over the pid of
+ * an unrelated process between two scans, and so was not new to the
+ * listing. (Its CPU reaches the set anyway, as its parent's tail, once it
+ * is reaped; this bounds how long a long-lived one goes unseen.) The first
+ * scan after wm_proctree_new or an add_root is a full one too. */
+#define WM_PROCTREE_FULL_SCAN_EVERY 30
+
+/* The most <pid>/stat file descriptors a tree keeps open. */
+#define WM_PROCTREE_MAX_KEPT_FDS 4096
+
 int wm_proctree_new(int procfs_dirfd, wm_proctree **out);
 void wm_proctree_free(wm_proctree *t);
 
@@ -70,6 +90,11 @@ int wm_proctree_scan(wm_proctree *t);
 /* Reads smaps_rollup of every alive process (PSS/USS). Slow: walks page
  * tables and briefly stalls the target; the sampler runs it on its slowest tier. */
 int wm_proctree_read_memory(wm_proctree *t);
+
+/* Cumulative counts of <pid>/stat preads and openat attempts since _new
+ * (add_root's included), for tests and self-overhead reporting. Either
+ * pointer may be NULL. */
+void wm_proctree_stats(const wm_proctree *t, uint64_t *stat_reads, uint64_t *stat_opens);
 
 size_t wm_proctree_count(const wm_proctree *t);
 wm_proc *wm_proctree_get(wm_proctree *t, size_t i);

@@ -396,6 +396,202 @@ static void memory_tier(void **state)
 	assert_int_equal(r->pss_bytes, 30 * 1024);
 }
 
+
+/* ---- (a2) scan cost: what is read, counted ---- */
+
+struct cnt {
+	uint64_t reads, opens;
+};
+
+static struct cnt counted_scan(wm_proctree *t)
+{
+	uint64_t r0, o0, r1, o1;
+	wm_proctree_stats(t, &r0, &o0);
+	assert_int_equal(wm_proctree_scan(t), 0);
+	wm_proctree_stats(t, &r1, &o1);
+	return (struct cnt){ r1 - r0, o1 - o0 };
+}
+
+/* A root and a child (baselined), unrelated 1, 200, 201, 202. The first
+ * scan reads everything once; the fds of the tracked two are kept. */
+static void steady_tree(struct fx *f)
+{
+	put_proc(f->root, (struct fxp){ 1, 0, "init", 1, 1, 0, 0, 1, 1 });
+	put_proc(f->root, (struct fxp){ 100, 1, "root", 10, 0, 0, 0, 1000, 1 });
+	put_proc(f->root, (struct fxp){ 101, 100, "kid", 20, 0, 0, 0, 1001, 1 });
+	put_proc(f->root, (struct fxp){ 200, 1, "other", 5, 0, 0, 0, 500, 1 });
+	put_proc(f->root, (struct fxp){ 201, 200, "otherkid", 5, 0, 0, 0, 501, 1 });
+	put_proc(f->root, (struct fxp){ 202, 1, "another", 5, 0, 0, 0, 502, 1 });
+	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 100, 1), 0);
+	struct cnt c = counted_scan(f->t);   /* full: the first after add_root */
+	assert_int_equal(c.reads, 6);
+	assert_int_equal(c.opens, 5);        /* the root's fd was opened by add_root */
+}
+
+/* (c) Steady state: one pread per tracked process, no openat at all, until
+ * the full scan, which reads the untracked pids (only) once more. */
+static void steady_state_reads_tracked_only(void **state)
+{
+	struct fx *f = *state;
+	steady_tree(f);
+	for (int i = 2; i <= WM_PROCTREE_FULL_SCAN_EVERY; i++) {
+		put_proc(f->root, (struct fxp){ 101, 100, "kid", 19 + (unsigned)i, 0, 0, 0, 1001, 1 });
+		struct cnt c = counted_scan(f->t);
+		assert_int_equal(c.reads, 2);
+		assert_int_equal(c.opens, 0);
+		assert_int_equal(find(f->t, 101)->d_cpu_ticks, 1);   /* the kept fd sees rewrites */
+	}
+	struct cnt c = counted_scan(f->t);   /* scan N+1: full */
+	assert_int_equal(c.reads, 6);
+	assert_int_equal(c.opens, 4);
+	c = counted_scan(f->t);
+	assert_int_equal(c.reads, 2);
+	assert_int_equal(c.opens, 0);
+	assert_int_equal(wm_proctree_count(f->t), 2);
+}
+
+/* (a) An unrelated process whose stat turns to garbage after the first scan
+ * fails nothing and is not read again: not by the next scans (known), and
+ * after the full scan read it once, not again either. */
+static void garbage_untracked_not_reread(void **state)
+{
+	struct fx *f = *state;
+	steady_tree(f);
+	fx_write(f->root, "200/stat", "200 (oth");
+	fx_chmod(f->root, "202/stat", 0);   /* unreadable (unless we are root) */
+	for (int i = 2; i <= WM_PROCTREE_FULL_SCAN_EVERY; i++) {
+		struct cnt c = counted_scan(f->t);
+		assert_int_equal(c.reads, 2);
+		assert_int_equal(c.opens, 0);
+	}
+	struct cnt c = counted_scan(f->t);   /* full */
+	assert_true(c.opens == 4);
+	for (int i = 0; i < 3; i++) {
+		c = counted_scan(f->t);
+		assert_int_equal(c.reads, 2);
+		assert_int_equal(c.opens, 0);
+	}
+	assert_int_equal(wm_proctree_count(f->t), 2);
+	assert_true(find(f->t, 100)->alive && find(f->t, 101)->alive);
+}
+
+/* (b) A child born between two steady-state scans is read (one openat, the
+ * only one) and joins the set; its fd is kept from the next scan on. A new
+ * unrelated process is read once and then known. */
+static void new_child_found(void **state)
+{
+	struct fx *f = *state;
+	steady_tree(f);
+	put_proc(f->root, (struct fxp){ 102, 101, "grandkid", 7, 0, 0, 0, 1100, 1 });
+	put_proc(f->root, (struct fxp){ 300, 202, "stranger", 7, 0, 0, 0, 1101, 1 });
+	struct cnt c = counted_scan(f->t);
+	assert_int_equal(c.opens, 2);
+	assert_int_equal(c.reads, 4);
+	wm_proc *g = find(f->t, 102);
+	assert_non_null(g);
+	assert_true(g->is_new && g->alive);
+	assert_int_equal(g->d_cpu_ticks, 7);
+	assert_null(find(f->t, 300));
+	c = counted_scan(f->t);   /* the grandchild's fd is opened and kept */
+	assert_int_equal(c.opens, 1);
+	assert_int_equal(c.reads, 3);
+	c = counted_scan(f->t);
+	assert_int_equal(c.opens, 0);
+	assert_int_equal(c.reads, 3);
+	drop_proc(f->root, 102);   /* exits: its kept fd is closed */
+	c = counted_scan(f->t);
+	assert_int_equal(c.reads, 2);
+	assert_true(find(f->t, 102)->vanished);
+}
+
+/* (d) A known unrelated pid taken over by a child of ours between two scans
+ * (its directory rewritten in place, as a reused pid whose procfs inode
+ * number happened to match): steady scans cannot see it, the full scan
+ * every WM_PROCTREE_FULL_SCAN_EVERY scans finds it. */
+static void full_scan_finds_reused_known_pid(void **state)
+{
+	struct fx *f = *state;
+	steady_tree(f);
+	put_proc(f->root, (struct fxp){ 202, 100, "sneaky", 30, 0, 0, 0, 2000, 1 });
+	int found_at = 0;
+	for (int i = 2; i <= WM_PROCTREE_FULL_SCAN_EVERY + 1 && !found_at; i++) {
+		assert_int_equal(wm_proctree_scan(f->t), 0);
+		if (find(f->t, 202))
+			found_at = i;
+	}
+	assert_int_equal(found_at, WM_PROCTREE_FULL_SCAN_EVERY + 1);
+	wm_proc *p = find(f->t, 202);
+	assert_true(p->alive && p->is_new);
+	assert_int_equal(p->starttime_ticks, 2000);
+	assert_int_equal(p->d_cpu_ticks, 30);   /* born after the start: from zero */
+}
+
+/* A known pid whose directory is a new one (procfs gives a new process's
+ * directory a new inode number) is read again at once, no full scan needed. */
+static void reused_pid_new_inode_found_at_once(void **state)
+{
+	struct fx *f = *state;
+	steady_tree(f);
+	/* made beside the old one first, so the inode numbers differ */
+	put_proc(f->root, (struct fxp){ 202, 100, "reborn", 4, 0, 0, 0, 2000, 1 });
+	fx_mkdir(f->root, "x202");
+	char from[4200], to[4200];
+	snprintf(from, sizeof from, "%s/202/stat", f->root);
+	snprintf(to, sizeof to, "%s/x202/stat", f->root);
+	assert_int_equal(rename(from, to), 0);
+	drop_proc(f->root, 202);
+	snprintf(from, sizeof from, "%s/x202", f->root);
+	snprintf(to, sizeof to, "%s/202", f->root);
+	assert_int_equal(rename(from, to), 0);
+	struct cnt c = counted_scan(f->t);
+	assert_int_equal(c.opens, 1);
+	wm_proc *p = find(f->t, 202);
+	assert_non_null(p);
+	assert_true(p->alive && p->is_new);
+	assert_int_equal(p->d_cpu_ticks, 4);
+}
+
+/* Kept fds are bounded by half of RLIMIT_NOFILE: beyond it, tracked
+ * processes are read with openat + pread + close, with the same results. */
+static void kept_fds_bounded(void **state)
+{
+	struct fx *f = *state;
+	struct rlimit old, low;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 64;   /* at most 32 kept */
+	if (old.rlim_cur < 64)
+		skip();
+	put_proc(f->root, (struct fxp){ 100, 1, "root", 0, 0, 0, 0, 1000, 1 });
+	for (int i = 0; i < 40; i++)
+		put_proc(f->root, (struct fxp){ 1000 + i, 100, "w", 1, 0, 0, 0, 2000, 1 });
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int rc = wm_proctree_new(f->dfd, &f->t);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(rc, 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 100, 1), 0);
+	assert_int_equal(wm_proctree_count(f->t), 41);
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	for (int s = 0; s < 3; s++) {
+		for (int i = 0; i < 40; i++)
+			put_proc(f->root, (struct fxp){ 1000 + i, 100, "w", 2 + (unsigned)s, 0, 0, 0, 2000, 1 });
+		struct cnt c = counted_scan(f->t);
+		assert_int_equal(c.reads, 41);
+		assert_int_equal(c.opens, 41 - 32);
+		for (int i = 0; i < 40; i++) {
+			wm_proc *p = find(f->t, 1000 + i);
+			assert_true(p->alive);
+			assert_int_equal(p->d_cpu_ticks, 1);
+		}
+	}
+	for (int i = 0; i < 40; i++)
+		drop_proc(f->root, 1000 + i);
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	for (int i = 0; i < 40; i++)
+		assert_true(find(f->t, 1000 + i)->vanished);
+}
+
 /* ---- (b) real processes ---- */
 
 static uint64_t rusage_children_ticks(void)
@@ -531,6 +727,83 @@ static void real_fork_tree(void **state)
 	close(dfd);
 }
 
+/* On the real /proc the steady-state scans skip or narrow the listing (see
+ * proctree.c): a child forked between scans, and its own child, are still
+ * found, and their exits seen through the kept fds. */
+static void real_fork_after_quiet_scans(void **state)
+{
+	(void)state;
+	int dfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		skip();
+	wm_proctree *t = NULL;
+	assert_int_equal(wm_proctree_new(dfd, &t), 0);
+	assert_int_equal(wm_proctree_add_root(t, getpid(), 0), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(wm_proctree_scan(t), 0);
+
+	int ready[2], go[2];
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		char c;
+		if (read(go[0], &c, 1) != 1)   /* wait for the first scan */
+			_exit(1);
+		pid_t gc = fork();
+		if (gc < 0)
+			_exit(1);
+		if (gc == 0) {
+			c = 'g';
+			if (write(ready[1], &c, 1) != 1)
+				_exit(1);
+			if (read(go[0], &c, 1) != 1)
+				_exit(1);
+			_exit(0);
+		}
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		int st;
+		while (waitpid(gc, &st, 0) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	assert_int_equal(wm_proctree_scan(t), 0);
+	assert_non_null(find(t, child));
+	assert_true(find(t, child)->alive);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(wm_proctree_scan(t), 0);
+	assert_true(find(t, child)->alive);
+
+	assert_int_equal(write(go[1], "1", 1), 1);
+	read_byte(ready[0]);   /* the grandchild exists */
+	assert_int_equal(wm_proctree_scan(t), 0);
+	wm_proc *g = NULL;
+	for (size_t i = 0; i < wm_proctree_count(t); i++)
+		if (wm_proctree_get(t, i)->ppid == child)
+			g = wm_proctree_get(t, i);
+	assert_non_null(g);
+	assert_true(g->alive && g->is_new);
+	int gpid = g->pid;
+
+	assert_int_equal(write(go[1], "22", 2), 2);   /* both exit */
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(wm_proctree_scan(t), 0);
+	assert_true(find(t, child)->vanished);
+	assert_true(find(t, gpid)->vanished);
+	assert_int_equal(wm_proctree_scan(t), 0);
+	assert_false(find(t, child)->alive);
+	close(ready[0]);
+	close(ready[1]);
+	close(go[0]);
+	close(go[1]);
+	wm_proctree_free(t);
+	close(dfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -542,7 +815,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(malformed_and_vanished_ok, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(roots_and_reparenting, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(memory_tier, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(steady_state_reads_tracked_only, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(garbage_untracked_not_reread, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(new_child_found, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(full_scan_finds_reused_known_pid, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(reused_pid_new_inode_found_at_once, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(kept_fds_bounded, fx_setup, fx_teardown),
 		cmocka_unit_test(real_fork_tree),
+		cmocka_unit_test(real_fork_after_quiet_scans),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
