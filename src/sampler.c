@@ -116,25 +116,45 @@ static int is_owner(const wm_meter *m)
 
 /* ---- JSON helpers --------------------------------------------------------- */
 
-/* Fixed decimals with trailing zeros trimmed: energies at microjoule
- * resolution stay short on the wire. */
+/* Fixed decimals (0..6) with trailing zeros trimmed: energies at microjoule
+ * resolution stay short on the wire. Integer formatting, not printf: this
+ * runs a dozen times per sample and printf's float path dominated the
+ * sampler's profile. */
 static int put_num(wm_buf *b, double v, int decimals)
 {
+	static const uint64_t pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
 	if (!isfinite(v))
 		return wm_buf_puts(b, "null");
-	char tmp[64];
-	int n = snprintf(tmp, sizeof tmp, "%.*f", decimals, v);
-	if (n < 0 || (size_t)n >= sizeof tmp)
-		return wm_buf_json_double(b, v);
-	if (memchr(tmp, '.', (size_t)n)) {
-		while (n > 0 && tmp[n - 1] == '0')
-			n--;
-		if (n > 0 && tmp[n - 1] == '.')
-			n--;
+	if (decimals < 0 || decimals > 6 || fabs(v) >= 9e12) {
+		char tmp[64];
+		int n = snprintf(tmp, sizeof tmp, "%.*f", decimals < 0 ? 0 : decimals, v);
+		if (n < 0 || (size_t)n >= sizeof tmp)
+			return wm_buf_json_double(b, v);
+		return wm_buf_append(b, tmp, (size_t)n);
 	}
-	if (n == 2 && tmp[0] == '-' && tmp[1] == '0')
-		return wm_buf_puts(b, "0");
-	return wm_buf_append(b, tmp, (size_t)n);
+	uint64_t q = (uint64_t)llround(fabs(v) * (double)pow10[decimals]);
+	uint64_t ip = q / pow10[decimals], fp = q % pow10[decimals];
+	char tmp[48];
+	char *end = tmp + sizeof tmp, *p = end;
+	int nd = decimals;
+	while (nd > 0 && fp % 10 == 0) {
+		fp /= 10;
+		nd--;
+	}
+	if (nd > 0) {
+		for (int i = 0; i < nd; i++) {
+			*--p = (char)('0' + fp % 10);
+			fp /= 10;
+		}
+		*--p = '.';
+	}
+	do {
+		*--p = (char)('0' + ip % 10);
+		ip /= 10;
+	} while (ip);
+	if (v < 0 && q != 0)
+		*--p = '-';
+	return wm_buf_append(b, p, (size_t)(end - p));
 }
 
 static int put_key(wm_buf *b, int *first, const char *key)
@@ -563,8 +583,14 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 	memcpy(before, m->energy_j, sizeof before);
 
 	read_counters(m);
-	wm_cpu_times ct;
-	double util = read_cpu_util(m, dt_s, &ct);
+	/* /proc/stat is read every tick only when it drives the CPU model; with
+	 * counters it is needed for attribution only, on the process tier
+	 * (reading it makes the kernel sum every CPU's counters: dear on big
+	 * machines). */
+	wm_cpu_times ct = m->last_ct;
+	double util = NAN;
+	if (baseline || proc_tier || m->dev_modeled[DEV_CPU])
+		util = read_cpu_util(m, dt_s, &ct);
 	for (int d = 0; d < N_DEV; d++) {
 		m->power_w[d] = dt_s > 0 ? (m->energy_j[d] - before[d]) / dt_s : 0.0;
 		double alpha = dt_s > 1.0 ? 1.0 : dt_s; /* ~1 s smoothing for the live line */
@@ -601,17 +627,23 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 	}
 	rc = rc ? rc : wm_buf_puts(b, "}");
 	if (!rc && m->rapl && m->rapl->n_zones) {
-		rc = wm_buf_puts(b, ",\"zones_energy_j\":{");
-		first = 1;
+		/* Every zone (core, uncore, duplicates too) on process-tier lines
+		 * only: device totals are on every line; this keeps the recording
+		 * small at high counter rates. */
 		int any_gap = 0;
-		for (size_t i = 0; i < m->rapl->n_zones && !rc; i++) {
-			if (m->rapl->zones[i].fd < 0)
-				continue;
+		for (size_t i = 0; i < m->rapl->n_zones; i++)
 			any_gap |= m->zone_gap[i];
-			rc = put_key(b, &first, m->rapl->zones[i].label);
-			rc = rc ? rc : put_num(b, (double)m->zone_ctr[i].total / 1e6, 6);
+		if (proc_tier || baseline) {
+			rc = wm_buf_puts(b, ",\"zones_energy_j\":{");
+			first = 1;
+			for (size_t i = 0; i < m->rapl->n_zones && !rc; i++) {
+				if (m->rapl->zones[i].fd < 0)
+					continue;
+				rc = put_key(b, &first, m->rapl->zones[i].label);
+				rc = rc ? rc : put_num(b, (double)m->zone_ctr[i].total / 1e6, 6);
+			}
+			rc = rc ? rc : wm_buf_puts(b, "}");
 		}
-		rc = rc ? rc : wm_buf_puts(b, "}");
 		if (!rc && any_gap) {
 			rc = wm_buf_puts(b, ",\"gaps\":[");
 			first = 1;

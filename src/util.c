@@ -129,6 +129,15 @@ int wm_buf_json_str(wm_buf *b, const char *s)
 	while (!rc && *p) {
 		unsigned char c = *p;
 		char esc[8];
+		/* Runs of printable ASCII, the common case, are copied in one go. */
+		size_t run = 0;
+		while (p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
+			run++;
+		if (run) {
+			rc = wm_buf_append(b, (const char *)p, run);
+			p += run;
+			continue;
+		}
 		if (c == '"' || c == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)c;
@@ -316,16 +325,19 @@ int wm_parse_u64(const char *s, uint64_t *out, const char **end)
 	s = skip_ws(s);
 	if (*s < '0' || *s > '9')
 		return -EINVAL;
-	errno = 0;
-	char *e;
-	unsigned long long v = strtoull(s, &e, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
-	if (e == s)
-		return -EINVAL;
-	*out = (uint64_t)v;
+	/* A digit loop with an exact overflow check: strtoull's generality
+	 * (locale, bases, signs) was the top of the sampler's profile. */
+	uint64_t v = 0;
+	const char *p = s;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*out = v;
 	if (end)
-		*end = e;
+		*end = p;
 	return 0;
 }
 
