@@ -588,32 +588,6 @@ static int pid_path(char *path, size_t len, int pid, const char *name)
 	return 0;
 }
 
-/* openat + ONE pread + close: the per-pid hot path of every scan.
- * wm_pread_all reads again until it sees end-of-file, a third syscall per
- * pid; here a read that leaves room in the buffer is taken as complete, which
- * holds for procfs (a seq_file hands over the whole record when it fits) and
- * for the regular files of fixture trees. A read that fills the buffer is
- * -EOVERFLOW, never parsed. */
-static ssize_t read_once_at(int dirfd, const char *path, char *buf, size_t size)
-{
-	int fd = open_ro(dirfd, path);
-	if (fd < 0)
-		return fd;
-	ssize_t n;
-	do
-		n = pread(fd, buf, size - 1, 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		int rc = -errno;
-		close(fd);
-		return rc;
-	}
-	close(fd);
-	size_t got = (size_t)n;
-	buf[got] = '\0';
-	return got == size - 1 ? -EOVERFLOW : (ssize_t)got;
-}
-
 /* A process that exited between readdir and open gives ENOENT; one that
  * exits between open and read gives ESRCH. Both mean "gone". */
 int wm_read_pid_stat(int procfs_dirfd, int pid, wm_pid_stat *out)
@@ -626,7 +600,7 @@ int wm_read_pid_stat(int procfs_dirfd, int pid, wm_pid_stat *out)
 	 * bytes); 4 KiB cannot truncate, and if it ever did the line would be
 	 * rejected rather than parsed from a cut field. */
 	char buf[4096];
-	ssize_t n = read_once_at(procfs_dirfd, path, buf, sizeof buf);
+	ssize_t n = wm_read_file_at(procfs_dirfd, path, buf, sizeof buf);
 	if (n < 0)
 		return (int)n;
 	return wm_parse_pid_stat(buf, out);

@@ -183,14 +183,9 @@ enum apply_mode {
 static int read_last_pid(int fd, uint64_t *out)
 {
 	char buf[256];
-	ssize_t n;
-	do
-		n = pread(fd, buf, sizeof buf - 1, 0);
-	while (n < 0 && errno == EINTR);
+	ssize_t n = wm_pread_all(fd, buf, sizeof buf);
 	if (n < 0)
-		return -errno;
-	if ((size_t)n == sizeof buf - 1)
-		return -EOVERFLOW;
+		return (int)n;
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
 		n--;
 	buf[n] = '\0';
@@ -543,16 +538,10 @@ static int open_stat(wm_proctree *t, int pid)
 static int read_stat_fd(wm_proctree *t, int fd, wm_pid_stat *st)
 {
 	char buf[4096];
-	ssize_t n;
 	t->n_stat_reads++;
-	do
-		n = pread(fd, buf, sizeof buf - 1, 0);
-	while (n < 0 && errno == EINTR);
+	ssize_t n = wm_pread_all(fd, buf, sizeof buf);
 	if (n < 0)
-		return -errno;
-	if ((size_t)n == sizeof buf - 1)
-		return -EOVERFLOW;
-	buf[n] = '\0';
+		return (int)n;
 	return wm_parse_pid_stat(buf, st);
 }
 
