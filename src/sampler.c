@@ -618,15 +618,18 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 		rc = put_key(b, &first, dev_names[d]);
 		rc = rc ? rc : put_num(b, m->energy_j[d], 6);
 	}
-	rc = rc ? rc : wm_buf_puts(b, "},\"power_w\":{");
-	first = 1;
-	for (int d = 0; d < N_DEV && !rc; d++) {
-		if (!m->dev_present[d])
-			continue;
-		rc = put_key(b, &first, dev_names[d]);
-		rc = rc ? rc : put_num(b, m->power_w[d], 3);
-	}
 	rc = rc ? rc : wm_buf_puts(b, "}");
+	if (!baseline) { /* the baseline closes no interval: it has no power */
+		rc = rc ? rc : wm_buf_puts(b, ",\"power_w\":{");
+		first = 1;
+		for (int d = 0; d < N_DEV && !rc; d++) {
+			if (!m->dev_present[d])
+				continue;
+			rc = put_key(b, &first, dev_names[d]);
+			rc = rc ? rc : put_num(b, m->power_w[d], 3);
+		}
+		rc = rc ? rc : wm_buf_puts(b, "}");
+	}
 	if (!rc && m->rapl && m->rapl->n_zones) {
 		/* Every zone (core, uncore, duplicates too) on process-tier lines
 		 * only: device totals are on every line; this keeps the recording
