@@ -126,7 +126,8 @@ class CodeCarbon(Tool):
 
     def stop(self) -> dict:
         e = self.t.stop()
-        return {"emissions_kg": e}
+        return {"emissions_kg": e, "measurements": getattr(self.t, "_measure_occurrence", None),
+                "hardware": [repr(h)[:120] for h in getattr(self.t, "_hardware", [])]}
 
 
 class Zeus(Tool):

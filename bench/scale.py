@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""scale — cost per sample against the number of measured processes, and
+against the floor (bench/floor.c).
+
+Process tier: a spawner (bench/workload.py --main sleep --child-mode sleep
+--children N) is started on its own; while it lives,
+
+    wattmeter run -q --period 0.1 --proc-period 0.1 --no-memory --pid SPAWNER -- sleep S
+
+measures it (every sample is a process-tier sample; memory reads off so the
+figure is the scan alone), then `floor --tier proc --period 0.1` does the bare reads against the same
+/proc at the same period (the periodic floor: reads + waking up cold), and
+flat out (the tight floor: reads alone, caches warm). N = 10, 100, 1000, and the whole machine (--pid 1).
+Counter tier: `wattmeter run --sysfs-root FAKE --period 0.01 --proc-period
+1000 --no-memory -- sleep S` (the process tier runs only at the stop) against
+`floor --tier counter` on the same tree; and `floor --tier wake`, the cost of
+nothing but waking up every period, to show where the difference goes.
+Per sample = self.cpu_s / samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
+
+FLOOR = os.path.join(bl.REPO, "build-bench", "floor")
+
+
+def floor(*args: str) -> dict:
+    out = subprocess.run([FLOOR, *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def ours(out: str, wm_args, seconds: float) -> dict:
+    # `sleep S` in Python: run_cli appends --rusage-out FILE to the command
+    wl = [sys.executable, "-c",
+          "import sys,time,os,json,resource;time.sleep(float(sys.argv[1]));"
+          "r=resource.getrusage(resource.RUSAGE_SELF);"
+          "open(sys.argv[3],'w').write(json.dumps({'cpu_s':r.ru_utime+r.ru_stime,"
+          "'self_maxrss_kb':r.ru_maxrss,'children_maxrss_kb':0}));os._exit(0)", str(seconds)]
+    r = bl.run_cli(out, wm_args, seconds, workload_cmd=wl)
+    shutil.rmtree(out, ignore_errors=True)
+    return r
+
+
+def run(repeats: int, seconds: float, ns=(10, 100, 1000), log=print) -> dict:
+    tmp = tempfile.mkdtemp(prefix="wm-scale-")
+    rows = {}
+    try:
+        for k in range(repeats):
+            for n in list(ns) + ["machine"]:
+                sp = None
+                if n != "machine":
+                    # own session, so the whole tree is killed with its group id
+                    sp = subprocess.Popen([sys.executable, bl.WORKLOAD, "--seconds", str(seconds + 20),
+                                           "--children", str(n), "--child-mode", "sleep", "--main", "sleep"],
+                                          start_new_session=True)
+                    # wait until all children exist
+                    t_end = time.monotonic() + 30
+                    while time.monotonic() < t_end:
+                        try:
+                            with open(f"/proc/{sp.pid}/task/{sp.pid}/children") as f:
+                                if len(f.read().split()) >= n:
+                                    break
+                        except OSError:
+                            pass
+                        time.sleep(0.05)
+                pid = sp.pid if sp else 1
+                r = ours(os.path.join(tmp, f"rec-{n}-{k}"),
+                         ["--period", "0.1", "--proc-period", "0.1", "--no-memory", "--pid", str(pid)], seconds)
+                fl = floor("--tier", "proc", "--period", "0.1", "--min-seconds", "1.5")
+                ft = floor("--tier", "proc", "--min-seconds", "0.5")
+                if sp:
+                    os.killpg(sp.pid, signal.SIGKILL)
+                    sp.wait()
+                    time.sleep(0.5)  # let init reap the children before the next row
+                nprocs = r["procs_per_proc_line"]
+                x = {"us_per_sample": 1e6 * r["self_cpu_s"] / r["samples"], "procs_measured": nprocs,
+                     "pids_on_machine": fl["pids"], "floor_us": fl["cpu_ns_per_iter"] / 1e3,
+                     "tight_floor_us": ft["cpu_ns_per_iter"] / 1e3,
+                     "ratio": (1e6 * r["self_cpu_s"] / r["samples"]) / (fl["cpu_ns_per_iter"] / 1e3),
+                     "bytes_per_sample": r["samples_bytes"] / r["samples"]}
+                rows.setdefault(str(n), []).append(x)
+                log(f"  [{k + 1}/{repeats}] N={n}: {x['us_per_sample']:.0f} µs/sample for {nprocs:g} measured "
+                    f"processes ({fl['pids']} on the machine); floor {x['floor_us']:.0f} µs")
+        # counter tier
+        with bl.FakeRaplProc(os.path.join(tmp, "sys"), max_range_uj=262143328850) as fake:
+            for k in range(repeats):
+                r = ours(os.path.join(tmp, f"rec-c-{k}"),
+                         ["--sysfs-root", fake.root, "--period", "0.01", "--proc-period", "1000", "--no-memory"],
+                         seconds)
+                fl = floor("--sysfs-root", fake.root, "--tier", "counter", "--period", "0.01", "--min-seconds", "1.5")
+                ft = floor("--sysfs-root", fake.root, "--tier", "counter", "--min-seconds", "0.5")
+                wk = floor("--tier", "wake", "--period", "0.01", "--min-seconds", "1")
+                us = 1e6 * r["self_cpu_s"] / r["samples"]
+                x = {"us_per_sample": us, "floor_us": fl["cpu_ns_per_iter"] / 1e3,
+                     "tight_floor_us": ft["cpu_ns_per_iter"] / 1e3,
+                     "wake_us": wk["cpu_ns_per_iter"] / 1e3, "zones": fl["zones"],
+                     "ratio": us / (fl["cpu_ns_per_iter"] / 1e3),
+                     "ratio_tight": us / (ft["cpu_ns_per_iter"] / 1e3),
+                     "bytes_per_sample": r["samples_bytes"] / r["samples"]}
+                rows.setdefault("counter", []).append(x)
+                log(f"  [{k + 1}/{repeats}] counter tier: {x['us_per_sample']:.0f} µs/sample; periodic floor "
+                    f"{x['floor_us']:.1f} µs, tight {x['tight_floor_us']:.1f} µs, wake-up alone {x['wake_us']:.1f} µs")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary = {n: {k: bl.stats([r[k] for r in rs]) for k in rs[0]} for n, rs in rows.items()}
+    return {"summary": summary, "runs": rows}
+
+
+def table(res: dict) -> str:
+    s = res["summary"]
+    lines = ["| measured set | processes measured | pids on the machine | our CPU per sample, µs | "
+             "periodic floor, µs | ours / periodic floor | tight floor, µs | µs per pid on the machine |",
+             "|---|---|---|---|---|---|---|---|"]
+    for n, x in s.items():
+        if n == "counter":
+            continue
+        per = x["us_per_sample"]["median"] / max(1, x["pids_on_machine"]["median"])
+        lines.append(f"| {'--pid 1 (whole machine)' if n == 'machine' else f'{n} children'} | "
+                     f"{bl.fmt(x['procs_measured'], digits=4)} | {bl.fmt(x['pids_on_machine'], digits=4)} | "
+                     f"{bl.fmt(x['us_per_sample'])} | {bl.fmt(x['floor_us'])} | {bl.fmt(x['ratio'])} | "
+                     f"{bl.fmt(x['tight_floor_us'])} | {per:.3g} |")
+    t = "\n".join(lines) + "\n"
+    if "counter" in s:
+        c = s["counter"]
+        t += ("\n| counter tier (period 0.01 s, fake RAPL, "
+              f"{c['zones']['median']:g} zones + /proc/stat) | ours, µs/sample | periodic floor, µs | "
+              "ours / periodic floor | tight floor (reads only), µs | ours / tight floor | wake-up alone, µs |\n"
+              "|---|---|---|---|---|---|---|\n"
+              f"| | {bl.fmt(c['us_per_sample'])} | {bl.fmt(c['floor_us'])} | {bl.fmt(c['ratio'])} | "
+              f"{bl.fmt(c['tight_floor_us'])} | {bl.fmt(c['ratio_tight'])} | {bl.fmt(c['wake_us'])} |\n")
+    return t
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    a = ap.parse_args()
+    print(table(run(a.repeats, a.seconds)))
