@@ -508,9 +508,8 @@ static void attribute(wm_meter *m, const wm_cpu_times *ct)
 	}
 }
 
-static int line_procs(wm_meter *m, const wm_cpu_times *ct, uint64_t d_busy, wm_buf *b)
+static int line_procs(wm_meter *m, uint64_t d_busy, wm_buf *b)
 {
-	(void)ct;
 	int rc = wm_buf_puts(b, ",\"procs\":[");
 	size_t n = wm_proctree_count(m->tree);
 	int first = 1;
@@ -697,7 +696,7 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 			rc = rc ? rc : put_num(b, m->attributed_j[d], 6);
 		}
 		rc = rc ? rc : wm_buf_printf(b, "},\"mem_used_bytes\":%llu", (unsigned long long)m->mem_used_bytes);
-		rc = rc ? rc : line_procs(m, &ct, d_busy, b);
+		rc = rc ? rc : line_procs(m, d_busy, b);
 	}
 	m->self_cpu_s = thread_cpu_s();
 	if (!rc) {
