@@ -117,45 +117,10 @@ static int is_owner(const wm_meter *m)
 
 /* ---- JSON helpers --------------------------------------------------------- */
 
-/* Fixed decimals (0..6) with trailing zeros trimmed: energies at microjoule
- * resolution stay short on the wire. Integer formatting, not printf: this
- * runs a dozen times per sample and printf's float path dominated the
- * sampler's profile. */
+/* Energies at microjoule resolution, powers at milliwatts: short on the wire. */
 static int put_num(wm_buf *b, double v, int decimals)
 {
-	static const uint64_t pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
-	if (!isfinite(v))
-		return wm_buf_puts(b, "null");
-	if (decimals < 0 || decimals > 6 || fabs(v) >= 9e12) {
-		char tmp[64];
-		int n = snprintf(tmp, sizeof tmp, "%.*f", decimals < 0 ? 0 : decimals, v);
-		if (n < 0 || (size_t)n >= sizeof tmp)
-			return wm_buf_json_double(b, v);
-		return wm_buf_append(b, tmp, (size_t)n);
-	}
-	uint64_t q = (uint64_t)llround(fabs(v) * (double)pow10[decimals]);
-	uint64_t ip = q / pow10[decimals], fp = q % pow10[decimals];
-	char tmp[48];
-	char *end = tmp + sizeof tmp, *p = end;
-	int nd = decimals;
-	while (nd > 0 && fp % 10 == 0) {
-		fp /= 10;
-		nd--;
-	}
-	if (nd > 0) {
-		for (int i = 0; i < nd; i++) {
-			*--p = (char)('0' + fp % 10);
-			fp /= 10;
-		}
-		*--p = '.';
-	}
-	do {
-		*--p = (char)('0' + ip % 10);
-		ip /= 10;
-	} while (ip);
-	if (v < 0 && q != 0)
-		*--p = '-';
-	return wm_buf_append(b, p, (size_t)(end - p));
+	return wm_buf_json_fixed(b, v, decimals);
 }
 
 static int put_key(wm_buf *b, int *first, const char *key)

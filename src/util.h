@@ -37,6 +37,11 @@ int wm_buf_json_str(wm_buf *b, const char *s);
  * to what is needed); NaN and infinities become JSON null. */
 int wm_buf_json_double(wm_buf *b, double v);
 
+/* Appends v with `decimals` (0..6) fixed decimals, trailing zeros trimmed
+ * ("1.5", "2", "-0.000001"); NaN and infinities become null; |v| >= 9e12 or
+ * other decimals fall back to printf. */
+int wm_buf_json_fixed(wm_buf *b, double v, int decimals);
+
 /* ---- errors --------------------------------------------------------------- */
 /* Formats into err (if err && errlen) and returns rc (a negative errno). */
 int wm_err(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

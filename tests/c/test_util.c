@@ -88,6 +88,40 @@ static void json_doubles_round_trip_and_nan_is_null(void **state)
 	wm_buf_free(&b);
 }
 
+static void fixed_numbers_are_exact_and_short(void **state)
+{
+	(void)state;
+	struct {
+		double v;
+		int decimals;
+		const char *want;
+	} cases[] = {
+		{0.0, 6, "0"},          {1.5, 6, "1.5"},          {2.0, 3, "2"},
+		{-0.000001, 6, "-0.000001"}, {-0.0000001, 6, "0"}, {123.4567894, 6, "123.456789"},
+		{0.0005, 3, "0.001"},    {9.9999999, 6, "10"},     {4.24, 3, "4.24"},
+		{1795608733.4641, 3, "1795608733.464"}, {1e13, 2, "10000000000000.00"},
+	};
+	for (size_t i = 0; i < WM_ARRAY_LEN(cases); i++) {
+		wm_buf b;
+		wm_buf_init(&b);
+		assert_int_equal(wm_buf_json_fixed(&b, cases[i].v, cases[i].decimals), 0);
+		assert_string_equal(b.data, cases[i].want);
+		wm_buf_free(&b);
+	}
+	wm_buf b;
+	wm_buf_init(&b);
+	assert_int_equal(wm_buf_json_fixed(&b, NAN, 3), 0);
+	assert_string_equal(b.data, "null");
+	wm_buf_free(&b);
+	/* every microjoule value up to 10 kJ reads back exactly */
+	for (uint64_t uj = 0; uj < 10000000000ull; uj = uj * 3 + 7) {
+		wm_buf_init(&b);
+		assert_int_equal(wm_buf_json_fixed(&b, (double)uj / 1e6, 6), 0);
+		assert_true(llround(strtod(b.data, NULL) * 1e6) == (long long)uj);
+		wm_buf_free(&b);
+	}
+}
+
 static void parse_u64_is_strict(void **state)
 {
 	(void)state;
@@ -180,6 +214,7 @@ int main(void)
 		cmocka_unit_test(buf_reserve_refuses_overflow),
 		cmocka_unit_test(json_strings_always_parse),
 		cmocka_unit_test(json_doubles_round_trip_and_nan_is_null),
+		cmocka_unit_test(fixed_numbers_are_exact_and_short),
 		cmocka_unit_test(parse_u64_is_strict),
 		cmocka_unit_test(pread_all_detects_truncation_and_rereads),
 		cmocka_unit_test(mkdir_p_creates_nested_and_refuses_files),
