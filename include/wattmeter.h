@@ -24,10 +24,15 @@ extern "C" {
 
 #define WM_VERSION "0.1.0"
 
-/* Defaults, chosen from bench/results (see README "Overhead"). */
-#define WM_DEFAULT_PERIOD_S 0.1       /* counter tier: RAPL, CPU utilisation */
+/* Defaults, chosen from bench/results (README "Overhead"): a counter tick
+ * costs about 100 us of CPU on a 2-core VM, most of it the wake-up itself,
+ * and a process tick about 300 us with a dozen processes; 2 Hz counters, 1 Hz
+ * processes and PSS every 10 s keep the sampler near 0.05% of one core there.
+ * Totals do not depend on the period (counter deltas); only the time
+ * resolution of power curves does: use a shorter period for finer curves. */
+#define WM_DEFAULT_PERIOD_S 0.5       /* counter tier: RAPL, CPU utilisation */
 #define WM_DEFAULT_PROC_PERIOD_S 1.0  /* process tier: /proc/<pid>/stat scan */
-#define WM_DEFAULT_MEM_PERIOD_S 5.0   /* memory tier: smaps_rollup (0 = off) */
+#define WM_DEFAULT_MEM_PERIOD_S 10.0  /* memory tier: smaps_rollup (0 = off) */
 /* CPU model when no counters: per-vCPU watts at 0% and 100% utilisation.
  * Cloud Carbon Footprint's published averages for AWS (min 0.74 W, max 3.5 W). */
 #define WM_DEFAULT_MODEL_MIN_W 0.74

@@ -154,7 +154,8 @@ def test_unwritable_output_folder_is_refused(tmp_path, world_dir):
 
 
 def start_and_sigkill(out, seconds: float = 2.0):
-    p = subprocess.Popen([WATTMETER, "run", "-q", "-o", str(out), "--", "sleep", "30"],
+    # a short period, so the cut comes after many complete lines
+    p = subprocess.Popen([WATTMETER, "run", "-q", "-o", str(out), "--period", "0.1", "--", "sleep", "30"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         assert wait_for(lambda: (out / "samples.jsonl").exists())
