@@ -239,6 +239,17 @@ static char *rep_columns(const char *dir, int top_n, char *err, size_t errlen)
 	return wm_report_columns_json(dir, err, errlen);
 }
 
+/* Turns a malloc'd result of the library into a str (freeing it), or its
+ * NULL into OSError with the library's message. */
+static PyObject *take_string(char *out, const char *err)
+{
+	if (!out)
+		return raise_errno(-EINVAL, err);
+	PyObject *s = PyUnicode_FromString(out);
+	free(out);
+	return s;
+}
+
 static PyObject *call_report(PyObject *args, report_fn fn)
 {
 	const char *dir;
@@ -250,11 +261,7 @@ static PyObject *call_report(PyObject *args, report_fn fn)
 	Py_BEGIN_ALLOW_THREADS
 	out = fn(dir, top_n, err, sizeof err);
 	Py_END_ALLOW_THREADS
-	if (!out)
-		return raise_errno(-EINVAL, err);
-	PyObject *s = PyUnicode_FromString(out);
-	free(out);
-	return s;
+	return take_string(out, err);
 }
 
 static PyObject *py_report_json(PyObject *self, PyObject *args)
@@ -288,11 +295,7 @@ static PyObject *py_sensors(PyObject *self, PyObject *args, PyObject *kw)
 	Py_BEGIN_ALLOW_THREADS
 	out = wm_sensors_describe(sysfs, procfs, as_json, err, sizeof err);
 	Py_END_ALLOW_THREADS
-	if (!out)
-		return raise_errno(-EINVAL, err);
-	PyObject *s = PyUnicode_FromString(out);
-	free(out);
-	return s;
+	return take_string(out, err);
 }
 
 static PyMethodDef methods[] = {
