@@ -98,14 +98,15 @@ void wm_meter_free(wm_meter *m);
 
 /* Writes the sensor table that `wattmeter sensors` prints (text or JSON),
  * as a malloc'd string the caller frees. NULL on ENOMEM or a bad root
- * (message in err). */
+ * (message in err, errno set). */
 char *wm_sensors_describe(const char *sysfs_root, const char *procfs_root, int as_json,
 			  char *err, size_t errlen);
 
 /* ---- reading recordings ---------------------------------------------------- */
 /* The summary of a recording as JSON (docs/recording.md "Summary"), its human
  * text, or its columns, as a malloc'd string the caller frees. NULL on error
- * with a message in err (a missing folder, a malformed line, a newer schema). */
+ * with a message in err and errno set: ENOENT (no folder, meta.json or
+ * samples.jsonl), ENOTSUP (a newer schema), EBADMSG (a damaged line). */
 char *wm_report_json(const char *dir, char *err, size_t errlen);
 char *wm_report_text(const char *dir, int top_n, char *err, size_t errlen);
 char *wm_report_columns_json(const char *dir, char *err, size_t errlen);

@@ -27,15 +27,19 @@ static int render_columns(const wm_recording *r, int top_n, wm_buf *out)
 static char *render(const char *dir, int top_n, render_fn fn, char *err, size_t errlen)
 {
 	wm_recording *rec = NULL;
-	if (wm_recording_open(dir, &rec, err, errlen) < 0)
+	int rc = wm_recording_open(dir, &rec, err, errlen);
+	if (rc < 0) {
+		errno = -rc;
 		return NULL;
+	}
 	wm_buf b;
 	wm_buf_init(&b);
-	int rc = fn(rec, top_n, &b);
+	rc = fn(rec, top_n, &b);
 	wm_recording_free(rec);
 	if (rc < 0 || !b.data) {
 		wm_buf_free(&b);
-		wm_err(err, errlen, rc < 0 ? rc : -ENOMEM, "cannot summarise %s: out of memory", dir);
+		errno = rc < 0 ? -rc : ENOMEM;
+		wm_err(err, errlen, -errno, "cannot summarise %s: out of memory", dir);
 		return NULL;
 	}
 	return b.data; /* ownership passes to the caller */

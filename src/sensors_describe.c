@@ -89,10 +89,15 @@ char *wm_sensors_describe(const char *sysfs_root, const char *procfs_root, int a
 	struct row rows[3];
 	memset(rows, 0, sizeof rows);
 
-	if (wm_root_open(&sys, sysfs_root, err, errlen) < 0 || wm_root_open(&proc, procfs_root, err, errlen) < 0)
+	int rc = wm_root_open(&sys, sysfs_root, err, errlen);
+	if (rc >= 0)
+		rc = wm_root_open(&proc, procfs_root, err, errlen);
+	if (rc >= 0)
+		rc = wm_rapl_probe(sys.dirfd, &r, err, errlen);
+	if (rc < 0) {
+		errno = -rc;
 		goto out;
-	if (wm_rapl_probe(sys.dirfd, &r, err, errlen) < 0)
-		goto out;
+	}
 	char serr[256] = "";
 	have_st = wm_sysstat_open(&st, proc.dirfd, serr, sizeof serr) == 0;
 
@@ -132,8 +137,9 @@ char *wm_sensors_describe(const char *sysfs_root, const char *procfs_root, int a
 			       "point --procfs-root at a mounted procfs (in a container: mount the host's /proc)");
 	}
 
-	int rc = as_json ? rows_json(&b, rows, 3, r) : rows_text(&b, rows, 3, r);
+	rc = as_json ? rows_json(&b, rows, 3, r) : rows_text(&b, rows, 3, r);
 	if (rc < 0 || !b.data) {
+		errno = ENOMEM;
 		wm_err(err, errlen, -ENOMEM, "out of memory");
 		goto out;
 	}

@@ -240,11 +240,12 @@ static char *rep_columns(const char *dir, int top_n, char *err, size_t errlen)
 }
 
 /* Turns a malloc'd result of the library into a str (freeing it), or its
- * NULL into OSError with the library's message. */
-static PyObject *take_string(char *out, const char *err)
+ * NULL into OSError (FileNotFoundError for ENOENT ...) with the library's
+ * message; e is the errno saved right after the call. */
+static PyObject *take_string(char *out, int e, const char *err)
 {
 	if (!out)
-		return raise_errno(-EINVAL, err);
+		return raise_errno(e ? -e : -EINVAL, err);
 	PyObject *s = PyUnicode_FromString(out);
 	free(out);
 	return s;
@@ -258,10 +259,13 @@ static PyObject *call_report(PyObject *args, report_fn fn)
 		return NULL;
 	char err[1024] = "";
 	char *out;
+	int e;
 	Py_BEGIN_ALLOW_THREADS
+	errno = 0;
 	out = fn(dir, top_n, err, sizeof err);
+	e = errno;
 	Py_END_ALLOW_THREADS
-	return take_string(out, err);
+	return take_string(out, e, err);
 }
 
 static PyObject *py_report_json(PyObject *self, PyObject *args)
@@ -292,10 +296,13 @@ static PyObject *py_sensors(PyObject *self, PyObject *args, PyObject *kw)
 		return NULL;
 	char err[1024] = "";
 	char *out;
+	int e;
 	Py_BEGIN_ALLOW_THREADS
+	errno = 0;
 	out = wm_sensors_describe(sysfs, procfs, as_json, err, sizeof err);
+	e = errno;
 	Py_END_ALLOW_THREADS
-	return take_string(out, err);
+	return take_string(out, e, err);
 }
 
 static PyMethodDef methods[] = {

@@ -3,6 +3,7 @@ start()/stop(); Results and load(); measured children; fork safety."""
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing as mp
 import os
@@ -295,3 +296,19 @@ def test_load_of_a_missing_folder_raises_oserror(tmp_path):
     with pytest.raises(OSError) as e:
         wattmeter.load(str(tmp_path / "nothing"))
     assert "nothing" in str(e.value)
+
+
+def test_load_errors_carry_the_reason_as_an_errno(tmp_path):
+    # no folder: FileNotFoundError, naming it
+    with pytest.raises(FileNotFoundError) as e:
+        wattmeter.load(str(tmp_path / "nope"))
+    assert "nope" in str(e.value)
+    # a recording from a newer wattmeter: ENOTSUP, saying to upgrade
+    out = tmp_path / "rec"
+    assert run_wm(["run", "-q", "-o", str(out), *FAST, "--", "true"]).returncode == 0
+    meta = json.loads((out / "meta.json").read_text())
+    meta["schema_version"] = 99
+    (out / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(OSError) as e:
+        wattmeter.load(str(out))
+    assert e.value.errno == errno.ENOTSUP and "upgrade" in str(e.value)
