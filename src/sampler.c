@@ -97,6 +97,7 @@ struct wm_meter {
 	int write_errno;            /* first failure to append a sample, 0 if none */
 
 	wm_buf line;                /* reused for every sample line */
+	wm_buf host_json;           /* read once: /proc/cpuinfo is large on big machines */
 	wm_snapshot snap;
 };
 
@@ -208,7 +209,8 @@ static int build_meta(const wm_meter *m, int final, int exit_status, double end_
 	int rc = wm_buf_printf(b, "{\"schema\":\"wattmeter.recording\",\"schema_version\":%d,"
 			       "\"tool\":{\"name\":\"wattmeter\",\"version\":\"%s\"},\"host\":",
 			       WM_SCHEMA_VERSION, WM_VERSION);
-	rc = rc ? rc : wm_host_json(m->procroot.dirfd, b);
+	rc = rc ? rc : wm_buf_append(b, m->host_json.len ? m->host_json.data : "null",
+				     m->host_json.len ? m->host_json.len : 4);
 	rc = rc ? rc : wm_buf_puts(b, ",\"command\":");
 	if (!rc && m->command) {
 		rc = wm_buf_puts(b, "[");
@@ -748,6 +750,7 @@ static void free_meter(wm_meter *m)
 	if (!m)
 		return;
 	wm_buf_free(&m->line);
+	wm_buf_free(&m->host_json);
 	wm_recorder_close(&m->rec);
 	wm_proctree_free(m->tree);
 	if (m->have_sysstat)
@@ -853,6 +856,7 @@ int wm_meter_start(const wm_meter_config *c, wm_meter **out, char *err, size_t e
 	m->sysroot.dirfd = m->procroot.dirfd = -1;
 	m->rec.dir_fd = m->rec.samples_fd = -1;
 	wm_buf_init(&m->line);
+	wm_buf_init(&m->host_json);
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -907,6 +911,8 @@ int wm_meter_start(const wm_meter_config *c, wm_meter **out, char *err, size_t e
 	rc = wm_recorder_open(&m->rec, c->output_dir, err, errlen);
 	if (rc < 0)
 		goto fail;
+	if (wm_host_json(m->procroot.dirfd, &m->host_json) < 0)
+		wm_buf_reset(&m->host_json); /* "null": the rest of meta.json still matters */
 	m->wall0_s = wm_now_wall_s();
 	rc = write_meta(m, 0, -1, 0, 0);
 	if (rc < 0) {
