@@ -53,6 +53,10 @@ def ours(out: str, wm_args, seconds: float) -> dict:
     return r
 
 
+def count_pids() -> int:
+    return sum(1 for e in os.listdir("/proc") if e.isdigit())
+
+
 def run(repeats: int, seconds: float, ns=(10, 100, 1000), log=print) -> dict:
     tmp = tempfile.mkdtemp(prefix="wm-scale-")
     rows = {}
@@ -63,6 +67,7 @@ def run(repeats: int, seconds: float, ns=(10, 100, 1000), log=print) -> dict:
             # churn of their exits instead of a steady machine
             for n in ["machine"] + list(ns):
                 sp = None
+                pids_before = count_pids()
                 if n != "machine":
                     # own session, so the whole tree is killed with its group id
                     sp = subprocess.Popen([sys.executable, bl.WORKLOAD, "--seconds", str(seconds + 20),
@@ -86,7 +91,12 @@ def run(repeats: int, seconds: float, ns=(10, 100, 1000), log=print) -> dict:
                 if sp:
                     os.killpg(sp.pid, signal.SIGKILL)
                     sp.wait()
-                    time.sleep(0.5)  # let init reap the children before the next row
+                    # let init reap the children before the next row: wait
+                    # until the machine's pid count is back where it was
+                    t_end = time.monotonic() + 30
+                    while time.monotonic() < t_end and count_pids() > pids_before + 5:
+                        time.sleep(0.1)
+                    time.sleep(0.5)
                 nprocs = r["procs_per_proc_line"]
                 x = {"us_per_sample": 1e6 * r["self_cpu_s"] / r["samples"], "procs_measured": nprocs,
                      "pids_on_machine": fl["pids"], "floor_us": fl["cpu_ns_per_iter"] / 1e3,
