@@ -66,6 +66,8 @@ struct wm_meter {
 	wm_rapl *rapl;
 	wm_counter *zone_ctr;       /* one per RAPL zone */
 	int *zone_gap;              /* 1 if the zone could not be read at the last tick */
+	int *zone_dev;              /* device index a zone is summed into, -1 if none
+	                               (core, uncore, duplicates): resolved once */
 	int dev_present[N_DEV];
 	int dev_modeled[N_DEV];
 	int have_sysstat;
@@ -155,7 +157,7 @@ static int meta_devices(const wm_meter *m, wm_buf *b)
 		int first = 1;
 		for (size_t i = 0; m->rapl && !m->dev_modeled[d] && i < m->rapl->n_zones && !rc; i++) {
 			const wm_rapl_zone *z = &m->rapl->zones[i];
-			if (!z->counted || !z->device || strcmp(z->device, dev_names[d]) != 0)
+			if (m->zone_dev[i] != d)
 				continue;
 			rc = first ? 0 : wm_buf_puts(b, ",");
 			first = 0;
@@ -338,11 +340,9 @@ static void read_counters(wm_meter *m)
 			m->zone_gap[i] = 0;
 			(void)wm_counter_update(&m->zone_ctr[i], raw, NULL);
 		}
-		if (!z->counted || !z->device)
-			continue;
-		for (int d = 0; d < N_DEV; d++)
-			if (!m->dev_modeled[d] && strcmp(z->device, dev_names[d]) == 0)
-				dev_uj[d] += (double)m->zone_ctr[i].total;
+		int d = m->zone_dev[i];
+		if (d >= 0 && !m->dev_modeled[d])
+			dev_uj[d] += (double)m->zone_ctr[i].total;
 	}
 	for (int d = 0; d < N_DEV; d++)
 		if (m->dev_present[d] && !m->dev_modeled[d])
@@ -691,12 +691,14 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 		s->devices[k].energy_j = m->energy_j[d];
 		s->devices[k].attributed_j = m->attributed_j[d];
 	}
-	size_t alive = 0, n = m->tree ? wm_proctree_count(m->tree) : 0;
-	for (size_t i = 0; i < n; i++) {
-		const wm_proc *p = wm_proctree_get(m->tree, i);
-		alive += p->alive && p->count_own;
+	if (proc_tier && m->tree) { /* the set only changes when it is scanned */
+		size_t alive = 0, n = wm_proctree_count(m->tree);
+		for (size_t i = 0; i < n; i++) {
+			const wm_proc *p = wm_proctree_get(m->tree, i);
+			alive += p->alive && p->count_own;
+		}
+		s->n_procs_alive = alive;
 	}
-	s->n_procs_alive = alive;
 	s->self_cpu_s = m->self_cpu_s;
 	s->samples = m->ticks + 1;
 	pthread_mutex_unlock(&m->lock);
@@ -755,6 +757,7 @@ static void free_meter(wm_meter *m)
 	wm_proctree_free(m->tree);
 	if (m->have_sysstat)
 		wm_sysstat_close(&m->sysstat);
+	free(m->zone_dev);
 	free(m->zone_gap);
 	free(m->zone_ctr);
 	wm_rapl_free(m->rapl);
@@ -802,16 +805,18 @@ static int setup_sensors(wm_meter *m, const wm_meter_config *c, char *err, size_
 	size_t nz = m->rapl->n_zones;
 	m->zone_ctr = calloc(nz ? nz : 1, sizeof *m->zone_ctr);
 	m->zone_gap = calloc(nz ? nz : 1, sizeof *m->zone_gap);
-	if (!m->zone_ctr || !m->zone_gap)
+	m->zone_dev = calloc(nz ? nz : 1, sizeof *m->zone_dev);
+	if (!m->zone_ctr || !m->zone_gap || !m->zone_dev)
 		return wm_err(err, errlen, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < nz; i++) {
 		const wm_rapl_zone *z = &m->rapl->zones[i];
 		wm_counter_init(&m->zone_ctr[i], z->max_energy_range_uj);
-		if (z->fd >= 0 && z->counted && z->device) {
-			for (int d = 0; d < N_DEV; d++)
-				if (strcmp(z->device, dev_names[d]) == 0)
-					m->dev_present[d] = 1;
-		}
+		m->zone_dev[i] = -1;
+		for (int d = 0; d < N_DEV && z->counted && z->device; d++)
+			if (strcmp(z->device, dev_names[d]) == 0)
+				m->zone_dev[i] = d;
+		if (z->fd >= 0 && m->zone_dev[i] >= 0)
+			m->dev_present[m->zone_dev[i]] = 1;
 	}
 	if (m->rapl->state == WM_SRC_OK) {
 		double wrap_s = wm_rapl_min_wrap_s(m->rapl, WRAP_CHECK_MAX_W);
