@@ -62,6 +62,16 @@ static void make_tree(const char *sys)
 	fx_rapl_zone(sys, "intel-rapl-mmio", "intel-rapl-mmio:0", "package-0", 900000, 1000000);
 }
 
+/* A scratch folder holding the fixture tree (sys/) and where the recording
+ * goes (rec/); the buffers are 4096, 4200 and 4200 bytes. */
+static void make_scratch(char *root, char *sys, char *out)
+{
+	fx_mkdtemp(root, 4096);
+	snprintf(sys, 4200, "%s/sys", root);
+	snprintf(out, 4200, "%s/rec", root);
+	make_tree(sys);
+}
+
 static void start_meter(const char *sys, const char *out, double period, wm_meter **m)
 {
 	wm_meter_config c;
@@ -83,10 +93,7 @@ static void totals_are_exact_through_wraps(void **state)
 {
 	(void)state;
 	char root[4096], sys[4200], out[4200];
-	fx_mkdtemp(root, sizeof root);
-	snprintf(sys, sizeof sys, "%s/sys", root);
-	snprintf(out, sizeof out, "%s/rec", root);
-	make_tree(sys);
+	make_scratch(root, sys, out);
 	wm_meter *m = NULL;
 	start_meter(sys, out, 0.01, &m);
 
@@ -132,10 +139,7 @@ static void vanished_zone_leaves_a_gap_and_loses_nothing(void **state)
 {
 	(void)state;
 	char root[4096], sys[4200], out[4200];
-	fx_mkdtemp(root, sizeof root);
-	snprintf(sys, sizeof sys, "%s/sys", root);
-	snprintf(out, sizeof out, "%s/rec", root);
-	make_tree(sys);
+	make_scratch(root, sys, out);
 	wm_meter *m = NULL;
 	start_meter(sys, out, 0.01, &m);
 	fx_rapl_set(sys, "intel-rapl:0", 950000);
@@ -226,10 +230,7 @@ static void forked_child_never_touches_the_recording(void **state)
 {
 	(void)state;
 	char root[4096], sys[4200], out[4200];
-	fx_mkdtemp(root, sizeof root);
-	snprintf(sys, sizeof sys, "%s/sys", root);
-	snprintf(out, sizeof out, "%s/rec", root);
-	make_tree(sys);
+	make_scratch(root, sys, out);
 	wm_meter *m = NULL;
 	start_meter(sys, out, 0.01, &m);
 	pid_t pid = fork();
@@ -262,10 +263,7 @@ static void bad_configurations_are_refused_with_a_reason(void **state)
 {
 	(void)state;
 	char root[4096], sys[4200], out[4200];
-	fx_mkdtemp(root, sizeof root);
-	snprintf(sys, sizeof sys, "%s/sys", root);
-	snprintf(out, sizeof out, "%s/rec", root);
-	make_tree(sys);
+	make_scratch(root, sys, out);
 	wm_meter_config c;
 	wm_meter_config_init(&c);
 	c.sysfs_root = sys;
