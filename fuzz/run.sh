@@ -52,9 +52,9 @@ cflags="-g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -fno-omit-frame-pointer
 srcs_for() {
 	case $1 in
 	fuzz_pid_stat|fuzz_proc_files)
-		echo "$top/src/util.c $top/src/procs/procfs.c" ;;
+		echo "$top/src/base/util.c $top/src/procs/procfs.c" ;;
 	fuzz_recording)
-		ls "$top"/src/*.c "$top"/src/procs/*.c "$top"/src/sensors/*.c 2>/dev/null | tr '\n' ' ' ;;
+		ls "$top"/src/*/*.c 2>/dev/null | tr '\n' ' ' ;;
 	*)
 		return 1 ;;
 	esac

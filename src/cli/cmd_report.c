@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "util.h"
+#include "base/util.h"
 #include "wattmeter.h"
 
 static void usage(FILE *out)

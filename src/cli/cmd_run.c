@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "util.h"
+#include "base/util.h"
 #include "wattmeter.h"
 
 #define MAX_PIDS 256

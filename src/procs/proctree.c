@@ -84,7 +84,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base/util.h"
 
 /* What one scan saw of one pid. */
 struct scan_ent {

@@ -12,7 +12,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "counter.h"
+#include "base/counter.h"
 
 static void first_read_is_a_baseline_with_zero_delta(void **state)
 {

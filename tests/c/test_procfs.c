@@ -14,7 +14,7 @@
 
 #include "fixture.h"
 #include "procs/procfs.h"
-#include "util.h"
+#include "base/util.h"
 
 /* A real line (Linux 6.x, 52 fields) of `cat`: pid 4413, ppid 4404,
  * utime 7, stime 3, cutime 0, cstime 0, num_threads 1, starttime 54064, rss 390. */

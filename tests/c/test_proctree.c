@@ -20,7 +20,7 @@
 
 #include "fixture.h"
 #include "procs/proctree.h"
-#include "util.h"
+#include "base/util.h"
 
 /* ---- fixture helpers ---- */
 

@@ -19,8 +19,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "counter.h"
-#include "sensors/rapl.h"
+#include "base/counter.h"
+#include "sources/rapl.h"
 #include "fixture.h"
 
 #define MSR "intel-rapl"

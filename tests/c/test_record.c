@@ -21,7 +21,7 @@
 #include <cmocka.h>
 
 #include "fixture.h"
-#include "record.h"
+#include "recording/record.h"
 #include "wattmeter.h"
 
 /* ---- helpers ---------------------------------------------------------------- */

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
-#include "util.h"
+#include "base/util.h"
 
 static void buf_grows_and_stays_terminated(void **state)
 {

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "record.h"
+#include "recording/record.h"
 #include "wattmeter.h"
 
 typedef int (*render_fn)(const wm_recording *r, int top_n, wm_buf *out);

@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "record.h"
+#include "recording/record.h"
 
 int wm_recorder_open(wm_recorder *r, const char *dir, char *err, size_t errlen)
 {

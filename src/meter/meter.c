@@ -27,15 +27,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "counter.h"
-#include "host.h"
+#include "base/counter.h"
+#include "base/host.h"
 #include "procs/procfs.h"
 #include "procs/proctree.h"
-#include "record.h"
-#include "root.h"
-#include "sensors/cpu_model.h"
-#include "sensors/rapl.h"
-#include "util.h"
+#include "recording/record.h"
+#include "base/root.h"
+#include "sources/cpu_model.h"
+#include "sources/rapl.h"
+#include "base/util.h"
 #include "wattmeter.h"
 
 enum { DEV_CPU = 0, DEV_DRAM, DEV_PSYS, N_DEV };

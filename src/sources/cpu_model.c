@@ -1,5 +1,5 @@
 /* cpu_model.c — see cpu_model.h. */
-#include "cpu_model.h"
+#include "sources/cpu_model.h"
 
 double wm_cpu_model_power_w(const wm_cpu_model *m, double util)
 {

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "record_priv.h"
+#include "recording/record_priv.h"
 
 /* ---- small helpers ------------------------------------------------------- */
 

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../source_state.h"
+#include "sources/source_state.h"
 
 typedef enum wm_rapl_domain {
 	WM_RAPL_PACKAGE = 0,

@@ -1,5 +1,5 @@
 /* host.c — see host.h. */
-#include "host.h"
+#include "base/host.h"
 
 #include <string.h>
 #include <sys/utsname.h>

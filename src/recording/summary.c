@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "record_priv.h"
+#include "recording/record_priv.h"
 
 #define TRY(expr)                   \
 	do {                        \

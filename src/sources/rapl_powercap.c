@@ -13,7 +13,7 @@
  * We never change permissions ourselves: a forbidden counter comes back as
  * WM_SRC_FORBIDDEN with the fix for the administrator.
  */
-#include "rapl.h"
+#include "sources/rapl.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../util.h"
+#include "base/util.h"
 
 #define POWERCAP_DIR "class/powercap"
 #define PFX_MSR "intel-rapl:"

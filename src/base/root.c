@@ -1,6 +1,6 @@
 /* root.c — see root.h. */
-#include "root.h"
-#include "util.h"
+#include "base/root.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

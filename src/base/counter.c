@@ -1,5 +1,5 @@
 /* counter.c — see counter.h. */
-#include "counter.h"
+#include "base/counter.h"
 
 void wm_counter_init(wm_counter *c, uint64_t range)
 {

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "procs/procfs.h"
-#include "root.h"
-#include "sensors/rapl.h"
-#include "util.h"
+#include "base/root.h"
+#include "sources/rapl.h"
+#include "base/util.h"
 #include "wattmeter.h"
 
 struct row {

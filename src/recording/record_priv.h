@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "record.h"
+#include "recording/record.h"
 
 /* A device from meta.json "devices" (cpu, dram, psys, gpu0 ...). */
 struct wm_rec_dev {
