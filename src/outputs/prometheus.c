@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sources/source_state.h"
 
 #define COMM_MAX 64
 #define CGROUP_UNKNOWN "unknown"
@@ -156,6 +155,14 @@ int wm_prom_value(wm_buf *b, double v)
 		return wm_buf_puts(b, "NaN");
 	if (isinf(v))
 		return wm_buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+	/* Whole numbers (bytes, hertz, counts) as integers, not "2e+09". */
+	if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+		char tmp[32];
+		int n = snprintf(tmp, sizeof tmp, "%.0f", v == 0.0 ? 0.0 : v);
+		if (n < 0 || (size_t)n >= sizeof tmp)
+			return -EINVAL;
+		return wm_buf_append(b, tmp, (size_t)n);
+	}
 	return wm_buf_json_double(b, v);
 }
 
@@ -854,15 +861,6 @@ static int fmt_gauges(const wm_prom *p, int om, wm_buf *b, const char *kind)
 	return rc;
 }
 
-/* "unused" for a source that probed fine but is not counted (a fallback
- * with a better source present); otherwise its probed state. */
-static const char *source_state(const wm_source *s)
-{
-	if (!s->active && (s->state == WM_SRC_OK || s->state == WM_SRC_MODELED))
-		return "unused";
-	return wm_source_state_name(s->state);
-}
-
 static int fmt_sensors(const wm_prom *p, int om, wm_buf *b)
 {
 	int rc = family(b, om, "wattmeter_sensor_up", FAM_GAUGE, NULL,
@@ -872,9 +870,15 @@ static int fmt_sensors(const wm_prom *p, int om, wm_buf *b)
 	for (size_t i = 0; all && i < all->n && !rc; i++) {
 		const wm_source *s = &all->v[i];
 		int up = s->active && (s->state == WM_SRC_OK || s->state == WM_SRC_MODELED);
-		lbl l[2] = {{"sensor", s->ops && s->ops->name ? s->ops->name : "unknown"}, {"state", source_state(s)}};
+		lbl l[2] = {{"sensor", s->ops && s->ops->name ? s->ops->name : "unknown"}, {"state", wm_source_state_label(s)}};
 		rc = sample_line(b, "wattmeter_sensor_up", NULL, l, 2, up ? 1.0 : 0.0);
 	}
+	/* /proc is no energy source, but utilisation, memory, attribution and
+	 * the CPU model all read it. */
+	if (all && !rc)
+		rc = sample_line(b, "wattmeter_sensor_up", NULL,
+				 (lbl[]){{"sensor", "procfs"}, {"state", all->procfs_ok ? "ok" : "error"}}, 2,
+				 all->procfs_ok ? 1.0 : 0.0);
 	return rc;
 }
 
