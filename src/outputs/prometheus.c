@@ -634,7 +634,7 @@ int wm_prom_update(wm_prom *p, const wm_sample *s, const char *const *proc_cgrou
 		memcpy(p->ch_energy_j, s->channel_energy_j, nc * sizeof(double));
 	if (isfinite(s->cpu_util))
 		p->cpu_util = s->cpu_util;
-	if (s->proc_tier && s->mem_total_bytes) {
+	if (s->mem_total_bytes) { /* carried on every sample once read (process tier) */
 		p->have_mem = 1;
 		p->mem_used_bytes = s->mem_used_bytes;
 		p->mem_total_bytes = s->mem_total_bytes;
