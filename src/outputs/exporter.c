@@ -44,6 +44,7 @@ typedef struct exp_sink {
 } exp_sink;
 
 struct wm_exporter {
+	pid_t owner_pid;          /* in a forked child every call is a no-op */
 	wm_http *http;
 	wm_meter *meter;
 	int stopped;
@@ -291,6 +292,7 @@ int wm_exporter_start(const wm_exporter_config *cin, const wm_meter_config *mete
 		free(e);
 		return rc;
 	}
+	e->owner_pid = getpid();
 	*out = e;
 	return 0;
 }
@@ -307,7 +309,7 @@ const char *wm_exporter_url(const wm_exporter *e)
 
 int wm_exporter_stop(wm_exporter *e, char *err, size_t errlen)
 {
-	if (!e || e->stopped)
+	if (!e || e->stopped || e->owner_pid != getpid())
 		return 0;
 	e->stopped = 1;
 	int rc = wm_meter_stop(e->meter, -1, err, errlen);
@@ -322,7 +324,9 @@ int wm_exporter_stop(wm_exporter *e, char *err, size_t errlen)
 
 void wm_exporter_free(wm_exporter *e)
 {
-	if (!e)
+	/* A forked child has neither the sampler nor the server threads: it
+	 * must not join them, nor free what its parent still uses. */
+	if (!e || e->owner_pid != getpid())
 		return;
 	if (!e->stopped)
 		(void)wm_exporter_stop(e, NULL, 0);
