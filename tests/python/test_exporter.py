@@ -438,3 +438,49 @@ def test_python_serve(fake_rapl):
     srv.stop()  # harmless twice
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+
+
+# ---- valgrind ---------------------------------------------------------------------------
+
+VALGRIND = shutil.which("valgrind")
+VG_BAD = re.compile(r"Invalid (read|write|free)|uninitialised|Mismatched free|definitely lost: [1-9]"
+                    r"|Syscall param .* points to unaddressable")
+
+
+@pytest.mark.skipif(not VALGRIND, reason="valgrind not installed")
+def test_serve_under_valgrind(wm, fake_rapl, tmp_path):
+    """The daemon's main path — start, samples, scrapes in both formats with
+    gzip and basic auth, per-process and per-cgroup series, SIGTERM — with no
+    invalid access and nothing definitely lost."""
+    fake = fake_rapl("intel-2pkg")
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  u: '{VECTOR_HASH}'\n")
+    log = tmp_path / "vg.log"
+    p = subprocess.Popen([VALGRIND, "--leak-check=full", "--errors-for-leak-kinds=definite", "--error-exitcode=99",
+                          f"--log-file={log}", wm, "serve", "--listen", "127.0.0.1:0", "--sysfs-root", fake.root,
+                          "--period", "0.1", "--per-process", "--per-cgroup", "--web.config.file", str(web)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        r, _, _ = select.select([p.stderr], [], [], 60)
+        line = p.stderr.readline() if r else ""
+        m = re.search(r"serving (\S+)/metrics", line)
+        assert m, line
+        url = m.group(1)
+        hdr = {"Authorization": "Basic " + base64.b64encode(f"u:{VECTOR_PASSWORD}".encode()).decode()}
+        metrics_when_ready(url, headers=hdr, timeout=60)
+        time.sleep(2.5)  # a few process scans
+        for extra in ({}, {"Accept": "application/openmetrics-text", "Accept-Encoding": "gzip"}):
+            st, _, _ = http_get(url + "/metrics", {**hdr, **extra})
+            assert st == 200
+        assert http_get(url + "/metrics")[0] == 401
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    text = log.read_text()
+    bad = VG_BAD.search(text)
+    assert not bad, f"{bad.group(0)}\n{text[-6000:]}"
+    assert "ERROR SUMMARY: 0 errors" in text, text[-6000:]
+    assert p.returncode == 0, err
