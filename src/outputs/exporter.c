@@ -248,6 +248,10 @@ int wm_exporter_start(const wm_exporter_config *cin, const wm_meter_config *mete
 		mc.whole_machine = 0;
 		mc.pids = init_pid;
 		mc.n_pids = 1;
+		/* No PSS walks over every process of the machine: smaps_rollup
+		 * stalls its target while it walks the page tables. DRAM is then
+		 * attributed by RSS. */
+		mc.mem_period_s = 0;
 	} else {
 		mc.whole_machine = 1;
 		mc.pids = NULL;
