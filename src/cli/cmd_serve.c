@@ -124,6 +124,11 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	/* A scraper that hangs up mid-answer must not kill the daemon
+	 * (libmicrohttpd uses MSG_NOSIGNAL where it can; this covers the rest). */
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGPIPE, &ign, NULL);
 
 	char err[1024];
 	wm_exporter *e = NULL;

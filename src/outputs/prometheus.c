@@ -163,7 +163,14 @@ int wm_prom_value(wm_buf *b, double v)
 			return -EINVAL;
 		return wm_buf_append(b, tmp, (size_t)n);
 	}
-	return wm_buf_json_double(b, v);
+	/* 15 significant digits: one snprintf per value (a round-trip search
+	 * costs up to nine, and this runs for every series at every sample);
+	 * the 16th and 17th digits of a measured joule or watt are noise. */
+	char tmp[40];
+	int n = snprintf(tmp, sizeof tmp, "%.15g", v);
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		return -EINVAL;
+	return wm_buf_append(b, tmp, (size_t)n);
 }
 
 int wm_prom_parse_cgroup(const char *text, char *out, size_t outlen)

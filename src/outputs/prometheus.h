@@ -76,7 +76,8 @@ int wm_prom_format(const wm_prom *p, int openmetrics, wm_buf *out);
 /* Appends v as a Prometheus label value: \\ \" \n escaped, bytes that are
  * not valid UTF-8 replaced by U+FFFD (Prometheus requires UTF-8). */
 int wm_prom_label_value(wm_buf *b, const char *v);
-/* Appends a sample value: shortest round-tripping decimal, or NaN, +Inf, -Inf. */
+/* Appends a sample value: an integer where it is one, else 15 significant
+ * digits; NaN, +Inf, -Inf spelt as Prometheus reads them. */
 int wm_prom_value(wm_buf *b, double v);
 /* Finds the cgroup v2 line ("0::<path>") of /proc/<pid>/cgroup text and
  * copies the path into out. 0; -ENOENT if there is no v2 line (a v1-only
