@@ -484,3 +484,26 @@ def test_serve_under_valgrind(wm, fake_rapl, tmp_path):
     assert not bad, f"{bad.group(0)}\n{text[-6000:]}"
     assert "ERROR SUMMARY: 0 errors" in text, text[-6000:]
     assert p.returncode == 0, err
+
+
+# ---- deploy/ --------------------------------------------------------------------------
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+@pytest.mark.skipif(not PROMTOOL, reason="promtool not installed (apt-get install prometheus)")
+def test_deploy_prometheus_config_and_rules_are_valid():
+    for args in (["check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
+                 ["check", "rules", str(DEPLOY / "prometheus" / "wattmeter.rules.yml")]):
+        p = subprocess.run([PROMTOOL, *args], capture_output=True, text=True)
+        assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_deploy_dashboard_queries_name_documented_metrics():
+    dash = json.loads((DEPLOY / "grafana" / "wattmeter-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    assert exprs
+    names = set(re.findall(r"\b(wattmeter_[a-z_]+)\b", " ".join(exprs)))
+    documented = (Path(__file__).resolve().parents[2] / "docs" / "exporter.md").read_text()
+    for n in sorted(names):
+        assert n in documented, f"the dashboard uses {n}, which docs/exporter.md does not list"
