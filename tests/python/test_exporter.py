@@ -351,9 +351,9 @@ def test_promtool_formats_gzip_and_routes(serve, fake_rapl):
     fake = fake_rapl("intel-2pkg")
     s = serve("--sysfs-root", fake.root, "--period", PERIOD, "--per-process", "--per-cgroup", "--max-series", "50")
     text = metrics_when_ready(s.url)
-    # per-process series appear after the first process scan (1 s)
-    assert wait_for(lambda: "wattmeter_process_energy_joules_total{" in http_get(s.url + "/metrics")[2].decode(),
-                    10.0, 0.2)
+    # Two process scans (1 s apart) after the baseline, so energy has been attributed.
+    assert wait_for(lambda: parse_series(http_get(s.url + "/metrics")[2].decode()).get("wattmeter_samples_total", 0)
+                    >= 10, 15.0, 0.2)
     st, hdr, body = http_get(s.url + "/metrics")
     text = body.decode()
     assert hdr["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
@@ -362,6 +362,16 @@ def test_promtool_formats_gzip_and_routes(serve, fake_rapl):
         assert p.returncode == 0, p.stdout + p.stderr
     assert "wattmeter_cgroup_energy_joules_total{" in text
     assert "wattmeter_exporter_dropped_series_total{family=\"process\"}" in text
+    # What is attributed to cgroups (or to the processes kept) never exceeds
+    # what the CPU packages spent (the rest is idle or kernel threads).
+    series = parse_series(text)
+    cpu_total = sum(v for k, v in series.items() if k.startswith("wattmeter_cpu_energy_joules_total{"))
+    cg_cpu = sum(v for k, v in series.items()
+                 if k.startswith("wattmeter_cgroup_energy_joules_total{") and 'device="cpu"' in k)
+    proc_cpu = sum(v for k, v in series.items()
+                   if k.startswith("wattmeter_process_energy_joules_total{") and 'device="cpu"' in k)
+    assert 0 < cg_cpu <= cpu_total * 1.000001, (cg_cpu, cpu_total)
+    assert 0 < proc_cpu <= cg_cpu * 1.000001 + 1e-9, (proc_cpu, cg_cpu)
 
     st, hdr, body = http_get(s.url + "/metrics", {
         "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
@@ -399,6 +409,19 @@ def test_sigint_sigterm_and_recording(serve, fake_rapl, tmp_path, wm):
     assert p.returncode == 0, p.stderr
     cpu_j = json.loads(p.stdout)
     assert "cpu" in json.dumps(cpu_j)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--max-series", "0"], "--max-series"),
+    (["--period", "soon"], "--period"),
+    (["--period", "0"], "--period"),
+    (["extra"], "unexpected argument"),
+    (["--listen", "127.0.0.1"], "no port"),
+])
+def test_bad_options(wm, args, message):
+    p = subprocess.run([wm, "serve", *args], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode == (1 if args[0] == "--listen" else 2), p.stderr
+    assert message in p.stderr, p.stderr
 
 
 def test_listen_address_in_use_is_reported(serve, wm):
