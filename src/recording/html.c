@@ -127,7 +127,9 @@ static double nice_step(double max, int ticks)
 	double raw = max / ticks;
 	double p = pow(10, floor(log10(raw)));
 	double m = raw / p;
-	return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+	/* a little slack, so 20.0000001 W still gets a 5 W step, not 10 */
+	const double e = 1 + 1e-6;
+	return (m <= e ? 1 : m <= 2 * e ? 2 : m <= 5 * e ? 5 : 10) * p;
 }
 
 /* An axis label: "0", "250", "1.5k", "2M" followed by unit */
