@@ -525,6 +525,18 @@ static const char *proc_name(const struct wm_rec_proc *p)
 	return p->comm ? p->comm : "";
 }
 
+/* For chart labels: the command line without the directory of its program
+ * ("/usr/bin/python3 train.py" -> "python3 train.py"); the table keeps it. */
+static const char *short_name(const char *cmd)
+{
+	const char *end = strchr(cmd, ' ');
+	const char *slash = NULL;
+	for (const char *p = cmd; *p && (!end || p < end); p++)
+		if (*p == '/')
+			slash = p;
+	return slash && slash[1] && slash[1] != ' ' ? slash + 1 : cmd;
+}
+
 static int td_energy(wm_buf *b, double j)
 {
 	char e[96];
@@ -704,7 +716,7 @@ static int processes_section(wm_buf *b, const struct wm_recording *r, int top_n)
 		rc = (!labels || !names || !cols || !vals || !off) ? -ENOMEM : 0;
 		for (size_t i = 0; !rc && i < shown; i++) {
 			off[i] = lab.len;
-			rc = wm_buf_printf(&lab, "%lld %s", (long long)v[i].p->pid, proc_name(v[i].p));
+			rc = wm_buf_printf(&lab, "%lld %s", (long long)v[i].p->pid, short_name(proc_name(v[i].p)));
 			if (!rc)
 				rc = wm_buf_append(&lab, "", 1); /* keep the NUL: the next string starts after it */
 			for (size_t j = 0; !rc && j < ns; j++)
