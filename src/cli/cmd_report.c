@@ -172,7 +172,7 @@ int cmd_report(int argc, char **argv)
 		usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
-	if (as_json + columns > 1 || (columns && html)) {
+	if (as_json + columns + (html != NULL) > 1) {
 		fprintf(stderr, "wattmeter report: choose one of --json, --columns and --html\n");
 		return CLI_EXIT_USAGE;
 	}

@@ -351,7 +351,7 @@ static int power_chart(wm_buf *b, const struct wm_recording *r, size_t k)
 	for (size_t i = 0; i < nb; i++)
 		if (pb[i].cov_s > 0) {
 			ymax = fmax(ymax, pb[i].max_w);
-			band = band || pb[i].max_w - pb[i].min_w > 1e-9 * fmax(1, pb[i].max_w);
+			band = band || pb[i].max_w - pb[i].min_w > 1e-3 * pb[i].max_w; /* visible: over 0.1% */
 		}
 	double step = nice_step(ymax, 4);
 	ymax = ymax > 0 ? ceil(ymax * 1.05 / step) * step : 1;
@@ -432,7 +432,18 @@ static int hbar_chart(wm_buf *b, const struct hbars *h)
 {
 	enum { LW = 300, BW = 360, ROW = 24, SUB = 13 };
 	size_t row_h = h->stacked ? ROW : h->n_series * SUB + 10;
-	int top = 28;
+	/* the legend wraps: one line per ~700 px of names */
+	int legend_lines = 1, lx0 = LW;
+	for (size_t j = 0; j < h->n_series; j++) {
+		size_t len = strlen(h->series[j]);
+		int wj = 28 + (int)(len > 40 ? 40 : len) * 7;
+		if (lx0 + wj > CW && lx0 > 0) {
+			legend_lines++;
+			lx0 = 0;
+		}
+		lx0 += wj;
+	}
+	int top = 12 + legend_lines * 16;
 	int height = top + (int)(h->n_rows * row_h) + 26;
 	double vmax = 0;
 	for (size_t i = 0; i < h->n_rows; i++) {
@@ -461,7 +472,7 @@ static int hbar_chart(wm_buf *b, const struct hbars *h)
 		TRY(wm_buf_printf(b, "<g><title>"));
 		TRY(wm_html_escape_cut(b, h->labels[i], 400));
 		TRY(wm_buf_printf(b, "</title><text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">", LW - 8, y + row_h / 2.0 + 4));
-		TRY(wm_html_escape_cut(b, h->labels[i], 46));
+		TRY(wm_html_escape_cut(b, h->labels[i], 40));
 		TRY(wm_buf_puts(b, "</text>"));
 		double x = LW, total = 0;
 		for (size_t j = 0; j < h->n_series; j++) {
@@ -491,14 +502,19 @@ static int hbar_chart(wm_buf *b, const struct hbars *h)
 		}
 		TRY(wm_buf_puts(b, "</g>"));
 	}
-	int lx = LW;
+	int lx = LW, ly = 6;
 	for (size_t j = 0; j < h->n_series; j++) {
-		TRY(wm_buf_printf(b, "<rect x=\"%d\" y=\"6\" width=\"12\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"15\">",
-				  lx, h->colours[j], lx + 16));
+		size_t len = strlen(h->series[j]);
+		int wj = 28 + (int)(len > 40 ? 40 : len) * 7;
+		if (lx + wj > CW && lx > 0) {
+			lx = 0;
+			ly += 16;
+		}
+		TRY(wm_buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">",
+				  lx, ly, h->colours[j], lx + 16, ly + 9));
 		TRY(wm_html_escape_cut(b, h->series[j], 40));
 		TRY(wm_buf_puts(b, "</text>"));
-		size_t len = strlen(h->series[j]);
-		lx += 28 + (int)(len > 40 ? 40 : len) * 7;
+		lx += wj;
 	}
 	return wm_buf_puts(b, "</svg>\n");
 }
