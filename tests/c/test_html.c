@@ -357,6 +357,29 @@ static void test_compare(void **state)
 	fx_rmtree(root);
 }
 
+/* A killed run (no end fields, a cut last line) still renders, and says so. */
+static void test_incomplete_recording(void **state)
+{
+	(void)state;
+	char root[4096];
+	fx_mkdtemp(root, sizeof root);
+	fx_write(root, "meta.json", "{\"schema_version\":1,\"devices\":[{\"name\":\"cpu\",\"method\":\"modeled\",\"source\":\"cpu-model\"}],"
+				    "\"sensors\":[{\"name\":\"rapl-powercap\",\"state\":\"absent\",\"detail\":\"no powercap\",\"fix\":\"sudo modprobe intel_rapl_msr\"}]}");
+	fx_write(root, "samples.jsonl", "{\"t_s\":0,\"energy_j\":{\"cpu\":0}}\n{\"t_s\":1,\"energy_j\":{\"cpu\":7}}\n{\"t_s\":2,\"ener");
+	wm_recording *r = open_ok(root);
+	struct wm_carbon_opts c;
+	wm_carbon_opts_init(&c);
+	char *h = render((const wm_recording *const *)&r, 1, &c, NULL);
+	assert_non_null(strstr(h, "incomplete: the run was killed"));
+	assert_non_null(strstr(h, "cut mid-write"));
+	assert_non_null(strstr(h, "modelled"));
+	assert_non_null(strstr(h, "sudo modprobe intel_rapl_msr")); /* the fix, from meta.json */
+	assert_non_null(strstr(h, "7.0 J"));
+	free(h);
+	wm_recording_free(r);
+	fx_rmtree(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -366,6 +389,7 @@ int main(void)
 		cmocka_unit_test(test_long_recording_is_downsampled),
 		cmocka_unit_test(test_many_devices_and_gpus),
 		cmocka_unit_test(test_compare),
+		cmocka_unit_test(test_incomplete_recording),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
