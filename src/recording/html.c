@@ -571,7 +571,9 @@ static int facts(wm_buf *b, const struct wm_recording *r)
 	TRY(wm_html_escape(b, r->dir));
 	TRY(wm_buf_puts(b, "</code></td></tr>\n<tr><th>started (UTC)</th><td>"));
 	TRY(wm_html_escape(b, r->start_utc ? r->start_utc : "unknown"));
-	TRY(wm_buf_printf(b, "</td></tr>\n<tr><th>duration</th><td>%.1f s</td></tr>\n", r->duration_s));
+	char dur[64];
+	TRY(wm_recording_fmt_duration(dur, sizeof dur, r->duration_s));
+	TRY(wm_buf_printf(b, "</td></tr>\n<tr><th>duration</th><td>%s</td></tr>\n", dur));
 	if (r->has_exit)
 		TRY(wm_buf_printf(b, "<tr><th>exit status</th><td>%lld</td></tr>\n", (long long)r->exit_status));
 	TRY(wm_buf_printf(b, "<tr><th>samples</th><td>%zu</td></tr>\n<tr><th>state</th><td>%s%s</td></tr>\n", r->n_rows,

@@ -72,6 +72,8 @@ double wm_recording_attributed_j(const wm_recording *r);
 /* "12.35 kJ (3.43 Wh)" and "12.3 W", as the text summary shows them. */
 int wm_recording_fmt_energy(char *out, size_t len, double energy_j);
 int wm_recording_fmt_power(char *out, size_t len, double power_w);
+/* "12.3 s", or "3725.0 s = 1:02:05" from a minute up */
+int wm_recording_fmt_duration(char *out, size_t len, double s);
 /* The "carbon" object of the summary (docs/recording.md "Carbon and cost"). */
 int wm_recording_carbon_json(const wm_recording *r, const struct wm_carbon_opts *o, wm_buf *out);
 /* The summary JSON with the "carbon" object added as its last key. */

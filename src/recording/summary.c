@@ -686,6 +686,11 @@ int wm_recording_fmt_energy(char *out, size_t len, double energy_j)
 	return fmt_energy(out, len, energy_j);
 }
 
+int wm_recording_fmt_duration(char *out, size_t len, double s)
+{
+	return fmt_duration(out, len, s);
+}
+
 int wm_recording_fmt_power(char *out, size_t len, double power_w)
 {
 	return fmt_si(out, len, power_w, "W");

@@ -261,3 +261,26 @@ def test_chromium_renders_the_report(fake_rapl, tmp_path):
     sampled = (h // 2) * (w // 2)
     assert nonwhite > sampled * 0.03, f"page looks blank: {nonwhite} of {sampled} sampled pixels not white"
     assert blue > 100, f"no plot drawn in the cpu colour ({blue} pixels)"
+
+
+def test_html_compare_and_carbon_paths_under_valgrind(fake_rapl, tmp_path):
+    """The new report paths: no invalid access, nothing definitely lost."""
+    from test_valgrind import VALGRIND, vg
+
+    if not VALGRIND:
+        pytest.skip("valgrind not installed")
+    fake = fake_rapl("intel-2pkg")
+    a, b = tmp_path / "a", tmp_path / "b"
+    record(fake, a, "import time\ntime.sleep(0.5)")
+    record(fake, b, "import time\ntime.sleep(0.5)")
+    logs = tmp_path / "vg"
+    logs.mkdir()
+    carbon = ["--grid-intensity", "FR", "--pue", "1.1", "--price", "0.2", "--currency", "EUR"]
+    for i, args in enumerate([[str(a), "--html", str(tmp_path / "a.html"), *carbon],
+                              [str(a), str(b), "--html", str(tmp_path / "ab.html")],
+                              [str(a), str(b), *carbon],
+                              [str(a), str(b), "--json", *carbon],
+                              [str(a), *carbon],
+                              [str(a), "--pue", "0.5"]]):
+        p = vg(["report", *args], logs, f"report{i}")
+        assert p.returncode == (2 if "0.5" in args else 0), p.stderr
