@@ -472,7 +472,7 @@ class Results:
         return ts, ws
 
     def plot(self, devices: Optional[Sequence[str]] = None, top: int = 8,
-             figsize: Tuple[float, float] = (11.0, 6.5), title: Optional[str] = None) -> Any:
+             figsize: Tuple[float, float] = (9.0, 6.5), title: Optional[str] = None) -> Any:
         """A matplotlib Figure (needs ``pip install 'wattmeter[plot]'``) with
         two panels: power over time per device, the part attributed to the
         measured processes shaded under each attributed device's curve
@@ -503,9 +503,11 @@ class Results:
         ax.set_xlabel("time since start (s)")
         ax.set_ylabel("power (W)")
         ax.set_ylim(bottom=0)
+        if ax.lines:  # headroom for the legend inside the axes
+            ax.set_ylim(top=ax.get_ylim()[1] * 1.3)
         ax.set_title(title or f"{os.path.basename(os.path.normpath(self.dir))}: power per device")
         if ax.lines:
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+            ax.legend(loc="upper left", fontsize="small", ncol=2)
         procs = list(self.per_process().items())[:top]
         if procs:
             pdevs = [d for d in self.devices if any(p["energy_j"].get(d) for _, p in procs)]
@@ -516,7 +518,7 @@ class Results:
                 axp.barh(labels, vals, left=left, label=d)
                 left = [a + b for a, b in zip(left, vals)]
             axp.invert_yaxis()
-            axp.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+            axp.legend(loc="lower right", fontsize="small")
         axp.set_xlabel("energy attributed (J)")
         axp.set_title("energy per process")
         return fig
@@ -532,7 +534,7 @@ def _short_cmd(cmdline: Optional[str], width: int = 28) -> str:
     words = (cmdline or "").split()
     if not words:
         return "?"
-    s = " ".join([os.path.basename(words[0])] + words[1:])
+    s = " ".join(os.path.basename(w) if w.startswith("/") else w for w in words)
     return s if len(s) <= width else s[: width - 1] + "\u2026"
 
 
