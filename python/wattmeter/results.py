@@ -221,9 +221,10 @@ class Results:
 
         Raises ValueError for start > end or a window holding no sample."""
         try:
-            return json.loads(_native.report_window_json(
+            w: Dict[str, Any] = json.loads(_native.report_window_json(
                 self.dir, None if start is None else float(start),
                 None if end is None else float(end)))
+            return w
         except OSError as e:
             import errno as _errno
 

@@ -104,7 +104,7 @@ def _norm_cpu(cpu: Dict[str, Any]) -> Dict[str, Any]:
             nums = [_num(x) for x in v]
             if not nums or any(x is None for x in nums):
                 continue
-            out[k] = sum(nums)  # type: ignore[arg-type]
+            out[k] = sum(x for x in nums if x is not None)
         elif isinstance(v, dict):  # per process: the total over processes
             s = _sum_values(v)
             if s is not None:
@@ -218,11 +218,12 @@ def read_wattmeter(path: str) -> Optional[Segment]:
     import wattmeter
 
     res = wattmeter.load(path)
-    cols = res.columns()
-    det = res.detail()
-    rows, pr = det["rows"], det["procs"]
-    meta = res.meta()
-    t0 = meta.get("start_unix_s")
+    cols: Dict[str, Any] = res.columns()
+    det: Dict[str, Any] = res.detail()
+    rows: Dict[str, Any] = det["rows"]
+    pr: Dict[str, Any] = det["procs"]
+    meta: Dict[str, Any] = res.meta()
+    t0: Any = meta.get("start_unix_s")
     if t0 is None:
         st = res.start
         t0 = st.timestamp() if st else 0.0
@@ -236,9 +237,12 @@ def read_wattmeter(path: str) -> Optional[Segment]:
     gpus = res.gpus
 
     E = {d: [v if v is not None else None for v in cols.get(f"energy_j.{d}", [None] * n)] for d in devices}
-    A = {d: cols.get(f"attributed_j.{d}") for d in devices}
+    A: Dict[str, Optional[List[Optional[float]]]] = {d: cols.get(f"attributed_j.{d}") for d in devices}
     Ef = {d: _ffill(E[d]) for d in devices}
-    Af = {d: _ffill(A[d]) if A[d] else None for d in devices}
+    Af: Dict[str, Optional[List[Optional[float]]]] = {}
+    for d in devices:
+        ad = A[d]
+        Af[d] = _ffill(ad) if ad else None
     zones = {k: rows[k] for k in rows if k.startswith("zones_energy_j.")}
     core = [k for k in zones if k.endswith("/core")]
     uncore = [k for k in zones if k.endswith("/uncore")]
@@ -367,16 +371,16 @@ def read_wattmeter(path: str) -> Optional[Segment]:
                         per["nvidia_sm_use"][idx] = share * util
                 if mem is not None:
                     per["per_gpu_nvidia_memory"][idx] = mem
-                pm = [p_gmem[g][i] for i in entries if p_gmem[g][i] is not None]
+                pm: List[float] = [x for x in (p_gmem[g][i] for i in entries) if x is not None]
                 if pm:
                     per["per_gpu_attributable_mem_use"][idx] = sum(pm)
                     per["nvidia_mem_use"][idx] = sum(pm)
-            for name, d in per.items():
-                if d:
-                    gpu[name] = d
-            for name, d in pen.items():
-                if d:
-                    en[name] = d
+            for name, dd in per.items():
+                if dd:
+                    gpu[name] = dd
+            for name, dd in pen.items():
+                if dd:
+                    en[name] = dd
             if per["per_gpu_power_draw"]:
                 s = sum(pen["per_gpu_power_draw"].values())
                 gpu["nvidia_draw_absolute"] = gpu["nvidia_power"] = s / dt
