@@ -401,3 +401,29 @@ def test_gpu_metrics_from_a_wattmeter_recording(tmp_path):
         r.print()
     assert "gpu: 0: 600.000 joules" in text.getvalue()
     assert "gpu: 0: 45.000 %" in text.getvalue()  # SM use of the experiment, once in percent
+
+
+def test_nvml_generation_file(tmp_path):
+    """AIPowerMeter's later (NVML) GPU fields, laid out as its gpu_power.py
+    writes them: watts from energy differences, use rate in percent."""
+    d = tmp_path / "nvml"
+    d.mkdir()
+    lines = []
+    for k, (p0, p1, u0) in enumerate([(100.0, 50.0, 40), (120.0, 50.0, 60), (110.0, 55.0, 50)]):
+        gpu = {"nvidia_power": p0 + p1, "nvidia_memory": 3e9, "nvidia_use_rate": (u0 + 0) / 2,
+               "per_gpu_nvidia_power": {"0": p0, "1": p1}, "per_gpu_nvidia_use_rate": {"0": u0, "1": 0},
+               "per_gpu_nvidia_memory": {"0": 2e9, "1": 1e9}}
+        cpu = {"intel_power": 30.0 + k, "psys_power": -1, "per_process_cpu_uses": {"11": 0.5}}
+        lines.append(json.dumps({"date": f"2024-01-01 10:00:0{2 * k}.000000", "metrics": {"cpu": cpu, "gpu": gpu}}))
+    lines.append(json.dumps("END OF RECORDING SEGMENT"))
+    (d / "power_metrics.json").write_text("\n".join(lines) + "\n")
+    r = experiment.ExpResults(parsers.JsonParser(str(d)))
+    assert "nvidia_power" in r.list_metrics()["GPU"]
+    assert r.total_("nvidia_power") == pytest.approx(2 * (150 + 170) / 2 + 2 * (170 + 165) / 2)
+    assert r.total_("per_gpu_nvidia_power") == pytest.approx({"0": 2 * 110 + 2 * 115, "1": 2 * 50 + 2 * 52.5})
+    assert r.average_("per_gpu_nvidia_use_rate")["0"] == pytest.approx((2 * 50 + 2 * 55) / 4)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        r.print()
+    assert "gpu: 0: 52.500 %" in out.getvalue()  # already percent: not multiplied again
+    assert r.total_("psys_power") is None
