@@ -8,6 +8,7 @@
  * renderer runs on what opens; errors are fine, crashes and leaks are not.
  */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -98,6 +99,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)wm_recording_summary_text(r, 3, &b);
 	wm_buf_reset(&b);
 	(void)wm_recording_columns_json(r, &b);
+	wm_buf_reset(&b); /* the second pass of query.c over the same lines */
+	(void)wm_recording_detail_json(r, &b, err, sizeof err);
+	wm_buf_reset(&b);
+	(void)wm_recording_window_json(r, NAN, NAN, &b, err, sizeof err);
+	wm_buf_reset(&b);
+	(void)wm_recording_window_json(r, 0.1, 1.0, &b, err, sizeof err);
 	wm_buf_free(&b);
 	wm_recording_free(r);
 	return 0;
