@@ -427,3 +427,24 @@ def test_nvml_generation_file(tmp_path):
         r.print()
     assert "gpu: 0: 52.500 %" in out.getvalue()  # already percent: not multiplied again
     assert r.total_("psys_power") is None
+
+
+def test_module_entry_points(fake_rapl, tmp_path):
+    """`python -m deep_learning_power_measure --cmd ...` records the command;
+    `python -m ...experiment --output_folder` prints the summary."""
+    fake = fake_rapl("intel-2pkg")
+    out = tmp_path / "pm"
+    cmd = f"{PY} -c 'import time\nend = time.monotonic() + 1.0\nwhile time.monotonic() < end: pass'"
+    p = subprocess.run([PY, "-m", "deep_learning_power_measure", "--cmd", cmd, "--output_folder", str(out),
+                        "--period", "0.2", "--sysfs_root", fake.root], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "EXPERIMENT SUMMARY" in p.stdout and "total intel power" in p.stdout
+    rec = parsers.JsonParser(str(out)).recordings()
+    assert len(rec) == 1
+    cmdlines = [pp.get("cmdline", "") for s in read_samples(rec[0]) for pp in s.get("new_procs", [])]
+    assert any("time.monotonic" in c for c in cmdlines)  # the command ran as a measured child
+    q = subprocess.run([PY, "-m", "deep_learning_power_measure.power_measure.experiment", "--output_folder",
+                        str(out), "--curve", "intel_power", "--saveto", str(tmp_path / "c.png")],
+                       capture_output=True, text=True, timeout=120)
+    assert q.returncode == 0, q.stderr
+    assert "Experiment duration" in q.stdout and os.path.getsize(tmp_path / "c.png") > 5000

@@ -656,3 +656,28 @@ class ExpResults:
         else:
             plt.show()
         return fig
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m deep_learning_power_measure.power_measure.experiment
+    --output_folder DIR [--curve intel_power,total_dram_power]``: prints the
+    summary of a folder's recordings (and shows the curves)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m deep_learning_power_measure.power_measure.experiment")
+    ap.add_argument("--output_folder", default="power_measure",
+                    help="directory where the energy consumption records have been saved")
+    ap.add_argument("--curve", default=None, help="metrics to plot, comma separated (e.g. intel_power)")
+    ap.add_argument("--saveto", default=None, help="save the curves to this image instead of showing them")
+    args = ap.parse_args(argv)
+    exp_result = ExpResults(parsers.JsonParser(args.output_folder))
+    exp_result.print()
+    if args.curve:
+        exp_result.display_curves(args.curve.split(","), saveto=args.saveto)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
