@@ -267,6 +267,10 @@ class Results:
             w = self.window(start, end)
             vals = self.detail()["rows"][metric]
             return _cumulative_between(vals, w["first_row"], w["last_row"])
+        if metric.startswith("procs.energy_j."):  # all measured processes together
+            dev = metric[len("procs.energy_j."):]
+            w = self.window(start, end)
+            return float(sum(p.get(dev) or 0.0 for p in w.get("processes", {}).values()))
         raise ValueError(f"{metric!r} is not an energy; use average() or max() for it")
 
     def duration(self, start: Optional[float] = None, end: Optional[float] = None) -> float:
@@ -303,7 +307,7 @@ class Results:
         ``mem_used_bytes``, ``procs.pss_bytes`` ...) the mean of its samples in
         the window. NaN if the window has no duration or no sample."""
         self._check_metric(metric)
-        if self._energy_key(metric) is not None or metric.startswith("zones_energy_j."):
+        if self._energy_key(metric) is not None or metric.startswith(("zones_energy_j.", "procs.energy_j.")):
             e = self.total(metric, start, end)
             d = self.duration(start, end)
             return e / d if d > 0 else math.nan

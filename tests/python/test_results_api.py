@@ -167,6 +167,7 @@ def test_per_device_per_process_and_per_gpu(rec):
     assert set(pp) == set(last)
     for pid, e in last.items():
         assert pp[pid]["energy_j"]["cpu"] == pytest.approx(e, abs=1e-6)
+    assert r.total("procs.energy_j.cpu") == pytest.approx(sum(last.values()), abs=1e-6)
     es = [sum(v["energy_j"].values()) for v in pp.values()]
     assert es == sorted(es, reverse=True)
 
