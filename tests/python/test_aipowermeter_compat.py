@@ -47,6 +47,19 @@ GPU_METRICS = ["nvidia_draw_absolute", "nvidia_attributable_power", "nvidia_mem_
                "per_gpu_estimated_attributable_utilization"]
 
 
+# The fake tree's counters are advanced by a thread that runs late on a loaded
+# machine (2 shared cores): a counter read at a boundary can lag its true value
+# by rate x that delay. So an energy from the known rate is checked to 2 %
+# plus up to LAG_S seconds of the rate over the two boundaries together; the
+# exact checks are against the raw lines.
+LAG_S = 0.1
+
+
+def assert_energy(got_j, rate_w, seconds, what=""):
+    want = rate_w * seconds
+    assert abs(got_j - want) <= 0.02 * want + rate_w * LAG_S, f"{what}: {got_j:.3f} J, want {want:.3f} J"
+
+
 def aipm_folder(tmp_path, name):
     """A folder holding the fixture as AIPowerMeter names it."""
     d = tmp_path / name
@@ -234,14 +247,14 @@ def test_wattmeter_recording_figures_match_the_fixture_rates(wm_rec):
     assert r.total_("intel_power") == pytest.approx(last["cpu"], abs=1e-6)
     assert r.total_("total_dram_power") == pytest.approx(last["dram"], abs=1e-6)
     assert r.total_("psys_power") == pytest.approx(last["psys"], abs=1e-6)
-    assert r.total_("intel_power") == pytest.approx(50.0 * span, rel=0.03)
+    assert_energy(r.total_("intel_power"), 50.0, span, "intel_power")
     zl = [s for s in samples if "zones_energy_j" in s]
     zspan = zl[-1]["t_s"] - zl[0]["t_s"]
-    assert r.total_("total_cpu_power") == pytest.approx(30.0 * zspan, rel=0.03)  # the core zones
-    assert r.total_("uncore_power") == pytest.approx(4.0 * zspan, rel=0.03)
+    assert_energy(r.total_("total_cpu_power"), 30.0, zspan, "core zones")
+    assert_energy(r.total_("uncore_power"), 4.0, zspan, "uncore zones")
     d, start, end = r.get_duration()
     assert d == pytest.approx(span, abs=1e-3)
-    assert r.average_("intel_power") == pytest.approx(50.0, rel=0.03)
+    assert_energy(r.average_("intel_power") * d, 50.0, d, "average")
     # per process: CPU share x core power, never more than the core power
     assert 0 < r.total_("per_process_cpu_power") <= r.total_("total_cpu_power")
     # CPU seconds are summed, not integrated over time (AIPowerMeter gives s²)
@@ -255,7 +268,7 @@ def test_wattmeter_recording_figures_match_the_fixture_rates(wm_rec):
     # window in Unix seconds, as AIPowerMeter's start/end
     mid = start + d / 2
     half = r.total_("intel_power", start=start, end=mid)
-    assert half == pytest.approx(50.0 * (d / 2), rel=0.1)
+    assert_energy(half, 50.0, d / 2, "half")
     s = r.get_summary()
     assert s["cpu"]["total_intel_power"] == r.total_("intel_power")
     assert s["duration"] == d
@@ -282,7 +295,7 @@ def test_experiment_measure_yourself(fake_rapl, tmp_path):
     r = experiment.ExpResults(parsers.JsonParser(str(folder)))
     d, _, _ = r.get_duration()
     assert 0.9 < d < 5
-    assert r.average_("intel_power") == pytest.approx(50.0, rel=0.05)
+    assert_energy(r.average_("intel_power") * d, 50.0, d, "average")
     assert r.total_("rel_intel_power") > 0  # this process burnt CPU
 
     # cont=True adds a segment; cont=False starts over

@@ -26,6 +26,18 @@ RATE = {"cpu": 50.0, "dram": 10.0, "psys": 70.0}
 CORE_W = 18.0 + 12.0
 UNCORE_W = 4.0
 
+# The fake tree's counters are advanced by a thread that runs late on a loaded
+# machine (2 shared cores): a counter read at a boundary can lag its true value
+# by rate x that delay. So an energy from the known rate is checked to 2 %
+# plus up to LAG_S seconds of the rate over the two boundaries together; the
+# exact checks are against the raw lines.
+LAG_S = 0.1
+
+
+def assert_energy(got_j, rate_w, seconds, what=""):
+    want = rate_w * seconds
+    assert abs(got_j - want) <= 0.02 * want + rate_w * LAG_S, f"{what}: {got_j:.3f} J, want {want:.3f} J"
+
 
 @pytest.fixture(scope="module")
 def rec(tmp_path_factory, wm):
@@ -81,7 +93,7 @@ def test_total_of_the_whole_run_matches_the_fixture_rates(rec):
     r = wattmeter.load(d)
     span = samples[-1]["t_s"] - samples[0]["t_s"]
     for dev, w in RATE.items():
-        assert r.total(dev) == pytest.approx(w * span, rel=0.02), dev
+        assert_energy(r.total(dev), w, span, dev)
         assert r.total(f"energy_j.{dev}") == r.total(dev) == r.total(f"power_w.{dev}")
         # exact: the last cumulative value on disk
         assert r.total(dev) == pytest.approx(samples[-1]["energy_j"][dev], abs=1e-9)
@@ -99,8 +111,8 @@ def test_total_of_a_window_is_cut_at_sample_boundaries(rec):
     for dev, rate in RATE.items():
         want = samples[i1]["energy_j"][dev] - samples[i0]["energy_j"][dev]
         assert r.total(dev, 0.7, 1.9) == pytest.approx(want, abs=1e-6)
-        assert r.total(dev, 0.7, 1.9) == pytest.approx(rate * (ts[i1] - ts[i0]), rel=0.03)
-        assert r.average(dev, 0.7, 1.9) == pytest.approx(rate, rel=0.03)
+        assert_energy(r.total(dev, 0.7, 1.9), rate, ts[i1] - ts[i0], dev)
+        assert_energy(r.average(dev, 0.7, 1.9) * (ts[i1] - ts[i0]), rate, ts[i1] - ts[i0], dev)
     assert r.duration(0.7, 1.9) == pytest.approx(ts[i1] - ts[i0])
     # open ends
     assert r.total("cpu", None, 1.9) == pytest.approx(samples[i1]["energy_j"]["cpu"], abs=1e-6)
@@ -114,8 +126,8 @@ def test_zone_and_attributed_totals(rec):
     zl = [s for s in samples if "zones_energy_j" in s]
     span = zl[-1]["t_s"] - zl[0]["t_s"]
     core = r.total("zones_energy_j.package-0/core") + r.total("zones_energy_j.package-1/core")
-    assert core == pytest.approx(CORE_W * span, rel=0.03)
-    assert r.total("zones_energy_j.package-0/uncore") == pytest.approx(UNCORE_W * span, rel=0.03)
+    assert_energy(core, CORE_W, span, "core")
+    assert_energy(r.total("zones_energy_j.package-0/uncore"), UNCORE_W, span, "uncore")
     att = [s["attributed_j"]["cpu"] for s in samples if "attributed_j" in s]
     assert r.total("cpu_attributed") == pytest.approx(att[-1], abs=1e-9)
     assert r.total("attributed_j.cpu") == r.total("cpu_attributed")
@@ -155,7 +167,7 @@ def test_per_device_per_process_and_per_gpu(rec):
     pd_ = r.per_device()
     assert set(pd_) == {"cpu", "dram", "psys"}
     assert pd_["cpu"]["method"] == "measured" and pd_["cpu"]["source"] == "rapl-powercap"
-    assert pd_["cpu"]["avg_w"] == pytest.approx(RATE["cpu"], rel=0.03)
+    assert_energy(pd_["cpu"]["avg_w"] * r.duration_s, RATE["cpu"], r.duration_s, "cpu")
     assert pd_["psys"]["attributed_j"] is None
     assert r.per_gpu() == {}
     # per process: the last cumulative value of each PID on disk
@@ -284,7 +296,7 @@ def test_compare_side_by_side(rec, tmp_path):
     assert "first" in text and "second" in text and "cpu J" in text
     rows = c.summary()
     assert rows[0]["energy_j.cpu"] == rows[1]["energy_j.cpu"] == a.energy_j["cpu"]
-    assert rows[0]["avg_w.cpu"] == pytest.approx(RATE["cpu"], rel=0.03)
+    assert_energy(rows[0]["avg_w.cpu"] * a.duration_s, RATE["cpu"], a.duration_s, "cpu")
     with pytest.raises(ValueError):
         wattmeter.compare([])
     if pytest.importorskip("pandas"):
