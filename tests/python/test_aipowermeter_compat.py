@@ -311,6 +311,21 @@ def test_experiment_measure_yourself(fake_rapl, tmp_path):
     assert parsers.JsonParser(str(folder)).recordings() == []
 
 
+def test_a_recording_that_cannot_be_made_does_not_stop_the_experiment(tmp_path, fake_rapl):
+    fake = fake_rapl("intel-2pkg")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    driver = parsers.JsonParser(str(folder))
+    exp = experiment.Experiment(driver, cont=True, sysfs_root=fake.root)
+    driver.new_recording_dir = lambda: str(folder / "meta.json" / "x")  # a path that cannot be a folder
+    (folder / "meta.json").write_text("{}")
+    with pytest.warns(RuntimeWarning, match="UNRECORDED"):
+        p, q = exp.measure_yourself(period=0.2)
+    q.put(experiment.STOP_MESSAGE)
+    p.join(timeout=10)
+    assert not p.is_alive() and p.exitcode == 0
+
+
 def test_experiment_measure_from_pid_list(fake_rapl, tmp_path):
     fake = fake_rapl("intel-2pkg")
     child = subprocess.Popen([PY, "-c", busy_code(3.0)])

@@ -133,7 +133,7 @@ class _Recording(threading.Thread):
             if self.exitcode is not None:
                 return
             try:
-                if self.meter.running:
+                if self.meter is not None and self.meter.running:
                     self.meter.stop()
                 self.exitcode = 0
             except BaseException as e:  # reported through exitcode/error, as a process would
@@ -205,7 +205,13 @@ class Experiment:
                             proc_period=period, mem_period=period,
                             pids=list(pids or ()), include_self=include_self,
                             sysfs_root=self.sysfs_root, procfs_root=self.procfs_root)
-        m.start()
+        try:
+            m.start()
+        except OSError as e:
+            # A measuring problem must not stop the user's experiment: it
+            # runs unrecorded, and says so.
+            warnings.warn(f"the experiment runs UNRECORDED: {e}", RuntimeWarning, stacklevel=3)
+            m = None
         q: "_queue.Queue[Any]" = _queue.Queue()
         p = _Recording(m, q)
         p.start()
