@@ -201,7 +201,7 @@ class Experiment:
         # shares, memory, power): our process tier. Counters are read at
         # least twice a second so power curves keep their shape; totals are
         # counter differences and do not depend on either.
-        m = wattmeter.Meter(self.db_driver.new_recording_dir(), period=min(period, 0.5),
+        m: Any = wattmeter.Meter(self.db_driver.new_recording_dir(), period=min(period, 0.5),
                             proc_period=period, mem_period=period,
                             pids=list(pids or ()), include_self=include_self,
                             sysfs_root=self.sysfs_root, procfs_root=self.procfs_root)
@@ -211,7 +211,7 @@ class Experiment:
             # A measuring problem must not stop the user's experiment: it
             # runs unrecorded, and says so.
             warnings.warn(f"the experiment runs UNRECORDED: {e}", RuntimeWarning, stacklevel=3)
-            m = None
+            m = None  # p then only waits for STOP_MESSAGE
         q: "_queue.Queue[Any]" = _queue.Queue()
         p = _Recording(m, q)
         p.start()
