@@ -8,6 +8,7 @@
  * renderer runs on what opens; errors are fine, crashes and leaks are not.
  */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,6 +119,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct wm_html_opts ho = {.top_n = 5, .carbon = &co};
 	if (wm_html_report(two, 1, &ho, &b) == 0 && b.data && strcasestr(b.data, "<script"))
 		abort();
+	wm_buf_reset(&b); /* the second pass of query.c over the same lines */
+	(void)wm_recording_detail_json(r, &b, err, sizeof err);
+	wm_buf_reset(&b);
+	(void)wm_recording_window_json(r, NAN, NAN, &b, err, sizeof err);
+	wm_buf_reset(&b);
+	(void)wm_recording_window_json(r, 0.1, 1.0, &b, err, sizeof err);
 	wm_buf_free(&b);
 	wm_recording_free(r);
 	return 0;

@@ -90,5 +90,21 @@ int wm_recording_compare_text(const wm_recording *const *recs, size_t n, const s
 int wm_recording_union_devices(const wm_recording *const *recs, size_t n, const char ***out, size_t *n_out);
 /* What the text, JSON and HTML say when no grid intensity was given. */
 extern const char wm_carbon_hint[];
+/* ---- queries (query.c) ----------------------------------------------------- */
+/* The per-sample details the summary folds away, as JSON:
+ * {"rows": {"t_s":[...], "zones_energy_j.<label>":[...], "gauges.<dev>.<name>":[...]},
+ *  "procs": {"row":[...], "t_s":[...], "pid":[...], "cpu_s":[...], ..., "energy_j.<dev>":[...]}}
+ * rows: one element per complete sample line; procs: one per process per
+ * process-tier line (row = its line's index). Absent values are null. */
+int wm_recording_detail_json(const wm_recording *r, wm_buf *out, char *err, size_t errlen);
+/* The energy spent between start_s and end_s (seconds since the start of the
+ * recording; NAN = open), cut at sample boundaries: from the first line at or
+ * after start_s to the last at or before end_s, as differences of the
+ * cumulative counters (exact). JSON: {"start_s","end_s","duration_s",
+ * "first_row","last_row","energy_j":{<dev>, <dev>_attributed},
+ * "processes":{"<pid>":{<dev>: J}}}. -EINVAL start > end, -ERANGE no line in
+ * the window, -ENODATA no line at all; each with a message. */
+int wm_recording_window_json(const wm_recording *r, double start_s, double end_s, wm_buf *out,
+			     char *err, size_t errlen);
 
 #endif
