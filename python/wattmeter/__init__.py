@@ -20,10 +20,13 @@ import json as _json
 from . import _native
 from .meter import Meter
 from .results import Results, load
+from .results import Comparison, compare
 
 __version__: str = _native.version
 
-__all__ = ["Meter", "Results", "Server", "load", "sensors", "serve", "__version__"]
+__all__ = ["Meter", "Results", "load", "sensors", "__version__"]
+__all__ += ["compare", "Comparison"]
+__all__ += ["Server", "serve"]
 
 
 def sensors(sysfs_root: str = "/sys", procfs_root: str = "/proc") -> dict:

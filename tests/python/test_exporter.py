@@ -530,3 +530,46 @@ def test_deploy_dashboard_queries_name_documented_metrics():
     documented = (Path(__file__).resolve().parents[2] / "docs" / "exporter.md").read_text()
     for n in sorted(names):
         assert n in documented, f"the dashboard uses {n}, which docs/exporter.md does not list"
+
+
+# ---- AIPowerMeter's monitor_machine -------------------------------------------------------
+
+
+def test_aipowermeter_monitor_machine_serves_its_gauges(fake_rapl, tmp_path):
+    """AIPowerMeter's documented whole-machine monitoring, as its docs write
+    it (PrometheusClient + Experiment.monitor_machine, which blocks), served
+    by wattmeter's exporter on the driver's port; Ctrl-C stops it."""
+    import sys
+    fake = fake_rapl("amd-1pkg")  # package-0 30 W, core 20 W
+    port = free_port()
+    code = ("from deep_learning_power_measure.power_measure import experiment, prometheus_client\n"
+            f"driver = prometheus_client.PrometheusClient(port={port})\n"
+            f"exp = experiment.Experiment(driver, sysfs_root={fake.root!r})\n"
+            "exp.monitor_machine(period=0.25)\n"
+            "print('returned')\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=str(tmp_path))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_for(lambda: _status(url + "/metrics") == 200, 20.0, 0.1), p.stderr.read() if p.poll() else ""
+        time.sleep(1.0)
+        series = parse_series(http_get(url + "/metrics")[2].decode())
+        for name in ("power_draw_cpu", "intel_power", "mem_used_cpu", "mem_used_gpu", "power_draw_gpu"):
+            assert name in series, name
+        assert abs(series["intel_power"] - 30.0) <= 0.08 * 30.0, series["intel_power"]
+        assert abs(series["power_draw_cpu"] - 20.0) <= 0.08 * 20.0, series["power_draw_cpu"]
+        assert p.poll() is None  # it blocks, as AIPowerMeter's does
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+        assert p.returncode == 0 and "returned" in out, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def _status(url: str) -> int:
+    try:
+        return http_get(url)[0]
+    except OSError:
+        return 0
