@@ -216,6 +216,9 @@ def test_prometheus_rate_of_energy_counters_gives_the_known_watts(serve, prometh
     text = metrics_when_ready(s.url)
     assert 'wattmeter_sensor_up{sensor="rapl-powercap",state="ok"} 1' in text
 
+    # Prometheus 2.x asks for OpenMetrics first (its scrape Accept header), so
+    # this also checks that our OpenMetrics text parses in Prometheus itself
+    # (promtool checks only the 0.0.4 text, below and in other tests).
     # The job and targets as in AIPowerMeter's documented prometheus.yml
     # ("flask_test", localhost:<port>); only the port and interval differ.
     p = prometheus(f'  - job_name: "flask_test"\n    static_configs:\n'
