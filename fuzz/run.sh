@@ -4,7 +4,7 @@
 #   fuzz/run.sh [SECONDS] [TARGET...]
 #
 # SECONDS: time per target (default 60). TARGET: fuzz_pid_stat, fuzz_proc_files,
-# fuzz_recording (default: all). Environment: CC (default clang), JOBS
+# fuzz_recording, fuzz_web_config (default: all). Environment: CC (default clang), JOBS
 # (parallel fuzzing processes per target, default 1), FUZZ_OUT (build and
 # output folder, default build-fuzz/ at the repository root; build*/ is
 # ignored by git).
