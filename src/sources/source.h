@@ -108,7 +108,7 @@ typedef struct wm_source_ctx {
 	int sysfs_dirfd, procfs_dirfd;          /* roots (base/root.h) */
 	const char *sysfs_path, *procfs_path;   /* for messages */
 	const struct wm_meter_config *cfg;      /* options; NULL fields mean defaults */
-	int n_cpus;                             /* online CPUs from /proc/stat, >= 1 */
+	int n_cpus;                             /* CPUs from /proc/stat; 0 if it cannot be read */
 	int for_describe;                       /* 1: `wattmeter sensors` (no sampling follows) */
 } wm_source_ctx;
 
@@ -196,16 +196,31 @@ void wm_source_release(wm_source *s);
 typedef struct wm_sources {
 	wm_source *v;   /* one per registered source, in registry order */
 	size_t n;
+	/* /proc itself: not an energy source, but every attribution and the
+	 * CPU model depend on it, so it is a row of the sensors table. */
+	int procfs_ok;
+	char procfs_detail[512];
+	char procfs_fix[256];
 } wm_sources;
+
+/* The registry's table (registry.c): one line per source. */
+extern const wm_source_ops *const wm_source_registry[];
+extern const size_t wm_source_registry_len;
 
 /* Probes every registered source against ctx and decides which are active
  * (fallbacks, cfg->force_model, cfg->no_gpu). 0 or -errno with a message. */
 int wm_sources_probe(wm_sources *all, const wm_source_ctx *ctx, char *err, size_t errlen);
 void wm_sources_close(wm_sources *all);   /* harmless on a zeroed struct */
 
-/* The sensors table of `wattmeter sensors` / meta.json "sensors" (name,
- * state, detail, fix per source, then their describe_json members). */
-int wm_sources_json(const wm_sources *all, wm_buf *b);   /* "sensors":[...] members, no braces */
+/* Appends `"sensors":[{name, state, detail, fix} ...]` (the sources, then
+ * procfs) followed by every source's describe_json members: the part of
+ * meta.json and of `sensors --json` that describes what was found. No
+ * braces; the first member has no leading comma. Errors stick in b. */
+int wm_sources_json(const wm_sources *all, wm_buf *b);
+/* The text table of `wattmeter sensors`. */
+int wm_sources_text(const wm_sources *all, wm_buf *b);
+/* The source providing device `name` among the active ones, or NULL. */
+const wm_source *wm_sources_find_device(const wm_sources *all, const char *name, size_t *dev);
 const char *wm_source_state_label(const wm_source *s);   /* "ok", "unused", "modeled", ... */
 
 #endif
