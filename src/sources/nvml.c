@@ -1173,7 +1173,7 @@ static int nvml_describe_text(const wm_source *s, wm_buf *b)
 	const nvml_priv *P = s->priv;
 	if (!P || !P->n_gpus)
 		return 0;
-	int rc = wm_buf_printf(b, "\nNVIDIA GPUs (NVML %s, driver %s, %s):\n  %-5s %-28s %-10s %-26s %-9s %-8s %s\n",
+	int rc = wm_buf_printf(b, "\nNVIDIA GPUs (NVML %s, driver %s, %s):\n  %-5s %-28s %-11s %-26s %-9s %-8s %s\n",
 			       P->nvml_version, P->driver_version, P->lib_path, "GPU", "NAME", "USED BY RUN",
 			       "ENERGY", "LIMIT", "MIG", "UUID");
 	for (size_t i = 0; i < P->n_gpus && !rc; i++) {
@@ -1183,7 +1183,7 @@ static int nvml_describe_text(const wm_source *s, wm_buf *b)
 			copy_str(limit, sizeof limit, "?");
 		else
 			(void)snprintf(limit, sizeof limit, "%.0f W", g->power_limit_w);
-		rc = wm_buf_printf(b, "  %-5u %-28s %-10s %-26s %-9s %-8s %s\n", g->index, g->name,
+		rc = wm_buf_printf(b, "  %-5u %-28s %-11s %-26s %-9s %-8s %s\n", g->index, g->name,
 				   g->used_by_run ? "yes" : "no", method_name(g->method), limit,
 				   g->mig == 1 ? "enabled" : g->mig == 0 ? "off" : "?", g->uuid);
 	}
