@@ -1,7 +1,11 @@
+from typing import Optional
+
 from .meter import Meter as Meter
 from .results import Results as Results, load as load
 
 __version__: str
 __all__: list[str]
 
-def sensors(sysfs_root: str = ..., procfs_root: str = ...) -> dict: ...
+def sensors(
+    sysfs_root: str = ..., procfs_root: str = ..., nvml_lib: Optional[str] = ..., no_gpu: bool = ...
+) -> dict: ...

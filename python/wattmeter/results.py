@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from . import _native
 
@@ -17,7 +17,11 @@ class Results:
         energy_j: device totals (``cpu``, ``dram``, ``psys`` where present) and
             the energy attributed to the measured processes
             (``cpu_attributed``, ``dram_attributed``), in joules.
+            With NVIDIA GPUs: ``gpu0`` ..., ``gpu`` (all GPUs), ``gpu_run`` (the
+            GPUs the run uses) and ``gpu_attributed``.
         method: for every key of energy_j, ``"measured"`` or ``"modeled"``.
+        gpus: per GPU its index, name, uuid, energy_j, attributed_j, source
+            (``energy-counter`` or ``power-integrated-*``) and used_by_run.
         processes: per PID (a str) its command line, attributed energy, CPU time.
         summary: the whole summary dict.
     """
@@ -30,6 +34,7 @@ class Results:
         self.method: Dict[str, str] = dict(summary.get("method", {}))
         self.processes: Dict[str, Any] = dict(summary.get("processes", {}))
         self.power_w: Dict[str, Any] = dict(summary.get("power_w", {}))
+        self.gpus: List[Dict[str, Any]] = list(summary.get("gpus", []))
         self.truncated: bool = bool(summary.get("truncated", False))
         self.complete: bool = bool(summary.get("complete", False))
 

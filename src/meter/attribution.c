@@ -148,10 +148,11 @@ static void attribute_shares(wm_meter *m, size_t d, double de, size_t n)
 	}
 	if (m->gpu_exclusive && dev->decl->used_by_run != 0) {
 		/* --gpu-exclusive: the run's GPUs are the run's, whole. Give the
-		 * interval to the first measured root (labelled in meta.json). */
+		 * interval to the first measured root (labelled in meta.json),
+		 * also the last one, in which it exited (vanished). */
 		for (size_t j = 0; j < n; j++) {
 			wm_proc *p = wm_proctree_get(m->tree, j);
-			if (!p->is_root || !p->count_own || !p->alive)
+			if (!p->is_root || !p->count_own || (!p->alive && !p->vanished))
 				continue;
 			struct wm_mproc *mp = mproc_of(m, p);
 			if (mp) {
