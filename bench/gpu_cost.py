@@ -96,7 +96,10 @@ def main() -> None:
         rows.append(f"| {name} | {benchlib.fmt(ps)} | {benchlib.fmt(pct)} | {benchlib.fmt(whole)} |")
         data["configs"][name] = {"per_sample_us": ps, "sampler_pct_of_core": pct, "wattmeter_cpu_s": whole,
                                  "runs": [{k: v for k, v in x.items() if k != "t_s"} for x in runs[name]]}
-    md = (f"# GPU source cost (mock NVML) — {benchlib.stamp()}\n\n{benchlib.machine_md(m)}"
+    # machine_md's RAPL line speaks of the fake tree other benchmarks use;
+    # this one uses none: the CPU is whatever this host has (modelled here).
+    mline = benchlib.machine_md(m).replace("no (fake tree used)", "no (CPU modelled; no fake tree here)")
+    md = (f"# GPU source cost (mock NVML) — {benchlib.stamp()}\n\n{mline}"
           f"- counter period {a.period} s, process period {a.proc_period} s, memory tier off, "
           f"{a.seconds} s runs, {a.repeats} repeats interleaved; median (min–max)\n"
           f"- the mock's NVML calls return at once: this is wattmeter's own work per GPU, not the "
