@@ -588,7 +588,6 @@ static int nvml_proc_shares(wm_source *s, size_t dev, wm_pid_share *out, size_t 
 
 	size_t n = 0;
 	double sm_sum = 0.0;
-	int have_util = 0;
 
 	/* 1. SM utilisation per pid since the last call */
 	if (P->fn.proc_util && g->util_supported) {
@@ -604,10 +603,8 @@ static int nvml_proc_shares(wm_source *s, size_t dev, wm_pid_share *out, size_t 
 				P->util_cap = ncap;
 				continue;
 			}
-			if (r == NVML_ERROR_NOT_FOUND) {
-				have_util = 1; /* no sample since the last call: no SM activity */
-				break;
-			}
+			if (r == NVML_ERROR_NOT_FOUND)
+				break; /* no sample since the last call: no SM activity */
 			if (r == NVML_ERROR_NOT_SUPPORTED) {
 				g->util_supported = 0;
 				break;
@@ -618,7 +615,6 @@ static int nvml_proc_shares(wm_source *s, size_t dev, wm_pid_share *out, size_t 
 			}
 			if (r != NVML_SUCCESS)
 				break;
-			have_util = 1;
 			if (count > P->util_cap)
 				count = P->util_cap;
 			for (unsigned k = 0; k < count; k++) {
@@ -662,7 +658,6 @@ static int nvml_proc_shares(wm_source *s, size_t dev, wm_pid_share *out, size_t 
 		for (size_t i = 0; i < n; i++)
 			P->merge[i].share = 1.0 / (double)n;
 	}
-	(void)have_util;
 	size_t w = n < cap ? n : cap;
 	for (size_t i = 0; i < w; i++)
 		out[i] = P->merge[i];
@@ -1134,10 +1129,17 @@ static int nvml_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t 
 	size_t n_used = 0;
 	for (size_t i = 0; i < P->n_gpus; i++)
 		n_used += P->gpus[i].used_by_run == 1;
-	set_detail(s, "NVML %s, driver %s: %zu GPU(s) (%s%s), %zu used by the run", P->nvml_version,
+	set_detail(s, "NVML %s, driver %s: %zu GPU(s) (%s%s), %zu used by the run (CUDA_VISIBLE_DEVICES)", P->nvml_version,
 		   P->driver_version, P->n_gpus, P->gpus[0].name, P->n_gpus > 1 ? ", ..." : "", n_used);
+	size_t n_integrated = 0;
+	for (size_t i = 0; i < P->n_gpus; i++)
+		n_integrated += P->gpus[i].method == EM_POWER_INSTANT || P->gpus[i].method == EM_POWER_AVERAGE;
 	if (n_measured < P->n_gpus)
 		set_fix(s, "Some GPUs report no energy or power (see the GPU table): upgrade the NVIDIA driver.");
+	else if (n_integrated && !P->fn.total_energy)
+		set_fix(s, "This NVML has no nvmlDeviceGetTotalEnergyConsumption (a driver older than R410): GPU energy "
+			   "is integrated from power readings, good to a few percent. Upgrade the NVIDIA driver for "
+			   "the exact energy counter (Volta and newer GPUs).");
 	return 0;
 }
 

@@ -637,6 +637,9 @@ static void test_old_driver_missing_symbols(void **state)
 			 "power-integrated-average", 120.0);
 	assert_int_equal(count_calls(t, "nvmlInit"), 1);
 	assert_int_equal(count_calls(t, "nvmlInit_v2"), 0);
+	/* sensors says why the energy is integrated, and what fixes it */
+	assert_non_null(strstr(t->s.fix, "nvmlDeviceGetTotalEnergyConsumption"));
+	assert_non_null(strstr(t->s.fix, "Upgrade the NVIDIA driver"));
 	assert_true(count_calls(t, "nvmlDeviceGetCount") >= 1);
 	/* per process: the unversioned list (v1 layout), split equally */
 	wm_pid_share v[4];

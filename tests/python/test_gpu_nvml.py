@@ -188,3 +188,41 @@ def test_python_meter_with_the_mock(tmp_path):
     assert r.gpus[0]["source"] == "energy-counter"
     assert any(x["name"] == "nvml" and x["detail"] == "turned off (--no-gpu)"
                for x in wattmeter.sensors(no_gpu=True)["sensors"])
+
+
+@needs_mock
+def test_default_search_finds_libnvidia_ml_so_1(tmp_path):
+    # No --nvml-lib: wattmeter dlopens "libnvidia-ml.so.1" through the usual
+    # search path, here a folder on LD_LIBRARY_PATH holding the mock under
+    # that name (as the driver installs it).
+    libdir = tmp_path / "lib"
+    libdir.mkdir()
+    (libdir / "libnvidia-ml.so.1").symlink_to(MOCK)
+    env = scenario(tmp_path, "gpus=1\ngpu0.name=NVIDIA L4\n")
+    env["LD_LIBRARY_PATH"] = str(libdir)
+    p = run_wm(["sensors", "--json"], env=env)
+    assert p.returncode == 0, p.stderr
+    j = json.loads(p.stdout)
+    assert j["nvml"]["library"] == "libnvidia-ml.so.1"
+    assert j["nvml"]["gpus"][0]["name"] == "NVIDIA L4"
+    # and WATTMETER_NVML_LIB names another library explicitly
+    env.pop("LD_LIBRARY_PATH")
+    env["WATTMETER_NVML_LIB"] = MOCK
+    j = json.loads(run_wm(["sensors", "--json"], env=env).stdout)
+    assert j["nvml"]["library"] == MOCK
+
+
+@needs_mock
+def test_gpu_lost_mid_run_leaves_a_gap_and_the_run_goes_on(tmp_path):
+    env = scenario(tmp_path, "gpus=2\ngpu0.watts=200\ngpu0.lost_at_s=0.6\ngpu1.watts=50\n")
+    out = tmp_path / "rec"
+    p = run_wm(["run", "--nvml-lib", MOCK, "-o", str(out), *FAST, "--", PY, "-c", "import time; time.sleep(1.5)"],
+               env=env)
+    assert p.returncode == 0, p.stderr
+    s = report_json(out)
+    # gpu1 is whole; gpu0 stops counting when lost (0.6 s after NVML's init,
+    # which precedes the recording's start by the probe's few milliseconds)
+    assert s["energy_j"]["gpu1"] == pytest.approx(50.0 * s["duration_s"], rel=0.01)
+    assert 200.0 * 0.4 < s["energy_j"]["gpu0"] <= 200.0 * 0.6 * 1.01
+    lines = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert any("gpu0" in x.get("gaps", []) for x in lines[-3:]), "lost GPU not marked as a gap"
