@@ -303,6 +303,13 @@ nvmlReturn_t nvmlInit_v2(void)
 {
 	return do_init("nvmlInit_v2");
 }
+
+/* what pynvml (nvidia-ml-py) calls: lets bench/gpu_real.py be tried on the mock */
+nvmlReturn_t nvmlInitWithFlags(unsigned flags)
+{
+	(void)flags;
+	return do_init("nvmlInitWithFlags");
+}
 #endif
 
 nvmlReturn_t nvmlInit(void)
