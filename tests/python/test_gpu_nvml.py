@@ -226,3 +226,27 @@ def test_gpu_lost_mid_run_leaves_a_gap_and_the_run_goes_on(tmp_path):
     assert 200.0 * 0.4 < s["energy_j"]["gpu0"] <= 200.0 * 0.6 * 1.01
     lines = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert any("gpu0" in x.get("gaps", []) for x in lines[-3:]), "lost GPU not marked as a gap"
+
+
+@needs_mock
+def test_gpu_paths_under_valgrind(tmp_path):
+    """`run` and `sensors` with GPUs (the mock: counter, integrated power,
+    per-process shares, a lost GPU) under valgrind: no invalid access, no
+    uninitialised value, nothing definitely lost."""
+    import shutil
+
+    from test_valgrind import vg
+
+    if not shutil.which("valgrind"):
+        pytest.skip("valgrind not installed")
+    env = scenario(tmp_path, "gpus=3\ngpu1.energy_counter=0\ngpu2.lost_at_s=0.3\n"
+                             "gpu0.proc=self:50:10\ngpu0.proc=4000004:50:10\nutil_period_s=0.02\n")
+    os.environ["WM_MOCK_NVML_SCENARIO"] = env["WM_MOCK_NVML_SCENARIO"]
+    try:
+        p = vg(["run", "--nvml-lib", MOCK, "-o", str(tmp_path / "rec"), "--period", "0.05", "--proc-period", "0.1",
+                "--", "sleep", "0.6"], tmp_path, "gpurun")
+        assert p.returncode == 0, p.stderr
+        p = vg(["sensors", "--nvml-lib", MOCK], tmp_path, "gpusensors")
+        assert p.returncode == 0, p.stderr
+    finally:
+        del os.environ["WM_MOCK_NVML_SCENARIO"]
