@@ -53,6 +53,7 @@
 #define PROBE_POLL_MAX_NS 250000000ull  /* counter update measurement: at most 250 ms */
 #define PROBE_POLL_STEP_NS 1000000l      /* polled every 1 ms */
 #define PERIOD_MIN_UPDATES 10.0          /* warn below this many counter updates per period */
+#define LAST_SM_MAX 32                   /* processes per GPU whose last SM split is kept */
 
 typedef enum energy_method {
 	EM_NONE = 0,
@@ -97,6 +98,13 @@ typedef struct nvml_gpu {
 	/* per-process utilisation */
 	unsigned long long util_last_seen_us;
 	int util_supported;          /* 0 once the driver says NOT_SUPPORTED */
+	/* the SM split of the last interval that had samples, for intervals
+	 * the driver has not sampled yet (shorter than its sampling period) */
+	struct {
+		int pid;
+		double sm;
+	} last_sm[LAST_SM_MAX];
+	size_t n_last_sm;
 } nvml_gpu;
 
 typedef struct nvml_fns {
@@ -588,6 +596,7 @@ static int nvml_proc_shares(wm_source *s, size_t dev, wm_pid_share *out, size_t 
 
 	size_t n = 0;
 	double sm_sum = 0.0;
+	int no_new_samples = 0;
 
 	/* 1. SM utilisation per pid since the last call */
 	if (P->fn.proc_util && g->util_supported) {
@@ -603,8 +612,10 @@ static int nvml_proc_shares(wm_source *s, size_t dev, wm_pid_share *out, size_t 
 				P->util_cap = ncap;
 				continue;
 			}
-			if (r == NVML_ERROR_NOT_FOUND)
-				break; /* no sample since the last call: no SM activity */
+			if (r == NVML_ERROR_NOT_FOUND) {
+				no_new_samples = 1; /* none since the last call */
+				break;
+			}
 			if (r == NVML_ERROR_NOT_SUPPORTED) {
 				g->util_supported = 0;
 				break;
@@ -648,9 +659,29 @@ static int nvml_proc_shares(wm_source *s, size_t dev, wm_pid_share *out, size_t 
 	if (rc < 0)
 		return rc;
 
-	/* 3. shares: by SM utilisation; with no SM activity in the interval (or
-	 * no per-process utilisation from this driver), equally among the
-	 * processes present on the GPU; with none present, none (unattributed). */
+	/* 3. shares: by SM utilisation over the interval. An interval the
+	 * driver has not sampled (it samples every ~1/6 s; the last interval
+	 * of a run can be shorter) keeps the split of the last sampled one,
+	 * for the processes still present. With no SM split known (an idle
+	 * GPU, or no per-process utilisation from this driver): equally among
+	 * the processes present. None present: none (unattributed). */
+	if (sm_sum > 0.0) {
+		g->n_last_sm = 0;
+		for (size_t i = 0; i < n && g->n_last_sm < LAST_SM_MAX; i++) {
+			if (P->merge[i].share > 0.0) {
+				g->last_sm[g->n_last_sm].pid = P->merge[i].pid;
+				g->last_sm[g->n_last_sm].sm = P->merge[i].share;
+				g->n_last_sm++;
+			}
+		}
+	} else if (no_new_samples) {
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < g->n_last_sm; k++)
+				if (g->last_sm[k].pid == P->merge[i].pid) {
+					P->merge[i].share = g->last_sm[k].sm;
+					sm_sum += g->last_sm[k].sm;
+				}
+	}
 	if (sm_sum > 0.0) {
 		for (size_t i = 0; i < n; i++)
 			P->merge[i].share /= sm_sum;

@@ -583,6 +583,23 @@ static void test_shared_gpu_sm_shares(void **state)
 	assert_true(calls >= 4);
 }
 
+static void test_unsampled_interval_keeps_the_last_split(void **state)
+{
+	tstate *t = *state;
+	/* the driver samples every 0.3 s here: an interval right after another
+	 * has no new sample and keeps the last split (not an equal one) */
+	scenario(t, "util_period_s=0.3\ngpu0.proc=self:90:10\ngpu0.proc=777001:10:10\n");
+	probe_ok(t, mock_lib());
+	wm_pid_share v[4];
+	sleep_s(0.35);
+	int n = t->s.ops->proc_shares(&t->s, 0, v, 4);
+	assert_int_equal(n, 2);
+	assert_within(share_of(v, n, (int)getpid())->share, 0.9, 1e-9, "sampled interval");
+	n = t->s.ops->proc_shares(&t->s, 0, v, 4);
+	assert_int_equal(n, 2);
+	assert_within(share_of(v, n, (int)getpid())->share, 0.9, 1e-9, "unsampled interval");
+}
+
 static void test_idle_gpu_with_processes_splits_equally(void **state)
 {
 	tstate *t = *state;
@@ -717,6 +734,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cuda_visible_devices, setup, teardown),
 		cmocka_unit_test(test_visible_parse_pure),
 		cmocka_unit_test_setup_teardown(test_shared_gpu_sm_shares, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsampled_interval_keeps_the_last_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_gpu_with_processes_splits_equally, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gpu_lost_mid_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_old_driver_missing_symbols, setup, teardown),
