@@ -1015,6 +1015,8 @@ static int nvml_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t 
 	if (count > 4096)
 		count = 4096;
 
+	unsigned n_unopened = 0;
+	nvmlReturn_t first_unopened = NVML_SUCCESS;
 	P->gpus = calloc(count, sizeof *P->gpus);
 	if (!P->gpus) {
 		priv_free(P);
@@ -1030,8 +1032,14 @@ static int nvml_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t 
 		g->util_supported = 1;
 		for (int k = 0; k < WM_GAUGE_N; k++)
 			g->slow[k] = NAN;
-		if (P->fn.get_handle(i, &g->h) != NVML_SUCCESS)
-			continue; /* a GPU NVML lists but cannot open (lost at boot): skipped, said below */
+		nvmlReturn_t hr = P->fn.get_handle(i, &g->h);
+		if (hr != NVML_SUCCESS) {
+			/* a GPU NVML lists but cannot open (lost, or forbidden by a
+			 * container's device cgroup): skipped, said below */
+			if (!n_unopened++)
+				first_unopened = hr;
+			continue;
+		}
 		if (!P->fn.name || P->fn.name(g->h, g->name, sizeof g->name) != NVML_SUCCESS)
 			copy_str(g->name, sizeof g->name, "NVIDIA GPU");
 		g->name[sizeof g->name - 1] = '\0';
@@ -1165,7 +1173,16 @@ static int nvml_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t 
 	size_t n_integrated = 0;
 	for (size_t i = 0; i < P->n_gpus; i++)
 		n_integrated += P->gpus[i].method == EM_POWER_INSTANT || P->gpus[i].method == EM_POWER_AVERAGE;
-	if (n_measured < P->n_gpus)
+	if (n_unopened) {
+		size_t len = strlen(s->detail);
+		int w = snprintf(s->detail + len, sizeof s->detail - len, "; %u more cannot be opened (%s)", n_unopened,
+				 nvml_errstr(P, first_unopened));
+		if (w < 0)
+			s->detail[len] = '\0';
+		set_fix(s, "`nvidia-smi` should list every GPU: a GPU that fell off the bus (GPU is lost) needs a "
+			   "reset or a reboot; one refused (insufficient permissions) needs access to its "
+			   "/dev/nvidiaN.");
+	} else if (n_measured < P->n_gpus)
 		set_fix(s, "Some GPUs report no energy or power (see the GPU table): upgrade the NVIDIA driver.");
 	else if (n_integrated && !P->fn.total_energy)
 		set_fix(s, "This NVML has no nvmlDeviceGetTotalEnergyConsumption (a driver older than R410): GPU energy "

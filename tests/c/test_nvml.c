@@ -323,6 +323,27 @@ static void test_init_errors_have_fixes(void **state)
 	assert_non_null(strstr(t->s.fix, "reboot"));
 }
 
+static void test_gpu_that_cannot_be_opened(void **state)
+{
+	tstate *t = *state;
+	scenario(t, "gpus=3\ngpu1.handle_error=15\ngpu0.watts=10\ngpu2.watts=20\n");
+	probe_ok(t, mock_lib());
+	assert_int_equal(t->s.state, WM_SRC_OK);
+	assert_int_equal(t->s.n_devices, 2);
+	/* devices keep their NVML index in their names */
+	assert_string_equal(t->s.devices[0].name, "gpu0");
+	assert_string_equal(t->s.devices[1].name, "gpu2");
+	assert_non_null(strstr(t->s.detail, "1 more cannot be opened (GPU is lost)"));
+	assert_non_null(strstr(t->s.fix, "reset"));
+	run r;
+	run_ticks(&t->s, 4, 0.05, &r);
+	assert_energy(&r, 1, 20.0, "gpu2 energy");
+	scenario(t, "gpus=1\ngpu0.handle_error=4\n");
+	probe_ok(t, mock_lib());
+	assert_int_equal(t->s.state, WM_SRC_ERROR);
+	assert_non_null(strstr(t->s.detail, "none can be opened"));
+}
+
 static void test_zero_gpus(void **state)
 {
 	tstate *t = *state;
@@ -728,6 +749,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_gpu_flag_loads_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_errors_have_fixes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_gpus, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gpu_that_cannot_be_opened, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_energy_counter_matches_watts_and_inits_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gpu_without_energy_counter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counter_reset_is_not_negative_energy, setup, teardown),

@@ -20,6 +20,7 @@
  *   gpuN.reset_at_s=1.5          counter restarts from 0 at this time (driver reload)
  *   gpuN.lost_at_s=2             every call on the GPU answers GPU_IS_LOST from then
  *   gpuN.mig=1                   MIG mode enabled   gpuN.mig_uuid=MIG-... (repeatable)
+ *   gpuN.handle_error=15         nvmlDeviceGetHandleByIndex fails with this nvmlReturn_t
  *   gpuN.power_limit_w=700       gpuN.util=50 (percent)   gpuN.temp=40
  *   gpuN.proc=PID:SM:MEM_MIB     a process on the GPU (repeatable); PID is a
  *                                number, `self` (the process that loaded us), or
@@ -64,7 +65,7 @@ struct mgpu {
 	char name[96], uuid[96], bus_id[32];
 	double watts, update_ms, reset_at_s, lost_at_s, power_limit_w, util, temp;
 	unsigned long long start_mj;
-	int energy_counter, field_power, power_usage, mig;
+	int energy_counter, field_power, power_usage, mig, handle_error;
 	struct mproc procs[MAX_PROCS];
 	int n_procs;
 	char mig_uuids[MAX_MIGS][96];
@@ -176,6 +177,8 @@ static void set_gpu_key(struct mgpu *g, const char *k, const char *v)
 		g->lost_at_s = strtod(v, NULL);
 	else if (!strcmp(k, "mig"))
 		g->mig = atoi(v);
+	else if (!strcmp(k, "handle_error"))
+		g->handle_error = atoi(v);
 	else if (!strcmp(k, "mig_uuid") && g->n_migs < MAX_MIGS)
 		set_str(g->mig_uuids[g->n_migs++], sizeof g->mig_uuids[0], v);
 	else if (!strcmp(k, "power_limit_w"))
@@ -365,6 +368,8 @@ static nvmlReturn_t get_handle(const char *fn, unsigned i, nvmlDevice_t *d)
 		return NVML_ERROR_UNINITIALIZED;
 	if (i >= (unsigned)M.n_gpus)
 		return NVML_ERROR_INVALID_ARGUMENT;
+	if (M.g[i].handle_error)
+		return (nvmlReturn_t)M.g[i].handle_error;
 	*d = &M.dev[i];
 	return NVML_SUCCESS;
 }
