@@ -185,7 +185,8 @@ def test_python_meter_with_the_mock(tmp_path):
         del os.environ["WM_MOCK_NVML_SCENARIO"]
     assert r is not None
     assert r.energy_j["gpu0"] == pytest.approx(120.0 * r.duration_s, rel=0.01)
-    assert r.gpus[0]["source"] == "energy-counter"
+    assert r.gpu_info[0]["source"] == "energy-counter"
+    assert r.gpus == ["gpu0"]
     assert any(x["name"] == "nvml" and x["detail"] == "turned off (--no-gpu)"
                for x in wattmeter.sensors(no_gpu=True)["sensors"])
 
