@@ -16,6 +16,7 @@ Every figure says whether it was ``measured`` (RAPL counters) or ``modeled``
 from __future__ import annotations
 
 import json as _json
+from typing import Optional
 
 from . import _native
 from .meter import Meter
@@ -29,10 +30,15 @@ __all__ += ["compare", "Comparison"]
 __all__ += ["Server", "serve"]
 
 
-def sensors(sysfs_root: str = "/sys", procfs_root: str = "/proc") -> dict:
+def sensors(
+    sysfs_root: str = "/sys",
+    procfs_root: str = "/proc",
+    nvml_lib: Optional[str] = None,
+    no_gpu: bool = False,
+) -> dict:
     """Every energy source with its state (ok, absent, permission denied,
     modeled) and, for each problem, the fix — as ``wattmeter sensors --json``."""
-    return _json.loads(_native.sensors(sysfs_root, procfs_root, True))
+    return _json.loads(_native.sensors(sysfs_root, procfs_root, True, nvml_lib, no_gpu))
 
 
 class Server:

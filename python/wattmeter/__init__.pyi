@@ -1,3 +1,5 @@
+from typing import Optional
+
 from .meter import Meter as Meter
 from .results import Results as Results, load as load
 from .results import Comparison as Comparison, compare as compare
@@ -5,7 +7,9 @@ from .results import Comparison as Comparison, compare as compare
 __version__: str
 __all__: list[str]
 
-def sensors(sysfs_root: str = ..., procfs_root: str = ...) -> dict: ...
+def sensors(
+    sysfs_root: str = ..., procfs_root: str = ..., nvml_lib: Optional[str] = ..., no_gpu: bool = ...
+) -> dict: ...
 
 class Server:
     url: str

@@ -53,6 +53,11 @@ class Meter:
         model_min_w, model_max_w: CPU model watts per CPU, idle and busy, used
             only where RAPL counters cannot be read.
         force_model: model the CPU even where counters exist.
+        nvml_lib: NVIDIA GPUs: the libnvidia-ml to load (default:
+            $WATTMETER_NVML_LIB, then libnvidia-ml.so.1).
+        no_gpu: do not look for NVIDIA GPUs.
+        gpu_exclusive: bill the run's GPUs (CUDA_VISIBLE_DEVICES) whole to the
+            measured processes (when NVML reports pids this /proc cannot see).
     """
 
     def __init__(
@@ -69,6 +74,9 @@ class Meter:
         model_min_w: float = 0.74,
         model_max_w: float = 3.5,
         force_model: bool = False,
+        nvml_lib: Optional[str] = None,
+        no_gpu: bool = False,
+        gpu_exclusive: bool = False,
     ) -> None:
         self.output_dir = output_dir
         self.period = float(period)
@@ -81,6 +89,9 @@ class Meter:
         self.model_min_w = float(model_min_w)
         self.model_max_w = float(model_max_w)
         self.force_model = force_model
+        self.nvml_lib = nvml_lib
+        self.no_gpu = no_gpu
+        self.gpu_exclusive = gpu_exclusive
         self.results: Optional[Results] = None
         self.dir: Optional[str] = None
         self._handle: Any = None
@@ -109,6 +120,9 @@ class Meter:
             model_min_w=self.model_min_w,
             model_max_w=self.model_max_w,
             force_model=self.force_model,
+            nvml_lib=self.nvml_lib,
+            no_gpu=self.no_gpu,
+            gpu_exclusive=self.gpu_exclusive,
             command=list(sys.argv) or None,
         )
         self.dir = out
