@@ -576,3 +576,77 @@ def _status(url: str) -> int:
         return http_get(url)[0]
     except OSError:
         return 0
+
+
+# ---- GPUs (the mock libnvidia-ml meson builds for the tests) ----------------------------
+
+
+def _find_mock_nvml() -> str:
+    repo = Path(__file__).resolve().parents[2]
+    for c in [os.environ.get("WM_MOCK_NVML", "")] + [str(repo / d / "tests" / "c" / "libmock_nvml.so")
+                                                     for d in ("build-test", "build")]:
+        if c and os.path.isfile(c):
+            return c
+    return ""
+
+
+MOCK_NVML = _find_mock_nvml()
+
+
+@pytest.mark.skipif(not MOCK_NVML, reason="mock libnvidia-ml not built (meson compile -C build-test)")
+def test_gpus_exported_with_identity_rate_and_monotonic_across_a_counter_reset(wm, tmp_path, fake_rapl):
+    # gpu0: 250 W from its energy counter; gpu1: 100 W whose counter restarts
+    # from 0 after 1 s (a driver reload), 50% busy.
+    scen = tmp_path / "scenario"
+    scen.write_text("gpus=2\ngpu0.name=NVIDIA H200\ngpu0.watts=250\n"
+                    "gpu1.name=NVIDIA L4\ngpu1.watts=100\ngpu1.reset_at_s=1.0\ngpu1.util=50\n")
+    env = dict(os.environ, WM_MOCK_NVML_SCENARIO=str(scen))
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    fake = fake_rapl("amd-1pkg")
+    t_popen = time.monotonic()
+    p = subprocess.Popen([wm, "serve", "--listen", "127.0.0.1:0", "--sysfs-root", fake.root, "--period", "0.1",
+                          "--nvml-lib", MOCK_NVML], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        r, _, _ = select.select([p.stderr], [], [], 30)
+        m = re.search(r"serving (\S+)/metrics", p.stderr.readline() if r else "")
+        assert m
+        url = m.group(1)
+        metrics_when_ready(url)
+        t_ready = time.monotonic()
+        time.sleep(1.5)  # past gpu1's reset
+        t_a = time.monotonic()
+        a_text = metrics_when_ready(url)
+        time.sleep(2.0)
+        t_b = time.monotonic()
+        b_text = metrics_when_ready(url)
+        a, b = parse_series(a_text), parse_series(b_text)
+
+        def key(prefix: str, gpu: str) -> str:
+            ks = [k for k in b if k.startswith(prefix + "{") and f'gpu="{gpu}"' in k]
+            assert len(ks) == 1, (prefix, gpu, ks)
+            return ks[0]
+
+        k0, k1 = key("wattmeter_gpu_energy_joules_total", "gpu0"), key("wattmeter_gpu_energy_joules_total", "gpu1")
+        assert 'name="NVIDIA H200"' in k0 and 'uuid="GPU-' in k0 and 'method="measured"' in k0
+        assert 'name="NVIDIA L4"' in k1
+        # Rate between two scrapes 2 s apart; each value lags its scrape by up
+        # to one period (0.1 s) plus scheduling: 10%.
+        assert (b[k0] - a[k0]) / (t_b - t_a) == pytest.approx(250.0, rel=0.10)
+        assert (b[k1] - a[k1]) / (t_b - t_a) == pytest.approx(100.0, rel=0.10)
+        # Across gpu1's counter reset nothing was lost: the exported counter is
+        # all of 100 W since the meter started (between Popen and first answer).
+        assert 100.0 * (t_b - t_ready) - 10.0 <= b[k1] <= 100.0 * (t_b - t_popen) + 1e-6, b[k1]
+        assert b[key("wattmeter_gpu_utilization_ratio", "gpu1")] == 0.5
+        assert b["power_draw_gpu"] == pytest.approx(350.0, rel=0.10)
+        assert b['wattmeter_sensor_up{sensor="nvml",state="ok"}'] == 1
+        if PROMTOOL:
+            c = subprocess.run([PROMTOOL, "check", "metrics"], input=b_text, capture_output=True, text=True)
+            assert c.returncode == 0, c.stdout + c.stderr
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=20)
+        assert p.returncode == 0, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
