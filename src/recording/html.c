@@ -670,10 +670,15 @@ static int carbon_section(wm_buf *b, const struct wm_recording *r, const struct 
 	double total = wm_recording_total_j(r, &basis);
 	double attr = wm_recording_attributed_j(r);
 	char s[96];
+	/* basis is a scratch buffer: on its ENOMEM total is NAN, not a figure */
+	int rc = wm_buf_error(&basis);
+	if (rc) {
+		wm_buf_free(&basis);
+		return rc;
+	}
 	wm_buf_puts(b, "<h2>Energy, carbon and cost</h2>\n<table>\n<tr><th></th><th>machine (");
 	wm_html_escape(b, basis.data ? basis.data : "");
 	wm_buf_free(&basis);
-	int rc;
 	wm_buf_puts(b, ")</th><th>attributed to the measured processes</th></tr>\n<tr><th>energy</th>");
 	rc = td_energy(b, total);
 	if (rc)

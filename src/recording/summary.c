@@ -953,7 +953,10 @@ int wm_recording_carbon_text(const wm_recording *r, const struct wm_carbon_opts 
 	double total = wm_recording_total_j(r, &basis);
 	double attr = wm_recording_attributed_j(r);
 	char e[96], kwh[64];
-	int rc = fmt_energy(e, sizeof e, total);
+	/* basis is a scratch buffer: on its ENOMEM total is NAN, not a figure */
+	int rc = wm_buf_error(&basis);
+	if (!rc)
+		rc = fmt_energy(e, sizeof e, total);
 	if (!rc)
 		rc = wm_carbon_fmt_kwh(kwh, sizeof kwh, wm_carbon_kwh(o, total));
 	if (rc) {
