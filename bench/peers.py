@@ -160,6 +160,12 @@ def add_accuracy(r: dict, rates: dict) -> None:
             tr = r["truth_j"]["pkg"] + r["truth_j"]["dram"]  # one figure for CPU and DRAM together
         err[dev] = None if v is None or tr == 0 else 100.0 * (v - tr) / tr
     r["error_pct"] = err
+    # the same against the duration the tool says it measured (its window may
+    # start before start() returns or end after stop() is called)
+    own = rep.get("own_duration_s")
+    pk = rep.get("pkg_only_j", rep.get("pkg_j"))
+    if own and pk is not None and not rep.get("combined"):
+        r["pkg_error_vs_own_duration_pct"] = 100.0 * (pk - rates["pkg"] * own) / (rates["pkg"] * own)
 
 
 def in_namespace(a) -> dict:
