@@ -6,13 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== C tests (build-test)"
-if [ -d build-test ]; then meson setup --reconfigure build-test >/dev/null; else meson setup build-test >/dev/null; fi
+if [ -d build-test ]; then meson setup --reconfigure build-test >/dev/null; else meson setup build-test -Dwerror=true >/dev/null; fi
 meson compile -C build-test
 meson test -C build-test --print-errorlogs
 
 echo "== C tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan)"
 if [ -d build-asan ]; then meson setup --reconfigure build-asan >/dev/null
-else meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dinstall_lib=false >/dev/null; fi
+else meson setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dinstall_lib=false >/dev/null; fi
 meson compile -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --print-errorlogs

@@ -125,9 +125,10 @@ static int default_output_dir(char *out, size_t outlen)
 
 static void status_line(wm_meter *m)
 {
-	wm_snapshot s;
-	if (wm_meter_snapshot(m, &s) < 0)
+	wm_snapshot *sp = wm_meter_snapshot(m);
+	if (!sp)
 		return;
+	wm_snapshot s = *sp;
 	char line[512];
 	size_t len = 0;
 	int n = snprintf(line, sizeof line, "\r\033[K[wattmeter] %.1f s", s.elapsed_s);
@@ -147,6 +148,7 @@ static void status_line(wm_meter *m)
 	if (len >= sizeof line)
 		len = sizeof line - 1;
 	(void)wm_write_all(STDERR_FILENO, line, len);
+	wm_snapshot_free(sp);
 }
 
 static void clear_status_line(void)
@@ -401,14 +403,14 @@ int cmd_run(int argc, char **argv)
 
 	int quiet = o.quiet;
 	if (!quiet) {
-		wm_snapshot s;
-		if (wm_meter_snapshot(m, &s) == 0)
-			for (size_t i = 0; i < s.n_devices; i++)
-				if (s.devices[i].modeled)
-					fprintf(stderr,
-						"wattmeter: no readable RAPL counters: %s power is MODELED, not measured "
-						"('wattmeter sensors' says why and how to fix it)\n",
-						s.devices[i].name);
+		wm_snapshot *s = wm_meter_snapshot(m);
+		for (size_t i = 0; s && i < s->n_devices; i++)
+			if (s->devices[i].modeled)
+				fprintf(stderr,
+					"wattmeter: no readable RAPL counters: %s power is MODELED, not measured "
+					"('wattmeter sensors' says why and how to fix it)\n",
+					s->devices[i].name);
+		wm_snapshot_free(s);
 	}
 
 	/* Uncork: time zero is now. */
