@@ -290,6 +290,7 @@ def run_cli(outdir: str, wm_args: Sequence[str], seconds: float, children: int =
         "procs_per_proc_line": (statistics.median(rec["procs_per_proc_line"])
                                 if rec["procs_per_proc_line"] else 0),
         "t_s": rec["t_s"],
+        "self_cpu_series": rec["self_cpu_series"],
         "methods": {d["name"]: d["method"] for d in meta.get("devices", [])},
     }
 

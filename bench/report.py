@@ -21,6 +21,7 @@ import benchlib as bl  # noqa: E402
 import overhead  # noqa: E402
 import sampleprof as wm_profile  # noqa: E402
 import rate  # noqa: E402
+import peers  # noqa: E402,F401
 import scale  # noqa: E402
 
 
@@ -32,7 +33,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", help="results base path (default bench/results/<date>-<host>)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["overhead", "rate", "scale", "peers", "profile"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["overhead", "rate", "scale", "peers", "profile", "core"])
     a = ap.parse_args()
     q = a.quick
     t_start = time.monotonic()
@@ -87,6 +88,14 @@ def main() -> int:
                   "mmio duplicate, read but not counted); the `tight + line write + thread clock` floor column "
                   "prices the first two, `wake-up alone` the timed wait.\n")
 
+    # ---- 5c. the core before and after its rewrite -----------------------------------------------
+    if "core" not in a.skip:
+        log("== cost per sample: the core before its rewrite and now")
+        cb = core_before_after(q, log)
+        if cb:
+            data["core_before_after"] = cb
+            md.append(core_table(cb))
+
     # ---- 4. size (and the overhead at the defaults) --------------------------------------------
     if "overhead" not in a.skip:
         log("== overhead at the defaults and recording size")
@@ -98,7 +107,10 @@ def main() -> int:
 
     # ---- 6. targets -------------------------------------------------------------------------------
     md.append("\n## 6. Targets (printed, not asserted)\n\n" + targets(data) + "\n")
-    md.append(f"\nTotal bench time: {time.monotonic() - t_start:.0f} s.\n")
+    md.append(f"\nTotal bench time: {time.monotonic() - t_start:.0f} s. Load average at the end: "
+              f"{', '.join('%.2f' % x for x in os.getloadavg())} (at the start: "
+              f"{', '.join('%.2f' % x for x in m['loadavg_at_start'])}; {os.cpu_count()} cores shared with "
+              f"other jobs).\n")
     text = "".join(md)
     bl.write_results(base, text, data)
     print(text)
@@ -108,8 +120,8 @@ def main() -> int:
 
 PEER_SCENARIOS = [  # (name, extra peers.py args): accuracy runs beyond the overhead runs
     ("realistic range, warm", ["--warm", "3"]),
-    ("fast-wrapping, cold", ["--max-range-uj", "60000000"]),
-    ("fast-wrapping, warm", ["--max-range-uj", "60000000", "--warm", "3"]),
+    ("fast-wrapping, cold", ["--max-range-uj", "120000000"]),
+    ("fast-wrapping, warm", ["--max-range-uj", "120000000", "--warm", "3"]),
 ]
 ORDER = ["wattmeter-cli", "wattmeter-py", "codecarbon-machine", "codecarbon-process", "zeus", "carbontracker",
          "eco2ai", "perun", "aipowermeter"]
@@ -257,8 +269,9 @@ def peers_section(base: str, q: bool, data: dict, log) -> str:
            f"`/sys/class/powercap` in a private mount namespace. True rates: packages {rates.get('pkg')} W, DRAM "
            f"{rates.get('dram')} W, psys {rates.get('psys')} W; truth = rate × the window (from the tool's start() "
            f"returning to its stop() being called; for the CLI, its own duration). The job: 2 workers burning CPU "
-           f"for {secs} s, the driver process waiting. Realistic range: 262 kJ (a real package's); fast-wrapping: 60 J "
-           f"(package-0 wraps every 2 s). Cold: the tool is constructed and its window opened at once; warm: "
+           f"for {secs} s, the driver process waiting. Realistic range: 262 kJ (a real package's); fast-wrapping: 120 J "
+           f"(package-0 wraps every 4 s, psys every 1.7 s: every zone wraps slower than the 1 s period, so a "
+           f"sampler at 1 s can follow every wrap). Cold: the tool is constructed and its window opened at once; warm: "
            f"constructed 3 s before its window opens. Period 1 s for everyone (Zeus has none). Median over "
            f"{reps} run(s), worst shown when it differs.\n\n### Accuracy: error against the truth, %\n\n",
            accuracy_table(scen),
@@ -287,6 +300,80 @@ def peers_section(base: str, q: bool, data: dict, log) -> str:
         out.append("\nFailed runs (first line of the error):\n\n" +
                    "".join(f"- {k}: `{v.splitlines()[0][:200]}`\n" for k, v in errs.items()))
     return "".join(out)
+
+
+OLD = os.path.join(bl.REPO, "build-bench", "core-before")
+
+
+def core_before_after(q: bool, log) -> dict:
+    """Cost per sample of the CLI built from BEFORE_REF (bench/run.sh) and of this tree, interleaved."""
+    import tempfile
+    import shutil
+    old_rel, old_cg = os.path.join(OLD, "release", "wattmeter"), os.path.join(OLD, "cg", "wattmeter")
+    if not os.path.exists(old_rel):
+        return {}
+    ref = open(os.path.join(OLD, "REF")).read().strip() if os.path.exists(os.path.join(OLD, "REF")) else "?"
+    head = subprocess.run(["git", "-C", bl.REPO, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    bins = {"before": (old_rel, old_cg, ref), "now": (bl.wattmeter_bin(), wm_profile.ensure_build(), head)}
+    reps, secs = (1, 2.0) if q else (3, 4.0)
+    rows: dict = {}
+    tmp = tempfile.mkdtemp(prefix="wm-core-")
+    try:
+        with bl.FakeRaplProc(os.path.join(tmp, "sys"), max_range_uj=262143328850) as fake:
+            for k in range(reps):
+                for label, (rel, _, _) in bins.items():
+                    for tier, args in (("counter tier, period 0.01 s", ["--sysfs-root", fake.root, "--period", "0.01",
+                                                                        "--proc-period", "1000", "--no-memory"]),
+                                       ("process tier, --pid 1, period 0.1 s", ["--sysfs-root", fake.root,
+                                        "--period", "0.1", "--proc-period", "0.1", "--no-memory", "--pid", "1"])):
+                        r = scale.ours(os.path.join(tmp, f"rec-{label}-{k}-{len(rows)}"), args, secs, wm_bin=rel)
+                        us = 1e6 * r["self_cpu_s"] / r["samples"]
+                        # steady: from 1 s in to the last sample before the stop sample
+                        t, c = r["t_s"], r["self_cpu_series"]
+                        k0 = next((i for i, x in enumerate(t) if x >= 1.0), 0)
+                        steady = (1e6 * (c[-2] - c[k0]) / (len(t) - 2 - k0)
+                                  if len(t) - 2 > k0 and c[-2] is not None and c[k0] is not None else float("nan"))
+                        rows.setdefault(f"{tier}|{label}", []).append(
+                            {"us_per_sample": us, "steady_us_per_sample": steady, "bytes_per_sample": r["samples_bytes"] / r["samples"],
+                             "wm_cpu_ms": 1e3 * r["wm_cpu_s"], "hwm_mib": r["wm_hwm_kb"] / 1024})
+                        log(f"  [{k + 1}/{reps}] {label} {tier}: {us:.1f} µs/sample, steady {steady:.1f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    prof = {label: wm_profile.run(1.0 if q else 2.0, wm_bin=cg, label=label) for label, (_, cg, _) in bins.items()}
+    summ = {k: {f: bl.stats([x[f] for x in v]) for f in v[0]} for k, v in rows.items()}
+    return {"refs": {k: v[2] for k, v in bins.items()}, "summary": summ, "runs": rows, "profile": prof}
+
+
+def core_table(cb: dict) -> str:
+    refs = cb["refs"]
+    t = [f"\n## 5c. The core before its rewrite ({refs['before'][:7]}) and now ({refs['now'][:7]})\n\n"
+         "Same fake tree, same machine, runs interleaved (4 s each). Steady CPU per sample = the sampler thread's "
+         "clock (`self_cpu_s` on each line) from 1 s in to the last sample before the stop sample, over those "
+         "samples; whole-run = `self.cpu_s` / samples (includes the baseline and stop samples' process scans); "
+         "instructions per steady sample from callgrind (below).\n\n"
+         "| tier | steady CPU per sample before, µs | now, µs | now / before | whole-run CPU per sample before, µs | now, µs | instructions per steady sample before | now | "
+         "bytes per sample before | now | whole process CPU before, ms | now, ms | peak RSS before, MiB | now, MiB |\n",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
+    s = cb["summary"]
+    pr = cb.get("profile", {})
+    tiers = sorted({k.split("|")[0] for k in s})
+    for tier in tiers:
+        b, n = s.get(f"{tier}|before"), s.get(f"{tier}|now")
+        if not b or not n:
+            continue
+        ratio = n["steady_us_per_sample"]["median"] / b["steady_us_per_sample"]["median"]
+        irb = pr.get("before", {}).get("ir_per_sample") if tier.startswith("counter") else None
+        irn = pr.get("now", {}).get("ir_per_sample") if tier.startswith("counter") else None
+        t.append(f"| {tier} | {bl.fmt(b['steady_us_per_sample'])} | {bl.fmt(n['steady_us_per_sample'])} | "
+                 f"{ratio:.3g}× | {bl.fmt(b['us_per_sample'])} | {bl.fmt(n['us_per_sample'])} | "
+                 f"{'%.0f' % irb if irb else '—'} | {'%.0f' % irn if irn else '—'} | "
+                 f"{bl.fmt(b['bytes_per_sample'], digits=4)} | {bl.fmt(n['bytes_per_sample'], digits=4)} | "
+                 f"{bl.fmt(b['wm_cpu_ms'])} | {bl.fmt(n['wm_cpu_ms'])} | {bl.fmt(b['hwm_mib'])} | "
+                 f"{bl.fmt(n['hwm_mib'])} |\n")
+    for label in ("before", "now"):
+        if label in pr:
+            t.append(f"\n**{label}** ({refs[label][:7]}): " + wm_profile.table(pr[label]))
+    return "".join(t)
 
 
 def targets(data: dict) -> str:

@@ -22,6 +22,24 @@ fi
 ninja -C build-bench wattmeter >/dev/null
 cc -O2 -Wall -o build-bench/floor bench/floor.c
 
+# ---- the core before the rewrite, for the before/after cost per sample ----
+# BEFORE_REF (default dc49a98, the last commit before the core rewrite) is
+# built from `git archive` into build-bench/core-before/ (release, and with
+# symbols for callgrind); skipped where the commit is not in the clone.
+BEFORE_REF=${BEFORE_REF:-dc49a98}
+OLD=build-bench/core-before
+if git cat-file -e "$BEFORE_REF^{commit}" 2>/dev/null; then
+	if [ "$(cat "$OLD/REF" 2>/dev/null)" != "$(git rev-parse "$BEFORE_REF")" ]; then
+		rm -rf "$OLD" && mkdir -p "$OLD/src"
+		git archive "$BEFORE_REF" | tar -x -C "$OLD/src"
+		meson setup "$OLD/release" "$OLD/src" -Dbuildtype=release >/dev/null
+		meson setup "$OLD/cg" "$OLD/src" -Dbuildtype=debugoptimized >/dev/null
+		git rev-parse "$BEFORE_REF" >"$OLD/REF"
+	fi
+	ninja -C "$OLD/release" wattmeter >/dev/null
+	ninja -C "$OLD/cg" wattmeter >/dev/null
+fi
+
 # ---- peers, pinned (bump here, nowhere else; the results file records what ran) ----
 PEERS=(zeus==0.16.0 codecarbon==3.3.2 carbontracker==2.4.7 eco2ai==0.3.12 perun==1.0.0)
 # eco2AI 0.3.12 writes 'N/A' into a float column, which pandas >= 3 refuses

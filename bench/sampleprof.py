@@ -53,6 +53,24 @@ def ensure_build() -> str:
     return exe
 
 
+def annotate(out: str) -> dict:
+    """Exclusive instruction count per function of one callgrind output."""
+    ann = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", "--auto=no", out],
+                         capture_output=True, text=True, check=True).stdout
+    funcs: dict = {}
+    for line in ann.splitlines():
+        if line.startswith("-- Auto-annotated"):
+            break
+        m = re.match(r"\s*([\d,]+)\s+\([\s\d.]+%\)\s+(.*)$", line)
+        if not m or "PROGRAM TOTALS" in m.group(2):
+            continue
+        name = m.group(2)
+        fn = name.split(":", 1)[1] if ":" in name else name
+        fn = fn.split(" [")[0].strip()
+        funcs[fn] = funcs.get(fn, 0) + int(m.group(1).replace(",", ""))
+    return funcs
+
+
 def run(seconds: float = 3.0, wm_bin: str | None = None, label: str = "") -> dict:
     if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
         return {"error": "valgrind/callgrind_annotate not on PATH"}
@@ -62,31 +80,26 @@ def run(seconds: float = 3.0, wm_bin: str | None = None, label: str = "") -> dic
         with bl.FakeRaplProc(os.path.join(tmp, "sys"), max_range_uj=262143328850) as fake:
             args = ["run", "-q", "--period", "0.01", "--proc-period", "1000", "--no-memory",
                     "--sysfs-root", fake.root, "--", "sleep", str(seconds)]
-            out = os.path.join(tmp, "cg.out")
-            rec = os.path.join(tmp, "rec")
-            subprocess.run(["valgrind", "--tool=callgrind", "--toggle-collect=sample",
-                            f"--callgrind-out-file={out}", exe, args[0], "-o", rec, *args[1:]],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            with open(os.path.join(rec, "meta.json")) as f:
-                samples = json.load(f)["self"]["samples"]
-            ann = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", "--auto=no", out],
-                                 capture_output=True, text=True, check=True).stdout
-            funcs = []
-            total = 0
-            for line in ann.splitlines():
-                m = re.match(r"\s*([\d,]+)\s+\([\s\d.]+%\)\s+(.*)$", line)
-                if line.startswith("-- Auto-annotated"):
-                    break
-                if not m:
-                    continue
-                n = int(m.group(1).replace(",", ""))
-                name = m.group(2)
-                if "PROGRAM TOTALS" in name:
-                    total = n
-                    continue
-                fn = name.split(":", 1)[1] if ":" in name else name
-                fn = fn.split(" [")[0].strip()
-                funcs.append((fn, n))
+            # two runs, a short and a long one: the difference in each
+            # function's count over the difference in samples is its cost per
+            # steady sample (the baseline and stop samples, which scan the
+            # processes, cancel out)
+            cg = []
+            for k, secs in enumerate((0.5, 0.5 + seconds)):
+                out = os.path.join(tmp, f"cg-{k}.out")
+                rec = os.path.join(tmp, f"rec-{k}")
+                a2 = [*args[:-1], str(secs)]
+                subprocess.run(["valgrind", "--tool=callgrind", "--toggle-collect=sample",
+                                f"--callgrind-out-file={out}", exe, a2[0], "-o", rec, *a2[1:]],
+                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                with open(os.path.join(rec, "meta.json")) as f:
+                    n_s = json.load(f)["self"]["samples"]
+                cg.append((n_s, annotate(out)))
+            samples = cg[1][0] - cg[0][0]
+            names = set(cg[0][1]) | set(cg[1][1])
+            funcs = [(fn, cg[1][1].get(fn, 0) - cg[0][1].get(fn, 0)) for fn in names]
+            funcs = [(fn, n) for fn, n in funcs if n > 0]
+            total = sum(n for _, n in funcs)
             # system calls per steady sample: the difference between a short
             # and a long run (start-up and exit cancel out)
             sys_counts = {}
@@ -135,9 +148,9 @@ def run(seconds: float = 3.0, wm_bin: str | None = None, label: str = "") -> dic
 def table(res: dict) -> str:
     if "error" in res:
         return f"Not measured: {res['error']}.\n"
-    t = (f"Callgrind, `wattmeter run --period 0.01 --proc-period 1000 --no-memory` over the fake tree, "
-         f"{res['samples']} samples: **{res['ir_per_sample']:.0f} instructions per sample** in sample() and "
-         "below (user space only).\n\n| part | instructions per sample | share |\n|---|---|---|\n")
+    t = (f"Callgrind, `wattmeter run --period 0.01 --proc-period 1000 --no-memory` over the fake tree, a 0.5 s "
+         f"run subtracted from a longer one ({res['samples']} samples apart): **{res['ir_per_sample']:.0f} "
+         "instructions per steady sample** in sample() and below (user space only).\n\n| part | instructions per sample | share |\n|---|---|---|\n")
     tot = res["ir_per_sample"] or 1
     for g, n in sorted(res["groups"].items(), key=lambda x: -x[1]):
         t += f"| {g} | {n:.0f} | {100 * n / tot:.0f}% |\n"

@@ -41,14 +41,14 @@ def floor(*args: str) -> dict:
     return json.loads(out)
 
 
-def ours(out: str, wm_args, seconds: float) -> dict:
+def ours(out: str, wm_args, seconds: float, wm_bin=None) -> dict:
     # `sleep S` in Python: run_cli appends --rusage-out FILE to the command
     wl = [sys.executable, "-c",
           "import sys,time,os,json,resource;time.sleep(float(sys.argv[1]));"
           "r=resource.getrusage(resource.RUSAGE_SELF);"
           "open(sys.argv[3],'w').write(json.dumps({'cpu_s':r.ru_utime+r.ru_stime,"
           "'self_maxrss_kb':r.ru_maxrss,'children_maxrss_kb':0}));os._exit(0)", str(seconds)]
-    r = bl.run_cli(out, wm_args, seconds, workload_cmd=wl)
+    r = bl.run_cli(out, wm_args, seconds, workload_cmd=wl, wm_bin=wm_bin)
     shutil.rmtree(out, ignore_errors=True)
     return r
 
