@@ -43,7 +43,7 @@ def main() -> int:
     data: dict = {"machine": m, "quick": q, "wattmeter": bl.wattmeter_bin()}
     md = [f"# wattmeter benchmarks ({m['date_utc']}){' — QUICK smoke run, not for quoting' if q else ''}\n",
           bl.machine_md(m),
-          f"- `bash bench/run.sh{' --quick' if q else ''}`; wattmeter CLI `{bl.wattmeter_bin()}`; every figure is "
+          f"- `bash bench/run.sh {' '.join(sys.argv[1:])}`; wattmeter CLI `{bl.wattmeter_bin()}`; every figure is "
           "the median (min–max) over the repeats; the machine is shared and noisy\n"]
 
     # ---- 1. peers: versions, overhead split, accuracy, equal work -----------------------------

@@ -156,7 +156,7 @@ def table(res: dict) -> str:
     if "counter" in s:
         c = s["counter"]
         t += ("\n| counter tier (period 0.01 s, fake RAPL, "
-              f"{c['zones']['median']:g} zones + /proc/stat) | ours, µs/sample | periodic floor, µs | "
+              f"{c['zones']['median']:g} zones; the floor also reads /proc/stat) | ours, µs/sample | periodic floor, µs | "
               "ours / periodic floor | tight floor (reads only), µs | ours / tight floor | wake-up alone, µs | "
               "tight + line write + thread clock, µs | periodic + line write + thread clock, µs |\n"
               "|---|---|---|---|---|---|---|---|---|\n"
