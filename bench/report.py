@@ -21,7 +21,6 @@ import benchlib as bl  # noqa: E402
 import overhead  # noqa: E402
 import sampleprof as wm_profile  # noqa: E402
 import rate  # noqa: E402
-import peers  # noqa: E402,F401
 import scale  # noqa: E402
 
 
