@@ -99,13 +99,13 @@ static PyObject *py_meter_start(PyObject *self, PyObject *args, PyObject *kw)
 	static char *kwlist[] = {"output_dir", "period_s", "proc_period_s", "mem_period_s", "pids",
 				 "measure_self", "sysfs_root", "procfs_root", "model_min_w", "model_max_w",
 				 "force_model", "command", NULL};
-	const char *out_dir, *sysfs = NULL, *procfs = NULL;
+	const char *out_dir = NULL, *sysfs = NULL, *procfs = NULL;
 	double period = WM_DEFAULT_PERIOD_S, proc_period = WM_DEFAULT_PROC_PERIOD_S,
 	       mem_period = WM_DEFAULT_MEM_PERIOD_S, min_w = WM_DEFAULT_MODEL_MIN_W,
 	       max_w = WM_DEFAULT_MODEL_MAX_W;
 	PyObject *pids_obj = Py_None, *cmd_obj = Py_None;
 	int measure_self = 1, force_model = 0;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|dddOpzzddpO", kwlist, &out_dir, &period, &proc_period,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "z|dddOpzzddpO", kwlist, &out_dir, &period, &proc_period,
 					 &mem_period, &pids_obj, &measure_self, &sysfs, &procfs, &min_w, &max_w,
 					 &force_model, &cmd_obj))
 		return NULL;

@@ -6,7 +6,7 @@ DEFAULT_PROC_PERIOD_S: float
 DEFAULT_MEM_PERIOD_S: float
 
 def meter_start(
-    output_dir: str,
+    output_dir: Optional[str],
     period_s: float = ...,
     proc_period_s: float = ...,
     mem_period_s: float = ...,
