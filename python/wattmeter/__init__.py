@@ -16,6 +16,7 @@ Every figure says whether it was ``measured`` (RAPL counters) or ``modeled``
 from __future__ import annotations
 
 import json as _json
+from typing import Any, Dict
 
 from . import _native
 from .meter import Meter
@@ -26,7 +27,8 @@ __version__: str = _native.version
 __all__ = ["Meter", "Results", "load", "sensors", "__version__"]
 
 
-def sensors(sysfs_root: str = "/sys", procfs_root: str = "/proc") -> dict:
+def sensors(sysfs_root: str = "/sys", procfs_root: str = "/proc") -> Dict[str, Any]:
     """Every energy source with its state (ok, absent, permission denied,
     modeled) and, for each problem, the fix — as ``wattmeter sensors --json``."""
-    return _json.loads(_native.sensors(sysfs_root, procfs_root, True))
+    d: Dict[str, Any] = _json.loads(_native.sensors(sysfs_root, procfs_root, True))
+    return d

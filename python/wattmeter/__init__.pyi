@@ -1,7 +1,9 @@
+from typing import Any, Dict
+
 from .meter import Meter as Meter
 from .results import Results as Results, load as load
 
 __version__: str
-__all__: list[str]
+__all__ = ["Meter", "Results", "load", "sensors", "__version__"]
 
-def sensors(sysfs_root: str = ..., procfs_root: str = ...) -> dict: ...
+def sensors(sysfs_root: str = ..., procfs_root: str = ...) -> Dict[str, Any]: ...
