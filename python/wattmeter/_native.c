@@ -201,28 +201,33 @@ static PyObject *py_meter_snapshot(PyObject *self, PyObject *args)
 	wm_meter *m = get_meter(cap);
 	if (!m)
 		return NULL;
-	wm_snapshot s;
-	int rc = wm_meter_snapshot(m, &s);
-	if (rc < 0)
-		return raise_errno(rc, "this meter was started by another process (forked child)");
+	wm_snapshot *s = wm_meter_snapshot(m);
+	if (!s)
+		return raise_errno(-errno, errno == ECHILD ? "this meter was started by another process (forked child)"
+							  : "out of memory");
 	PyObject *devices = PyDict_New();
-	if (!devices)
+	if (!devices) {
+		wm_snapshot_free(s);
 		return NULL;
-	for (size_t i = 0; i < s.n_devices; i++) {
-		PyObject *d = Py_BuildValue("{s:d,s:d,s:d,s:s}", "power_w", s.devices[i].power_w, "energy_j",
-					    s.devices[i].energy_j, "attributed_j", s.devices[i].attributed_j,
-					    "method", s.devices[i].modeled ? "modeled" : "measured");
-		if (!d || PyDict_SetItemString(devices, s.devices[i].name, d) < 0) {
+	}
+	for (size_t i = 0; i < s->n_devices; i++) {
+		const wm_snapshot_device *x = &s->devices[i];
+		PyObject *d = Py_BuildValue("{s:d,s:d,s:d,s:d,s:s,s:s}", "power_w", x->power_w, "power_smooth_w",
+					    x->power_smooth_w, "energy_j", x->energy_j, "attributed_j", x->attributed_j,
+					    "method", x->modeled ? "modeled" : "measured", "kind", x->kind);
+		if (!d || PyDict_SetItemString(devices, x->name, d) < 0) {
 			Py_XDECREF(d);
 			Py_DECREF(devices);
+			wm_snapshot_free(s);
 			return NULL;
 		}
 		Py_DECREF(d);
 	}
-	PyObject *r = Py_BuildValue("{s:d,s:O,s:n,s:d,s:K}", "elapsed_s", s.elapsed_s, "devices", devices,
-				    "n_procs_alive", (Py_ssize_t)s.n_procs_alive, "self_cpu_s", s.self_cpu_s,
-				    "samples", (unsigned long long)s.samples);
+	PyObject *r = Py_BuildValue("{s:d,s:O,s:n,s:d,s:K}", "elapsed_s", s->elapsed_s, "devices", devices,
+				    "n_procs_alive", (Py_ssize_t)s->n_procs_alive, "self_cpu_s", s->self_cpu_s,
+				    "samples", (unsigned long long)s->samples);
 	Py_DECREF(devices);
+	wm_snapshot_free(s);
 	return r;
 }
 
@@ -290,16 +295,17 @@ static PyObject *py_sensors(PyObject *self, PyObject *args, PyObject *kw)
 {
 	(void)self;
 	static char *kwlist[] = {"sysfs_root", "procfs_root", "as_json", NULL};
-	const char *sysfs = "/sys", *procfs = "/proc";
+	wm_meter_config c;
+	wm_meter_config_init(&c);
 	int as_json = 1;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|ssp", kwlist, &sysfs, &procfs, &as_json))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|ssp", kwlist, &c.sysfs_root, &c.procfs_root, &as_json))
 		return NULL;
 	char err[1024] = "";
 	char *out;
 	int e;
 	Py_BEGIN_ALLOW_THREADS
 	errno = 0;
-	out = wm_sensors_describe(sysfs, procfs, as_json, err, sizeof err);
+	out = wm_sensors_describe(&c, as_json, err, sizeof err);
 	e = errno;
 	Py_END_ALLOW_THREADS
 	return take_string(out, e, err);

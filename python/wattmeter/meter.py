@@ -20,7 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Valid ranges (the core's, include/wattmeter.h: WM_MIN_PERIOD_S, WM_MAX_PERIOD_S).
 MIN_PERIOD_S = 0.0005
 MAX_PERIOD_S = 3600.0
-MAX_MEM_PERIOD_S = 86400.0
+MAX_MEM_PERIOD_S = 3600.0
 MAX_MODEL_W = 1000.0
 
 _counter = itertools.count(1)
@@ -119,7 +119,7 @@ class Meter:
         proc_period: process scan period in seconds, 0.0005 to 3600 (raised to
             ``period`` if shorter).
         mem_period: PSS/USS read period in seconds, 0 turns it off, else
-            0.0005 to 86400.
+            0.0005 to 3600.
         pids: more processes (and their trees) to measure.
         include_self: measure this process and its children (default True).
         sysfs_root, procfs_root: read /sys and /proc from elsewhere (containers, tests).

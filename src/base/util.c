@@ -16,6 +16,7 @@ void wm_buf_init(wm_buf *b)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->err = 0;
 }
 
 void wm_buf_free(wm_buf *b)
@@ -29,26 +30,29 @@ void wm_buf_free(wm_buf *b)
 void wm_buf_reset(wm_buf *b)
 {
 	b->len = 0;
+	b->err = 0;
 	if (b->data)
 		b->data[0] = '\0';
 }
 
 int wm_buf_reserve(wm_buf *b, size_t extra)
 {
+	if (b->err)
+		return b->err;
 	if (extra > SIZE_MAX - b->len - 1)
-		return -ENOMEM;
+		return b->err = -ENOMEM;
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
 		return 0;
 	size_t cap = b->cap ? b->cap : 256;
 	while (cap < need) {
 		if (cap > SIZE_MAX / 2)
-			return -ENOMEM;
+			return b->err = -ENOMEM;
 		cap *= 2;
 	}
 	char *p = realloc(b->data, cap);
 	if (!p)
-		return -ENOMEM;
+		return b->err = -ENOMEM;
 	if (!b->data)
 		p[0] = '\0';
 	b->data = p;
@@ -79,7 +83,7 @@ int wm_buf_printf(wm_buf *b, const char *fmt, ...)
 	int n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		return -EINVAL;
+		return b->err ? b->err : (b->err = -EINVAL);
 	int rc = wm_buf_reserve(b, (size_t)n);
 	if (rc)
 		return rc;
@@ -87,7 +91,7 @@ int wm_buf_printf(wm_buf *b, const char *fmt, ...)
 	int m = vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	if (m != n)
-		return -EINVAL;
+		return b->err = -EINVAL;
 	b->len += (size_t)n;
 	return 0;
 }

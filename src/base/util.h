@@ -17,11 +17,24 @@
 #include <sys/types.h>
 
 /* ---- growable buffer ---------------------------------------------------- */
+/* Errors are sticky, as in SQLite's sqlite3_str: the first failure (ENOMEM)
+ * is remembered, every later append is a no-op returning it, and the writer
+ * checks wm_buf_error() once at the end instead of chaining return codes:
+ *
+ *     wm_buf_puts(b, "{\"t_s\":");
+ *     wm_buf_json_fixed(b, t_s, 6);
+ *     ...
+ *     return wm_buf_error(b);
+ *
+ * Every append still returns 0 or the error, for callers that stop early. */
 typedef struct wm_buf {
 	char *data;   /* NUL-terminated; NULL until first append */
 	size_t len;   /* bytes used, excluding the NUL */
 	size_t cap;   /* bytes allocated */
+	int err;      /* first error (-ENOMEM), 0 if none; cleared by reset */
 } wm_buf;
+
+static inline int wm_buf_error(const wm_buf *b) { return b->err; }
 
 void wm_buf_init(wm_buf *b);
 void wm_buf_free(wm_buf *b);            /* harmless on an initialised empty buffer */

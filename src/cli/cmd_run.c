@@ -47,11 +47,7 @@
 
 /* Option ranges, printed by --help and by the error for a bad value. The
  * period range is the core's (wm_meter_start refuses anything else). */
-#ifndef WM_MIN_PERIOD_S
-#define WM_MIN_PERIOD_S 0.0005
-#define WM_MAX_PERIOD_S 3600.0
-#endif
-#define MAX_MEM_PERIOD_S 86400.0
+#define MAX_MEM_PERIOD_S WM_MAX_PERIOD_S
 #define MAX_MODEL_W 1000.0    /* per CPU; the largest server CPUs draw ~500 W a socket */
 #define MAX_PID 4194304       /* PID_MAX_LIMIT on 64-bit Linux */
 
@@ -181,17 +177,12 @@ static int default_output_dir(char *out, size_t outlen, char *err, size_t errlen
 
 static wm_snapshot *snapshot_take(wm_meter *m)
 {
-	wm_snapshot *s = malloc(sizeof *s);
-	if (s && wm_meter_snapshot(m, s) < 0) {
-		free(s);
-		s = NULL;
-	}
-	return s;
+	return wm_meter_snapshot(m);
 }
 
 static void snapshot_free(wm_snapshot *s)
 {
-	free(s);
+	wm_snapshot_free(s);
 }
 
 /* ---- the live line ---------------------------------------------------------
@@ -565,6 +556,25 @@ int cmd_run(int argc, char **argv)
 	if (prc < 0)
 		return CLI_EXIT_USAGE;
 	char **cmd = argv + optind;
+
+	/* Anything else the core would refuse is a usage error too (exit 2),
+	 * found before anything runs. */
+	{
+		char cerr[512];
+		wm_meter_config chk;
+		wm_meter_config_init(&chk);
+		chk.sysfs_root = o.sysfs_root;
+		chk.procfs_root = o.procfs_root;
+		chk.period_s = o.period_s;
+		chk.proc_period_s = o.proc_period_s;
+		chk.mem_period_s = o.mem_period_s;
+		chk.model_min_w_per_cpu = o.model_min_w;
+		chk.model_max_w_per_cpu = o.model_max_w;
+		if (wm_meter_config_check(&chk, cerr, sizeof cerr) < 0) {
+			fprintf(stderr, "wattmeter run: %s (see 'wattmeter run --help')\n", cerr);
+			return CLI_EXIT_USAGE;
+		}
+	}
 
 	char path[4096];
 	int rc = resolve_command(cmd[0], path, sizeof path);

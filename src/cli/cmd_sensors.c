@@ -30,7 +30,7 @@ int cmd_sensors(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	int as_json = 0;
-	const char *sysfs = "/sys", *procfs = "/proc";
+	const char *sysfs = WM_DEFAULT_SYSFS_ROOT, *procfs = WM_DEFAULT_PROCFS_ROOT;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
@@ -47,7 +47,11 @@ int cmd_sensors(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	char err[1024] = "";
-	char *out = wm_sensors_describe(sysfs, procfs, as_json, err, sizeof err);
+	wm_meter_config cfg;
+	wm_meter_config_init(&cfg);
+	cfg.sysfs_root = sysfs;
+	cfg.procfs_root = procfs;
+	char *out = wm_sensors_describe(&cfg, as_json, err, sizeof err);
 	if (!out) {
 		fprintf(stderr, "wattmeter sensors: %s\n", err);
 		return 1;

@@ -1063,6 +1063,32 @@ int wm_proctree_add_root(wm_proctree *t, int pid, int count_own)
 	return 0;
 }
 
+size_t wm_proctree_forget_exited(wm_proctree *t, void (*drop)(wm_proc *p, void *arg), void *arg)
+{
+	if (!t)
+		return 0;
+	/* Safe between scans: table indices only live within a scan (scan
+	 * entries link to them afresh in every collect), and the kept fd of an
+	 * exited process was closed when it vanished. */
+	size_t w = 0, gone_n = 0;
+	for (size_t k = 0; k < t->n; k++) {
+		if (!t->procs[k].alive) {
+			drop_fd(t, k);
+			if (drop)
+				drop(&t->procs[k], arg);
+			gone_n++;
+			continue;
+		}
+		if (w != k) {
+			t->procs[w] = t->procs[k];
+			t->priv[w] = t->priv[k];
+		}
+		w++;
+	}
+	t->n = w;
+	return gone_n;
+}
+
 int wm_proctree_read_memory(wm_proctree *t)
 {
 	if (!t)

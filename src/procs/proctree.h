@@ -54,12 +54,10 @@ typedef struct wm_proc {
 	uint64_t uss_bytes;
 	int have_pss;
 	uint64_t peak_rss_bytes;
-	/* Owned by the sampler: cumulative attributed energy, and what it last
-	 * wrote about this process (a comm change means an exec: the command
-	 * line is read again and written again). */
-	double energy_cpu_j;
-	double energy_dram_j;
-	char announced_comm[64];
+	/* Not the tree's: a slot for the meter, which keeps its per-process
+	 * energy there (NULL until the meter sets it; released through the
+	 * callback of wm_proctree_forget_exited). */
+	void *user;
 } wm_proc;
 
 typedef struct wm_proctree wm_proctree;
@@ -95,6 +93,13 @@ int wm_proctree_read_memory(wm_proctree *t);
  * (add_root's included), for tests and self-overhead reporting. Either
  * pointer may be NULL. */
 void wm_proctree_stats(const wm_proctree *t, uint64_t *stat_reads, uint64_t *stat_opens);
+
+/* Forgets every process that is no longer alive (its last interval has
+ * been attributed and reported by the caller), calling drop(p, arg) on each
+ * first so the caller can release p->user. Keeps the table, and so memory
+ * and per-scan work, bounded by the processes alive now, not by all that
+ * ever ran. Returns how many were forgotten. Indices change. */
+size_t wm_proctree_forget_exited(wm_proctree *t, void (*drop)(wm_proc *p, void *arg), void *arg);
 
 size_t wm_proctree_count(const wm_proctree *t);
 wm_proc *wm_proctree_get(wm_proctree *t, size_t i);

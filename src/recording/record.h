@@ -33,6 +33,12 @@ int wm_recorder_write_meta(wm_recorder *r, const char *json, size_t n);
 int wm_recorder_append(wm_recorder *r, const char *line, size_t n);
 void wm_recorder_close(wm_recorder *r);   /* harmless twice */
 
+/* The recording as a sink of the meter (record_sink.c, meter/meter.h):
+ * opens dir at begin (refusing an existing recording), writes meta.json at
+ * begin and end and one samples.jsonl line per sample. 0 or -ENOMEM. */
+struct wm_sink;
+int wm_record_sink_new(const char *dir, struct wm_sink *out);
+
 /* ---- reader ---------------------------------------------------------------- */
 typedef struct wm_recording wm_recording;
 

@@ -14,6 +14,7 @@
  * WM_SRC_FORBIDDEN with the fix for the administrator.
  */
 #include "sources/rapl.h"
+#include "sources/source.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -689,3 +690,137 @@ void wm_rapl_free(wm_rapl *r)
 	free(r->zones);
 	free(r);
 }
+
+/* ---- the source interface (source.h) ------------------------------------------
+ * Devices: cpu (package zones, attributed by CPU ticks), dram (by memory
+ * share), psys (not attributed: the platform as a whole), each only where a
+ * counted zone is readable. Channels: every zone, counted or not, so
+ * core/uncore and mmio duplicates are recorded beside the totals. */
+
+/* Worst-case package power used to check the period against the wrap time
+ * (turbostat does the same with the TDP; 1 kW covers today's servers). */
+#define WRAP_CHECK_MAX_W 1000.0
+
+static int src_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t errlen)
+{
+	wm_rapl *r = NULL;
+	int rc = wm_rapl_probe(ctx->sysfs_dirfd, &r, err, errlen);
+	if (rc < 0)
+		return rc;
+	s->priv = r;
+	s->state = r->state;
+	(void)snprintf(s->detail, sizeof s->detail, "%s", r->detail);
+	(void)snprintf(s->fix, sizeof s->fix, "%s", r->state == WM_SRC_OK ? "" : r->fix);
+
+	static const struct { const char *name; wm_attr_rule rule; } devs[] = {
+		{"cpu", WM_ATTR_CPU_TICKS}, {"dram", WM_ATTR_MEMORY}, {"psys", WM_ATTR_NONE},
+	};
+	int dev_of[WM_ARRAY_LEN(devs)];
+	for (size_t d = 0; d < WM_ARRAY_LEN(devs); d++) {
+		dev_of[d] = -1;
+		for (size_t i = 0; i < r->n_zones && dev_of[d] < 0; i++) {
+			const wm_rapl_zone *z = &r->zones[i];
+			if (z->counted && z->fd >= 0 && z->device && strcmp(z->device, devs[d].name) == 0) {
+				wm_device_decl *dd = wm_source_add_device(s, devs[d].name, devs[d].name);
+				if (!dd)
+					return wm_err(err, errlen, -ENOMEM, "rapl: out of memory");
+				dd->rule = devs[d].rule;
+				(void)snprintf(dd->source_detail, sizeof dd->source_detail, "energy-counter");
+				dev_of[d] = (int)(s->n_devices - 1);
+			}
+		}
+	}
+	for (size_t i = 0; i < r->n_zones; i++) {
+		const wm_rapl_zone *z = &r->zones[i];
+		int dev = -1;
+		for (size_t d = 0; d < WM_ARRAY_LEN(devs) && z->counted && z->device; d++)
+			if (strcmp(z->device, devs[d].name) == 0)
+				dev = dev_of[d];
+		wm_channel *c = wm_source_add_channel(s, z->label, dev);
+		if (!c)
+			return wm_err(err, errlen, -ENOMEM, "rapl: out of memory");
+		c->range = z->max_energy_range_uj;
+		c->joules_per_unit = 1e-6;
+		c->readable = z->fd >= 0;
+	}
+	return 0;
+}
+
+static void src_read(wm_source *s, const wm_tick *tick, uint64_t *raw, unsigned char *ok, double *gauges)
+{
+	(void)tick;
+	(void)gauges;
+	const wm_rapl *r = s->priv;
+	/* Channels are the zones, in order. A zone that cannot be read now
+	 * (vanished, malformed) is a gap; its counter resumes from the last
+	 * raw value when it comes back, so no energy is lost across the gap. */
+	for (size_t i = 0; i < r->n_zones; i++)
+		ok[i] = r->zones[i].fd >= 0 && read_counter_fd(r->zones[i].fd, &raw[i]) == 0;
+}
+
+static int src_describe_json(const wm_source *s, wm_buf *b)
+{
+	const wm_rapl *r = s->priv;
+	wm_buf_puts(b, ",\"zones\":[");
+	for (size_t i = 0; r && i < r->n_zones; i++) {
+		const wm_rapl_zone *z = &r->zones[i];
+		wm_buf_puts(b, i ? ",{\"label\":" : "{\"label\":");
+		wm_buf_json_str(b, z->label);
+		wm_buf_puts(b, ",\"id\":");
+		wm_buf_json_str(b, z->id);
+		wm_buf_puts(b, ",\"name\":");
+		wm_buf_json_str(b, z->name);
+		wm_buf_printf(b,
+			      ",\"domain\":\"%s\",\"device\":%s%s%s,\"counted\":%s,\"mmio\":%s,"
+			      "\"max_energy_range_uj\":%llu,\"state\":\"%s\"}",
+			      wm_rapl_domain_name(z->domain), z->device ? "\"" : "", z->device ? z->device : "null",
+			      z->device ? "\"" : "", z->counted ? "true" : "false", z->mmio ? "true" : "false",
+			      (unsigned long long)z->max_energy_range_uj, wm_source_state_name(z->state));
+	}
+	wm_buf_puts(b, "]");
+	return wm_buf_error(b);
+}
+
+static int src_describe_text(const wm_source *s, wm_buf *b)
+{
+	const wm_rapl *r = s->priv;
+	if (!r || !r->n_zones)
+		return wm_buf_error(b);
+	wm_buf_printf(b, "\nRAPL zones:\n  %-22s %-20s %-8s %-18s %-10s %s\n", "LABEL", "ID", "DOMAIN", "STATE",
+		      "DEVICE", "WRAPS AT");
+	for (size_t i = 0; i < r->n_zones; i++) {
+		const wm_rapl_zone *z = &r->zones[i];
+		const char *dev = z->counted && z->device ? z->device : z->mmio ? "(duplicate)" : "(in package)";
+		wm_buf_printf(b, "  %-22s %-20s %-8s %-18s %-10s %.1f J\n", z->label, z->id,
+			      wm_rapl_domain_name(z->domain), wm_source_state_name(z->state), dev,
+			      (double)z->max_energy_range_uj / 1e6);
+	}
+	return wm_buf_error(b);
+}
+
+static void src_check_period(const wm_source *s, double period_s, char *warn, size_t warnlen)
+{
+	const wm_rapl *r = s->priv;
+	double wrap_s = r && r->state == WM_SRC_OK ? wm_rapl_min_wrap_s(r, WRAP_CHECK_MAX_W) : 0;
+	if (wrap_s > 0 && period_s > wrap_s / 2)
+		(void)snprintf(warn, warnlen,
+			       "period %.3g s is not well inside the RAPL wrap time (%.3g s at %.0f W): "
+			       "energy may be lost; use a shorter --period",
+			       period_s, wrap_s, WRAP_CHECK_MAX_W);
+}
+
+static void src_close(wm_source *s)
+{
+	wm_rapl_free(s->priv);
+	s->priv = NULL;
+}
+
+const wm_source_ops wm_source_rapl_powercap = {
+	.name = "rapl-powercap",
+	.probe = src_probe,
+	.read = src_read,
+	.describe_json = src_describe_json,
+	.describe_text = src_describe_text,
+	.check_period = src_check_period,
+	.close = src_close,
+};

@@ -1,0 +1,397 @@
+/* record_sink.c — the recording (docs/recording.md) as a sink of the meter:
+ * meta.json at begin and end, one samples.jsonl line per sample.
+ *
+ * Formatting is here, not in the sampler: the meter hands over a wm_sample
+ * (numbers), this file turns it into one line and appends it with a single
+ * write(2). It runs on the sampler thread without the meter's lock, so a
+ * slow disk never blocks a snapshot or wm_meter_add_pid.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meter/meter.h"
+#include "recording/record.h"
+
+struct rec_sink {
+	wm_recorder rec;
+	char *dir;
+	wm_buf line;      /* reused for every sample line */
+	int write_errno;  /* first failure to append, 0 if none */
+};
+
+/* Energies at microjoule resolution, powers at milliwatts: short on the wire. */
+static void put_num(wm_buf *b, double v, int decimals)
+{
+	(void)wm_buf_json_fixed(b, v, decimals);
+}
+
+static void put_key(wm_buf *b, int *first, const char *key)
+{
+	if (!*first)
+		wm_buf_puts(b, ",");
+	*first = 0;
+	wm_buf_json_str(b, key);
+	wm_buf_puts(b, ":");
+}
+
+/* ---- meta.json ---------------------------------------------------------------- */
+
+static void meta_devices(const wm_meter *m, wm_buf *b)
+{
+	wm_buf_puts(b, "[");
+	size_t nd = wm_meter_n_devices(m), nc = wm_meter_n_channels(m);
+	for (size_t d = 0; d < nd; d++) {
+		const wm_device *dev = wm_meter_device(m, d);
+		const wm_device_decl *x = dev->decl;
+		wm_buf_puts(b, d ? ",{\"name\":" : "{\"name\":");
+		wm_buf_json_str(b, x->name);
+		wm_buf_puts(b, ",\"kind\":");
+		wm_buf_json_str(b, x->kind);
+		wm_buf_printf(b, ",\"method\":\"%s\",\"source\":", x->modeled ? "modeled" : "measured");
+		wm_buf_json_str(b, dev->src->ops->name);
+		wm_buf_puts(b, ",\"source_detail\":");
+		wm_buf_json_str(b, x->source_detail);
+		wm_buf_printf(b, ",\"attribution\":\"%s\"", wm_attr_rule_name(x->rule));
+		if (x->used_by_run >= 0)
+			wm_buf_printf(b, ",\"used_by_run\":%s", x->used_by_run ? "true" : "false");
+		if (x->info_json[0]) {
+			wm_buf_puts(b, ",\"info\":");
+			wm_buf_puts(b, x->info_json);
+		}
+		wm_buf_puts(b, ",\"zones\":[");
+		int first = 1;
+		for (size_t c = 0; !x->modeled && c < nc; c++) {
+			const wm_meter_channel *ch = wm_meter_channel_at(m, c);
+			if (ch->device != (int)d)
+				continue;
+			if (!first)
+				wm_buf_puts(b, ",");
+			first = 0;
+			wm_buf_json_str(b, ch->ch->label);
+		}
+		wm_buf_puts(b, "]}");
+	}
+	wm_buf_puts(b, "]");
+}
+
+static int build_meta(const wm_meter *m, const wm_stop_info *st, wm_buf *b)
+{
+	char ts[40];
+	wm_buf_printf(b, "{\"schema\":\"wattmeter.recording\",\"schema_version\":%d,"
+		      "\"tool\":{\"name\":\"wattmeter\",\"version\":\"%s\"},\"host\":",
+		      WM_SCHEMA_VERSION, WM_VERSION);
+	wm_buf_puts(b, wm_meter_host_json(m));
+	wm_buf_puts(b, ",\"command\":");
+	const char *const *cmd = wm_meter_command(m);
+	if (cmd) {
+		wm_buf_puts(b, "[");
+		for (size_t i = 0; cmd[i]; i++) {
+			if (i)
+				wm_buf_puts(b, ",");
+			wm_buf_json_str(b, cmd[i]);
+		}
+		wm_buf_puts(b, "]");
+	} else {
+		wm_buf_puts(b, "null");
+	}
+	wm_buf_puts(b, ",\"pids\":[");
+	int pids[64];
+	size_t np = wm_meter_root_pids(m, pids, WM_ARRAY_LEN(pids));
+	for (size_t i = 0; i < np && i < WM_ARRAY_LEN(pids); i++)
+		wm_buf_printf(b, "%s%d", i ? "," : "", pids[i]);
+	wm_buf_puts(b, "],\"period_s\":");
+	put_num(b, wm_meter_period_s(m), 6);
+	wm_buf_puts(b, ",\"proc_period_s\":");
+	put_num(b, wm_meter_proc_period_s(m), 6);
+	wm_buf_puts(b, ",\"mem_period_s\":");
+	put_num(b, wm_meter_mem_period_s(m), 6);
+	wm_format_utc(wm_meter_start_wall_s(m), ts, sizeof ts);
+	wm_buf_printf(b, ",\"start_utc\":\"%s\",\"start_unix_s\":", ts);
+	put_num(b, wm_meter_start_wall_s(m), 3);
+	wm_buf_puts(b, ",\"devices\":");
+	meta_devices(m, b);
+	/* sensors, then what each source adds (zones, model, gpus ...) */
+	wm_buf_puts(b, ",");
+	(void)wm_sources_json(wm_meter_sources(m), b);
+	wm_buf_puts(b, ",\"warnings\":[");
+	const char *w = wm_meter_warnings(m);
+	for (int first = 1; *w; first = 0) {
+		const char *nl = strchr(w, '\n');
+		size_t len = nl ? (size_t)(nl - w) : strlen(w);
+		char one[1024];
+		(void)snprintf(one, sizeof one, "%.*s", (int)(len < sizeof one ? len : sizeof one - 1), w);
+		if (!first)
+			wm_buf_puts(b, ",");
+		wm_buf_json_str(b, one);
+		w += len + (nl ? 1 : 0);
+	}
+	wm_buf_puts(b, "]");
+	if (st) {
+		wm_format_utc(st->end_wall_s, ts, sizeof ts);
+		wm_buf_printf(b, ",\"end_utc\":\"%s\",\"end_unix_s\":", ts);
+		put_num(b, st->end_wall_s, 3);
+		wm_buf_puts(b, ",\"duration_s\":");
+		put_num(b, st->duration_s, 6);
+		if (st->exit_status >= 0)
+			wm_buf_printf(b, ",\"exit_status\":%d", st->exit_status);
+		else
+			wm_buf_puts(b, ",\"exit_status\":null");
+		wm_buf_puts(b, ",\"complete\":true,\"self\":{\"cpu_s\":");
+		put_num(b, st->self_cpu_s, 6);
+		wm_buf_printf(b, ",\"samples\":%llu}", (unsigned long long)st->samples);
+	} else {
+		wm_buf_puts(b, ",\"complete\":false");
+	}
+	wm_buf_puts(b, "}");
+	return wm_buf_error(b);
+}
+
+static int write_meta(struct rec_sink *k, const wm_meter *m, const wm_stop_info *st)
+{
+	wm_buf b;
+	wm_buf_init(&b);
+	int rc = build_meta(m, st, &b);
+	if (!rc)
+		rc = wm_recorder_write_meta(&k->rec, b.data, b.len);
+	wm_buf_free(&b);
+	return rc;
+}
+
+/* ---- samples.jsonl ------------------------------------------------------------- */
+
+static void line_procs(const wm_meter *m, const wm_sample *s, wm_buf *b)
+{
+	size_t nd = wm_meter_n_devices(m);
+	wm_buf_puts(b, ",\"procs\":[");
+	for (size_t i = 0; i < s->n_procs; i++) {
+		const wm_sample_proc *p = &s->procs[i];
+		wm_buf_printf(b, "%s{\"pid\":%d,\"ppid\":%d,\"comm\":", i ? "," : "", p->pid, p->ppid);
+		wm_buf_json_str(b, p->comm);
+		wm_buf_printf(b, ",\"alive\":%s,\"cpu_s\":", p->alive ? "true" : "false");
+		put_num(b, p->cpu_s, 3);
+		wm_buf_puts(b, ",\"cpu_share\":");
+		put_num(b, p->cpu_share, 4);
+		wm_buf_printf(b, ",\"rss_bytes\":%llu", (unsigned long long)p->rss_bytes);
+		if (p->have_pss)
+			wm_buf_printf(b, ",\"pss_bytes\":%llu,\"uss_bytes\":%llu", (unsigned long long)p->pss_bytes,
+				      (unsigned long long)p->uss_bytes);
+		wm_buf_puts(b, ",\"mem_pct\":");
+		put_num(b, p->mem_pct, 4);
+		wm_buf_puts(b, ",\"energy_j\":{");
+		int f2 = 1;
+		for (size_t d = 0; d < nd; d++) {
+			const wm_device_decl *x = wm_meter_device(m, d)->decl;
+			if (x->rule == WM_ATTR_NONE)
+				continue;
+			put_key(b, &f2, x->name);
+			put_num(b, p->energy_j[d], 6);
+		}
+		wm_buf_puts(b, "}");
+		int fm = 1;
+		for (size_t d = 0; d < nd; d++) {
+			if (!isfinite(p->dev_mem_bytes[d]))
+				continue;
+			if (fm)
+				wm_buf_puts(b, ",\"dev_mem_bytes\":{");
+			put_key(b, &fm, wm_meter_device(m, d)->decl->name);
+			wm_buf_printf(b, "%.0f", p->dev_mem_bytes[d]);
+		}
+		if (!fm)
+			wm_buf_puts(b, "}");
+		wm_buf_puts(b, "}");
+	}
+	wm_buf_puts(b, "]");
+	int first = 1;
+	for (size_t i = 0; i < s->n_procs; i++) {
+		const wm_sample_proc *p = &s->procs[i];
+		if (!p->cmdline)
+			continue;
+		wm_buf_printf(b, "%s{\"pid\":%d,\"ppid\":%d,\"starttime_ticks\":%llu,\"cmdline\":",
+			      first ? ",\"new_procs\":[" : ",", p->pid, p->ppid, (unsigned long long)p->starttime_ticks);
+		first = 0;
+		wm_buf_json_str(b, p->cmdline);
+		wm_buf_puts(b, "}");
+	}
+	if (!first)
+		wm_buf_puts(b, "]");
+}
+
+static void format_line(const wm_meter *m, const wm_sample *s, wm_buf *b)
+{
+	size_t nd = wm_meter_n_devices(m), nc = wm_meter_n_channels(m);
+	wm_buf_puts(b, "{\"t_s\":");
+	put_num(b, s->t_s, 6);
+	wm_buf_puts(b, ",\"energy_j\":{");
+	int first = 1;
+	for (size_t d = 0; d < nd; d++) {
+		put_key(b, &first, wm_meter_device(m, d)->decl->name);
+		put_num(b, s->devices[d].energy_j, 6);
+	}
+	wm_buf_puts(b, "}");
+	if (!s->baseline) { /* the baseline closes no interval: it has no power */
+		wm_buf_puts(b, ",\"power_w\":{");
+		first = 1;
+		for (size_t d = 0; d < nd; d++) {
+			put_key(b, &first, wm_meter_device(m, d)->decl->name);
+			put_num(b, s->devices[d].power_w, 3);
+		}
+		wm_buf_puts(b, "}");
+	}
+	/* Every channel (core, uncore, duplicates too) on process-tier lines
+	 * only: device totals are on every line; this keeps the recording
+	 * small at high counter rates. A modelled channel is the device itself. */
+	int any_gap = 0, any_chan = 0;
+	for (size_t c = 0; c < nc; c++) {
+		const wm_meter_channel *ch = wm_meter_channel_at(m, c);
+		int model = ch->device >= 0 && wm_meter_device(m, (size_t)ch->device)->decl->modeled;
+		any_gap |= !s->channel_ok[c];
+		any_chan |= ch->ch->readable && !model;
+	}
+	if (any_chan && (s->proc_tier || s->baseline)) {
+		wm_buf_puts(b, ",\"zones_energy_j\":{");
+		first = 1;
+		for (size_t c = 0; c < nc; c++) {
+			const wm_meter_channel *ch = wm_meter_channel_at(m, c);
+			if (!ch->ch->readable || (ch->device >= 0 && wm_meter_device(m, (size_t)ch->device)->decl->modeled))
+				continue;
+			put_key(b, &first, ch->ch->label);
+			put_num(b, s->channel_energy_j[c], 6);
+		}
+		wm_buf_puts(b, "}");
+	}
+	if (any_gap) {
+		wm_buf_puts(b, ",\"gaps\":[");
+		first = 1;
+		for (size_t c = 0; c < nc; c++) {
+			if (s->channel_ok[c])
+				continue;
+			if (!first)
+				wm_buf_puts(b, ",");
+			first = 0;
+			wm_buf_json_str(b, wm_meter_channel_at(m, c)->ch->label);
+		}
+		wm_buf_puts(b, "]");
+	}
+	/* Device gauges (GPU utilisation, memory, temperature ...). */
+	int fg = 1;
+	for (size_t d = 0; d < nd; d++) {
+		int any = 0;
+		for (int g = 0; g < WM_GAUGE_N; g++)
+			any |= isfinite(s->devices[d].gauge[g]);
+		if (!any)
+			continue;
+		wm_buf_puts(b, fg ? ",\"gauges\":{" : ",");
+		fg = 0;
+		wm_buf_json_str(b, wm_meter_device(m, d)->decl->name);
+		wm_buf_puts(b, ":{");
+		int fd = 1;
+		for (int g = 0; g < WM_GAUGE_N; g++) {
+			if (!isfinite(s->devices[d].gauge[g]))
+				continue;
+			put_key(b, &fd, wm_gauge_name((wm_gauge)g));
+			put_num(b, s->devices[d].gauge[g], 3);
+		}
+		wm_buf_puts(b, "}");
+	}
+	if (!fg)
+		wm_buf_puts(b, "}");
+	if (isfinite(s->cpu_util)) {
+		wm_buf_puts(b, ",\"cpu_util\":");
+		put_num(b, s->cpu_util, 4);
+	}
+	if (s->proc_tier) {
+		wm_buf_puts(b, ",\"attributed_j\":{");
+		first = 1;
+		for (size_t d = 0; d < nd; d++) {
+			if (wm_meter_device(m, d)->decl->rule == WM_ATTR_NONE)
+				continue;
+			put_key(b, &first, wm_meter_device(m, d)->decl->name);
+			put_num(b, s->devices[d].attributed_j, 6);
+		}
+		wm_buf_printf(b, "},\"mem_used_bytes\":%llu", (unsigned long long)s->mem_used_bytes);
+		line_procs(m, s, b);
+	}
+	wm_buf_puts(b, ",\"self_cpu_s\":");
+	put_num(b, s->self_cpu_s, 6);
+	wm_buf_puts(b, "}");
+}
+
+/* ---- the sink -------------------------------------------------------------------- */
+
+static int rs_begin(void *ctx, const wm_meter *m, char *err, size_t errlen)
+{
+	struct rec_sink *k = ctx;
+	int rc = wm_recorder_open(&k->rec, k->dir, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = write_meta(k, m, NULL);
+	if (rc < 0)
+		return wm_err(err, errlen, rc, "cannot write %s/meta.json: %s", k->dir, strerror(-rc));
+	return 0;
+}
+
+static int rs_sample(void *ctx, const wm_meter *m, const wm_sample *s)
+{
+	struct rec_sink *k = ctx;
+	wm_buf_reset(&k->line);
+	format_line(m, s, &k->line);
+	int rc = wm_buf_error(&k->line);
+	if (!rc)
+		rc = wm_recorder_append(&k->rec, k->line.data, k->line.len);
+	if (rc < 0 && !k->write_errno)
+		k->write_errno = -rc;
+	return rc;
+}
+
+static int rs_end(void *ctx, const wm_meter *m, const wm_stop_info *st, char *err, size_t errlen)
+{
+	struct rec_sink *k = ctx;
+	int mrc = write_meta(k, m, st);
+	wm_recorder_close(&k->rec);
+	if (k->write_errno)
+		return wm_err(err, errlen, -k->write_errno,
+			      "some samples could not be written to %s/samples.jsonl: %s%s", k->dir,
+			      strerror(k->write_errno),
+			      k->write_errno == ENOSPC || k->write_errno == EDQUOT
+				      ? " (the disk is full: free space or record elsewhere with -o)"
+				      : "");
+	if (mrc < 0)
+		return wm_err(err, errlen, mrc, "cannot complete %s/meta.json: %s", k->dir, strerror(-mrc));
+	return 0;
+}
+
+static void rs_free(void *ctx)
+{
+	struct rec_sink *k = ctx;
+	if (!k)
+		return;
+	wm_recorder_close(&k->rec);
+	wm_buf_free(&k->line);
+	free(k->dir);
+	free(k);
+}
+
+static const wm_sink_ops record_sink_ops = {
+	.name = "recording",
+	.begin = rs_begin,
+	.sample = rs_sample,
+	.end = rs_end,
+	.free = rs_free,
+};
+
+int wm_record_sink_new(const char *dir, wm_sink *out)
+{
+	struct rec_sink *k = calloc(1, sizeof *k);
+	if (!k || !(k->dir = strdup(dir))) {
+		free(k);
+		return -ENOMEM;
+	}
+	k->rec.dir_fd = k->rec.samples_fd = -1;
+	wm_buf_init(&k->line);
+	out->ops = &record_sink_ops;
+	out->ctx = k;
+	return 0;
+}
