@@ -529,6 +529,30 @@ static char *unrecorded_summary(const wm_snapshot *s, char **cmd, int code, cons
 	return b.data; /* NUL-terminated by wm_buf */
 }
 
+/* The reader sees an incomplete recording and can only guess that the run
+ * was killed; we know why it is incomplete (a full disk): the guess is
+ * replaced by the cause. Returns text, or a new string (text freed). */
+static char *name_the_real_cause(char *text, const char *cause)
+{
+	const char *guess = "  recording incomplete: the run was killed;";
+	char *at = strstr(text, guess);
+	if (!at)
+		return text;
+	char *eol = strchr(at, '\n');
+	wm_buf b;
+	wm_buf_init(&b);
+	int rc = wm_buf_append(&b, text, (size_t)(at - text));
+	rc = rc ? rc : wm_buf_printf(&b, "  recording incomplete (the run was not killed): %s; totals up to the last "
+				      "complete sample", cause);
+	rc = rc ? rc : wm_buf_puts(&b, eol ? eol : "\n");
+	if (rc) {
+		wm_buf_free(&b);
+		return text;
+	}
+	free(text);
+	return b.data;
+}
+
 static int write_summary_file(const char *path, int fd, const char *json)
 {
 	int rc = wm_write_all(fd, json, strlen(json));
@@ -752,6 +776,12 @@ int cmd_run(int argc, char **argv)
 				fprintf(stderr, "wattmeter run: cannot summarise %s: %s\n", outdir, err);
 		}
 		char *text = o.json ? NULL : wm_report_text(outdir, 5, err, sizeof err);
+		if (text && stop_err[0]) {
+			char *t = name_the_real_cause(text, stop_err);
+			if (t != text)
+				stop_err[0] = '\0'; /* said in the summary */
+			text = t;
+		}
 		if (o.json && json)
 			fputs(json, stderr);
 		else if (text)
@@ -770,11 +800,10 @@ int cmd_run(int argc, char **argv)
 		}
 		fprintf(stderr, "summary: %s\n", o.summary_json);
 	}
-	/* Last, where it is seen: why the recording is incomplete (a full disk,
-	 * not a killed run). */
+	/* Last, where it is seen, unless the summary said it: why the recording
+	 * is incomplete (a full disk, not a killed run). */
 	if (stop_err[0])
-		fprintf(stderr, "wattmeter run: the recording %s is incomplete (the run was not killed): %s\n",
-			outdir, stop_err);
+		fprintf(stderr, "wattmeter run: the recording is incomplete (the run was not killed): %s\n", stop_err);
 	free(json);
 	snapshot_free(last);
 	return code;

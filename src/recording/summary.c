@@ -321,6 +321,18 @@ static int put_safe(wm_buf *b, const char *s)
 	return 0;
 }
 
+/* As put_safe, but newlines are kept: a multi-line fix (a udev rule written
+ * with a here-document) must come out as lines that can be copied whole, at
+ * column 0 (a here-document's terminator must start its line). */
+static int put_safe_lines(wm_buf *b, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		char c = *p == '\n' ? '\n' : (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
+		TRY(wm_buf_append(b, &c, 1));
+	}
+	return 0;
+}
+
 /* argv joined for display, quoting what a shell would need quoted */
 static int put_command(wm_buf *b, char *const *argv, size_t n)
 {
@@ -526,7 +538,10 @@ static int text_sensor_notes(const struct wm_recording *r, wm_buf *b)
 			TRY(wm_buf_puts(b, ": "));
 			TRY(put_safe(b, s->detail));
 		}
-		if (*s->fix) {
+		if (*s->fix && strchr(s->fix, '\n')) {
+			TRY(wm_buf_puts(b, "; fix, these lines:\n"));
+			TRY(put_safe_lines(b, s->fix));
+		} else if (*s->fix) {
 			TRY(wm_buf_puts(b, "; fix: "));
 			TRY(put_safe(b, s->fix));
 		}
