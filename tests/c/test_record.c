@@ -452,7 +452,7 @@ static void test_no_readable_sample(void **state)
 		const char *says; /* in the message */
 	} cases[] = {
 		{"", 0, "empty (0 bytes)"},
-		{"\n\n  \n", 4, "only blank lines"},
+		{"\n\n  \n", 5, "only blank lines"},
 		{"garbage\n", 8, "line 1 is not valid JSON"},
 		{"\0\0\0\0\0\0\0\0\n", 9, "NUL bytes"},
 		{"\x7f" "ELF\x02\x01\x01\0\0\xff\xfe", 12, "no newline"},
@@ -468,7 +468,8 @@ static void test_no_readable_sample(void **state)
 				 cases[i].says, err);
 	}
 	/* the same file with one good line before the cut one is fine */
-	write_bytes(root, "samples.jsonl", "{\"t_s\":0,\"energy_j\":{\"cpu\":1}}\ngarbage", 40);
+	static const char good_then_cut[] = "{\"t_s\":0,\"energy_j\":{\"cpu\":1}}\ngarbage";
+	write_bytes(root, "samples.jsonl", good_then_cut, sizeof good_then_cut - 1);
 	wm_recording *r = open_ok(root);
 	wm_recording_free(r);
 	free(meta);
