@@ -221,6 +221,11 @@ class Meter:
             except OSError as e:
                 first = _py_oserror(e)
                 why = str(first.strerror or first)
+                if self.output_dir is None:
+                    try:  # the folder made for it, if still empty
+                        os.rmdir(out)
+                    except OSError:
+                        pass
                 try:  # again without a recording: then the recording was the problem
                     handle = self._start_native(None)
                 except (OSError, TypeError):

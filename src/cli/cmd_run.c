@@ -683,6 +683,8 @@ int cmd_run(int argc, char **argv)
 			(void)snprintf(why_unrecorded, sizeof why_unrecorded, "%s", err);
 			rc = 0;
 		}
+		if (!o.output)
+			(void)rmdir(outdir); /* the folder we made for it, if still empty */
 	}
 	if (rc < 0) {
 		/* Nothing was forked yet. */
