@@ -147,7 +147,10 @@ def test_unwritable_output_folder_runs_the_command_unrecorded(tmp_path, world_di
     parent = world_dir / "root-owned"
     parent.mkdir(mode=0o755)
     out = parent / "sub"
-    marker = world_dir / "ran"
+    writable = world_dir / "writable"
+    writable.mkdir(mode=0o777)
+    writable.chmod(0o777)
+    marker = writable / "ran"
     p = subprocess.run([str(world_dir / "wattmeter"), "run", "-o", str(out), "--", "touch", str(marker)],
                        capture_output=True, text=True, user="nobody", cwd=str(world_dir), timeout=30,
                        stdin=subprocess.DEVNULL)
