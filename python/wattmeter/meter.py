@@ -177,6 +177,7 @@ class Meter:
         self._handle: Any = None
         self._calls = 0
         self._owner_pid = 0
+        self._started_by_with = False
 
     # -- start / stop -------------------------------------------------------
     def _start_native(self, out: Optional[str]) -> Any:
@@ -314,7 +315,11 @@ class Meter:
     # -- context manager and decorator ----------------------------------------
     def _start_or_warn(self) -> bool:
         """start(), but a meter that cannot start only warns: the user's code
-        runs anyway."""
+        runs anyway. A call while this meter already runs (a recursive or
+        concurrent call of a decorated function) is measured by the running
+        measurement and starts nothing."""
+        if self._handle is not None:
+            return False
         try:
             self.start()
             return True
@@ -324,7 +329,9 @@ class Meter:
             return False
 
     def __enter__(self) -> "Meter":
-        self._start_or_warn()
+        if self._handle is not None:
+            raise RuntimeError("this Meter is already running; use a new Meter for a nested block")
+        self._started_by_with = self._start_or_warn()
         return self
 
     def _stop_or_warn(self) -> None:
@@ -337,7 +344,8 @@ class Meter:
                           RuntimeWarning, stacklevel=3)
 
     def __exit__(self, *exc: object) -> None:
-        if self._handle is not None:
+        if self._handle is not None and self._started_by_with:
+            self._started_by_with = False
             self._stop_or_warn()
 
     def __call__(self, func: F) -> F:

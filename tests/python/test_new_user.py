@@ -429,3 +429,16 @@ def test_a_command_shorter_than_the_process_period_is_recorded_under_its_own_nam
             assert "wattmeter" not in q["cmdline"], s["processes"]
         if pid in s["processes"]:
             assert s["processes"][pid]["cmdline"].startswith("sh"), s["processes"]
+
+
+def test_recursive_decorated_function_runs_and_is_measured_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    @wattmeter.Meter(period=0.05)
+    def fact(n: int) -> int:
+        return 1 if n <= 1 else n * fact(n - 1)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fact(5) == 120
+    assert len(list((tmp_path / "wattmeter-runs").iterdir())) == 1
