@@ -8,6 +8,7 @@
  * renderer runs on what opens; errors are fine, crashes and leaks are not.
  */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "recording/carbon.h"
+#include "recording/html.h"
 #include "recording/record.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -98,6 +101,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)wm_recording_summary_text(r, 3, &b);
 	wm_buf_reset(&b);
 	(void)wm_recording_columns_json(r, &b);
+	/* carbon, comparison and HTML renderers; the HTML must never hold a
+	 * script element whatever the recording says */
+	struct wm_carbon_opts co;
+	wm_carbon_opts_init(&co);
+	(void)wm_carbon_set_intensity(&co, "FR", err, sizeof err);
+	(void)wm_carbon_set_price(&co, "0.2", err, sizeof err);
+	(void)wm_carbon_set_currency(&co, "EUR", err, sizeof err);
+	wm_buf_reset(&b);
+	(void)wm_recording_summary_json_carbon(r, &co, &b);
+	wm_buf_reset(&b);
+	(void)wm_recording_carbon_text(r, &co, &b);
+	const wm_recording *two[2] = {r, r};
+	wm_buf_reset(&b);
+	(void)wm_recording_compare_text(two, 2, &co, &b);
+	wm_buf_reset(&b);
+	struct wm_html_opts ho = {.top_n = 5, .carbon = &co};
+	if (wm_html_report(two, 1, &ho, &b) == 0 && b.data && strcasestr(b.data, "<script"))
+		abort();
+	wm_buf_reset(&b); /* the second pass of query.c over the same lines */
+	(void)wm_recording_detail_json(r, &b, err, sizeof err);
+	wm_buf_reset(&b);
+	(void)wm_recording_window_json(r, NAN, NAN, &b, err, sizeof err);
+	wm_buf_reset(&b);
+	(void)wm_recording_window_json(r, 0.1, 1.0, &b, err, sizeof err);
 	wm_buf_free(&b);
 	wm_recording_free(r);
 	return 0;

@@ -141,6 +141,13 @@ char *wm_sensors_describe(const wm_meter_config *c, int as_json, char *err, size
 char *wm_report_json(const char *dir, char *err, size_t errlen);
 char *wm_report_text(const char *dir, int top_n, char *err, size_t errlen);
 char *wm_report_columns_json(const char *dir, char *err, size_t errlen);
+/* Per-sample details (RAPL zones, device gauges, one row per process per
+ * process-tier line) and the energy of a time window [start_s, end_s]
+ * (seconds since the start; NAN = open) cut at sample boundaries, from the
+ * cumulative counters: see src/recording/record.h. Same ownership and errors
+ * as above, plus EINVAL (start > end) and ERANGE (no sample in the window). */
+char *wm_report_detail_json(const char *dir, char *err, size_t errlen);
+char *wm_report_window_json(const char *dir, double start_s, double end_s, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

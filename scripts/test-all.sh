@@ -6,7 +6,7 @@
 # Everything Python runs in the virtual environment .venv (made here with
 # `python3 -m venv` if missing, as the README's install command does): meson
 # >= 1.3 and ninja come from PyPI into it (Debian 12's own meson is 1.0), and
-# so do pytest, pandas and mypy. Nothing is installed into the system Python,
+# so do pytest, pandas, matplotlib and mypy. Nothing is installed into the system Python,
 # which Debian and Ubuntu mark externally managed (PEP 668). WATTMETER_VENV
 # names another environment.
 set -euo pipefail
@@ -21,15 +21,16 @@ VPY="$VENV/bin/python"
 # Only what is missing is fetched, so a second run needs no network.
 if ! "$VPY" - <<'EOF' 2>/dev/null
 import importlib.metadata as md, sys
-need = {"meson": (1, 3), "ninja": None, "meson-python": (0, 14), "pytest": None, "pandas": None, "mypy": None}
+need = {"meson": (1, 3), "ninja": None, "meson-python": (0, 14), "pytest": None, "pandas": None,
+        "matplotlib": None, "mypy": None}
 for name, least in need.items():
     v = md.version(name)
     if least and tuple(int(x) for x in v.split(".")[:2]) < least:
         sys.exit(1)
 EOF
 then
-  echo "== installing the test tools into $VENV (meson>=1.3, ninja, meson-python, pytest, pandas, mypy)"
-  "$VPY" -m pip install -q --disable-pip-version-check "meson>=1.3" ninja "meson-python>=0.14" pytest pandas mypy
+  echo "== installing the test tools into $VENV (meson>=1.3, ninja, meson-python, pytest, pandas, matplotlib, mypy)"
+  "$VPY" -m pip install -q --disable-pip-version-check "meson>=1.3" ninja "meson-python>=0.14" pytest pandas matplotlib mypy
 fi
 PATH="$(cd "$VENV/bin" && pwd):$PATH"
 export PATH

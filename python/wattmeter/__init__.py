@@ -21,10 +21,12 @@ from typing import Any, Dict
 from . import _native
 from .meter import Meter
 from .results import Results, load
+from .results import Comparison, compare
 
 __version__: str = _native.version
 
 __all__ = ["Meter", "Results", "load", "sensors", "__version__"]
+__all__ += ["compare", "Comparison"]
 
 
 def sensors(sysfs_root: str = "/sys", procfs_root: str = "/proc") -> Dict[str, Any]:

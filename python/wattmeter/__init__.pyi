@@ -2,6 +2,7 @@ from typing import Any, Dict
 
 from .meter import Meter as Meter
 from .results import Results as Results, load as load
+from .results import Comparison as Comparison, compare as compare
 
 __version__: str
 __all__ = ["Meter", "Results", "load", "sensors", "__version__"]

@@ -12,6 +12,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -291,6 +292,48 @@ static PyObject *py_report_columns_json(PyObject *self, PyObject *args)
 	return call_report(args, rep_columns);
 }
 
+static char *rep_detail(const char *dir, int top_n, char *err, size_t errlen)
+{
+	(void)top_n;
+	return wm_report_detail_json(dir, err, errlen);
+}
+
+static PyObject *py_report_detail_json(PyObject *self, PyObject *args)
+{
+	(void)self;
+	return call_report(args, rep_detail);
+}
+
+/* report_window_json(dir, start_s=None, end_s=None): None is an open end. */
+static PyObject *py_report_window_json(PyObject *self, PyObject *args)
+{
+	(void)self;
+	const char *dir;
+	PyObject *ps = Py_None, *pe = Py_None;
+	if (!PyArg_ParseTuple(args, "s|OO", &dir, &ps, &pe))
+		return NULL;
+	double start_s = NAN, end_s = NAN;
+	if (ps != Py_None) {
+		start_s = PyFloat_AsDouble(ps);
+		if (start_s == -1.0 && PyErr_Occurred())
+			return NULL;
+	}
+	if (pe != Py_None) {
+		end_s = PyFloat_AsDouble(pe);
+		if (end_s == -1.0 && PyErr_Occurred())
+			return NULL;
+	}
+	char err[1024] = "";
+	char *out;
+	int e;
+	Py_BEGIN_ALLOW_THREADS
+	errno = 0;
+	out = wm_report_window_json(dir, start_s, end_s, err, sizeof err);
+	e = errno;
+	Py_END_ALLOW_THREADS
+	return take_string(out, e, err);
+}
+
 static PyObject *py_sensors(PyObject *self, PyObject *args, PyObject *kw)
 {
 	(void)self;
@@ -319,6 +362,10 @@ static PyMethodDef methods[] = {
 	{"report_json", py_report_json, METH_VARARGS, "Summary of a recording as JSON text."},
 	{"report_text", py_report_text, METH_VARARGS, "Human summary of a recording."},
 	{"report_columns_json", py_report_columns_json, METH_VARARGS, "Time series columns as JSON text."},
+	{"report_detail_json", py_report_detail_json, METH_VARARGS,
+	 "Per-sample details (zones, gauges, per-process rows) as JSON text."},
+	{"report_window_json", py_report_window_json, METH_VARARGS,
+	 "Energy of a time window (start_s, end_s; None = open) as JSON text."},
 	{"sensors", (PyCFunction)(void (*)(void))py_sensors, METH_VARARGS | METH_KEYWORDS,
 	 "Energy sources and their state (JSON text by default)."},
 	{NULL, NULL, 0, NULL},

@@ -1,68 +1,444 @@
-"""Results of a recording, computed by the C reader (never re-implemented here)."""
+"""Results of a recording: the analysis API.
+
+Every number comes from the C reader (``wm_report_json``,
+``wm_report_columns_json``, ``wm_report_detail_json``,
+``wm_report_window_json``); this module only asks it questions and arranges
+the answers into dicts, tables, DataFrames and figures. Energies are never
+integrated here: a device's energy over any window is the difference of its
+cumulative counter at the window's sample boundaries, computed in C.
+
+pandas and matplotlib are optional: ``to_pandas()`` needs
+``pip install 'wattmeter[pandas]'``, ``plot()`` needs ``pip install
+'wattmeter[plot]'``; without them those two raise ``ModuleNotFoundError``
+naming the extra, and everything else works.
+"""
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
-from typing import Any, Dict, Optional
+import math
+import os
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _native
 
+# ---- optional dependencies ------------------------------------------------------
+
+
+def _need(module: str, extra: str, what: str) -> Any:
+    """Imports an optional module, or raises ModuleNotFoundError naming the
+    extra that installs it (not a bare "No module named ...")."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:  # ModuleNotFoundError, or a broken install
+        err = ModuleNotFoundError(
+            f"{what} needs {module.split('.')[0]}, which is not installed: "
+            f"pip install 'wattmeter[{extra}]'"
+        )
+        err.name = module.split(".")[0]
+        raise err from e
+
+
+def _pandas(what: str) -> Any:
+    return _need("pandas", "pandas", what)
+
+
+def _figure(what: str) -> Any:
+    """matplotlib's Figure class (no pyplot: no GUI backend is touched, so
+    it works headless; a returned Figure still shows in Jupyter)."""
+    _need("matplotlib", "plot", what)
+    return _need("matplotlib.figure", "plot", what).Figure
+
+
+# ---- units ------------------------------------------------------------------------
+
+
+def _unit(metric: str) -> str:
+    """The unit of a metric name, from its suffix (names carry their units)."""
+    last = metric.rsplit(".", 1)[-1]
+    head = metric.split(".", 1)[0]
+    if head in ("energy_j", "attributed_j", "zones_energy_j"):
+        return "J"
+    if head == "power_w":
+        return "W"
+    for suffix, unit in (("_bytes", "bytes"), ("_j", "J"), ("_w", "W"), ("_s", "s"),
+                         ("_mhz", "MHz"), ("_c", "degC")):
+        if last.endswith(suffix):
+            return unit
+    if last in ("util", "mem_util", "cpu_util"):
+        return "fraction"
+    return ""
+
+
+# ---- the summary --------------------------------------------------------------------
+
+
+class Summary(dict):  # type: ignore[type-arg]
+    """The summary of a recording (docs/recording.md "Summary") as a dict;
+    ``str()`` of it is the readable table ``wattmeter report`` prints.
+
+    It is also callable (``r.summary()`` returns itself), so ``r.summary``
+    and ``r.summary()`` are the same dict."""
+
+    def __init__(self, data: Dict[str, Any], dir: str) -> None:
+        super().__init__(data)
+        self._dir = dir
+
+    def __call__(self) -> "Summary":
+        return self
+
+    def __str__(self) -> str:
+        return _native.report_text(self._dir, 10)
+
+
+# ---- Results ------------------------------------------------------------------------
+
+Number = Union[int, float]
+
 
 class Results:
-    """The summary of one recording (see docs/recording.md "Summary").
+    """One recording, read back by the C reader.
 
-    Attributes:
+    Attributes (the summary's figures):
         dir: the recording folder.
         duration_s: seconds from the first to the last sample.
-        energy_j: device totals (``cpu``, ``dram``, ``psys`` where present) and
-            the energy attributed to the measured processes
-            (``cpu_attributed``, ``dram_attributed``), in joules.
+        energy_j: device totals (``cpu``, ``dram``, ``psys``, ``gpu0`` ...
+            where present) and the energy attributed to the measured
+            processes (``cpu_attributed`` ...), in joules.
         method: for every key of energy_j, ``"measured"`` or ``"modeled"``.
         processes: per PID (a str) its command line, attributed energy, CPU time.
-        summary: the whole summary dict.
+        summary: the whole summary, a dict (also callable; ``str()`` is a table).
+
+    Analysis: ``metrics()``, ``total()``, ``average()``, ``max()``,
+    ``duration()``, ``window()``, ``per_device()``, ``per_gpu()``,
+    ``per_process()``, ``to_pandas()``, ``plot()``.
     """
 
     def __init__(self, dir: str, summary: Dict[str, Any]) -> None:
         self.dir = dir
-        self.summary = summary
-        self.duration_s: float = float(summary.get("duration_s", 0.0))
+        self.summary: Summary = Summary(summary, dir)
+        self.duration_s: float = float(summary.get("duration_s") or 0.0)
         self.energy_j: Dict[str, float] = dict(summary.get("energy_j", {}))
         self.method: Dict[str, str] = dict(summary.get("method", {}))
         self.processes: Dict[str, Any] = dict(summary.get("processes", {}))
         self.power_w: Dict[str, Any] = dict(summary.get("power_w", {}))
         self.truncated: bool = bool(summary.get("truncated", False))
         self.complete: bool = bool(summary.get("complete", False))
+        self._columns: Optional[Dict[str, List[Optional[float]]]] = None
+        self._detail: Optional[Dict[str, Dict[str, List[Optional[float]]]]] = None
+        self._meta: Optional[Dict[str, Any]] = None
+
+    # -- what is in it --------------------------------------------------------------
 
     @property
     def modeled(self) -> bool:
         """True if any figure is modelled rather than measured."""
         return any(v == "modeled" for v in self.method.values())
 
+    @property
+    def devices(self) -> List[str]:
+        """The devices of the recording, in meta.json order: ``cpu``,
+        ``dram``, ``psys``, ``gpu0`` ... (whatever the machine had)."""
+        return list(self.summary.get("source", {}))
+
+    @property
+    def gpus(self) -> List[str]:
+        """The GPU devices (``gpu0``, ``gpu1`` ...), empty without GPUs."""
+        return [d for d in self.devices if d.startswith("gpu") and d[3:].isdigit()]
+
+    @property
+    def start(self) -> Optional[_dt.datetime]:
+        """Wall-clock start of the recording (UTC), None if unknown."""
+        s = self.summary.get("start_utc")
+        if not s:
+            return None
+        try:
+            return _dt.datetime.fromisoformat(str(s).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+
+    def meta(self) -> Dict[str, Any]:
+        """meta.json as written (host, sensors, devices, periods ...)."""
+        if self._meta is None:
+            with open(os.path.join(self.dir, "meta.json"), encoding="utf-8") as f:
+                self._meta = json.load(f)
+        return self._meta
+
+    def columns(self) -> Dict[str, List[Optional[float]]]:
+        """Time series as plain lists: ``t_s``, ``energy_j.cpu``, ``power_w.cpu``,
+        ``attributed_j.cpu``, ``cpu_util`` ... (one element per sample line,
+        None where a line lacks the value; see docs/recording.md "Columns")."""
+        if self._columns is None:
+            self._columns = json.loads(_native.report_columns_json(self.dir))
+        return self._columns
+
+    def detail(self) -> Dict[str, Dict[str, List[Optional[float]]]]:
+        """What the summary folds away, from the C reader: ``rows`` (``t_s``,
+        every RAPL zone's cumulative ``zones_energy_j.<label>``, device gauges
+        ``gauges.<dev>.<name>``, one element per sample line) and ``procs``
+        (one element per process per process-tier line: ``row``, ``t_s``,
+        ``pid``, ``cpu_s``, ``cpu_share``, ``rss_bytes``, ``pss_bytes``,
+        ``uss_bytes``, ``mem_pct``, ``energy_j.<dev>`` ...)."""
+        if self._detail is None:
+            self._detail = json.loads(_native.report_detail_json(self.dir))
+        return self._detail
+
+    def metrics(self) -> Dict[str, str]:
+        """Every metric of this recording with its unit, e.g.
+        ``{"energy_j.cpu": "J", "power_w.cpu": "W", "attributed_j.cpu": "J",
+        "cpu_util": "fraction", "zones_energy_j.package-0/core": "J",
+        "gauges.gpu0.util": "fraction", "procs.pss_bytes": "bytes", ...}``.
+        A metric no line carries is not listed."""
+        out: Dict[str, str] = {}
+        for name, vals in self.columns().items():
+            if name != "t_s" and any(v is not None for v in vals):
+                out[name] = _unit(name)
+        d = self.detail()
+        for name, vals in d["rows"].items():
+            if name != "t_s" and any(v is not None for v in vals):
+                out[name] = _unit(name)
+        for name, vals in d["procs"].items():
+            if name in ("row", "t_s", "pid", "ppid", "alive", "starttime_ticks"):
+                continue
+            if any(v is not None for v in vals):
+                out["procs." + name] = "%" if name == "mem_pct" else (
+                    "fraction" if name.endswith("share") else _unit(name))
+        return out
+
+    # -- totals and statistics ------------------------------------------------------
+
+    def window(self, start: Optional[float] = None, end: Optional[float] = None) -> Dict[str, Any]:
+        """Energy between ``start`` and ``end`` (seconds since the start of the
+        recording; None = open), cut at sample boundaries (from the first
+        sample at or after start to the last at or before end), computed in C
+        as differences of the cumulative counters: ``{"start_s", "end_s",
+        "duration_s", "energy_j": {dev, dev_attributed}, "processes": {pid:
+        {dev: J}}}``. Attributed and per-process energy, recorded on
+        process-tier lines only, are cut at those lines.
+
+        Raises ValueError for start > end or a window holding no sample."""
+        try:
+            w: Dict[str, Any] = json.loads(_native.report_window_json(
+                self.dir, None if start is None else float(start),
+                None if end is None else float(end)))
+            return w
+        except OSError as e:
+            import errno as _errno
+
+            if e.errno in (_errno.EINVAL, _errno.ERANGE, _errno.ENODATA):
+                raise ValueError(e.strerror) from None
+            raise
+
+    def _energy_key(self, metric: str) -> Optional[str]:
+        """The window's energy_j key for an energy-like metric name, else None."""
+        m = metric
+        for prefix, suffix in (("energy_j.", ""), ("power_w.", ""), ("attributed_j.", "_attributed")):
+            if m.startswith(prefix):
+                return m[len(prefix):] + suffix
+        if m in self.devices or (m.endswith("_attributed") and m[: -len("_attributed")] in self.devices):
+            return m
+        return None
+
+    def _check_metric(self, metric: str) -> None:
+        known = set(self.metrics()) | set(self.devices) | {d + "_attributed" for d in self.devices}
+        if metric not in known:
+            raise KeyError(
+                f"no metric {metric!r} in {self.dir}; available: {', '.join(sorted(self.metrics()))}")
+
+    def total(self, metric: str = "cpu", start: Optional[float] = None, end: Optional[float] = None) -> float:
+        """Energy in joules of ``metric`` between start and end (seconds
+        since the start; None = the whole run): a device (``"cpu"``,
+        ``"gpu0"``, or ``"energy_j.cpu"`` / ``"power_w.cpu"``), its attributed
+        part (``"cpu_attributed"`` or ``"attributed_j.cpu"``), or a RAPL zone
+        (``"zones_energy_j.package-0/core"``). Exact: the difference of the
+        cumulative counter at the window's sample boundaries (C reader).
+
+        Raises KeyError for an unknown metric, ValueError for one that is not
+        an energy (utilisation, memory: use average() or max())."""
+        self._check_metric(metric)
+        key = self._energy_key(metric)
+        if key is not None:
+            w = self.window(start, end)
+            return float(w["energy_j"].get(key, 0.0))
+        if metric.startswith("zones_energy_j."):
+            w = self.window(start, end)
+            vals = self.detail()["rows"][metric]
+            return _cumulative_between(vals, w["first_row"], w["last_row"])
+        if metric.startswith("procs.energy_j."):  # all measured processes together
+            dev = metric[len("procs.energy_j."):]
+            w = self.window(start, end)
+            return float(sum(p.get(dev) or 0.0 for p in w.get("processes", {}).values()))
+        raise ValueError(f"{metric!r} is not an energy; use average() or max() for it")
+
+    def duration(self, start: Optional[float] = None, end: Optional[float] = None) -> float:
+        """Seconds between the window's sample boundaries (the whole run's
+        duration_s without a window)."""
+        if start is None and end is None:
+            return self.duration_s
+        return float(self.window(start, end)["duration_s"])
+
+    def _series(self, metric: str) -> Tuple[List[Optional[float]], List[Optional[float]]]:
+        """(t_s, values) of a per-sample metric (columns or detail rows)."""
+        cols = self.columns()
+        if metric in cols:
+            return cols["t_s"], cols[metric]
+        rows = self.detail()["rows"]
+        if metric in rows:
+            return rows["t_s"], rows[metric]
+        if metric.startswith("procs."):
+            p = self.detail()["procs"]
+            name = metric[len("procs."):]
+            # the measured processes together, per process-tier line
+            sums: Dict[float, float] = {}
+            for t, v in zip(p["t_s"], p.get(name, [])):
+                if v is not None and t is not None:
+                    sums[t] = sums.get(t, 0.0) + v
+            ts = sorted(sums)
+            return list(ts), [sums[t] for t in ts]
+        raise KeyError(f"no metric {metric!r} in {self.dir}; available: {', '.join(sorted(self.metrics()))}")
+
+    def average(self, metric: str = "cpu", start: Optional[float] = None, end: Optional[float] = None) -> float:
+        """Average over the window: for an energy metric (a device, its
+        attributed part, a zone) the average power in watts = exact energy /
+        duration; for a gauge (``cpu_util``, ``gauges.gpu0.util``,
+        ``mem_used_bytes``, ``procs.pss_bytes`` ...) the mean of its samples in
+        the window. NaN if the window has no duration or no sample."""
+        self._check_metric(metric)
+        if self._energy_key(metric) is not None or metric.startswith(("zones_energy_j.", "procs.energy_j.")):
+            e = self.total(metric, start, end)
+            d = self.duration(start, end)
+            return e / d if d > 0 else math.nan
+        vals = _in_window(*self._series(metric), start, end)
+        return sum(vals) / len(vals) if vals else math.nan
+
+    def max(self, metric: str = "cpu", start: Optional[float] = None, end: Optional[float] = None) -> float:
+        """Highest value in the window: for a device, its peak power in watts
+        (over one counter period, ``power_w.<dev>``); for a gauge its highest
+        sample. NaN if the window has none."""
+        self._check_metric(metric)
+        key = self._energy_key(metric)
+        if key is not None and not key.endswith("_attributed"):
+            metric = "power_w." + key
+        elif key is not None:
+            raise ValueError(f"{metric!r} is recorded per process interval; use total() or average()")
+        vals = _in_window(*self._series(metric), start, end)
+        return max(vals) if vals else math.nan
+
+    # -- breakdowns -----------------------------------------------------------------
+
+    def per_device(self, start: Optional[float] = None, end: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
+        """Per device (cpu, dram, psys, gpu0 ...): ``energy_j``,
+        ``attributed_j`` (None where not attributed), ``avg_w``, ``peak_w``,
+        ``method`` and ``source``, over the window (the whole run by default)."""
+        w = self.window(start, end)
+        d = float(w["duration_s"])
+        out: Dict[str, Dict[str, Any]] = {}
+        for dev in self.devices:
+            e = w["energy_j"].get(dev)
+            a = w["energy_j"].get(dev + "_attributed")
+            try:
+                peak = self.max(dev, start, end)
+            except KeyError:
+                peak = math.nan
+            out[dev] = {
+                "energy_j": e,
+                "attributed_j": a,
+                "avg_w": (e / d) if (e is not None and d > 0) else None,
+                "peak_w": None if math.isnan(peak) else peak,
+                "method": self.method.get(dev, "unknown"),
+                "source": self.summary.get("source", {}).get(dev, ""),
+            }
+        return out
+
+    def per_gpu(self, start: Optional[float] = None, end: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
+        """per_device() for the GPUs only, each with the averages of its gauges
+        (``util``, ``mem_used_bytes`` ... where recorded). Empty without GPUs."""
+        devs = self.per_device(start, end)
+        rows = self.detail()["rows"]
+        out: Dict[str, Dict[str, Any]] = {}
+        for g in self.gpus:
+            row = dict(devs[g])
+            for name in rows:
+                if name.startswith(f"gauges.{g}."):
+                    v = self.average(name, start, end)
+                    row["avg_" + name.split(".", 2)[2]] = None if math.isnan(v) else v
+            out[g] = row
+        return out
+
+    def per_process(self, start: Optional[float] = None, end: Optional[float] = None) -> Dict[int, Dict[str, Any]]:
+        """Per PID: ``cmdline``, ``energy_j`` {device: J attributed in the
+        window}, and over the whole run ``cpu_s`` and ``peak_rss_bytes``;
+        largest energy first."""
+        w = self.window(start, end)
+        out: Dict[int, Dict[str, Any]] = {}
+        for pid, e in w.get("processes", {}).items():
+            p = self.processes.get(pid, {})
+            out[int(pid)] = {
+                "cmdline": p.get("cmdline", ""),
+                "energy_j": dict(e),
+                "cpu_s": p.get("cpu_s"),
+                "peak_rss_bytes": p.get("peak_rss_bytes"),
+            }
+        return dict(sorted(out.items(), key=lambda kv: -sum(v or 0.0 for v in kv[1]["energy_j"].values())))
+
     def report(self, top: int = 5) -> str:
         """The human summary, as ``wattmeter report`` prints it."""
         return _native.report_text(self.dir, top)
 
-    def columns(self) -> Dict[str, list]:
-        """Time series as plain lists: ``t_s``, ``energy_j.cpu``, ``power_w.cpu`` ..."""
-        return json.loads(_native.report_columns_json(self.dir))
+    def __str__(self) -> str:
+        return str(self.summary)
 
-    def to_pandas(self) -> Any:
-        """Time series as a pandas DataFrame indexed by ``t_s`` (seconds since
-        the start); energies are cumulative joules, powers watts."""
-        import pandas as pd
+    # -- pandas ---------------------------------------------------------------------
 
-        cols = self.columns()
+    def to_pandas(self, form: str = "wide") -> Any:
+        """Time series as a pandas DataFrame (needs ``pip install 'wattmeter[pandas]'``).
+
+        ``form="wide"``: indexed by ``t_s`` (seconds since the start), one
+        column per metric: cumulative ``energy_j.<dev>`` (J), ``power_w.<dev>``
+        (W), cumulative ``attributed_j.<dev>`` (J), ``cpu_util``,
+        ``mem_used_bytes``, ``self_cpu_s``, and the zones and gauges where
+        recorded. ``attributed_j`` is recorded on process-tier lines only; on
+        the lines between, the last value is carried forward (0 before the
+        first), which is exact for a cumulative counter as of that line.
+
+        ``form="long"``: one row per (t_s, metric) with ``series``, ``device``,
+        ``value`` and ``unit`` columns, absent values left out (for seaborn,
+        groupby, or concatenating runs)."""
+        pd = _pandas("to_pandas()")
+        if form not in ("wide", "long"):
+            raise ValueError(f"form must be 'wide' or 'long', not {form!r}")
+        cols: Dict[str, Any] = dict(self.columns())
+        rows = self.detail()["rows"]
+        for k, v in rows.items():
+            if k != "t_s" and len(v) == len(cols.get("t_s", [])):
+                cols[k] = v
         df = pd.DataFrame(cols)
         if "t_s" in df.columns:
             df = df.set_index("t_s")
+        for c in df.columns:
+            if c.startswith("attributed_j."):
+                s = df[c].ffill()
+                df[c] = s.fillna(0.0)
         df.attrs["method"] = dict(self.method)
         df.attrs["dir"] = self.dir
-        return df
+        if form == "wide":
+            return df
+        long = df.reset_index().melt(id_vars="t_s", var_name="metric", value_name="value")
+        long = long.dropna(subset=["value"])
+        parts = long["metric"].str.split(".", n=1, expand=True)
+        long["series"] = parts[0]
+        long["device"] = parts[1].fillna("") if parts.shape[1] > 1 else ""
+        long["unit"] = long["metric"].map(_unit)
+        long = long[["t_s", "metric", "series", "device", "value", "unit"]].reset_index(drop=True)
+        long.attrs = dict(df.attrs)
+        return long
 
     def processes_frame(self) -> Any:
         """Per-process attributed energy as a pandas DataFrame indexed by PID."""
-        import pandas as pd
-
+        pd = _pandas("processes_frame()")
         rows = []
         for pid, p in self.processes.items():
             row = {"pid": int(pid), "cmdline": p.get("cmdline", ""), "cpu_s": p.get("cpu_s", 0.0)}
@@ -71,32 +447,234 @@ class Results:
             rows.append(row)
         return pd.DataFrame(rows).set_index("pid") if rows else pd.DataFrame()
 
-    def plot(self, ax: Optional[Any] = None) -> Any:
-        """Power per device over time (matplotlib); modelled series are dashed
-        and labelled so."""
-        import matplotlib.pyplot as plt
+    # -- plots ----------------------------------------------------------------------
 
-        df = self.to_pandas()
-        if ax is None:
-            _, ax = plt.subplots(figsize=(8, 3.5))
-        for col in df.columns:
-            if not col.startswith("power_w."):
+    def attributed_power(self, device: str) -> Tuple[List[float], List[float]]:
+        """(t_s, W): the power attributed to the measured processes over each
+        process interval, ending at each process-tier line (from the C
+        reader's cumulative attributed_j; empty if the device is not
+        attributed)."""
+        cols = self.columns()
+        a = cols.get(f"attributed_j.{device}")
+        if not a:
+            return [], []
+        ts: List[float] = []
+        ws: List[float] = []
+        prev_t: Optional[float] = None
+        prev_a = 0.0
+        for t, v in zip(cols["t_s"], a):
+            if v is None or t is None:
                 continue
-            dev = col.split(".", 1)[1]
+            if prev_t is None:
+                prev_t, prev_a = t, v
+                ts.append(t)
+                ws.append(0.0)
+                continue
+            if t > prev_t:
+                ts.append(t)
+                ws.append((v - prev_a) / (t - prev_t))
+                prev_t, prev_a = t, v
+        return ts, ws
+
+    def plot(self, devices: Optional[Sequence[str]] = None, top: int = 8,
+             figsize: Tuple[float, float] = (9.0, 6.5), title: Optional[str] = None) -> Any:
+        """A matplotlib Figure (needs ``pip install 'wattmeter[plot]'``) with
+        two panels: power over time per device, the part attributed to the
+        measured processes shaded under each attributed device's curve
+        (modelled series dashed and labelled so); and the energy attributed
+        to each of the ``top`` processes, per device. Save it with
+        ``fig.savefig("run.png")``."""
+        Figure = _figure("plot()")
+        cols = self.columns()
+        t = cols.get("t_s", [])
+        devs = list(devices) if devices is not None else self.devices
+        fig = Figure(figsize=figsize, layout="constrained")
+        ax, axp = fig.subplots(2, 1, height_ratios=[3, 2])
+        for dev in devs:
+            p = cols.get(f"power_w.{dev}")
+            if p is None:
+                continue
+            pts = [(x, y) for x, y in zip(t, p) if x is not None and y is not None]
+            if not pts:
+                continue
             modeled = self.method.get(dev) == "modeled"
-            ax.plot(df.index, df[col], linestyle="--" if modeled else "-",
-                    label=f"{dev} ({'MODELED' if modeled else 'measured'})")
-        ax.set_xlabel("time (s)")
+            (line,) = ax.plot([x for x, _ in pts], [y for _, y in pts],
+                              linestyle="--" if modeled else "-",
+                              label=f"{dev} ({'MODELED' if modeled else 'measured'})")
+            at, aw = self.attributed_power(dev)
+            if len(at) > 1 and any(w > 0 for w in aw):
+                ax.fill_between(at, aw, step="pre", alpha=0.3, color=line.get_color(), linewidth=0,
+                                label=f"{dev}: attributed to the measured processes")
+        ax.set_xlabel("time since start (s)")
         ax.set_ylabel("power (W)")
-        ax.legend()
-        return ax
+        ax.set_ylim(bottom=0)
+        if ax.lines:  # headroom for the legend inside the axes
+            ax.set_ylim(top=ax.get_ylim()[1] * 1.3)
+        ax.set_title(title or f"{os.path.basename(os.path.normpath(self.dir))}: power per device")
+        if ax.lines:
+            ax.legend(loc="upper left", fontsize="small", ncol=2)
+        procs = list(self.per_process().items())[:top]
+        if procs:
+            pdevs = [d for d in self.devices if any(p["energy_j"].get(d) for _, p in procs)]
+            labels = [f"{pid} {_short_cmd(p['cmdline'])}" for pid, p in procs]
+            left = [0.0] * len(procs)
+            for d in pdevs:
+                vals = [p["energy_j"].get(d) or 0.0 for _, p in procs]
+                axp.barh(labels, vals, left=left, label=d)
+                left = [a + b for a, b in zip(left, vals)]
+            axp.invert_yaxis()
+            axp.legend(loc="lower right", fontsize="small")
+        axp.set_xlabel("energy attributed (J)")
+        axp.set_title("energy per process")
+        return fig
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{k}={v:.3f} J ({self.method.get(k, '?')})" for k, v in self.energy_j.items())
         return f"<wattmeter.Results {self.duration_s:.2f} s: {parts}>"
 
 
-def load(dir: str) -> Results:
+def _short_cmd(cmdline: Optional[str], width: int = 28) -> str:
+    """A command line short enough for an axis label: the program's base
+    name and its first arguments."""
+    words = (cmdline or "").split()
+    if not words:
+        return "?"
+    s = " ".join(os.path.basename(w) if w.startswith("/") else w for w in words)
+    return s if len(s) <= width else s[: width - 1] + "\u2026"
+
+
+def _cumulative_between(vals: Sequence[Optional[float]], first: int, last: int) -> float:
+    """Difference of a cumulative series (given on some lines only) between
+    rows first and last: each side is the last value at or before that row,
+    0 before any (every counter starts at 0)."""
+    def at(b: int) -> float:
+        for i in range(min(b, len(vals) - 1), -1, -1):
+            v = vals[i]
+            if v is not None:
+                return float(v)
+        return 0.0
+
+    return at(last) - at(first)
+
+
+def _in_window(t: Sequence[Optional[float]], v: Sequence[Optional[float]],
+               start: Optional[float], end: Optional[float]) -> List[float]:
+    return [float(y) for x, y in zip(t, v)
+            if x is not None and y is not None
+            and (start is None or x >= start) and (end is None or x <= end)]
+
+
+def load(dir: Union[str, "os.PathLike[str]"]) -> Results:
     """Reads a recording folder (even one cut short by a crash) and returns
     its Results. Raises OSError naming the problem if it cannot be read."""
-    return Results(str(dir), json.loads(_native.report_json(str(dir))))
+    d = os.fspath(dir)
+    return Results(d, json.loads(_native.report_json(d)))
+
+
+# ---- several runs -----------------------------------------------------------------
+
+
+class Comparison:
+    """Several runs side by side (``wattmeter.compare([...])``).
+
+    ``str()`` is a table (one row per run: duration, energy and average power
+    per device, attributed energy); ``summary()`` the same as a list of
+    dicts; ``to_pandas()`` a DataFrame; ``plot()`` a Figure with energy per
+    device per run, and power over time of every run."""
+
+    def __init__(self, runs: Sequence[Results], names: Optional[Sequence[str]] = None) -> None:
+        if not runs:
+            raise ValueError("compare() needs at least one recording")
+        self.runs: List[Results] = list(runs)
+        if names is None:
+            names = [os.path.basename(os.path.normpath(r.dir)) or r.dir for r in self.runs]
+        if len(names) != len(self.runs):
+            raise ValueError(f"{len(names)} names for {len(self.runs)} runs")
+        self.names: List[str] = list(names)
+        devs: List[str] = []
+        for r in self.runs:
+            for d in r.devices:
+                if d not in devs:
+                    devs.append(d)
+        self.devices: List[str] = devs
+
+    def summary(self) -> List[Dict[str, Any]]:
+        """One dict per run: ``run``, ``dir``, ``duration_s``, and per device
+        ``energy_j.<dev>``, ``avg_w.<dev>``, ``attributed_j.<dev>``,
+        ``method.<dev>`` (None where a run lacks the device)."""
+        out = []
+        for name, r in zip(self.names, self.runs):
+            row: Dict[str, Any] = {"run": name, "dir": r.dir, "duration_s": r.duration_s}
+            for d in self.devices:
+                e = r.energy_j.get(d)
+                row[f"energy_j.{d}"] = e
+                row[f"avg_w.{d}"] = (e / r.duration_s) if (e is not None and r.duration_s > 0) else None
+                row[f"attributed_j.{d}"] = r.energy_j.get(d + "_attributed")
+                row[f"method.{d}"] = r.method.get(d)
+            out.append(row)
+        return out
+
+    def __str__(self) -> str:
+        head = ["run", "duration"]
+        for d in self.devices:
+            head += [f"{d} J", f"{d} avg W", f"{d} attributed J"]
+        lines = [head]
+        for row in self.summary():
+            cells = [str(row["run"]), f"{row['duration_s']:.2f} s"]
+            for d in self.devices:
+                e, w, a = row[f"energy_j.{d}"], row[f"avg_w.{d}"], row[f"attributed_j.{d}"]
+                mark = " (modeled)" if row[f"method.{d}"] == "modeled" else ""
+                cells += ["-" if e is None else f"{e:.1f}{mark}",
+                          "-" if w is None else f"{w:.1f}",
+                          "-" if a is None else f"{a:.1f}"]
+            lines.append(cells)
+        widths = [max(len(l[i]) for l in lines) for i in range(len(head))]
+        return "\n".join("  ".join(c.ljust(wd) if i == 0 else c.rjust(wd)
+                                   for i, (c, wd) in enumerate(zip(l, widths))) for l in lines)
+
+    def to_pandas(self) -> Any:
+        """The summary as a DataFrame indexed by run (needs wattmeter[pandas])."""
+        pd = _pandas("Comparison.to_pandas()")
+        return pd.DataFrame(self.summary()).set_index("run")
+
+    def plot(self, figsize: Tuple[float, float] = (9.0, 6.5)) -> Any:
+        """A Figure: energy per device per run (grouped bars, attributed part
+        hatched), and the CPU power over time of each run (needs wattmeter[plot])."""
+        Figure = _figure("Comparison.plot()")
+        fig = Figure(figsize=figsize, layout="constrained")
+        axb, axt = fig.subplots(2, 1)
+        n = len(self.devices)
+        width = 0.8 / max(n, 1)
+        xs = list(range(len(self.runs)))
+        for k, d in enumerate(self.devices):
+            vals = [r.energy_j.get(d) or 0.0 for r in self.runs]
+            att = [r.energy_j.get(d + "_attributed") or 0.0 for r in self.runs]
+            pos = [x - 0.4 + width * (k + 0.5) for x in xs]
+            bars = axb.bar(pos, vals, width, label=d)
+            if any(att):
+                axb.bar(pos, att, width, color="none", edgecolor=bars.patches[0].get_facecolor(),
+                        hatch="//", linewidth=0)
+        axb.set_xticks(xs, self.names)
+        axb.set_ylabel("energy (J)")
+        axb.set_title("energy per device (hatched: attributed to the measured processes)")
+        axb.legend(fontsize="small")
+        dev = "cpu" if "cpu" in self.devices else (self.devices[0] if self.devices else None)
+        if dev:
+            for name, r in zip(self.names, self.runs):
+                c = r.columns()
+                pts = [(x, y) for x, y in zip(c.get("t_s", []), c.get(f"power_w.{dev}", []))
+                       if x is not None and y is not None]
+                axt.plot([x for x, _ in pts], [y for _, y in pts], label=name)
+            axt.set_xlabel("time since start (s)")
+            axt.set_ylabel(f"{dev} power (W)")
+            axt.legend(fontsize="small")
+        return fig
+
+
+def compare(runs: Iterable[Union[str, "os.PathLike[str]", Results]],
+            names: Optional[Sequence[str]] = None) -> Comparison:
+    """Several recordings side by side: ``print(wattmeter.compare(["runs/a",
+    "runs/b"]))`` prints a table; ``.plot()`` draws them; ``.to_pandas()``
+    gives a DataFrame. Accepts folders or Results."""
+    rs = [r if isinstance(r, Results) else load(r) for r in runs]
+    return Comparison(rs, names)

@@ -34,15 +34,14 @@ int wm_host_json(int procfs_dirfd, wm_buf *out)
 	    text[0] /* -EOVERFLOW still leaves the head, which holds MemTotal */)
 		(void)wm_parse_meminfo(text, &mem_total, &mem_avail);
 
-	int rc = wm_buf_puts(out, "{\"hostname\":");
-	rc = rc ? rc : wm_buf_json_str(out, u.nodename);
-	rc = rc ? rc : wm_buf_puts(out, ",\"kernel\":");
-	rc = rc ? rc : wm_buf_json_str(out, u.release);
-	rc = rc ? rc : wm_buf_puts(out, ",\"machine\":");
-	rc = rc ? rc : wm_buf_json_str(out, u.machine);
-	rc = rc ? rc : wm_buf_puts(out, ",\"cpu_model\":");
-	rc = rc ? rc : wm_buf_json_str(out, model);
-	rc = rc ? rc : wm_buf_printf(out, ",\"n_cpus\":%d,\"mem_total_bytes\":%llu}", n_cpus,
-				     (unsigned long long)mem_total);
-	return rc;
+	wm_buf_puts(out, "{\"hostname\":");
+	wm_buf_json_str(out, u.nodename);
+	wm_buf_puts(out, ",\"kernel\":");
+	wm_buf_json_str(out, u.release);
+	wm_buf_puts(out, ",\"machine\":");
+	wm_buf_json_str(out, u.machine);
+	wm_buf_puts(out, ",\"cpu_model\":");
+	wm_buf_json_str(out, model);
+	wm_buf_printf(out, ",\"n_cpus\":%d,\"mem_total_bytes\":%llu}", n_cpus, (unsigned long long)mem_total);
+	return wm_buf_error(out);
 }

@@ -1,28 +1,56 @@
-/* cmd_report.c — `wattmeter report DIR [--json] [--top N]`. */
+/* cmd_report.c — `wattmeter report DIR... [--json | --columns | --html FILE]`
+ * with carbon and cost options. One DIR: its summary; several: side by side. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "base/util.h"
+#include "recording/carbon.h"
+#include "recording/html.h"
+#include "recording/record.h"
 #include "wattmeter.h"
+
+#define TOP_MAX 100000
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: wattmeter report [--json] [--top N] DIR\n"
+		"usage: wattmeter report [--json | --columns | --html FILE] [--top N]\n"
+		"                        [--grid-intensity G] [--pue X] [--price P --currency CUR]\n"
+		"                        DIR [DIR...]\n"
+		"       wattmeter report --list-grids\n"
 		"\n"
 		"Summarise the recording in DIR (written by 'wattmeter run' or wattmeter.Meter):\n"
 		"duration, energy and average/peak power per device, energy attributed to the\n"
 		"measured processes, top processes, and whether each figure is measured or\n"
 		"modeled. A recording cut short by a crash is read up to its last complete sample.\n"
+		"With several DIRs, the runs are compared side by side.\n"
 		"\n"
-		"  --json     print the machine-readable summary (schema: docs/recording.md)\n"
-		"  --columns  print the time series as JSON columns\n"
-		"  --top N    list the N processes that spent the most energy (default 5)\n"
-		"  -h, --help show this help\n");
+		"  --json               print the machine-readable summary (schema: docs/recording.md)\n"
+		"  --columns            print the time series of one DIR as JSON columns\n"
+		"  --html FILE          write a self-contained HTML report with plots (no scripts,\n"
+		"                       no network needed to view it)\n"
+		"  --top N              list the N processes that spent the most energy\n"
+		"                       (0 to %d; default 5, and 10 in --html)\n"
+		"  --grid-intensity G   grid carbon intensity: G gCO2e/kWh (0 to %.0f), or a\n"
+		"                       country code (FR, DE, US ...) from the shipped table of\n"
+		"                       yearly averages; without it no CO2e figure is shown\n"
+		"  --pue X              data-centre power usage effectiveness, %.1f to %.1f (default 1:\n"
+		"                       energy at the machine only)\n"
+		"  --price P            electricity price per kWh, 0 to %.0f; needs --currency\n"
+		"  --currency CUR       three-letter currency code of --price (EUR, USD ...)\n"
+		"  --list-grids         print the shipped grid-intensity table with its source\n"
+		"  -h, --help           show this help\n"
+		"\n"
+		"Nothing is fetched from the network: intensities come from the shipped table\n"
+		"(%s) or from you.\n",
+		TOP_MAX, WM_CARBON_INTENSITY_MAX, WM_CARBON_PUE_MIN, WM_CARBON_PUE_MAX, WM_CARBON_PRICE_MAX,
+		wm_grid_source);
 }
 
 int cli_finish_stdout(void)
@@ -43,51 +71,166 @@ int cli_parse_seconds(const char *s, int allow_zero, double *out)
 	return 0;
 }
 
+/* Writes the whole buffer to path (created 0644, truncated). */
+static int write_file(const char *path, const char *data, size_t n)
+{
+	int fd;
+	do
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0) {
+		int e = errno;
+		fprintf(stderr, "wattmeter report: cannot write %s: %s (choose a writable path for --html)\n", path,
+			strerror(e));
+		return 1;
+	}
+	int rc = wm_write_all(fd, data, n);
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	if (rc < 0) {
+		fprintf(stderr, "wattmeter report: cannot write %s: %s\n", path, strerror(-rc));
+		return 1;
+	}
+	return 0;
+}
+
+enum { OPT_HTML = 256, OPT_GRID, OPT_PUE, OPT_PRICE, OPT_CURRENCY, OPT_LIST_GRIDS };
+
 int cmd_report(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
 		{"columns", no_argument, NULL, 'c'},
 		{"top", required_argument, NULL, 't'},
+		{"html", required_argument, NULL, OPT_HTML},
+		{"grid-intensity", required_argument, NULL, OPT_GRID},
+		{"pue", required_argument, NULL, OPT_PUE},
+		{"price", required_argument, NULL, OPT_PRICE},
+		{"currency", required_argument, NULL, OPT_CURRENCY},
+		{"list-grids", no_argument, NULL, OPT_LIST_GRIDS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	int as_json = 0, columns = 0;
-	int top = 5;
+	int as_json = 0, columns = 0, list_grids = 0;
+	int top = -1;
+	const char *html = NULL;
+	struct wm_carbon_opts carbon;
+	wm_carbon_opts_init(&carbon);
+	char err[1024] = "";
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "jt:h", opts, NULL)) != -1) {
+		int rc = 0;
 		switch (c) {
 		case 'j': as_json = 1; break;
 		case 'c': columns = 1; break;
 		case 't': {
 			uint64_t v;
-			if (wm_parse_u64_full(optarg, &v) < 0 || v > 100000) {
-				fprintf(stderr, "wattmeter report: --top wants a count, not '%s'\n", optarg);
+			if (wm_parse_u64_full(optarg, &v) < 0 || v > TOP_MAX) {
+				fprintf(stderr, "wattmeter report: --top wants a count from 0 to %d, not '%s'\n", TOP_MAX,
+					optarg);
 				return CLI_EXIT_USAGE;
 			}
 			top = (int)v;
 			break;
 		}
+		case OPT_HTML:
+			if (!*optarg) {
+				fprintf(stderr, "wattmeter report: --html wants a file name\n");
+				return CLI_EXIT_USAGE;
+			}
+			html = optarg;
+			break;
+		case OPT_GRID: rc = wm_carbon_set_intensity(&carbon, optarg, err, sizeof err); break;
+		case OPT_PUE: rc = wm_carbon_set_pue(&carbon, optarg, err, sizeof err); break;
+		case OPT_PRICE: rc = wm_carbon_set_price(&carbon, optarg, err, sizeof err); break;
+		case OPT_CURRENCY: rc = wm_carbon_set_currency(&carbon, optarg, err, sizeof err); break;
+		case OPT_LIST_GRIDS: list_grids = 1; break;
 		case 'h': usage(stdout); return cli_finish_stdout();
 		default: usage(stderr); return CLI_EXIT_USAGE;
 		}
+		if (rc < 0) {
+			fprintf(stderr, "wattmeter report: %s\n", err);
+			return CLI_EXIT_USAGE;
+		}
 	}
-	if (optind != argc - 1) {
+	if (wm_carbon_check(&carbon, err, sizeof err) < 0) {
+		fprintf(stderr, "wattmeter report: %s\n", err);
+		return CLI_EXIT_USAGE;
+	}
+	if (list_grids) {
+		wm_buf b;
+		wm_buf_init(&b);
+		int rc = wm_carbon_table_text(&b);
+		if (rc == 0)
+			fputs(b.data, stdout);
+		wm_buf_free(&b);
+		return rc ? 1 : cli_finish_stdout();
+	}
+	size_t n = argc > optind ? (size_t)(argc - optind) : 0;
+	if (n == 0) {
 		usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
-	char err[1024] = "";
-	char *out = columns ? wm_report_columns_json(argv[optind], err, sizeof err)
-		    : as_json ? wm_report_json(argv[optind], err, sizeof err)
-			      : wm_report_text(argv[optind], top, err, sizeof err);
-	if (!out) {
-		fprintf(stderr, "wattmeter report: %s\n", err);
+	if (as_json + columns + (html != NULL) > 1) {
+		fprintf(stderr, "wattmeter report: choose one of --json, --columns and --html\n");
+		return CLI_EXIT_USAGE;
+	}
+	if (columns && n > 1) {
+		fprintf(stderr, "wattmeter report: --columns takes one DIR (got %zu)\n", n);
+		return CLI_EXIT_USAGE;
+	}
+
+	wm_recording **recs = calloc(n, sizeof *recs);
+	if (!recs) {
+		fprintf(stderr, "wattmeter report: out of memory\n");
 		return 1;
 	}
-	fputs(out, stdout);
-	if (out[0] && out[strlen(out) - 1] != '\n')
-		fputc('\n', stdout);
-	free(out);
-	return cli_finish_stdout();
+	int ret = 0;
+	for (size_t i = 0; i < n && !ret; i++) {
+		if (wm_recording_open(argv[optind + (int)i], &recs[i], err, sizeof err) < 0) {
+			fprintf(stderr, "wattmeter report: %s\n", err);
+			ret = 1;
+		}
+	}
+	wm_buf out;
+	wm_buf_init(&out);
+	if (!ret) {
+		const wm_recording *const *rr = (const wm_recording *const *)recs;
+		int rc;
+		if (html) {
+			struct wm_html_opts ho = {.top_n = top >= 0 ? top : 10, .carbon = &carbon};
+			rc = wm_html_report(rr, n, &ho, &out);
+		} else if (columns) {
+			rc = wm_recording_columns_json(rr[0], &out);
+		} else if (as_json) {
+			rc = n == 1 ? wm_recording_summary_json_carbon(rr[0], &carbon, &out)
+				    : wm_recording_compare_json(rr, n, &carbon, &out);
+		} else if (n == 1) {
+			rc = wm_recording_summary_text(rr[0], top >= 0 ? top : 5, &out);
+			if (!rc)
+				rc = wm_recording_carbon_text(rr[0], &carbon, &out);
+		} else {
+			rc = wm_recording_compare_text(rr, n, &carbon, &out);
+		}
+		if (rc < 0) {
+			fprintf(stderr, "wattmeter report: cannot render the report: %s\n", strerror(-rc));
+			ret = 1;
+		}
+	}
+	if (!ret && html) {
+		ret = write_file(html, out.data ? out.data : "", out.len);
+		if (!ret)
+			fprintf(stderr, "wattmeter report: wrote %s (%zu bytes)\n", html, out.len);
+	} else if (!ret) {
+		fputs(out.data ? out.data : "", stdout);
+		if (out.len && out.data[out.len - 1] != '\n')
+			fputc('\n', stdout);
+		ret = cli_finish_stdout();
+	}
+	wm_buf_free(&out);
+	for (size_t i = 0; i < n; i++)
+		wm_recording_free(recs[i]);
+	free(recs);
+	return ret;
 }

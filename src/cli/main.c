@@ -17,7 +17,7 @@ struct command {
 
 static const struct command commands[] = {
 	{"run", cmd_run, "run a command and record the energy it and the machine spent"},
-	{"report", cmd_report, "summarise a recording (text or --json)"},
+	{"report", cmd_report, "summarise or compare recordings (text, --json, --html; CO2e and cost)"},
 	{"sensors", cmd_sensors, "list every energy source, its state, and how to fix problems"},
 };
 

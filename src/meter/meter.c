@@ -120,7 +120,8 @@ const char *wm_meter_warnings(const wm_meter *m) { return m->warnings.len ? m->w
 size_t wm_meter_root_pids(const wm_meter *m, int *out, size_t cap)
 {
 	size_t n = m->n_roots < cap ? m->n_roots : cap;
-	memcpy(out, m->roots, n * sizeof *out);
+	if (n)
+		memcpy(out, m->roots, n * sizeof *out);
 	return m->n_roots;
 }
 

@@ -60,4 +60,51 @@ int wm_recording_summary_text(const wm_recording *r, int top_n, wm_buf *out);
  * absent values are null. For DataFrames. */
 int wm_recording_columns_json(const wm_recording *r, wm_buf *out);
 
+/* ---- carbon, cost, comparison (summary.c; carbon.h for the options) ------- */
+struct wm_carbon_opts;
+/* The machine's energy: the sum of the devices that do not overlap (psys
+ * holds cpu and dram, so they are left out where psys exists). basis, if
+ * not NULL, gets their names joined by " + ". */
+double wm_recording_total_j(const wm_recording *r, wm_buf *basis);
+/* The energy attributed to the measured processes, summed over the devices
+ * split among processes (cpu, dram, gpuN; never psys). */
+double wm_recording_attributed_j(const wm_recording *r);
+/* "12.35 kJ (3.43 Wh)" and "12.3 W", as the text summary shows them. */
+int wm_recording_fmt_energy(char *out, size_t len, double energy_j);
+int wm_recording_fmt_power(char *out, size_t len, double power_w);
+/* "12.3 s", or "3725.0 s = 1:02:05" from a minute up */
+int wm_recording_fmt_duration(char *out, size_t len, double s);
+/* The "carbon" object of the summary (docs/recording.md "Carbon and cost"). */
+int wm_recording_carbon_json(const wm_recording *r, const struct wm_carbon_opts *o, wm_buf *out);
+/* The summary JSON with the "carbon" object added as its last key. */
+int wm_recording_summary_json_carbon(const wm_recording *r, const struct wm_carbon_opts *o, wm_buf *out);
+/* The lines of the text summary on kWh, CO2e and cost. */
+int wm_recording_carbon_text(const wm_recording *r, const struct wm_carbon_opts *o, wm_buf *out);
+/* Several recordings side by side: {"devices":[...],"runs":[{"dir":..,"summary":{..}}]} */
+int wm_recording_compare_json(const wm_recording *const *recs, size_t n, const struct wm_carbon_opts *o,
+			      wm_buf *out);
+int wm_recording_compare_text(const wm_recording *const *recs, size_t n, const struct wm_carbon_opts *o,
+			      wm_buf *out);
+/* The device names of all recordings, first appearance first (borrowed;
+ * the caller frees the array). */
+int wm_recording_union_devices(const wm_recording *const *recs, size_t n, const char ***out, size_t *n_out);
+/* What the text, JSON and HTML say when no grid intensity was given. */
+extern const char wm_carbon_hint[];
+/* ---- queries (query.c) ----------------------------------------------------- */
+/* The per-sample details the summary folds away, as JSON:
+ * {"rows": {"t_s":[...], "zones_energy_j.<label>":[...], "gauges.<dev>.<name>":[...]},
+ *  "procs": {"row":[...], "t_s":[...], "pid":[...], "cpu_s":[...], ..., "energy_j.<dev>":[...]}}
+ * rows: one element per complete sample line; procs: one per process per
+ * process-tier line (row = its line's index). Absent values are null. */
+int wm_recording_detail_json(const wm_recording *r, wm_buf *out, char *err, size_t errlen);
+/* The energy spent between start_s and end_s (seconds since the start of the
+ * recording; NAN = open), cut at sample boundaries: from the first line at or
+ * after start_s to the last at or before end_s, as differences of the
+ * cumulative counters (exact). JSON: {"start_s","end_s","duration_s",
+ * "first_row","last_row","energy_j":{<dev>, <dev>_attributed},
+ * "processes":{"<pid>":{<dev>: J}}}. -EINVAL start > end, -ERANGE no line in
+ * the window, -ENODATA no line at all; each with a message. */
+int wm_recording_window_json(const wm_recording *r, double start_s, double end_s, wm_buf *out,
+			     char *err, size_t errlen);
+
 #endif

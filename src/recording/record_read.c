@@ -142,8 +142,11 @@ static int meta_devices(struct wm_recording *r, const json_t *arr)
 			return -ENOMEM;
 		dev->peak_w = NAN;
 		/* The attributed devices: reported even when no process interval
-		 * ran (then 0 J attributed, all unattributed). */
-		dev->has_attr = strcmp(name, "cpu") == 0 || strcmp(name, "dram") == 0;
+		 * ran (then 0 J attributed, all unattributed). Recordings say so
+		 * in "attribution"; older ones attributed cpu and dram. */
+		const char *rule = json_string_value(json_object_get(d, "attribution"));
+		dev->has_attr = rule ? strcmp(rule, "none") != 0
+				     : strcmp(name, "cpu") == 0 || strcmp(name, "dram") == 0;
 	}
 	return 0;
 }

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "recording/carbon.h"
 #include "recording/record.h"
 #include "wattmeter.h"
 
@@ -10,12 +11,19 @@ typedef int (*render_fn)(const wm_recording *r, int top_n, wm_buf *out);
 static int render_json(const wm_recording *r, int top_n, wm_buf *out)
 {
 	(void)top_n;
-	return wm_recording_summary_json(r, out);
+	/* the "carbon" object with nothing given: kWh, no CO2e, and the note on
+	 * how to get one (the same JSON as `wattmeter report --json`) */
+	struct wm_carbon_opts none;
+	wm_carbon_opts_init(&none);
+	return wm_recording_summary_json_carbon(r, &none, out);
 }
 
 static int render_text(const wm_recording *r, int top_n, wm_buf *out)
 {
-	return wm_recording_summary_text(r, top_n, out);
+	struct wm_carbon_opts none;
+	wm_carbon_opts_init(&none);
+	int rc = wm_recording_summary_text(r, top_n, out);
+	return rc ? rc : wm_recording_carbon_text(r, &none, out); /* as `wattmeter report` */
 }
 
 static int render_columns(const wm_recording *r, int top_n, wm_buf *out)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "recording/record_priv.h"
+#include "recording/carbon.h"
 
 #define TRY(expr)                   \
 	do {                        \
@@ -647,4 +648,405 @@ int wm_recording_summary_text(const wm_recording *r, int top_n, wm_buf *b)
 	if (r->truncated)
 		TRY(wm_buf_puts(b, "  note: the last line of samples.jsonl was cut mid-write and was ignored\n"));
 	return 0;
+}
+
+/* ---- carbon and cost (carbon.h) --------------------------------------------- */
+
+/* Devices that do not overlap: psys (the platform) already holds the CPU
+ * package and DRAM, so where it exists cpu and dram are left out of the
+ * machine total; everything else (gpuN, ...) is added. */
+static bool in_total(const struct wm_recording *r, size_t k)
+{
+	const char *n = r->devs[k].name;
+	if (strcmp(n, "cpu") && strcmp(n, "dram"))
+		return true;
+	for (size_t i = 0; i < r->n_devs; i++)
+		if (strcmp(r->devs[i].name, "psys") == 0)
+			return false;
+	return true;
+}
+
+double wm_recording_total_j(const wm_recording *r, wm_buf *basis)
+{
+	double t = 0;
+	bool first = true;
+	for (size_t k = 0; k < r->n_devs; k++) {
+		if (!in_total(r, k))
+			continue;
+		t += r->devs[k].energy_j;
+		if (basis) {
+			if (!first && wm_buf_puts(basis, " + ") < 0)
+				return NAN;
+			if (wm_buf_puts(basis, r->devs[k].name) < 0)
+				return NAN;
+		}
+		first = false;
+	}
+	return t;
+}
+
+double wm_recording_attributed_j(const wm_recording *r)
+{
+	double t = 0;
+	for (size_t k = 0; k < r->n_devs; k++)
+		/* the attributed devices (cpu, dram, gpuN) do not overlap one
+		 * another; psys is never split among processes */
+		if (r->devs[k].has_attr && strcmp(r->devs[k].name, "psys") != 0)
+			t += r->devs[k].attributed_j;
+	return t;
+}
+
+int wm_recording_fmt_energy(char *out, size_t len, double energy_j)
+{
+	return fmt_energy(out, len, energy_j);
+}
+
+int wm_recording_fmt_duration(char *out, size_t len, double s)
+{
+	return fmt_duration(out, len, s);
+}
+
+int wm_recording_fmt_power(char *out, size_t len, double power_w)
+{
+	return fmt_si(out, len, power_w, "W");
+}
+
+static int json_opt_double(wm_buf *b, bool *first, const char *key, double v)
+{
+	TRY(json_key(b, first, key));
+	return wm_buf_json_double(b, v); /* NAN -> null */
+}
+
+static int json_money(const struct wm_carbon_opts *o, wm_buf *b, bool *first, const char *prefix, double energy_j)
+{
+	wm_buf k;
+	wm_buf_init(&k);
+	int rc = wm_buf_printf(&k, "%skwh", prefix);
+	if (!rc)
+		rc = json_opt_double(b, first, k.data, wm_carbon_kwh(o, energy_j));
+	wm_buf_reset(&k);
+	if (!rc)
+		rc = wm_buf_printf(&k, "%sco2e_g", prefix);
+	if (!rc)
+		rc = json_opt_double(b, first, k.data, wm_carbon_co2e_g(o, energy_j));
+	wm_buf_reset(&k);
+	if (!rc)
+		rc = wm_buf_printf(&k, "%scost", prefix);
+	if (!rc)
+		rc = json_opt_double(b, first, k.data, wm_carbon_cost(o, energy_j));
+	wm_buf_free(&k);
+	return rc;
+}
+
+const char wm_carbon_hint[] =
+	"no grid intensity given, so no CO2e figure: add --grid-intensity G (gCO2e/kWh, or a country code from `wattmeter report --list-grids`)";
+
+int wm_recording_carbon_json(const wm_recording *r, const struct wm_carbon_opts *o, wm_buf *b)
+{
+	bool first = true;
+	double total = wm_recording_total_j(r, NULL);
+	TRY(wm_buf_append(b, "{", 1));
+	TRY(json_opt_double(b, &first, "energy_j", total));
+	TRY(json_key(b, &first, "basis"));
+	TRY(wm_buf_append(b, "[", 1));
+	bool f2 = true;
+	for (size_t k = 0; k < r->n_devs; k++) {
+		if (!in_total(r, k))
+			continue;
+		if (!f2)
+			TRY(wm_buf_append(b, ",", 1));
+		f2 = false;
+		TRY(wm_buf_json_str(b, r->devs[k].name));
+	}
+	TRY(wm_buf_append(b, "]", 1));
+	TRY(json_opt_double(b, &first, "pue", o->pue));
+	TRY(json_opt_double(b, &first, "grid_intensity_g_per_kwh", o->has_intensity ? o->intensity_g_per_kwh : NAN));
+	TRY(json_key(b, &first, "grid_intensity_source"));
+	TRY(o->has_intensity ? wm_buf_json_str(b, o->provenance) : wm_buf_puts(b, "null"));
+	TRY(json_opt_double(b, &first, "price_per_kwh", o->has_price ? o->price_per_kwh : NAN));
+	TRY(json_key(b, &first, "currency"));
+	TRY(o->has_price ? wm_buf_json_str(b, o->currency) : wm_buf_puts(b, "null"));
+	TRY(json_money(o, b, &first, "", total));
+	double attr = wm_recording_attributed_j(r);
+	TRY(json_opt_double(b, &first, "attributed_energy_j", attr));
+	TRY(json_money(o, b, &first, "attributed_", attr));
+	TRY(json_key(b, &first, "devices"));
+	TRY(wm_buf_append(b, "{", 1));
+	bool f3 = true;
+	for (size_t k = 0; k < r->n_devs; k++) {
+		TRY(json_key(b, &f3, r->devs[k].name));
+		bool f4 = true;
+		TRY(wm_buf_append(b, "{", 1));
+		TRY(json_money(o, b, &f4, "", r->devs[k].energy_j));
+		TRY(wm_buf_append(b, "}", 1));
+	}
+	TRY(wm_buf_append(b, "}", 1));
+	if (!o->has_intensity) {
+		TRY(json_key(b, &first, "note"));
+		TRY(wm_buf_json_str(b, wm_carbon_hint));
+	}
+	return wm_buf_append(b, "}", 1);
+}
+
+int wm_recording_summary_json_carbon(const wm_recording *r, const struct wm_carbon_opts *o, wm_buf *b)
+{
+	size_t start = b->len;
+	TRY(wm_recording_summary_json(r, b));
+	/* reopen the object: drop its closing brace, add "carbon" */
+	if (b->len == start || b->data[b->len - 1] != '}')
+		return -EINVAL;
+	b->len--;
+	b->data[b->len] = '\0';
+	TRY(wm_buf_puts(b, ",\"carbon\":"));
+	TRY(wm_recording_carbon_json(r, o, b));
+	return wm_buf_append(b, "}", 1);
+}
+
+/* "12.3 g CO2e" / cost, with the attributed share in brackets */
+static int text_money(wm_buf *b, const struct wm_carbon_opts *o, double total, double attr, bool is_cost)
+{
+	char v[64], a[64];
+	if (is_cost) {
+		TRY(wm_carbon_fmt_cost(v, sizeof v, wm_carbon_cost(o, total), o->currency));
+		TRY(wm_carbon_fmt_cost(a, sizeof a, wm_carbon_cost(o, attr), o->currency));
+	} else {
+		TRY(wm_carbon_fmt_co2e(v, sizeof v, wm_carbon_co2e_g(o, total)));
+		TRY(wm_carbon_fmt_co2e(a, sizeof a, wm_carbon_co2e_g(o, attr)));
+	}
+	TRY(wm_buf_puts(b, v));
+	if (attr > 0)
+		TRY(wm_buf_printf(b, " (%s attributed)", a));
+	return 0;
+}
+
+int wm_recording_carbon_text(const wm_recording *r, const struct wm_carbon_opts *o, wm_buf *b)
+{
+	if (r->n_devs == 0)
+		return 0;
+	wm_buf basis;
+	wm_buf_init(&basis);
+	double total = wm_recording_total_j(r, &basis);
+	double attr = wm_recording_attributed_j(r);
+	char e[96], kwh[64];
+	int rc = fmt_energy(e, sizeof e, total);
+	if (!rc)
+		rc = wm_carbon_fmt_kwh(kwh, sizeof kwh, wm_carbon_kwh(o, total));
+	if (!rc)
+		rc = wm_buf_printf(b, "  machine energy: %s = %s", e, kwh);
+	if (!rc)
+		rc = wm_buf_puts(b, " (");
+	if (!rc)
+		rc = put_safe(b, basis.data ? basis.data : "");
+	if (!rc && o->pue_given)
+		rc = wm_buf_printf(b, ", PUE %.2f applied to kWh, CO2e and cost", o->pue);
+	if (!rc)
+		rc = wm_buf_puts(b, ")\n");
+	wm_buf_free(&basis);
+	if (rc)
+		return rc;
+	if (o->has_intensity) {
+		TRY(wm_buf_puts(b, "  CO2e: "));
+		TRY(text_money(b, o, total, attr, false));
+		TRY(wm_buf_printf(b, " at %g gCO2e/kWh (", o->intensity_g_per_kwh));
+		TRY(put_safe(b, o->provenance));
+		TRY(wm_buf_puts(b, ")\n"));
+	} else {
+		TRY(wm_buf_printf(b, "  CO2e: %s\n", wm_carbon_hint));
+	}
+	if (o->has_price) {
+		TRY(wm_buf_puts(b, "  cost: "));
+		TRY(text_money(b, o, total, attr, true));
+		TRY(wm_buf_printf(b, " at %g %s/kWh (user-given)\n", o->price_per_kwh, o->currency));
+	}
+	return 0;
+}
+
+/* ---- several runs side by side ------------------------------------------------ */
+
+/* The devices of all runs, first appearance first; names borrowed. */
+static int union_devices(const wm_recording *const *recs, size_t n, const char ***out, size_t *n_out)
+{
+	size_t cap = 0;
+	for (size_t i = 0; i < n; i++)
+		cap += recs[i]->n_devs;
+	*n_out = 0;
+	*out = calloc(cap ? cap : 1, sizeof **out);
+	if (!*out)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < recs[i]->n_devs; k++) {
+			const char *name = recs[i]->devs[k].name;
+			bool seen = false;
+			for (size_t j = 0; j < *n_out && !seen; j++)
+				seen = strcmp((*out)[j], name) == 0;
+			if (!seen)
+				(*out)[(*n_out)++] = name;
+		}
+	return 0;
+}
+
+int wm_recording_union_devices(const wm_recording *const *recs, size_t n, const char ***out, size_t *n_out)
+{
+	return union_devices(recs, n, out, n_out);
+}
+
+/* The device's index in r, or -1 */
+static long dev_index(const struct wm_recording *r, const char *name)
+{
+	for (size_t k = 0; k < r->n_devs; k++)
+		if (strcmp(r->devs[k].name, name) == 0)
+			return (long)k;
+	return -1;
+}
+
+int wm_recording_compare_json(const wm_recording *const *recs, size_t n, const struct wm_carbon_opts *o, wm_buf *b)
+{
+	const char **devs = NULL;
+	size_t nd = 0;
+	TRY(union_devices(recs, n, &devs, &nd));
+	int rc = wm_buf_puts(b, "{\"devices\":[");
+	for (size_t j = 0; !rc && j < nd; j++) {
+		if (j)
+			rc = wm_buf_append(b, ",", 1);
+		if (!rc)
+			rc = wm_buf_json_str(b, devs[j]);
+	}
+	free(devs);
+	if (!rc)
+		rc = wm_buf_puts(b, "],\"runs\":[");
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (i)
+			rc = wm_buf_append(b, ",", 1);
+		if (!rc)
+			rc = wm_buf_puts(b, "{\"dir\":");
+		if (!rc)
+			rc = wm_buf_json_str(b, recs[i]->dir);
+		if (!rc)
+			rc = wm_buf_puts(b, ",\"summary\":");
+		if (!rc)
+			rc = wm_recording_summary_json_carbon(recs[i], o, b);
+		if (!rc)
+			rc = wm_buf_append(b, "}", 1);
+	}
+	if (!rc)
+		rc = wm_buf_puts(b, "]}");
+	return rc;
+}
+
+/* One table of runs [i0, i1) (at most 7: the table has 8 columns). */
+static int compare_chunk(const wm_recording *const *recs, size_t i0, size_t i1, const char **devs, size_t nd,
+			 const struct wm_carbon_opts *o, wm_buf *b)
+{
+	enum { CELL = 160 };
+	size_t n = i1 - i0;
+	struct table t = {.ncols = n + 1};
+	char cells[8][CELL];
+	const char *row_ptrs[8];
+	int rc = 0;
+	for (size_t i = 0; i <= n; i++)
+		row_ptrs[i] = cells[i];
+	cells[0][0] = '\0';
+	for (size_t i = 1; !rc && i <= n; i++) {
+		int m = snprintf(cells[i], CELL, "run %zu", i0 + i);
+		rc = (m < 0 || m >= CELL) ? -EINVAL : 0;
+	}
+	if (!rc)
+		rc = table_row(&t, row_ptrs);
+	for (size_t row = 0; !rc && row < nd + 6; row++) {
+		if ((row == nd + 4 && !o->has_intensity) || (row == nd + 5 && !o->has_price))
+			continue;
+		for (size_t i = 0; !rc && i < n; i++) {
+			const struct wm_recording *r = recs[i0 + i];
+			char *c = cells[i + 1];
+			double total = wm_recording_total_j(r, NULL);
+			if (row == 0) {
+				rc = fmt_duration(c, CELL, r->duration_s);
+			} else if (row <= nd) {
+				long k = dev_index(r, devs[row - 1]);
+				if (k < 0) {
+					(void)snprintf(c, CELL, "-");
+				} else {
+					rc = fmt_energy(c, CELL, r->devs[k].energy_j);
+					if (!rc && is_modeled(&r->devs[k])) {
+						size_t used = strlen(c);
+						(void)snprintf(c + used, CELL - used, " (modeled)");
+					}
+				}
+			} else if (row == nd + 1) {
+				rc = fmt_energy(c, CELL, total);
+			} else if (row == nd + 2) {
+				rc = fmt_energy(c, CELL, wm_recording_attributed_j(r));
+			} else if (row == nd + 3) {
+				rc = wm_carbon_fmt_kwh(c, CELL, wm_carbon_kwh(o, total));
+			} else if (row == nd + 4) {
+				rc = wm_carbon_fmt_co2e(c, CELL, wm_carbon_co2e_g(o, total));
+			} else {
+				rc = wm_carbon_fmt_cost(c, CELL, wm_carbon_cost(o, total), o->currency);
+			}
+		}
+		if (rc)
+			break;
+		int m;
+		if (row == 0)
+			m = snprintf(cells[0], CELL, "duration");
+		else if (row <= nd)
+			m = snprintf(cells[0], CELL, "%s", devs[row - 1]);
+		else
+			m = snprintf(cells[0], CELL, "%s",
+				     row == nd + 1 ? "machine total" : row == nd + 2 ? "attributed" : row == nd + 3 ? "kWh" : row == nd + 4 ? "CO2e" : "cost");
+		if (m < 0 || m >= CELL)
+			(void)snprintf(cells[0], CELL, "?");
+		rc = table_row(&t, row_ptrs);
+	}
+	if (!rc)
+		rc = table_render(&t, "  ", b);
+	table_free(&t);
+	return rc;
+}
+
+int wm_recording_compare_text(const wm_recording *const *recs, size_t n, const struct wm_carbon_opts *o, wm_buf *b)
+{
+	const char **devs = NULL;
+	size_t nd = 0;
+	TRY(union_devices(recs, n, &devs, &nd));
+	int rc = wm_buf_printf(b, "wattmeter: %zu recordings compared\n", n);
+	for (size_t i0 = 0; !rc && i0 < n; i0 += 7) {
+		if (i0)
+			rc = wm_buf_puts(b, "\n");
+		if (!rc)
+			rc = compare_chunk(recs, i0, i0 + 7 < n ? i0 + 7 : n, devs, nd, o, b);
+	}
+	free(devs);
+	for (size_t i = 0; !rc && i < n; i++) {
+		rc = wm_buf_printf(b, "  run %zu: ", i + 1);
+		if (!rc)
+			rc = put_safe(b, recs[i]->dir);
+		if (!rc && recs[i]->has_command && recs[i]->n_command) {
+			rc = wm_buf_puts(b, "  (");
+			if (!rc)
+				rc = put_command(b, recs[i]->command, recs[i]->n_command);
+			if (!rc)
+				rc = wm_buf_puts(b, ")");
+		}
+		if (!rc && !recs[i]->complete)
+			rc = wm_buf_puts(b, "  [incomplete: the run was killed]");
+		if (!rc)
+			rc = wm_buf_puts(b, "\n");
+	}
+	if (!rc && o->has_intensity) {
+		rc = wm_buf_printf(b, "  CO2e at %g gCO2e/kWh (", o->intensity_g_per_kwh);
+		if (!rc)
+			rc = put_safe(b, o->provenance);
+		if (!rc)
+			rc = wm_buf_puts(b, ")\n");
+	} else if (!rc) {
+		rc = wm_buf_printf(b, "  CO2e: %s\n", wm_carbon_hint);
+	}
+	if (!rc && o->has_price)
+		rc = wm_buf_printf(b, "  cost at %g %s/kWh (user-given)\n", o->price_per_kwh, o->currency);
+	if (!rc && o->pue_given)
+		rc = wm_buf_printf(b, "  kWh, CO2e and cost include a PUE of %.2f\n", o->pue);
+	if (!rc)
+		rc = wm_buf_puts(b, "  machine total: devices that do not overlap (psys holds cpu and dram where present)\n");
+	return rc;
 }

@@ -24,6 +24,27 @@ const wm_source_ops *const wm_source_registry[] = {
 };
 const size_t wm_source_registry_len = WM_ARRAY_LEN(wm_source_registry);
 
+/* Sources registered at run time (tests define a fake one; an embedding
+ * program could add its own), probed after the built-in ones. */
+#define WM_MAX_EXTRA_SOURCES 8
+static const wm_source_ops *extra_sources[WM_MAX_EXTRA_SOURCES];
+static size_t n_extra_sources;
+
+int wm_source_register(const wm_source_ops *ops)
+{
+	if (!ops || !ops->name || !ops->probe || !ops->read)
+		return -EINVAL;
+	if (n_extra_sources == WM_MAX_EXTRA_SOURCES)
+		return -ENOSPC;
+	extra_sources[n_extra_sources++] = ops;
+	return 0;
+}
+
+static const wm_source_ops *registry_at(size_t i)
+{
+	return i < wm_source_registry_len ? wm_source_registry[i] : extra_sources[i - wm_source_registry_len];
+}
+
 static int provides_measured(const wm_source *s, const char *dev)
 {
 	for (size_t d = 0; d < s->n_devices; d++)
@@ -35,12 +56,13 @@ static int provides_measured(const wm_source *s, const char *dev)
 int wm_sources_probe(wm_sources *all, const wm_source_ctx *ctx, char *err, size_t errlen)
 {
 	memset(all, 0, sizeof *all);
-	all->v = calloc(wm_source_registry_len, sizeof *all->v);
+	size_t n = wm_source_registry_len + n_extra_sources;
+	all->v = calloc(n, sizeof *all->v);
 	if (!all->v)
 		return wm_err(err, errlen, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < wm_source_registry_len; i++) {
+	for (size_t i = 0; i < n; i++) {
 		wm_source *s = &all->v[i];
-		s->ops = wm_source_registry[i];
+		s->ops = registry_at(i);
 		all->n = i + 1;
 		int rc = s->ops->probe(s, ctx, err, errlen);
 		if (rc < 0) {

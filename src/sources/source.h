@@ -185,7 +185,9 @@ struct wm_source {
 	void *priv;
 };
 
-/* Helpers for probes: append a zeroed entry, return it (NULL on ENOMEM). */
+/* Helpers for probes: append a zeroed entry, return it (NULL on ENOMEM).
+ * The lists grow with realloc: a pointer returned by one call is valid only
+ * until the next add to the same list (keep indices, as rapl_powercap.c does). */
 wm_device_decl *wm_source_add_device(wm_source *s, const char *name, const char *kind);
 wm_channel *wm_source_add_channel(wm_source *s, const char *label, int device);
 /* Frees devices and channels (after ops->close). */
@@ -206,6 +208,11 @@ typedef struct wm_sources {
 /* The registry's table (registry.c): one line per source. */
 extern const wm_source_ops *const wm_source_registry[];
 extern const size_t wm_source_registry_len;
+
+/* Registers one more source at run time, probed after the built-in ones
+ * (the C tests' fake source goes through here). Not thread-safe: call
+ * before starting meters. 0, -EINVAL or -ENOSPC. */
+int wm_source_register(const wm_source_ops *ops);
 
 /* Probes every registered source against ctx and decides which are active
  * (fallbacks, cfg->force_model, cfg->no_gpu). 0 or -errno with a message. */

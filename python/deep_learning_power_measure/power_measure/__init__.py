@@ -1,0 +1,2 @@
+"""experiment (Experiment, ExpResults), parsers (JsonParser) and
+prometheus_client (PrometheusClient), as in AIPowerMeter."""

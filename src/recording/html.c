@@ -1,0 +1,1064 @@
+/* html.c — the self-contained HTML report (html.h).
+ *
+ * One file, readable offline: CSS inline, plots as inline SVG drawn here, no
+ * JavaScript, and a Content-Security-Policy that forbids scripts and every
+ * fetch, so even a string that slipped through escaping could not run or
+ * call out. Strings from the recording are escaped with wm_html_escape.
+ *
+ * Power plots are computed from the cumulative energy columns, not from the
+ * per-sample power: each pair of successive samples that both carry a value
+ * gives a segment (t0, t1] of constant power dE/dt, so the plot integrates to
+ * the reported total whatever the sampling. The same is done for the
+ * attributed energy, which only process-tier samples carry. Segments are
+ * folded into at most WM_HTML_MAX_POINTS time buckets: per bucket the mean
+ * (energy / time covered), the lowest and the highest segment power, so a
+ * week-long recording gives a plot of the same size as a minute-long one.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recording/html.h"
+#include "recording/record_priv.h"
+
+#define TRY(expr)                   \
+	do {                        \
+		int rc_ = (expr);   \
+		if (rc_ < 0)        \
+			return rc_; \
+	} while (0)
+
+/* Tableau 10: distinguishable, and legible for the common colour blindness */
+static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+				      "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
+
+static const char *colour(size_t i)
+{
+	return palette[i % WM_ARRAY_LEN(palette)];
+}
+
+/* ---- escaping ---------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned c = p[0];
+	if (c < 0x80)
+		return 1;
+	size_t n;
+	unsigned cp;
+	if (c >= 0xC2 && c <= 0xDF) {
+		n = 2;
+		cp = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3;
+		cp = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+int wm_html_escape_cut(wm_buf *b, const char *s, size_t max_chars)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t chars = 0;
+	while (*p) {
+		if (chars == max_chars)
+			return wm_buf_puts(b, "\xE2\x80\xA6"); /* … */
+		chars++;
+		unsigned c = *p;
+		const char *rep = NULL;
+		switch (c) {
+		case '&': rep = "&amp;"; break;
+		case '<': rep = "&lt;"; break;
+		case '>': rep = "&gt;"; break;
+		case '"': rep = "&quot;"; break;
+		case '\'': rep = "&#39;"; break;
+		case '\t':
+		case '\n': break;
+		default:
+			if (c < 0x20 || c == 0x7F)
+				rep = "&#xFFFD;";
+		}
+		if (rep) {
+			TRY(wm_buf_puts(b, rep));
+			p++;
+			continue;
+		}
+		size_t n = utf8_len(p);
+		if (n == 0) {
+			TRY(wm_buf_puts(b, "&#xFFFD;"));
+			p++;
+			continue;
+		}
+		TRY(wm_buf_append(b, (const char *)p, n));
+		p += n;
+	}
+	return 0;
+}
+
+int wm_html_escape(wm_buf *b, const char *s)
+{
+	return wm_html_escape_cut(b, s, SIZE_MAX);
+}
+
+/* ---- numbers -------------------------------------------------------------------- */
+
+/* 1, 2 or 5 times a power of ten, so that about `ticks` steps cover max */
+static double nice_step(double max, int ticks)
+{
+	if (!(max > 0) || !isfinite(max))
+		return 1;
+	double raw = max / ticks;
+	double p = pow(10, floor(log10(raw)));
+	double m = raw / p;
+	/* a little slack, so 20.0000001 W still gets a 5 W step, not 10 */
+	const double e = 1 + 1e-6;
+	return (m <= e ? 1 : m <= 2 * e ? 2 : m <= 5 * e ? 5 : 10) * p;
+}
+
+/* An axis label: "0", "250", "1.5k", "2M" followed by unit */
+static int axis_label(wm_buf *b, double v, const char *unit)
+{
+	static const char *const prefix[] = {"", "k", "M", "G", "T"};
+	size_t i = 0;
+	double a = fabs(v);
+	while (a >= 1000 && i + 1 < WM_ARRAY_LEN(prefix)) {
+		a /= 1000;
+		v /= 1000;
+		i++;
+	}
+	return wm_buf_printf(b, "%g %s%s", round(v * 1000) / 1000, prefix[i], unit);
+}
+
+/* ---- the document --------------------------------------------------------------- */
+
+static const char css[] =
+	"body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#222;"
+	"max-width:1000px;margin:24px auto;padding:0 16px;background:#fff}"
+	"h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}"
+	"h3{font-size:15px;margin:16px 0 4px}"
+	"table{border-collapse:collapse;margin:6px 0 10px}"
+	"td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}"
+	"th{background:#f5f5f5}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+	"code{font:13px ui-monospace,Menlo,Consolas,monospace;background:#f5f5f5;padding:1px 4px;word-break:break-all}"
+	".measured{color:#1b6e20;font-weight:600}.modeled{color:#b35c00;font-weight:600}"
+	".note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px;margin:8px 0}"
+	".muted{color:#666}svg{display:block;margin:4px 0 12px}"
+	"svg text{font:11px system-ui,sans-serif;fill:#333}"
+	"footer{margin-top:32px;color:#888;font-size:12px}";
+
+static int doc_head(wm_buf *b, const char *title_raw)
+{
+	TRY(wm_buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+			   "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
+			   "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+			   "<meta name=\"generator\" content=\"wattmeter report --html\">\n<title>wattmeter: "));
+	TRY(wm_html_escape_cut(b, title_raw, 120));
+	TRY(wm_buf_printf(b, "</title>\n<style>%s</style>\n</head>\n<body>\n", css));
+	return 0;
+}
+
+/* argv joined by spaces, escaped (for display, not for a shell) */
+static int put_command(wm_buf *b, const struct wm_recording *r, size_t max_chars)
+{
+	wm_buf c;
+	wm_buf_init(&c);
+	int rc = 0;
+	for (size_t i = 0; !rc && i < r->n_command; i++) {
+		if (i)
+			rc = wm_buf_append(&c, " ", 1);
+		if (!rc)
+			rc = wm_buf_puts(&c, r->command[i]);
+	}
+	if (!rc)
+		rc = wm_html_escape_cut(b, c.data ? c.data : "", max_chars);
+	wm_buf_free(&c);
+	return rc;
+}
+
+static bool is_modeled(const struct wm_rec_dev *d)
+{
+	return strcmp(d->method, "modeled") == 0;
+}
+
+/* ---- charts ------------------------------------------------------------------------ */
+
+struct seg {
+	double t0, t1, p_w;
+};
+
+/* Constant-power segments from the cumulative column col (NAN cells skipped). */
+static int segments(const struct wm_recording *r, size_t col, struct seg **out, size_t *n_out)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (r->n_rows < 2)
+		return 0;
+	struct seg *s = calloc(r->n_rows, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	size_t n = 0;
+	double pt = NAN, pe = NAN;
+	for (size_t i = 0; i < r->n_rows; i++) {
+		double t = wm_rec_cell(r, i, WM_COL_T), e = wm_rec_cell(r, i, col);
+		if (isnan(e))
+			continue;
+		if (!isnan(pe) && t > pt) {
+			double p = (e - pe) / (t - pt);
+			s[n++] = (struct seg){pt, t, p > 0 ? p : 0};
+		}
+		pt = t;
+		pe = e;
+	}
+	*out = s;
+	*n_out = n;
+	return 0;
+}
+
+struct bucket {
+	double e_j, cov_s, min_w, max_w;
+};
+
+static void fold(const struct seg *s, size_t n, double t0, double w, size_t nb, struct bucket *bk)
+{
+	for (size_t i = 0; i < nb; i++)
+		bk[i] = (struct bucket){0, 0, INFINITY, -INFINITY};
+	for (size_t j = 0; j < n; j++) {
+		double a = floor((s[j].t0 - t0) / w);
+		size_t i = a < 0 ? 0 : a >= (double)nb ? nb - 1 : (size_t)a;
+		for (; i < nb; i++) {
+			double lo = t0 + (double)i * w, hi = lo + w;
+			if (i == nb - 1)
+				hi = INFINITY; /* the last bucket takes the rounding */
+			if (lo >= s[j].t1)
+				break;
+			double ov = fmin(hi, s[j].t1) - fmax(lo, s[j].t0);
+			if (ov <= 0)
+				continue;
+			bk[i].e_j += s[j].p_w * ov;
+			bk[i].cov_s += ov;
+			bk[i].min_w = fmin(bk[i].min_w, s[j].p_w);
+			bk[i].max_w = fmax(bk[i].max_w, s[j].p_w);
+		}
+	}
+}
+
+enum { CW = 760, CH = 210, ML = 64, MR = 16, MT = 26, MB = 38 };
+#define PW (CW - ML - MR)
+#define PH (CH - MT - MB)
+
+/* time axis: the unit that keeps labels short */
+static void time_unit(double span_s, double *div, const char **unit)
+{
+	if (span_s <= 180) {
+		*div = 1;
+		*unit = "s";
+	} else if (span_s <= 3 * 3600) {
+		*div = 60;
+		*unit = "min";
+	} else if (span_s <= 3 * 86400) {
+		*div = 3600;
+		*unit = "h";
+	} else {
+		*div = 86400;
+		*unit = "d";
+	}
+}
+
+static int axes(wm_buf *b, double t0, double t1, double ymax, const char *yunit)
+{
+	double ystep = nice_step(ymax, 4);
+	for (double v = 0; v <= ymax * 1.0001; v += ystep) {
+		double y = MT + PH - v / ymax * PH;
+		TRY(wm_buf_printf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>", ML, y,
+				  ML + PW, y));
+		TRY(wm_buf_printf(b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">", ML - 6, y + 4));
+		TRY(axis_label(b, v, yunit));
+		TRY(wm_buf_puts(b, "</text>"));
+	}
+	double div;
+	const char *unit;
+	double span = t1 - t0;
+	time_unit(span, &div, &unit);
+	double xstep = nice_step(span / div, 6) * div;
+	for (double v = 0; v <= span * 1.0001; v += xstep) {
+		double x = ML + v / span * PW;
+		TRY(wm_buf_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#999\"/>", x, MT + PH, x,
+				  MT + PH + 4));
+		TRY(wm_buf_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>", x, MT + PH + 16,
+				  round(v / div * 1000) / 1000));
+	}
+	TRY(wm_buf_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">time since start (%s)</text>",
+			  ML + PW / 2, CH - 4, unit));
+	return wm_buf_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#999\"/>", ML, MT + PH, ML + PW,
+			     MT + PH);
+}
+
+static int legend_item(wm_buf *b, int *x, const char *fill, double opacity, const char *text)
+{
+	TRY(wm_buf_printf(b, "<rect x=\"%d\" y=\"8\" width=\"12\" height=\"10\" fill=\"%s\" fill-opacity=\"%.2f\"/>", *x,
+			  fill, opacity));
+	TRY(wm_buf_printf(b, "<text x=\"%d\" y=\"17\">%s</text>", *x + 16, text));
+	*x += 34 + (int)strlen(text) * 6;
+	return 0;
+}
+
+/* The power plot of device k: min-max band, mean line, attributed area. */
+static int power_chart(wm_buf *b, const struct wm_recording *r, size_t k)
+{
+	const struct wm_rec_dev *d = &r->devs[k];
+	struct seg *ps = NULL, *as = NULL;
+	size_t np = 0, na = 0;
+	struct bucket *pb = NULL, *ab = NULL;
+	int rc = segments(r, wm_rec_dcol(k, WM_DCOL_ENERGY), &ps, &np);
+	if (!rc && d->has_attr)
+		rc = segments(r, wm_rec_dcol(k, WM_DCOL_ATTR), &as, &na);
+	if (rc)
+		goto out;
+	if (np == 0) {
+		rc = wm_buf_puts(b, "<p class=\"muted\">Too few samples to draw power over time.</p>\n");
+		goto out;
+	}
+	double t0 = ps[0].t0, t1 = ps[np - 1].t1;
+	size_t nb = WM_HTML_MAX_POINTS < PW ? WM_HTML_MAX_POINTS : PW;
+	double w = (t1 - t0) / (double)nb;
+	pb = calloc(nb, sizeof *pb);
+	ab = calloc(nb, sizeof *ab);
+	if (!pb || !ab) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	fold(ps, np, t0, w, nb, pb);
+	fold(as, na, t0, w, nb, ab);
+	double ymax = 0;
+	bool band = false;
+	for (size_t i = 0; i < nb; i++)
+		if (pb[i].cov_s > 0) {
+			ymax = fmax(ymax, pb[i].max_w);
+			band = band || pb[i].max_w - pb[i].min_w > 1e-3 * pb[i].max_w; /* visible: over 0.1% */
+		}
+	double step = nice_step(ymax, 4);
+	ymax = ymax > 0 ? ceil(ymax * 1.05 / step) * step : 1;
+	const char *col = colour(k);
+	/* (x of bucket centre, y) */
+#define BX(i) (ML + ((double)(i) + 0.5) / (double)nb * PW)
+#define BY(v) (MT + PH - (v) / ymax * PH)
+	rc = wm_buf_printf(b, "<svg width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"power over time\">",
+			   CW, CH, CW, CH);
+	if (!rc)
+		rc = axes(b, t0, t1, ymax, "W");
+	if (!rc && na > 0) {
+		bool started = false;
+		double lastx = 0;
+		for (size_t i = 0; !rc && i < nb; i++) {
+			if (ab[i].cov_s <= 0)
+				continue;
+			if (!started)
+				rc = wm_buf_printf(b, "<polygon fill=\"%s\" fill-opacity=\"0.45\" points=\"%.1f,%.1f", col,
+						   BX(i), BY(0.0));
+			started = true;
+			if (!rc)
+				rc = wm_buf_printf(b, " %.1f,%.1f", BX(i), BY(ab[i].e_j / ab[i].cov_s));
+			lastx = BX(i);
+		}
+		if (!rc && started)
+			rc = wm_buf_printf(b, " %.1f,%.1f\"/>", lastx, BY(0.0));
+	}
+	if (!rc && band) {
+		rc = wm_buf_printf(b, "<polygon fill=\"%s\" fill-opacity=\"0.18\" points=\"", col);
+		for (size_t i = 0; !rc && i < nb; i++)
+			if (pb[i].cov_s > 0)
+				rc = wm_buf_printf(b, "%.1f,%.1f ", BX(i), BY(pb[i].max_w));
+		for (size_t i = nb; !rc && i-- > 0;)
+			if (pb[i].cov_s > 0)
+				rc = wm_buf_printf(b, "%.1f,%.1f ", BX(i), BY(pb[i].min_w));
+		if (!rc)
+			rc = wm_buf_puts(b, "\"/>");
+	}
+	if (!rc)
+		rc = wm_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", col);
+	for (size_t i = 0; !rc && i < nb; i++)
+		if (pb[i].cov_s > 0)
+			rc = wm_buf_printf(b, "%.1f,%.1f ", BX(i), BY(pb[i].e_j / pb[i].cov_s));
+	if (!rc)
+		rc = wm_buf_puts(b, "\"/>");
+#undef BX
+#undef BY
+	int lx = ML;
+	if (!rc)
+		rc = legend_item(b, &lx, col, 1.0, "mean power");
+	if (!rc && band)
+		rc = legend_item(b, &lx, col, 0.18, "min-max within a plotted point");
+	if (!rc && na > 0)
+		rc = legend_item(b, &lx, col, 0.45, "attributed to the measured processes");
+	if (!rc)
+		rc = wm_buf_puts(b, "</svg>\n");
+out:
+	free(ps);
+	free(as);
+	free(pb);
+	free(ab);
+	return rc;
+}
+
+/* Horizontal bars, one row per label: stacked (one bar of n_series parts)
+ * or grouped (n_series thin bars). v is n_rows x n_series, in joules. */
+struct hbars {
+	size_t n_rows, n_series;
+	const char *const *labels;     /* raw; escaped and cut here */
+	const char *const *series;     /* raw names for the legend */
+	const char *const *colours;
+	const double *v;
+	bool stacked;
+};
+
+static int hbar_chart(wm_buf *b, const struct hbars *h)
+{
+	enum { LW = 300, BW = 360, ROW = 24, SUB = 13 };
+	size_t row_h = h->stacked ? ROW : h->n_series * SUB + 10;
+	/* the legend wraps: one line per ~700 px of names */
+	int legend_lines = 1, lx0 = LW;
+	for (size_t j = 0; j < h->n_series; j++) {
+		size_t len = strlen(h->series[j]);
+		int wj = 28 + (int)(len > 40 ? 40 : len) * 7;
+		if (lx0 + wj > CW && lx0 > 0) {
+			legend_lines++;
+			lx0 = 0;
+		}
+		lx0 += wj;
+	}
+	int top = 12 + legend_lines * 16;
+	int height = top + (int)(h->n_rows * row_h) + 26;
+	double vmax = 0;
+	for (size_t i = 0; i < h->n_rows; i++) {
+		double s = 0;
+		for (size_t j = 0; j < h->n_series; j++) {
+			double x = h->v[i * h->n_series + j];
+			x = isfinite(x) && x > 0 ? x : 0;
+			s = h->stacked ? s + x : fmax(s, x);
+		}
+		vmax = fmax(vmax, s);
+	}
+	double step = nice_step(vmax, 4);
+	double xmax = vmax > 0 ? ceil(vmax * 1.02 / step) * step : 1;
+	TRY(wm_buf_printf(b, "<svg width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"energy\">", CW,
+			  height, CW, height));
+	for (double x = 0; x <= xmax * 1.0001; x += step) {
+		double px = LW + x / xmax * BW;
+		TRY(wm_buf_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e5e5e5\"/>", px, top - 4, px,
+				  height - 22));
+		TRY(wm_buf_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", px, height - 8));
+		TRY(axis_label(b, x, "J"));
+		TRY(wm_buf_puts(b, "</text>"));
+	}
+	for (size_t i = 0; i < h->n_rows; i++) {
+		double y = top + (double)(i * row_h);
+		TRY(wm_buf_printf(b, "<g><title>"));
+		TRY(wm_html_escape_cut(b, h->labels[i], 400));
+		TRY(wm_buf_printf(b, "</title><text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">", LW - 8, y + row_h / 2.0 + 4));
+		TRY(wm_html_escape_cut(b, h->labels[i], 40));
+		TRY(wm_buf_puts(b, "</text>"));
+		double x = LW, total = 0;
+		for (size_t j = 0; j < h->n_series; j++) {
+			double val = h->v[i * h->n_series + j];
+			val = isfinite(val) && val > 0 ? val : 0;
+			double wpx = val / xmax * BW;
+			if (h->stacked) {
+				TRY(wm_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>", x,
+						  y + 3, wpx, ROW - 6, h->colours[j]));
+				x += wpx;
+				total += val;
+			} else {
+				double yy = y + 5 + (double)(j * SUB);
+				TRY(wm_buf_printf(b, "<rect x=\"%d\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>", LW,
+						  yy, wpx, SUB - 2, h->colours[j]));
+				TRY(wm_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", LW + wpx + 4, yy + SUB - 3));
+				char e[96];
+				TRY(wm_recording_fmt_energy(e, sizeof e, val));
+				TRY(wm_buf_puts(b, e));
+				TRY(wm_buf_puts(b, "</text>"));
+			}
+		}
+		if (h->stacked) {
+			char e[96];
+			TRY(wm_recording_fmt_energy(e, sizeof e, total));
+			TRY(wm_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">%s</text>", x + 4, y + row_h / 2.0 + 4, e));
+		}
+		TRY(wm_buf_puts(b, "</g>"));
+	}
+	int lx = LW, ly = 6;
+	for (size_t j = 0; j < h->n_series; j++) {
+		size_t len = strlen(h->series[j]);
+		int wj = 28 + (int)(len > 40 ? 40 : len) * 7;
+		if (lx + wj > CW && lx > 0) {
+			lx = 0;
+			ly += 16;
+		}
+		TRY(wm_buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">",
+				  lx, ly, h->colours[j], lx + 16, ly + 9));
+		TRY(wm_html_escape_cut(b, h->series[j], 40));
+		TRY(wm_buf_puts(b, "</text>"));
+		lx += wj;
+	}
+	return wm_buf_puts(b, "</svg>\n");
+}
+
+/* ---- one run ------------------------------------------------------------------------ */
+
+struct pref {
+	const struct wm_rec_proc *p;
+	double total_j;
+};
+
+static int by_energy(const void *a, const void *b)
+{
+	const struct pref *x = a, *y = b;
+	if (x->total_j != y->total_j)
+		return x->total_j < y->total_j ? 1 : -1;
+	return (x->p->pid > y->p->pid) - (x->p->pid < y->p->pid);
+}
+
+static const char *proc_name(const struct wm_rec_proc *p)
+{
+	if (p->cmdline && *p->cmdline)
+		return p->cmdline;
+	return p->comm ? p->comm : "";
+}
+
+/* For chart labels: the command line without the directory of its program
+ * ("/usr/bin/python3 train.py" -> "python3 train.py"); the table keeps it. */
+static const char *short_name(const char *cmd)
+{
+	const char *end = strchr(cmd, ' ');
+	const char *slash = NULL;
+	for (const char *p = cmd; *p && (!end || p < end); p++)
+		if (*p == '/')
+			slash = p;
+	return slash && slash[1] && slash[1] != ' ' ? slash + 1 : cmd;
+}
+
+static int td_energy(wm_buf *b, double j)
+{
+	char e[96];
+	TRY(wm_recording_fmt_energy(e, sizeof e, j));
+	return wm_buf_printf(b, "<td class=\"n\">%s</td>", e);
+}
+
+static int facts(wm_buf *b, const struct wm_recording *r)
+{
+	TRY(wm_buf_puts(b, "<table>\n<tr><th>command</th><td><code>"));
+	if (r->has_command && r->n_command)
+		TRY(put_command(b, r, 2000));
+	else
+		TRY(wm_buf_puts(b, "(none recorded)"));
+	TRY(wm_buf_puts(b, "</code></td></tr>\n<tr><th>recording</th><td><code>"));
+	TRY(wm_html_escape(b, r->dir));
+	TRY(wm_buf_puts(b, "</code></td></tr>\n<tr><th>started (UTC)</th><td>"));
+	TRY(wm_html_escape(b, r->start_utc ? r->start_utc : "unknown"));
+	char dur[64];
+	TRY(wm_recording_fmt_duration(dur, sizeof dur, r->duration_s));
+	TRY(wm_buf_printf(b, "</td></tr>\n<tr><th>duration</th><td>%s</td></tr>\n", dur));
+	if (r->has_exit)
+		TRY(wm_buf_printf(b, "<tr><th>exit status</th><td>%lld</td></tr>\n", (long long)r->exit_status));
+	TRY(wm_buf_printf(b, "<tr><th>samples</th><td>%zu</td></tr>\n<tr><th>state</th><td>%s%s</td></tr>\n", r->n_rows,
+			  r->complete ? "complete" : "incomplete: the run was killed; totals up to the last complete sample",
+			  r->truncated ? " (the last line was cut mid-write and ignored)" : ""));
+	if (!isnan(r->self_cpu_s))
+		TRY(wm_buf_printf(b, "<tr><th>measuring cost</th><td>%.2f s CPU%s", r->self_cpu_s,
+				  r->duration_s > 0 ? "" : "</td></tr>\n"));
+	if (!isnan(r->self_cpu_s) && r->duration_s > 0)
+		TRY(wm_buf_printf(b, " (%.2f%% of one core)</td></tr>\n", r->self_cpu_s / r->duration_s * 100));
+	return wm_buf_puts(b, "</table>\n");
+}
+
+static int method_cell(wm_buf *b, const struct wm_recording *r, const struct wm_rec_dev *d)
+{
+	if (is_modeled(d)) {
+		TRY(wm_buf_puts(b, "<td><span class=\"modeled\">modelled</span> (an estimate, no energy counter: "));
+		TRY(wm_html_escape(b, *d->source ? d->source : "model"));
+		if (r->model_name) {
+			TRY(wm_buf_puts(b, " "));
+			TRY(wm_html_escape(b, r->model_name));
+		}
+		return wm_buf_puts(b, ")</td>");
+	}
+	bool measured = strcmp(d->method, "measured") == 0;
+	TRY(wm_buf_printf(b, "<td><span class=\"%s\">", measured ? "measured" : "muted"));
+	TRY(wm_html_escape(b, d->method));
+	TRY(wm_buf_puts(b, "</span>"));
+	if (*d->source) {
+		TRY(wm_buf_puts(b, " ("));
+		TRY(wm_html_escape(b, d->source));
+		TRY(wm_buf_puts(b, ")"));
+	}
+	return wm_buf_puts(b, "</td>");
+}
+
+static int devices_table(wm_buf *b, const struct wm_recording *r, const struct wm_carbon_opts *o)
+{
+	if (r->n_devs == 0)
+		return wm_buf_puts(b, "<p class=\"note\">No energy source was recorded (see <code>wattmeter sensors</code>).</p>\n");
+	TRY(wm_buf_puts(b, "<table>\n<tr><th>device</th><th>energy</th><th>kWh</th><th>avg power</th><th>peak power</th>"
+			   "<th>attributed</th><th>method (source)</th></tr>\n"));
+	for (size_t k = 0; k < r->n_devs; k++) {
+		const struct wm_rec_dev *d = &r->devs[k];
+		char s[96];
+		TRY(wm_buf_puts(b, "<tr><td>"));
+		TRY(wm_html_escape(b, d->name));
+		TRY(wm_buf_puts(b, "</td>"));
+		TRY(td_energy(b, d->energy_j));
+		TRY(wm_carbon_fmt_kwh(s, sizeof s, wm_carbon_kwh(o, d->energy_j)));
+		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td>", s));
+		TRY(wm_recording_fmt_power(s, sizeof s, r->duration_s > 0 ? d->energy_j / r->duration_s : NAN));
+		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td>", s));
+		TRY(wm_recording_fmt_power(s, sizeof s, d->peak_w));
+		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td>", s));
+		if (d->has_attr) {
+			TRY(wm_recording_fmt_energy(s, sizeof s, d->attributed_j));
+			TRY(wm_buf_printf(b, "<td class=\"n\">%s", s));
+			if (d->energy_j > 0)
+				TRY(wm_buf_printf(b, " (%.0f%%)", d->attributed_j / d->energy_j * 100));
+			TRY(wm_buf_puts(b, "</td>"));
+		} else {
+			TRY(wm_buf_puts(b, "<td class=\"n\">-</td>"));
+		}
+		TRY(method_cell(b, r, d));
+		TRY(wm_buf_puts(b, "</tr>\n"));
+	}
+	return wm_buf_puts(b, "</table>\n");
+}
+
+static int carbon_section(wm_buf *b, const struct wm_recording *r, const struct wm_carbon_opts *o)
+{
+	wm_buf basis;
+	wm_buf_init(&basis);
+	double total = wm_recording_total_j(r, &basis);
+	double attr = wm_recording_attributed_j(r);
+	char s[96];
+	int rc = wm_buf_puts(b, "<h2>Energy, carbon and cost</h2>\n<table>\n<tr><th></th><th>machine (");
+	if (!rc)
+		rc = wm_html_escape(b, basis.data ? basis.data : "");
+	wm_buf_free(&basis);
+	TRY(rc);
+	TRY(wm_buf_puts(b, ")</th><th>attributed to the measured processes</th></tr>\n<tr><th>energy</th>"));
+	TRY(td_energy(b, total));
+	TRY(td_energy(b, attr));
+	TRY(wm_buf_printf(b, "</tr>\n<tr><th>kWh%s</th>", o->pue_given ? " (PUE applied)" : ""));
+	TRY(wm_carbon_fmt_kwh(s, sizeof s, wm_carbon_kwh(o, total)));
+	TRY(wm_buf_printf(b, "<td class=\"n\">%s</td>", s));
+	TRY(wm_carbon_fmt_kwh(s, sizeof s, wm_carbon_kwh(o, attr)));
+	TRY(wm_buf_printf(b, "<td class=\"n\">%s</td></tr>\n", s));
+	if (o->has_intensity) {
+		TRY(wm_buf_puts(b, "<tr><th>CO2e</th>"));
+		TRY(wm_carbon_fmt_co2e(s, sizeof s, wm_carbon_co2e_g(o, total)));
+		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td>", s));
+		TRY(wm_carbon_fmt_co2e(s, sizeof s, wm_carbon_co2e_g(o, attr)));
+		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td></tr>\n", s));
+	}
+	if (o->has_price) {
+		TRY(wm_buf_puts(b, "<tr><th>cost</th>"));
+		TRY(wm_carbon_fmt_cost(s, sizeof s, wm_carbon_cost(o, total), o->currency));
+		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td>", s));
+		TRY(wm_carbon_fmt_cost(s, sizeof s, wm_carbon_cost(o, attr), o->currency));
+		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td></tr>\n", s));
+	}
+	TRY(wm_buf_puts(b, "</table>\n<ul>\n"));
+	if (o->has_intensity) {
+		TRY(wm_buf_printf(b, "<li>grid intensity: %g gCO2e/kWh, ", o->intensity_g_per_kwh));
+		TRY(wm_html_escape(b, o->provenance));
+		TRY(wm_buf_puts(b, "</li>\n"));
+	} else {
+		TRY(wm_buf_puts(b, "<li class=\"note\">"));
+		TRY(wm_html_escape(b, wm_carbon_hint));
+		TRY(wm_buf_puts(b, "</li>\n"));
+	}
+	if (o->has_price)
+		TRY(wm_buf_printf(b, "<li>electricity price: %g %s/kWh, user-given</li>\n", o->price_per_kwh, o->currency));
+	else
+		TRY(wm_buf_puts(b, "<li class=\"muted\">no price given, so no cost: add --price P --currency CUR</li>\n"));
+	TRY(wm_buf_printf(b, "<li>PUE %.2f%s</li>\n", o->pue, o->pue_given ? " (user-given)" : " (none given: energy at the machine only)"));
+	return wm_buf_puts(b, "<li class=\"muted\">machine: the devices that do not overlap (psys already holds cpu and dram)</li>\n</ul>\n");
+}
+
+static int processes_section(wm_buf *b, const struct wm_recording *r, int top_n)
+{
+	if (r->n_procs == 0 || top_n <= 0)
+		return 0;
+	/* series: devices any process carried energy for, or attributed ones */
+	size_t *ser = calloc(r->n_devs ? r->n_devs : 1, sizeof *ser);
+	struct pref *v = calloc(r->n_procs, sizeof *v);
+	const char **labels = NULL, **names = NULL, **cols = NULL;
+	double *vals = NULL;
+	wm_buf lab;
+	wm_buf_init(&lab);
+	int rc = (!ser || !v) ? -ENOMEM : 0;
+	size_t ns = 0;
+	for (size_t k = 0; !rc && k < r->n_devs; k++) {
+		bool any = r->devs[k].has_attr;
+		for (size_t i = 0; !any && i < r->n_procs; i++)
+			any = r->procs[i].energy_seen[k];
+		if (any)
+			ser[ns++] = k;
+	}
+	for (size_t i = 0; !rc && i < r->n_procs; i++) {
+		v[i].p = &r->procs[i];
+		for (size_t j = 0; j < ns; j++)
+			v[i].total_j += r->procs[i].energy_j[ser[j]];
+	}
+	if (!rc)
+		qsort(v, r->n_procs, sizeof *v, by_energy);
+	size_t shown = r->n_procs < (size_t)top_n ? r->n_procs : (size_t)top_n;
+	if (!rc && ns > 0) {
+		labels = calloc(shown, sizeof *labels);
+		names = calloc(ns, sizeof *names);
+		cols = calloc(ns, sizeof *cols);
+		vals = calloc(shown * ns, sizeof *vals);
+		/* labels: "pid cmdline", kept in one buffer as NUL-separated strings */
+		size_t *off = calloc(shown, sizeof *off);
+		rc = (!labels || !names || !cols || !vals || !off) ? -ENOMEM : 0;
+		for (size_t i = 0; !rc && i < shown; i++) {
+			off[i] = lab.len;
+			rc = wm_buf_printf(&lab, "%lld %s", (long long)v[i].p->pid, short_name(proc_name(v[i].p)));
+			if (!rc)
+				rc = wm_buf_append(&lab, "", 1); /* keep the NUL: the next string starts after it */
+			for (size_t j = 0; !rc && j < ns; j++)
+				vals[i * ns + j] = v[i].p->energy_j[ser[j]];
+		}
+		for (size_t i = 0; !rc && i < shown; i++)
+			labels[i] = lab.data + off[i];
+		for (size_t j = 0; !rc && j < ns; j++) {
+			names[j] = r->devs[ser[j]].name;
+			cols[j] = colour(ser[j]);
+		}
+		free(off);
+		if (!rc)
+			rc = wm_buf_printf(b, "<h2>Energy per process (top %zu of %zu)</h2>\n", shown, r->n_procs);
+		if (!rc) {
+			struct hbars h = {shown, ns, labels, names, cols, vals, true};
+			rc = hbar_chart(b, &h);
+		}
+	} else if (!rc) {
+		rc = wm_buf_printf(b, "<h2>Processes (top %zu of %zu)</h2>\n", shown, r->n_procs);
+	}
+	if (!rc)
+		rc = wm_buf_puts(b, "<table>\n<tr><th>PID</th><th>energy</th><th>CPU time</th><th>peak RSS</th><th>command line</th></tr>\n");
+	for (size_t i = 0; !rc && i < shown; i++) {
+		rc = wm_buf_printf(b, "<tr><td class=\"n\">%lld</td>", (long long)v[i].p->pid);
+		if (!rc)
+			rc = td_energy(b, v[i].total_j);
+		if (!rc)
+			rc = wm_buf_printf(b, "<td class=\"n\">%.1f s</td><td class=\"n\">%.1f MiB</td><td><code>", v[i].p->cpu_s,
+					   (double)v[i].p->peak_rss_bytes / 1048576.0);
+		if (!rc)
+			rc = wm_html_escape_cut(b, proc_name(v[i].p), 500);
+		if (!rc)
+			rc = wm_buf_puts(b, "</code></td></tr>\n");
+	}
+	if (!rc)
+		rc = wm_buf_puts(b, "</table>\n");
+	if (!rc && shown < r->n_procs)
+		rc = wm_buf_printf(b, "<p class=\"muted\">... and %zu more (<code>wattmeter report --json</code> lists them all; <code>--top N</code> shows more here).</p>\n",
+				   r->n_procs - shown);
+	wm_buf_free(&lab);
+	free(labels);
+	free(names);
+	free(cols);
+	free(vals);
+	free(ser);
+	free(v);
+	return rc;
+}
+
+/* gpuN: "gpu" followed by digits only */
+static bool is_gpu(const char *name)
+{
+	if (strncmp(name, "gpu", 3) != 0 || !name[3])
+		return false;
+	for (const char *p = name + 3; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
+static int gpu_section(wm_buf *b, const struct wm_recording *r)
+{
+	size_t ng = 0;
+	for (size_t k = 0; k < r->n_devs; k++)
+		ng += is_gpu(r->devs[k].name);
+	if (ng == 0)
+		return 0;
+	const char **labels = calloc(ng, sizeof *labels);
+	double *vals = calloc(ng * 2, sizeof *vals);
+	int rc = (!labels || !vals) ? -ENOMEM : 0;
+	size_t i = 0;
+	for (size_t k = 0; !rc && k < r->n_devs; k++) {
+		const struct wm_rec_dev *d = &r->devs[k];
+		if (!is_gpu(d->name))
+			continue;
+		labels[i] = d->name;
+		double a = d->has_attr ? fmin(d->attributed_j, d->energy_j) : 0;
+		vals[i * 2] = a;
+		vals[i * 2 + 1] = d->energy_j - a;
+		i++;
+	}
+	if (!rc)
+		rc = wm_buf_printf(b, "<h2>Energy per GPU</h2>\n");
+	if (!rc) {
+		static const char *const names[] = {"attributed to the measured processes", "not attributed"};
+		static const char *const cols[] = {"#e15759", "#f4b6b7"};
+		struct hbars h = {ng, 2, labels, names, cols, vals, true};
+		rc = hbar_chart(b, &h);
+	}
+	free(labels);
+	free(vals);
+	return rc;
+}
+
+static int provenance_section(wm_buf *b, const struct wm_recording *r)
+{
+	TRY(wm_buf_puts(b, "<h2>Provenance</h2>\n<ul>\n"));
+	for (size_t k = 0; k < r->n_devs; k++) {
+		const struct wm_rec_dev *d = &r->devs[k];
+		TRY(wm_buf_puts(b, "<li><b>"));
+		TRY(wm_html_escape(b, d->name));
+		if (is_modeled(d)) {
+			TRY(wm_buf_puts(b, "</b>: <span class=\"modeled\">modelled</span> by "));
+			TRY(wm_html_escape(b, *d->source ? d->source : "a model"));
+			if (r->model_name) {
+				TRY(wm_buf_puts(b, " ("));
+				TRY(wm_html_escape(b, r->model_name));
+				TRY(wm_buf_puts(b, ")"));
+			}
+			TRY(wm_buf_puts(b, ": an estimate from CPU utilisation, not a measurement</li>\n"));
+		} else {
+			TRY(wm_buf_puts(b, "</b>: <span class=\"measured\">"));
+			TRY(wm_html_escape(b, d->method));
+			TRY(wm_buf_puts(b, "</span> from "));
+			TRY(wm_html_escape(b, *d->source ? d->source : "an unnamed source"));
+			TRY(wm_buf_puts(b, "</li>\n"));
+		}
+	}
+	TRY(wm_buf_puts(b, "</ul>\n"));
+	if (r->n_sensors) {
+		TRY(wm_buf_puts(b, "<table>\n<tr><th>sensor</th><th>state</th><th>detail</th><th>fix</th></tr>\n"));
+		for (size_t i = 0; i < r->n_sensors; i++) {
+			const struct wm_rec_sensor *s = &r->sensors[i];
+			TRY(wm_buf_puts(b, "<tr><td>"));
+			TRY(wm_html_escape(b, s->name));
+			TRY(wm_buf_puts(b, "</td><td>"));
+			TRY(wm_html_escape(b, s->state));
+			TRY(wm_buf_puts(b, "</td><td>"));
+			TRY(wm_html_escape(b, s->detail));
+			TRY(wm_buf_puts(b, "</td><td>"));
+			if (*s->fix) {
+				TRY(wm_buf_puts(b, "<code>"));
+				TRY(wm_html_escape(b, s->fix));
+				TRY(wm_buf_puts(b, "</code>"));
+			}
+			TRY(wm_buf_puts(b, "</td></tr>\n"));
+		}
+		TRY(wm_buf_puts(b, "</table>\n"));
+	}
+	for (size_t i = 0; i < r->n_warnings; i++) {
+		TRY(wm_buf_puts(b, "<p class=\"note\">warning: "));
+		TRY(wm_html_escape(b, r->warnings[i]));
+		TRY(wm_buf_puts(b, "</p>\n"));
+	}
+	return 0;
+}
+
+static int run_section(wm_buf *b, const struct wm_recording *r, const struct wm_html_opts *o, const char *heading_id)
+{
+	TRY(wm_buf_printf(b, "<section id=\"%s\">\n", heading_id));
+	TRY(facts(b, r));
+	if (r->n_rows == 0)
+		TRY(wm_buf_puts(b, "<p class=\"note\">No samples were recorded: the run ended or was killed before the first one.</p>\n"));
+	TRY(wm_buf_puts(b, "<h2>Energy per device</h2>\n"));
+	TRY(devices_table(b, r, o->carbon));
+	TRY(carbon_section(b, r, o->carbon));
+	if (r->n_devs)
+		TRY(wm_buf_puts(b, "<h2>Power over time</h2>\n"));
+	for (size_t k = 0; k < r->n_devs; k++) {
+		const struct wm_rec_dev *d = &r->devs[k];
+		TRY(wm_buf_puts(b, "<h3>"));
+		TRY(wm_html_escape(b, d->name));
+		TRY(wm_buf_printf(b, " <span class=\"%s\">", is_modeled(d) ? "modeled" : "measured"));
+		TRY(wm_buf_puts(b, is_modeled(d) ? "modelled" : "measured"));
+		TRY(wm_buf_puts(b, "</span></h3>\n"));
+		TRY(power_chart(b, r, k));
+	}
+	TRY(gpu_section(b, r));
+	TRY(processes_section(b, r, o->top_n));
+	TRY(provenance_section(b, r));
+	return wm_buf_puts(b, "</section>\n");
+}
+
+/* ---- several runs ---------------------------------------------------------------------- */
+
+static int compare_section(wm_buf *b, const wm_recording *const *recs, size_t n, const struct wm_carbon_opts *o)
+{
+	const char **devs = NULL;
+	size_t nd = 0;
+	TRY(wm_recording_union_devices(recs, n, &devs, &nd));
+	char s[96];
+	int rc = wm_buf_printf(b, "<h2>%zu runs side by side</h2>\n<table>\n<tr><th>run</th><th>duration</th>", n);
+	for (size_t j = 0; !rc && j < nd; j++) {
+		rc = wm_buf_puts(b, "<th>");
+		if (!rc)
+			rc = wm_html_escape(b, devs[j]);
+		if (!rc)
+			rc = wm_buf_puts(b, "</th>");
+	}
+	if (!rc)
+		rc = wm_buf_printf(b, "<th>machine</th><th>attributed</th><th>kWh</th>%s%s</tr>\n",
+				   o->has_intensity ? "<th>CO2e</th>" : "", o->has_price ? "<th>cost</th>" : "");
+	for (size_t i = 0; !rc && i < n; i++) {
+		const struct wm_recording *r = recs[i];
+		double total = wm_recording_total_j(r, NULL);
+		rc = wm_buf_printf(b, "<tr><td><a href=\"#run%zu\">run %zu</a>: <code>", i + 1, i + 1);
+		if (!rc)
+			rc = wm_html_escape(b, r->dir);
+		if (!rc)
+			rc = wm_buf_printf(b, "</code></td><td class=\"n\">%.1f s</td>", r->duration_s);
+		for (size_t j = 0; !rc && j < nd; j++) {
+			long k = -1;
+			for (size_t q = 0; q < r->n_devs && k < 0; q++)
+				if (strcmp(r->devs[q].name, devs[j]) == 0)
+					k = (long)q;
+			if (k < 0) {
+				rc = wm_buf_puts(b, "<td class=\"n\">-</td>");
+				continue;
+			}
+			rc = wm_recording_fmt_energy(s, sizeof s, r->devs[k].energy_j);
+			if (!rc)
+				rc = wm_buf_printf(b, "<td class=\"n\">%s%s</td>", s,
+						   is_modeled(&r->devs[k]) ? " <span class=\"modeled\">(modelled)</span>" : "");
+		}
+		if (!rc)
+			rc = td_energy(b, total);
+		if (!rc)
+			rc = td_energy(b, wm_recording_attributed_j(r));
+		if (!rc)
+			rc = wm_carbon_fmt_kwh(s, sizeof s, wm_carbon_kwh(o, total));
+		if (!rc)
+			rc = wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
+		if (!rc && o->has_intensity) {
+			rc = wm_carbon_fmt_co2e(s, sizeof s, wm_carbon_co2e_g(o, total));
+			if (!rc)
+				rc = wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
+		}
+		if (!rc && o->has_price) {
+			rc = wm_carbon_fmt_cost(s, sizeof s, wm_carbon_cost(o, total), o->currency);
+			if (!rc)
+				rc = wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
+		}
+		if (!rc)
+			rc = wm_buf_puts(b, "</tr>\n");
+	}
+	if (!rc)
+		rc = wm_buf_puts(b, "</table>\n");
+	if (!rc && o->has_intensity) {
+		rc = wm_buf_printf(b, "<p>CO2e at %g gCO2e/kWh, ", o->intensity_g_per_kwh);
+		if (!rc)
+			rc = wm_html_escape(b, o->provenance);
+		if (!rc)
+			rc = wm_buf_puts(b, ".</p>\n");
+	} else if (!rc) {
+		rc = wm_buf_puts(b, "<p class=\"note\">");
+		if (!rc)
+			rc = wm_html_escape(b, wm_carbon_hint);
+		if (!rc)
+			rc = wm_buf_puts(b, "</p>\n");
+	}
+
+	/* grouped bars: one group per device, one bar per run */
+	const char **names = calloc(n, sizeof *names);
+	const char **cols = calloc(n, sizeof *cols);
+	double *vals = calloc(nd * n + 1, sizeof *vals);
+	wm_buf lab;
+	wm_buf_init(&lab);
+	size_t *off = calloc(n, sizeof *off);
+	if (!rc && (!names || !cols || !vals || !off))
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++) {
+		off[i] = lab.len;
+		rc = wm_buf_printf(&lab, "run %zu: %s", i + 1, recs[i]->dir);
+		if (!rc)
+			rc = wm_buf_append(&lab, "", 1);
+		cols[i] = colour(i);
+		for (size_t j = 0; !rc && j < nd; j++)
+			for (size_t q = 0; q < recs[i]->n_devs; q++)
+				if (strcmp(recs[i]->devs[q].name, devs[j]) == 0)
+					vals[j * n + i] = recs[i]->devs[q].energy_j;
+	}
+	for (size_t i = 0; !rc && i < n; i++)
+		names[i] = lab.data + off[i];
+	if (!rc && nd > 0) {
+		rc = wm_buf_puts(b, "<h3>Energy per device</h3>\n");
+		struct hbars h = {nd, n, devs, names, cols, vals, false};
+		if (!rc)
+			rc = hbar_chart(b, &h);
+	}
+	wm_buf_free(&lab);
+	free(off);
+	free(names);
+	free(cols);
+	free(vals);
+	free(devs);
+	return rc;
+}
+
+int wm_html_report(const wm_recording *const *recs, size_t n, const struct wm_html_opts *o, wm_buf *b)
+{
+	if (n == 0 || !o || !o->carbon)
+		return -EINVAL;
+	wm_buf title;
+	wm_buf_init(&title);
+	int rc = 0;
+	if (n == 1 && recs[0]->has_command && recs[0]->n_command) {
+		for (size_t i = 0; !rc && i < recs[0]->n_command; i++)
+			rc = wm_buf_printf(&title, "%s%s", i ? " " : "", recs[0]->command[i]);
+	} else if (n == 1) {
+		rc = wm_buf_puts(&title, recs[0]->dir);
+	} else {
+		rc = wm_buf_printf(&title, "%zu runs compared", n);
+	}
+	if (!rc)
+		rc = doc_head(b, title.data ? title.data : "");
+	wm_buf_free(&title);
+	TRY(rc);
+	TRY(wm_buf_puts(b, "<h1>wattmeter report</h1>\n"));
+	if (n > 1)
+		TRY(compare_section(b, recs, n, o->carbon));
+	for (size_t i = 0; i < n; i++) {
+		char id[32];
+		int m = snprintf(id, sizeof id, "run%zu", i + 1);
+		if (m < 0 || (size_t)m >= sizeof id)
+			return -EINVAL;
+		if (n > 1) {
+			TRY(wm_buf_printf(b, "<h2 id=\"h%s\" style=\"margin-top:48px\">Run %zu: <code>", id, i + 1));
+			TRY(wm_html_escape(b, recs[i]->dir));
+			TRY(wm_buf_puts(b, "</code></h2>\n"));
+		}
+		TRY(run_section(b, recs[i], o, id));
+	}
+	return wm_buf_puts(b, "<footer>Written by <code>wattmeter report --html</code>: one self-contained file, no scripts, "
+			      "nothing fetched. Energies come from cumulative counters (exact totals); plotted power is "
+			      "averaged per plotted point.</footer>\n</body>\n</html>\n");
+}
