@@ -5,6 +5,6 @@ from .results import Results as Results, load as load
 from .results import Comparison as Comparison, compare as compare
 
 __version__: str
-__all__ = ["Meter", "Results", "load", "sensors", "__version__"]
+__all__ = ["Meter", "Results", "load", "sensors", "__version__", "compare", "Comparison"]
 
 def sensors(sysfs_root: str = ..., procfs_root: str = ...) -> Dict[str, Any]: ...

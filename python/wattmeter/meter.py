@@ -237,7 +237,7 @@ class Meter:
             except OSError as e:
                 raise _py_oserror(e) from None
         if why:
-            warnings.warn(f"wattmeter: NOT RECORDING: {why}; measuring without a recording "
+            warnings.warn(f"wattmeter: NOT RECORDING: {why}; measuring UNRECORDED "
                           "(results will hold the totals only)", RuntimeWarning, stacklevel=3)
         self._handle = handle
         self.recorded = not why

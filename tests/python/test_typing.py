@@ -27,9 +27,12 @@ ignore_missing_imports = True
 ignore_missing_imports = True
 """
 
-# Names the README's snippets use for the user's own code.
+# What the README's snippets take from the text around them: the import, and
+# names for the user's own code.
 README_PRELUDE = """\
+import wattmeter
 def train_one_epoch() -> None: ...
+def train() -> None: ...
 """
 
 
