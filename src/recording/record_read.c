@@ -207,7 +207,7 @@ static int read_meta(struct wm_recording *r, int dfd, const char *dir, char *err
 	int rc = wm_read_file_buf_at(dfd, "meta.json", &b);
 	if (rc == -ENOENT) {
 		rc = wm_err(err, errlen, rc,
-			    "no recording in %s: meta.json not found (is this the folder `wattmeter run -o` wrote?)",
+			    "no recording in %s: meta.json not found (is this the folder that `wattmeter run -o` or wattmeter.Meter(output_dir) wrote?)",
 			    dir);
 		goto out;
 	}
@@ -633,11 +633,11 @@ int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t err
 		int e = errno;
 		if (e == ENOENT)
 			rc = wm_err(err, errlen, -e,
-				    "no recording in %s: the folder does not exist (give the folder `wattmeter run -o` wrote)",
+				    "no recording in %s: the folder does not exist (give the folder that `wattmeter run -o` or wattmeter.Meter(output_dir) wrote)",
 				    dir);
 		else if (e == ENOTDIR)
 			rc = wm_err(err, errlen, -e,
-				    "no recording in %s: it is not a folder (give the folder `wattmeter run -o` wrote)",
+				    "no recording in %s: it is not a folder (give the folder that `wattmeter run -o` or wattmeter.Meter(output_dir) wrote)",
 				    dir);
 		else
 			rc = wm_err(err, errlen, -e, "cannot open the recording folder %s: %s%s", dir,

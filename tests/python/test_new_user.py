@@ -442,3 +442,9 @@ def test_recursive_decorated_function_runs_and_is_measured_once(tmp_path, monkey
         warnings.simplefilter("error")
         assert fact(5) == 120
     assert len(list((tmp_path / "wattmeter-runs").iterdir())) == 1
+
+
+def test_loading_a_missing_recording_gives_advice_a_python_user_can_follow(tmp_path):
+    with pytest.raises(FileNotFoundError) as ei:
+        wattmeter.load(str(tmp_path / "missing"))
+    assert "Meter(output_dir)" in str(ei.value), str(ei.value)
