@@ -4,7 +4,7 @@
 #   fuzz/run.sh [SECONDS] [TARGET...]
 #
 # SECONDS: time per target (default 60). TARGET: fuzz_pid_stat, fuzz_proc_files,
-# fuzz_recording (default: all). Environment: CC (default clang), JOBS
+# fuzz_recording, fuzz_cuda_visible, fuzz_cgroup (default: all). Environment: CC (default clang), JOBS
 # (parallel fuzzing processes per target, default 1), FUZZ_OUT (build and
 # output folder, default build-fuzz/ at the repository root; build*/ is
 # ignored by git).
@@ -25,7 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-"fuzz_pid_stat fuzz_proc_files fuzz_recording"}
+targets=${*:-"fuzz_pid_stat fuzz_proc_files fuzz_recording fuzz_cuda_visible fuzz_cgroup"}
 cc=${CC:-clang}
 jobs=${JOBS:-1}
 out=${FUZZ_OUT:-$top/build-fuzz}
@@ -55,6 +55,10 @@ srcs_for() {
 		echo "$top/src/base/util.c $top/src/procs/procfs.c" ;;
 	fuzz_recording)
 		ls "$top"/src/*/*.c 2>/dev/null | tr '\n' ' ' ;;
+	fuzz_cuda_visible)
+		echo "$top/src/base/util.c $top/src/sources/source.c $top/src/sources/nvml.c" ;;
+	fuzz_cgroup)
+		echo "$top/src/base/util.c $top/src/procs/cgroup.c" ;;
 	*)
 		return 1 ;;
 	esac
@@ -68,6 +72,8 @@ libs_for() {
 			return 1
 		fi
 		echo "$(pkg-config --cflags --libs jansson) -lm -ldl -lpthread" ;;
+	fuzz_cuda_visible)
+		echo "-lm -ldl" ;;
 	*)
 		echo "" ;;
 	esac

@@ -16,7 +16,7 @@ Every figure says whether it was ``measured`` (RAPL counters) or ``modeled``
 from __future__ import annotations
 
 import json as _json
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from . import _native
 from .meter import Meter
@@ -29,8 +29,13 @@ __all__ = ["Meter", "Results", "load", "sensors", "__version__"]
 __all__ += ["compare", "Comparison"]
 
 
-def sensors(sysfs_root: str = "/sys", procfs_root: str = "/proc") -> Dict[str, Any]:
+def sensors(
+    sysfs_root: str = "/sys",
+    procfs_root: str = "/proc",
+    nvml_lib: Optional[str] = None,
+    no_gpu: bool = False,
+) -> Dict[str, Any]:
     """Every energy source with its state (ok, absent, permission denied,
     modeled) and, for each problem, the fix — as ``wattmeter sensors --json``."""
-    d: Dict[str, Any] = _json.loads(_native.sensors(sysfs_root, procfs_root, True))
+    d: Dict[str, Any] = _json.loads(_native.sensors(sysfs_root, procfs_root, True, nvml_lib, no_gpu))
     return d

@@ -99,16 +99,17 @@ static PyObject *py_meter_start(PyObject *self, PyObject *args, PyObject *kw)
 	(void)self;
 	static char *kwlist[] = {"output_dir", "period_s", "proc_period_s", "mem_period_s", "pids",
 				 "measure_self", "sysfs_root", "procfs_root", "model_min_w", "model_max_w",
-				 "force_model", "command", NULL};
+				 "force_model", "command", "nvml_lib", "no_gpu", "gpu_exclusive", NULL};
 	const char *out_dir = NULL, *sysfs = NULL, *procfs = NULL;
 	double period = WM_DEFAULT_PERIOD_S, proc_period = WM_DEFAULT_PROC_PERIOD_S,
 	       mem_period = WM_DEFAULT_MEM_PERIOD_S, min_w = WM_DEFAULT_MODEL_MIN_W,
 	       max_w = WM_DEFAULT_MODEL_MAX_W;
 	PyObject *pids_obj = Py_None, *cmd_obj = Py_None;
-	int measure_self = 1, force_model = 0;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "z|dddOpzzddpO", kwlist, &out_dir, &period, &proc_period,
+	int measure_self = 1, force_model = 0, no_gpu = 0, gpu_exclusive = 0;
+	const char *nvml_lib = NULL;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "z|dddOpzzddpOzpp", kwlist, &out_dir, &period, &proc_period,
 					 &mem_period, &pids_obj, &measure_self, &sysfs, &procfs, &min_w, &max_w,
-					 &force_model, &cmd_obj))
+					 &force_model, &cmd_obj, &nvml_lib, &no_gpu, &gpu_exclusive))
 		return NULL;
 
 	int *pids = NULL;
@@ -156,6 +157,9 @@ static PyObject *py_meter_start(PyObject *self, PyObject *args, PyObject *kw)
 	c.model_min_w_per_cpu = min_w;
 	c.model_max_w_per_cpu = max_w;
 	c.force_model = force_model;
+	c.nvml_lib = nvml_lib;
+	c.no_gpu = no_gpu;
+	c.gpu_exclusive = gpu_exclusive;
 
 	char err[1024] = "";
 	wm_meter *m = NULL;
@@ -337,11 +341,12 @@ static PyObject *py_report_window_json(PyObject *self, PyObject *args)
 static PyObject *py_sensors(PyObject *self, PyObject *args, PyObject *kw)
 {
 	(void)self;
-	static char *kwlist[] = {"sysfs_root", "procfs_root", "as_json", NULL};
+	static char *kwlist[] = {"sysfs_root", "procfs_root", "as_json", "nvml_lib", "no_gpu", NULL};
 	wm_meter_config c;
 	wm_meter_config_init(&c);
 	int as_json = 1;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|ssp", kwlist, &c.sysfs_root, &c.procfs_root, &as_json))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|sspzp", kwlist, &c.sysfs_root, &c.procfs_root, &as_json,
+					 &c.nvml_lib, &c.no_gpu))
 		return NULL;
 	char err[1024] = "";
 	char *out;

@@ -126,6 +126,11 @@ class Meter:
         model_min_w, model_max_w: CPU model watts per CPU, idle and busy (0 to
             1000, min <= max), used only where RAPL counters cannot be read.
         force_model: model the CPU even where counters exist.
+        nvml_lib: NVIDIA GPUs: the libnvidia-ml to load (default:
+            $WATTMETER_NVML_LIB, then libnvidia-ml.so.1).
+        no_gpu: do not look for NVIDIA GPUs.
+        gpu_exclusive: bill the run's GPUs (CUDA_VISIBLE_DEVICES) whole to the
+            measured processes (when NVML reports pids this /proc cannot see).
 
     Raises:
         ValueError: a value out of its range (at construction, not at start).
@@ -146,6 +151,9 @@ class Meter:
         model_min_w: float = 0.74,
         model_max_w: float = 3.5,
         force_model: bool = False,
+        nvml_lib: Optional[str] = None,
+        no_gpu: bool = False,
+        gpu_exclusive: bool = False,
     ) -> None:
         if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
             raise TypeError(f"output_dir must be a path (str), not {type(output_dir).__name__}")
@@ -170,6 +178,9 @@ class Meter:
             raise ValueError(f"model_min_w={model_min_w!r} is above model_max_w={model_max_w!r}: "
                              "idle watts must not exceed busy watts")
         self.force_model = force_model
+        self.nvml_lib = nvml_lib
+        self.no_gpu = no_gpu
+        self.gpu_exclusive = gpu_exclusive
         self._results: Optional[Results] = None
         self.dir: Optional[str] = None
         self.recorded = False
@@ -193,6 +204,9 @@ class Meter:
             model_min_w=self.model_min_w,
             model_max_w=self.model_max_w,
             force_model=self.force_model,
+            nvml_lib=self.nvml_lib,
+            no_gpu=self.no_gpu,
+            gpu_exclusive=self.gpu_exclusive,
             command=list(sys.argv) or None,
         )
 

@@ -109,6 +109,11 @@ class Results:
             where present) and the energy attributed to the measured
             processes (``cpu_attributed`` ...), in joules.
         method: for every key of energy_j, ``"measured"`` or ``"modeled"``.
+        gpu_info: per GPU (the summary's ``gpus``) its device, index, name,
+            uuid, energy_j, attributed_j, source (``energy-counter`` or
+            ``power-integrated-*``) and used_by_run; energy_j also holds
+            ``gpu`` (all GPUs), ``gpu_run`` (the GPUs the run uses) and
+            ``gpu_attributed``.
         processes: per PID (a str) its command line, attributed energy, CPU time.
         summary: the whole summary, a dict (also callable; ``str()`` is a table).
 
@@ -125,6 +130,7 @@ class Results:
         self.method: Dict[str, str] = dict(summary.get("method", {}))
         self.processes: Dict[str, Any] = dict(summary.get("processes", {}))
         self.power_w: Dict[str, Any] = dict(summary.get("power_w", {}))
+        self.gpu_info: List[Dict[str, Any]] = list(summary.get("gpus", []))
         self.truncated: bool = bool(summary.get("truncated", False))
         self.complete: bool = bool(summary.get("complete", False))
         self._columns: Optional[Dict[str, List[Optional[float]]]] = None

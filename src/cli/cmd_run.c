@@ -80,6 +80,11 @@ static void usage(FILE *out)
 		"  --model-min-w WATTS    CPU model: watts per CPU when idle, 0 to %g (default %g)\n"
 		"  --model-max-w WATTS    CPU model: watts per CPU when busy, min to %g (default %g)\n"
 		"  --force-model          model the CPU even where RAPL counters are readable\n"
+		"  --nvml-lib PATH        NVIDIA GPUs: load this libnvidia-ml (default: $WATTMETER_NVML_LIB,\n"
+		"                         then libnvidia-ml.so.1)\n"
+		"  --no-gpu               do not look for NVIDIA GPUs\n"
+		"  --gpu-exclusive        bill the run's GPUs (CUDA_VISIBLE_DEVICES) whole to CMD, e.g. when\n"
+		"                         CMD runs in a container whose pids NVML reports but /proc lacks\n"
 		"  --summary-json FILE    also write the JSON summary to FILE (created or\n"
 		"                         truncated before CMD starts): the channel for scripts\n"
 		"  --json                 print the JSON summary instead of the text one on stderr\n"
@@ -298,6 +303,8 @@ struct run_opts {
 	double period_s, proc_period_s, mem_period_s;
 	double model_min_w, model_max_w;
 	int force_model, quiet, json;
+	const char *nvml_lib;
+	int no_gpu, gpu_exclusive;
 	int pids[MAX_PIDS];
 	size_t n_pids;
 };
@@ -320,7 +327,7 @@ static int path_option(const char *opt, const char *value, const char **out)
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_PERIOD = 256, O_PROC, O_MEM, O_NOMEM, O_PID, O_SYS, O_PROCFS, O_MIN, O_MAX, O_FORCE, O_JSON,
-	       O_SUMJSON };
+	       O_SUMJSON, O_NVML, O_NOGPU, O_GPUEXCL };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"period", required_argument, NULL, O_PERIOD},
@@ -335,6 +342,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"force-model", no_argument, NULL, O_FORCE},
 		{"json", no_argument, NULL, O_JSON},
 		{"summary-json", required_argument, NULL, O_SUMJSON},
+		{"nvml-lib", required_argument, NULL, O_NVML},
+		{"no-gpu", no_argument, NULL, O_NOGPU},
+		{"gpu-exclusive", no_argument, NULL, O_GPUEXCL},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -389,6 +399,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case O_FORCE: o->force_model = 1; break;
 		case O_JSON: o->json = 1; break;
+		case O_NVML: rc = path_option("--nvml-lib", optarg, &o->nvml_lib); break;
+		case O_NOGPU: o->no_gpu = 1; break;
+		case O_GPUEXCL: o->gpu_exclusive = 1; break;
 		default:
 			fprintf(stderr, "See 'wattmeter run --help'.\n");
 			return -1;
@@ -671,6 +684,9 @@ int cmd_run(int argc, char **argv)
 	cfg.model_min_w_per_cpu = o.model_min_w;
 	cfg.model_max_w_per_cpu = o.model_max_w;
 	cfg.force_model = o.force_model;
+	cfg.nvml_lib = o.nvml_lib;
+	cfg.no_gpu = o.no_gpu;
+	cfg.gpu_exclusive = o.gpu_exclusive;
 
 	wm_meter *m = NULL;
 	rc = wm_meter_start(&cfg, &m, err, sizeof err);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "meter/meter_priv.h"
+#include "procs/cgroup.h"
 
 /* A root that does not count its own CPU (the CLI, parent of the command)
  * only reaps: the tail it shows is the last moments of the measured children
@@ -134,8 +135,21 @@ static void attribute_shares(wm_meter *m, size_t d, double de, size_t n)
 			mine += share;
 			break;
 		}
-		if (!found && !pid_visible(m, sh->pid) && !invisible++)
-			first_invisible = sh->pid;
+		if (found)
+			continue;
+		if (!pid_visible(m, sh->pid)) {
+			if (!invisible++)
+				first_invisible = sh->pid;
+			continue;
+		}
+		/* Another process on this GPU, visible here: on the host, a
+		 * container's. Say whose share stays unattributed. */
+		char ctr[64], w[256];
+		if (wm_read_pid_container(m->procroot.dirfd, sh->pid, ctr, sizeof ctr) == 1) {
+			(void)snprintf(w, sizeof w, "%s is also used by container %s: its share stays unattributed",
+				       dev->decl->name, ctr);
+			wm_meter_warn(m, w);
+		}
 	}
 	if (invisible) {
 		char w[768];
@@ -148,10 +162,11 @@ static void attribute_shares(wm_meter *m, size_t d, double de, size_t n)
 	}
 	if (m->gpu_exclusive && dev->decl->used_by_run != 0) {
 		/* --gpu-exclusive: the run's GPUs are the run's, whole. Give the
-		 * interval to the first measured root (labelled in meta.json). */
+		 * interval to the first measured root (labelled in meta.json),
+		 * also the last one, in which it exited (vanished). */
 		for (size_t j = 0; j < n; j++) {
 			wm_proc *p = wm_proctree_get(m->tree, j);
-			if (!p->is_root || !p->count_own || !p->alive)
+			if (!p->is_root || !p->count_own || (!p->alive && !p->vanished))
 				continue;
 			struct wm_mproc *mp = mproc_of(m, p);
 			if (mp) {

@@ -24,6 +24,13 @@ struct wm_rec_dev {
 	double attributed_j; /* last cumulative attributed energy seen (0 before any) */
 	double peak_w;       /* highest power_w seen; NAN if none */
 	bool has_attr;       /* the summary reports <name>_attributed (cpu, dram, or seen) */
+	/* GPUs (kind "gpu"): identity from meta.json "devices"[].info */
+	char *kind;          /* "cpu", "gpu" ...; "" if absent */
+	char *source_detail; /* "energy-counter", "power-integrated-instant" ...; "" if absent */
+	int used_by_run;     /* 1, 0, or -1 when meta.json does not say */
+	int64_t index;       /* info.index, -1 if absent */
+	char *info_name;     /* info.name, "" if absent */
+	char *info_uuid;     /* info.uuid, "" if absent */
 };
 
 /* A sensor from meta.json "sensors", for the human summary's notes. */

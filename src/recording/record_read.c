@@ -82,6 +82,10 @@ void wm_recording_free(wm_recording *r)
 		free(r->devs[i].name);
 		free(r->devs[i].method);
 		free(r->devs[i].source);
+		free(r->devs[i].kind);
+		free(r->devs[i].source_detail);
+		free(r->devs[i].info_name);
+		free(r->devs[i].info_uuid);
 	}
 	free(r->devs);
 	for (size_t i = 0; i < r->n_sensors; i++) {
@@ -138,7 +142,17 @@ static int meta_devices(struct wm_recording *r, const json_t *arr)
 		dev->name = strdup(name);
 		dev->method = dup_or(json_object_get(d, "method"), "unknown");
 		dev->source = dup_or(json_object_get(d, "source"), "");
-		if (!dev->name || !dev->method || !dev->source)
+		dev->kind = dup_or(json_object_get(d, "kind"), "");
+		dev->source_detail = dup_or(json_object_get(d, "source_detail"), "");
+		const json_t *info = json_object_get(d, "info");
+		dev->info_name = dup_or(json_object_get(info, "name"), "");
+		dev->info_uuid = dup_or(json_object_get(info, "uuid"), "");
+		const json_t *idx = json_object_get(info, "index");
+		dev->index = json_is_integer(idx) ? (int64_t)json_integer_value(idx) : -1;
+		const json_t *ubr = json_object_get(d, "used_by_run");
+		dev->used_by_run = json_is_boolean(ubr) ? json_is_true(ubr) : -1;
+		if (!dev->name || !dev->method || !dev->source || !dev->kind || !dev->source_detail || !dev->info_name ||
+		    !dev->info_uuid)
 			return -ENOMEM;
 		dev->peak_w = NAN;
 		/* The attributed devices: reported even when no process interval

@@ -53,6 +53,68 @@ static bool is_modeled(const struct wm_rec_dev *d)
 	return strcmp(d->method, "modeled") == 0;
 }
 
+static bool is_gpu(const struct wm_rec_dev *d)
+{
+	return d->kind && strcmp(d->kind, "gpu") == 0;
+}
+
+/* The GPUs together: the whole machine's, the run's (CUDA_VISIBLE_DEVICES
+ * of the command) and what was attributed to the measured processes. */
+struct gpu_totals {
+	size_t n;
+	double energy_j, run_j, attributed_j;
+	bool modeled;
+};
+
+static struct gpu_totals gpu_totals(const struct wm_recording *r)
+{
+	struct gpu_totals t = {0};
+	for (size_t k = 0; k < r->n_devs; k++) {
+		const struct wm_rec_dev *d = &r->devs[k];
+		if (!is_gpu(d))
+			continue;
+		t.n++;
+		t.energy_j += d->energy_j;
+		t.attributed_j += d->attributed_j;
+		if (d->used_by_run != 0)
+			t.run_j += d->energy_j;
+		t.modeled = t.modeled || is_modeled(d);
+	}
+	return t;
+}
+
+/* "gpus":[{index, name, uuid, energy_j, attributed_j, source, used_by_run}] */
+static int json_gpus(const struct wm_recording *r, wm_buf *b)
+{
+	bool first = true;
+	TRY(wm_buf_puts(b, ",\"gpus\":["));
+	for (size_t k = 0; k < r->n_devs; k++) {
+		const struct wm_rec_dev *d = &r->devs[k];
+		if (!is_gpu(d))
+			continue;
+		TRY(wm_buf_puts(b, first ? "{\"device\":" : ",{\"device\":"));
+		first = false;
+		TRY(wm_buf_json_str(b, d->name));
+		if (d->index >= 0)
+			TRY(wm_buf_printf(b, ",\"index\":%lld", (long long)d->index));
+		else
+			TRY(wm_buf_puts(b, ",\"index\":null"));
+		TRY(wm_buf_puts(b, ",\"name\":"));
+		TRY(wm_buf_json_str(b, d->info_name));
+		TRY(wm_buf_puts(b, ",\"uuid\":"));
+		TRY(wm_buf_json_str(b, d->info_uuid));
+		TRY(wm_buf_puts(b, ",\"energy_j\":"));
+		TRY(wm_buf_json_double(b, d->energy_j));
+		TRY(wm_buf_puts(b, ",\"attributed_j\":"));
+		TRY(wm_buf_json_double(b, d->attributed_j));
+		TRY(wm_buf_puts(b, ",\"source\":"));
+		TRY(wm_buf_json_str(b, d->source_detail));
+		TRY(wm_buf_printf(b, ",\"used_by_run\":%s}",
+				  d->used_by_run < 0 ? "null" : d->used_by_run ? "true" : "false"));
+	}
+	return wm_buf_append(b, "]", 1);
+}
+
 struct proc_ref {
 	const struct wm_rec_proc *p;
 	double total_j;
@@ -192,6 +254,15 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 		TRY(json_attr_key(b, &first, r->devs[k].name));
 		TRY(wm_buf_json_double(b, r->devs[k].attributed_j));
 	}
+	struct gpu_totals gt = gpu_totals(r);
+	if (gt.n) {
+		TRY(json_key(b, &first, "gpu"));
+		TRY(wm_buf_json_double(b, gt.energy_j));
+		TRY(json_key(b, &first, "gpu_attributed"));
+		TRY(wm_buf_json_double(b, gt.attributed_j));
+		TRY(json_key(b, &first, "gpu_run"));
+		TRY(wm_buf_json_double(b, gt.run_j));
+	}
 
 	TRY(wm_buf_puts(b, "},\"unattributed_j\":{"));
 	first = true;
@@ -200,6 +271,10 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 			continue;
 		TRY(json_key(b, &first, r->devs[k].name));
 		TRY(wm_buf_json_double(b, r->devs[k].energy_j - r->devs[k].attributed_j));
+	}
+	if (gt.n) {
+		TRY(json_key(b, &first, "gpu"));
+		TRY(wm_buf_json_double(b, gt.energy_j - gt.attributed_j));
 	}
 
 	TRY(wm_buf_puts(b, "},\"method\":{"));
@@ -213,6 +288,15 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 			continue;
 		TRY(json_attr_key(b, &first, r->devs[k].name));
 		TRY(wm_buf_json_str(b, r->devs[k].method));
+	}
+	if (gt.n) {
+		const char *gm = gt.modeled ? "modeled" : "measured";
+		TRY(json_key(b, &first, "gpu"));
+		TRY(wm_buf_json_str(b, gm));
+		TRY(json_key(b, &first, "gpu_attributed"));
+		TRY(wm_buf_json_str(b, gm));
+		TRY(json_key(b, &first, "gpu_run"));
+		TRY(wm_buf_json_str(b, gm));
 	}
 
 	TRY(wm_buf_puts(b, "},\"source\":{"));
@@ -233,7 +317,10 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 		TRY(wm_buf_append(b, "}", 1));
 	}
 
-	TRY(wm_buf_puts(b, "},\"processes\":"));
+	TRY(wm_buf_append(b, "}", 1));
+	if (gt.n)
+		TRY(json_gpus(r, b));
+	TRY(wm_buf_puts(b, ",\"processes\":"));
 	TRY(json_processes(r, b));
 
 	TRY(wm_buf_puts(b, ",\"self\":{\"cpu_s\":"));
@@ -504,6 +591,11 @@ static int text_devices(const struct wm_recording *r, wm_buf *b)
 			rc = wm_buf_printf(&method, "MODELED (%s%s%s: an estimate, no energy counter was read — see `wattmeter sensors`)",
 					   *d->source ? d->source : "model",
 					   r->model_name ? " " : "", r->model_name ? r->model_name : "");
+		else if (!rc && is_gpu(d))
+			rc = wm_buf_printf(&method, "%s (%s%s%s%s)", d->method, d->source, *d->source_detail ? " " : "",
+					   d->source_detail,
+					   d->used_by_run == 1 ? ", used by the run" :
+					   d->used_by_run == 0 ? ", not used by the run" : "");
 		else if (!rc)
 			rc = wm_buf_printf(&method, "%s%s%s%s", d->method, *d->source ? " (" : "", d->source,
 					   *d->source ? ")" : "");
@@ -516,6 +608,15 @@ static int text_devices(const struct wm_recording *r, wm_buf *b)
 		rc = table_render(&t, "  ", b);
 	wm_buf_free(&method);
 	table_free(&t);
+	struct gpu_totals gt = gpu_totals(r);
+	if (!rc && gt.n > 1) {
+		char all[96], run[96];
+		rc = fmt_energy(all, sizeof all, gt.energy_j);
+		if (!rc)
+			rc = fmt_energy(run, sizeof run, gt.run_j);
+		if (!rc)
+			rc = wm_buf_printf(b, "  GPUs: %s on the whole machine, %s on the GPUs the run uses\n", all, run);
+	}
 	return rc;
 }
 

@@ -17,10 +17,12 @@
 
 extern const wm_source_ops wm_source_rapl_powercap;
 extern const wm_source_ops wm_source_cpu_model;
+extern const wm_source_ops wm_source_nvml;
 
 const wm_source_ops *const wm_source_registry[] = {
 	&wm_source_rapl_powercap,
 	&wm_source_cpu_model,
+	&wm_source_nvml,
 };
 const size_t wm_source_registry_len = WM_ARRAY_LEN(wm_source_registry);
 
