@@ -27,6 +27,7 @@ __version__: str = _native.version
 
 __all__ = ["Meter", "Results", "load", "sensors", "__version__"]
 __all__ += ["compare", "Comparison"]
+__all__ += ["Server", "serve"]
 
 
 def sensors(
@@ -39,3 +40,61 @@ def sensors(
     modeled) and, for each problem, the fix — as ``wattmeter sensors --json``."""
     d: Dict[str, Any] = _json.loads(_native.sensors(sysfs_root, procfs_root, True, nvml_lib, no_gpu))
     return d
+
+
+class Server:
+    """A running Prometheus exporter (see :func:`serve`). ``url`` is its base
+    address ("http://127.0.0.1:5001"); metrics are at ``url + "/metrics"``."""
+
+    def __init__(self, handle: object) -> None:
+        self._handle = handle
+        self.url, self.port = _native.exporter_info(handle)
+
+    def stop(self) -> None:
+        """Stops sampling (completing the recording, if any), then the server.
+        Harmless when already stopped."""
+        if self._handle is not None:
+            _native.exporter_stop(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self._handle is not None else "stopped"
+        return f"<wattmeter.Server {self.url} {state}>"
+
+
+def serve(
+    listen: str = "127.0.0.1:5001",
+    *,
+    period_s: float = _native.DEFAULT_PERIOD_S,
+    sysfs_root: "str | None" = None,
+    procfs_root: "str | None" = None,
+    nvml_lib: "str | None" = None,
+    no_gpu: bool = False,
+    per_process: bool = False,
+    per_cgroup: bool = False,
+    max_series: int = 0,
+    web_config_file: "str | None" = None,
+    record_dir: "str | None" = None,
+) -> Server:
+    """Exposes this machine's energy and power to Prometheus, as
+    ``wattmeter serve`` does, from a native thread (no GIL) until
+    ``.stop()``. ``listen`` "127.0.0.1:0" picks a free port (``.port``).
+
+    >>> srv = wattmeter.serve("127.0.0.1:0")           # doctest: +SKIP
+    >>> urllib.request.urlopen(srv.url + "/metrics")   # doctest: +SKIP
+    >>> srv.stop()                                      # doctest: +SKIP
+
+    Raises OSError (with the fix in its message) for an address in use, a bad
+    web config, or a meter that cannot start.
+    """
+    handle = _native.exporter_start(
+        listen, period_s, sysfs_root, procfs_root, nvml_lib, no_gpu, per_process, per_cgroup,
+        max_series, web_config_file, record_dir,
+    )
+    return Server(handle)

@@ -5,8 +5,30 @@ from .results import Results as Results, load as load
 from .results import Comparison as Comparison, compare as compare
 
 __version__: str
-__all__ = ["Meter", "Results", "load", "sensors", "__version__", "compare", "Comparison"]
+__all__ = ["Meter", "Results", "load", "sensors", "__version__", "compare", "Comparison", "Server", "serve"]
 
 def sensors(
     sysfs_root: str = ..., procfs_root: str = ..., nvml_lib: Optional[str] = ..., no_gpu: bool = ...
 ) -> Dict[str, Any]: ...
+
+class Server:
+    url: str
+    port: int
+    def stop(self) -> None: ...
+    def __enter__(self) -> Server: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+def serve(
+    listen: str = ...,
+    *,
+    period_s: float = ...,
+    sysfs_root: str | None = ...,
+    procfs_root: str | None = ...,
+    nvml_lib: str | None = ...,
+    no_gpu: bool = ...,
+    per_process: bool = ...,
+    per_cgroup: bool = ...,
+    max_series: int = ...,
+    web_config_file: str | None = ...,
+    record_dir: str | None = ...,
+) -> Server: ...

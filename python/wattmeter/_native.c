@@ -17,8 +17,10 @@
 #include <string.h>
 
 #include "wattmeter.h"
+#include "wattmeter_exporter.h"
 
 #define CAPSULE_NAME "wattmeter._native.meter"
+#define EXPORTER_CAPSULE "wattmeter._native.exporter"
 
 static PyObject *raise_errno(int rc, const char *msg)
 {
@@ -359,6 +361,87 @@ static PyObject *py_sensors(PyObject *self, PyObject *args, PyObject *kw)
 	return take_string(out, e, err);
 }
 
+/* ---- the Prometheus exporter (wattmeter.serve) ---------------------------- */
+
+static void exporter_capsule_free(PyObject *cap)
+{
+	wm_exporter *e = PyCapsule_GetPointer(cap, EXPORTER_CAPSULE);
+	if (e)
+		wm_exporter_free(e); /* stops it first; a no-op in a forked child */
+}
+
+static PyObject *py_exporter_start(PyObject *self, PyObject *args, PyObject *kw)
+{
+	(void)self;
+	static char *kwlist[] = {"listen", "period_s", "sysfs_root", "procfs_root", "nvml_lib", "no_gpu",
+				 "per_process", "per_cgroup", "max_series", "web_config_file", "record_dir", NULL};
+	wm_exporter_config ec;
+	wm_exporter_config_init(&ec);
+	wm_meter_config mc;
+	wm_meter_config_init(&mc);
+	double period = WM_DEFAULT_PERIOD_S;
+	Py_ssize_t max_series = 0;
+	int no_gpu = 0;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|zdzzzpppnzz", kwlist, &ec.listen, &period, &mc.sysfs_root,
+					 &mc.procfs_root, &mc.nvml_lib, &no_gpu, &ec.per_process, &ec.per_cgroup,
+					 &max_series, &ec.web_config_file, &ec.record_dir))
+		return NULL;
+	if (max_series < 0) {
+		PyErr_SetString(PyExc_ValueError, "max_series must be >= 0 (0: the default)");
+		return NULL;
+	}
+	if (!ec.listen)
+		ec.listen = WM_EXPORTER_DEFAULT_LISTEN;
+	ec.max_series = (size_t)max_series;
+	mc.period_s = period;
+	if (mc.proc_period_s < period)
+		mc.proc_period_s = period;
+	mc.no_gpu = no_gpu;
+	char err[1024] = "";
+	wm_exporter *e = NULL;
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = wm_exporter_start(&ec, &mc, &e, err, sizeof err);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		return raise_errno(rc, err);
+	PyObject *cap = PyCapsule_New(e, EXPORTER_CAPSULE, exporter_capsule_free);
+	if (!cap)
+		wm_exporter_free(e);
+	return cap;
+}
+
+static PyObject *py_exporter_info(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	if (!PyArg_ParseTuple(args, "O", &cap))
+		return NULL;
+	wm_exporter *e = PyCapsule_GetPointer(cap, EXPORTER_CAPSULE);
+	if (!e)
+		return NULL;
+	return Py_BuildValue("(si)", wm_exporter_url(e), wm_exporter_port(e));
+}
+
+static PyObject *py_exporter_stop(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	if (!PyArg_ParseTuple(args, "O", &cap))
+		return NULL;
+	wm_exporter *e = PyCapsule_GetPointer(cap, EXPORTER_CAPSULE);
+	if (!e)
+		return NULL;
+	char err[1024] = "";
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = wm_exporter_stop(e, err, sizeof err);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		return raise_errno(rc, err);
+	Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
 	{"meter_start", (PyCFunction)(void (*)(void))py_meter_start, METH_VARARGS | METH_KEYWORDS,
 	 "Start a meter; returns a handle. See wattmeter.Meter."},
@@ -373,6 +456,10 @@ static PyMethodDef methods[] = {
 	 "Energy of a time window (start_s, end_s; None = open) as JSON text."},
 	{"sensors", (PyCFunction)(void (*)(void))py_sensors, METH_VARARGS | METH_KEYWORDS,
 	 "Energy sources and their state (JSON text by default)."},
+	{"exporter_start", (PyCFunction)(void (*)(void))py_exporter_start, METH_VARARGS | METH_KEYWORDS,
+	 "Start the Prometheus exporter; returns a handle. See wattmeter.serve."},
+	{"exporter_info", py_exporter_info, METH_VARARGS, "(url, port) of a running exporter."},
+	{"exporter_stop", py_exporter_stop, METH_VARARGS, "Stop an exporter (sampling, then the server)."},
 	{NULL, NULL, 0, NULL},
 };
 

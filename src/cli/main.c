@@ -19,6 +19,7 @@ static const struct command commands[] = {
 	{"run", cmd_run, "run a command and record the energy it and the machine spent"},
 	{"report", cmd_report, "summarise or compare recordings (text, --json, --html; CO2e and cost)"},
 	{"sensors", cmd_sensors, "list every energy source, its state, and how to fix problems"},
+	{"serve", cmd_serve, "export the whole machine's energy and power to Prometheus"},
 };
 
 int cli_parse_decimal(const char *s, double *out)

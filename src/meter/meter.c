@@ -305,6 +305,13 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 	};
 
 	pthread_mutex_lock(&m->lock);
+	if (proc_tier && !m->tree && m->have_sysstat) {
+		/* Whole machine (the exporter): no process tree, but the
+		 * machine's memory is still reported on the process tier. */
+		uint64_t avail = 0;
+		if (wm_sysstat_read_mem(&m->sysstat, &m->mem_total_bytes, &avail) == 0)
+			m->mem_used_bytes = m->mem_total_bytes > avail ? m->mem_total_bytes - avail : 0;
+	}
 	if (s.proc_tier) {
 		if (mem_tier)
 			(void)wm_proctree_read_memory(m->tree);

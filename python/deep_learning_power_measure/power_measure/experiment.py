@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import atexit
 import datetime
-import inspect
 import os
 import queue as _queue
 import threading
@@ -247,17 +246,20 @@ class Experiment:
                 "monitor_machine() needs wattmeter.serve (wattmeter's Prometheus exporter), which this "
                 "wattmeter build does not have; run `wattmeter serve` from a build that has it, or "
                 "record with measure_yourself() / `wattmeter run` meanwhile")
-        port = getattr(self.db_driver, "port", 5001)
-        kw: Dict[str, Any] = {}
+        host = getattr(self.db_driver, "host", "127.0.0.1")
+        port = int(getattr(self.db_driver, "port", 5001))
+        listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        srv = serve(listen, period_s=float(period), sysfs_root=self.sysfs_root, procfs_root=self.procfs_root)
+        # AIPowerMeter's monitor_machine never returns: serve until Ctrl-C
+        # (or SIGTERM turned into KeyboardInterrupt by the caller).
         try:
-            params = inspect.signature(serve).parameters
-        except (TypeError, ValueError):
-            params = {}  # type: ignore[assignment]
-        for name, value in (("port", port), ("period", period), ("aipowermeter", True),
-                            ("sysfs_root", self.sysfs_root), ("procfs_root", self.procfs_root)):
-            if name in params and value is not None:
-                kw[name] = value
-        return serve(**kw)
+            while True:
+                threading.Event().wait(3600.0)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            srv.stop()
+        return None
 
 
 # ---- results --------------------------------------------------------------------------
