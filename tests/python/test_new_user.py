@@ -312,7 +312,7 @@ def test_man_page_is_installed_with_the_package():
     page = data / "share" / "man" / "man1" / "wattmeter.1"
     assert page.is_file(), f"no man page at {page}"
     text = page.read_text()
-    for s in (".TH WATTMETER 1", "wattmeter run", "wattmeter report", "wattmeter sensors", "\\-\\-summary\\-json",
+    for s in (".TH WATTMETER 1", "wattmeter run", "wattmeter report", "wattmeter sensors", "wattmeter serve", "\\-\\-summary\\-json",
               "EXIT STATUS"):
         assert s in text, s
     if shutil.which("groff"):
@@ -448,3 +448,18 @@ def test_loading_a_missing_recording_gives_advice_a_python_user_can_follow(tmp_p
     with pytest.raises(FileNotFoundError) as ei:
         wattmeter.load(str(tmp_path / "missing"))
     assert "Meter(output_dir)" in str(ei.value), str(ei.value)
+
+
+def test_man_page_names_every_command_and_option_of_the_help():
+    """The man page is kept in step with `--help`: every command of the
+    table and every long option of each command's help is in it."""
+    page = (Path(sysconfig.get_path("data")) / "share" / "man" / "man1" / "wattmeter.1").read_text()
+    text = page.replace("\\-", "-")
+    top = run_wm(["--help"]).stdout
+    cmds = re.findall(r"^  ([a-z]+) ", top, flags=re.M)
+    assert {"run", "report", "sensors"} <= set(cmds), top
+    for c in cmds:
+        assert f"wattmeter {c}" in text, c
+        helptext = run_wm([c, "--help"]).stdout
+        for opt in sorted(set(re.findall(r"(?<![\w-])(--[a-z][a-z.-]*[a-z])", helptext))):
+            assert opt in text, f"wattmeter {c} {opt} is not in the man page"
