@@ -283,12 +283,14 @@ def run_cli(outdir: str, wm_args: Sequence[str], seconds: float, children: int =
         "wm_hwm_kb": hwm,
         "wait4_maxrss_kb": ru.ru_maxrss,
         "workload_maxrss_kb": max(wl_ru["self_maxrss_kb"], wl_ru["children_maxrss_kb"]),
+        "workload_marks": {k: wl_ru[k] for k in ("t_working", "t_worked") if k in wl_ru},
         "samples_bytes": rec["samples_bytes"],
         "meta_bytes": rec["meta_bytes"],
         "proc_lines": rec["proc_lines"],
         "procs_per_proc_line": (statistics.median(rec["procs_per_proc_line"])
                                 if rec["procs_per_proc_line"] else 0),
         "t_s": rec["t_s"],
+        "self_cpu_series": rec["self_cpu_series"],
         "methods": {d["name"]: d["method"] for d in meta.get("devices", [])},
     }
 
@@ -300,3 +302,74 @@ def write_results(base: str, md: str, data: Dict[str, object]) -> None:
     with open(base + ".json", "w") as f:
         json.dump(data, f, indent=1, default=str)
         f.write("\n")
+
+
+# ---- counting reads of the fake counters (inotify IN_ACCESS) -------------------------
+
+class ReadCounter:
+    """Timestamps every read of the watched files, from inotify IN_ACCESS.
+
+    The kernel raises IN_ACCESS on the inode for each read() or pread() that
+    returns data, through any mount of it (bind mounts keep the inode), so the
+    fake tree's files show every tool's reads wherever the tool opened them.
+    The fake writer only writes (IN_MODIFY, not watched). inotify merges an
+    event with the previous one only when both are identical and the first is
+    still unread; a tool reads several zones per sample, so consecutive reads
+    of one file are rare and counts are exact or a slight undercount."""
+
+    IN_ACCESS = 0x1
+    IN_NONBLOCK = 0o4000
+    IN_CLOEXEC = 0o2000000
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        import ctypes
+        import ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self.fd = libc.inotify_init1(self.IN_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        self.wd_path: Dict[int, str] = {}
+        for p in paths:
+            wd = libc.inotify_add_watch(self.fd, p.encode(), self.IN_ACCESS)
+            if wd < 0:
+                raise OSError(ctypes.get_errno(), f"inotify_add_watch {p}")
+            self.wd_path[wd] = p
+        self.events: List[tuple] = []  # (monotonic s, path)
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        import select
+        import struct
+        while not self._stop.is_set():
+            r, _, _ = select.select([self.fd], [], [], 0.2)
+            if not r:
+                continue
+            buf = os.read(self.fd, 65536)
+            now = time.monotonic()
+            off = 0
+            while off + 16 <= len(buf):
+                wd, mask, _cookie, ln = struct.unpack_from("iIII", buf, off)
+                off += 16 + ln
+                if mask & self.IN_ACCESS:
+                    self.events.append((now, self.wd_path.get(wd, "?")))
+
+    def count(self, path_suffix: str, t0: float = 0.0, t1: float = float("inf")) -> int:
+        return sum(1 for t, p in self.events if t0 <= t <= t1 and p.endswith(path_suffix))
+
+    def rate_hz(self, path_suffix: str, t0: float, t1: float) -> float:
+        """Reads per second in [t0, t1]: (n - 1) over the first-to-last span
+        (no quantisation to whole periods), or n / (t1 - t0) if n < 3."""
+        ts = [t for t, p in self.events if t0 <= t <= t1 and p.endswith(path_suffix)]
+        if len(ts) >= 3 and ts[-1] > ts[0]:
+            return (len(ts) - 1) / (ts[-1] - ts[0])
+        return len(ts) / (t1 - t0) if t1 > t0 else float("nan")
+
+    def reset(self) -> None:
+        self.events = []
+
+    def close(self) -> None:
+        self._stop.set()
+        self._t.join()
+        os.close(self.fd)

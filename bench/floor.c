@@ -13,6 +13,12 @@
  *   deadline every S before each iteration, as a sampler does: the figure
  *   then includes waking up with cold caches (the periodic floor); without
  *   it they loop flat out (the tight floor: the reads alone, caches warm).
+ *   --write FILE  also append one 170-byte line per iteration to FILE with
+ *                 write(2), as the recorder appends a sample line;
+ *   --cputime     also read CLOCK_THREAD_CPUTIME_ID once per iteration, as the
+ *                 sampler does for its self.cpu_s;
+ *   (these two measure what the sampler does beyond the reads, toward the
+ *   floor; without them the figure is the reads alone)
  *   wake:         nothing but a periodic absolute-deadline sleep
  *                 (clock_nanosleep, --period S): what merely waking up
  *                 costs the thread on this kernel, reported apart to explain
@@ -104,6 +110,8 @@ int main(int argc, char **argv)
 	const char *sysfs = "/sys", *procfs = "/proc", *tier = "counter";
 	long iterations = 0;
 	double min_s = 1.0, period_s = 0.0;
+	const char *write_path = NULL;
+	int want_cputime = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--sysfs-root") && i + 1 < argc)
 			sysfs = argv[++i];
@@ -115,6 +123,10 @@ int main(int argc, char **argv)
 			iterations = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--period") && i + 1 < argc)
 			period_s = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--write") && i + 1 < argc)
+			write_path = argv[++i];
+		else if (!strcmp(argv[i], "--cputime"))
+			want_cputime = 1;
 		else if (!strcmp(argv[i], "--min-seconds") && i + 1 < argc)
 			min_s = atof(argv[++i]);
 		else {
@@ -175,6 +187,18 @@ int main(int argc, char **argv)
 	}
 	int pdfd = dirfd(pd);
 	static char statbuf[65536];
+	int wfd = -1;
+	if (write_path) {
+		wfd = open(write_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+		if (wfd < 0) {
+			fprintf(stderr, "floor: cannot open %s: %s\n", write_path, strerror(errno));
+			return 1;
+		}
+	}
+	/* a sample line as long as the counter tier writes (~170 bytes) */
+	static const char line[] = "{\"t_s\":12.345678,\"energy_j\":{\"cpu\":1234.567890,\"dram\":123.456789,"
+				   "\"psys\":2345.678901},\"power_w\":{\"cpu\":50.000,\"dram\":10.000,"
+				   "\"psys\":70.000},\"self_cpu_s\":0.123456}\n";
 
 	long it = 0;
 	int pids = 0;
@@ -191,6 +215,12 @@ int main(int argc, char **argv)
 		for (int z = 0; z < nz; z++)
 			read_counter(zfd[z]);
 		read_proc_stat(statfd, statbuf, sizeof statbuf);
+		if (want_cputime)
+			sink += now_ns(CLOCK_THREAD_CPUTIME_ID);
+		if (wfd >= 0 && write(wfd, line, sizeof line - 1) < 0) {
+			fprintf(stderr, "floor: write: %s\n", strerror(errno));
+			return 1;
+		}
 		if (proc_tier) {
 			read_proc_stat(memfd, statbuf, sizeof statbuf);
 			pids = scan_procs(pd, pdfd);
@@ -201,9 +231,11 @@ int main(int argc, char **argv)
 			break;
 	}
 	uint64_t c1 = now_ns(CLOCK_PROCESS_CPUTIME_ID), w1 = now_ns(CLOCK_MONOTONIC);
-	printf("{\"tier\":\"%s\",\"period_s\":%g,\"zones\":%d,\"pids\":%d,\"iterations\":%ld,"
+	if (wfd >= 0)
+		close(wfd);
+	printf("{\"tier\":\"%s\",\"write\":%d,\"cputime\":%d,\"period_s\":%g,\"zones\":%d,\"pids\":%d,\"iterations\":%ld,"
 	       "\"cpu_ns_per_iter\":%.1f,\"wall_ns_per_iter\":%.1f}\n",
-	       proc_tier ? "proc" : "counter", period_s, nz, pids, it, (double)(c1 - c0) / (double)it,
+	       proc_tier ? "proc" : "counter", wfd >= 0, want_cputime, period_s, nz, pids, it, (double)(c1 - c0) / (double)it,
 	       (double)(w1 - w0) / (double)it);
 	return 0;
 }

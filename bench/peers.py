@@ -47,8 +47,12 @@ import benchlib as bl  # noqa: E402
 
 VENV_PY = os.path.join(bl.BENCH, ".venv-peers", "bin", "python")
 DRIVER = os.path.join(bl.BENCH, "peer_driver.py")
-PY_TOOLS = ["wattmeter-py", "codecarbon", "zeus", "carbontracker", "eco2ai"]
+PY_TOOLS = ["wattmeter-py", "codecarbon-machine", "codecarbon-process", "zeus", "carbontracker", "eco2ai",
+            "perun", "aipowermeter"]
 PERIODLESS = {"zeus"}  # reads counters at window ends; no sampling period
+PKG0 = "intel-rapl:0/energy_uj"  # the file whose reads give a tool's real sampling rate ...
+MMIO0 = "intel-rapl-mmio:0/energy_uj"  # ... or its mmio copy, which CodeCarbon prefers
+JOBS_S = {"30 s": 30.0, "5 min": 300.0, "1 h": 3600.0}
 
 
 def sh(*cmd: str) -> None:
@@ -82,23 +86,22 @@ def mount_fake_powercap(fake_root: str, work: str) -> None:
         raise RuntimeError("fake powercap mount failed")
 
 
-def phase_costs(d: dict) -> dict:
-    ph = d["phases"]
-    w = d["workers_cpu_s"]
-    return {
-        "import_start": ph["started"]["total"] - ph["start"]["total"],
-        "running": ph["worked"]["total"] - ph["started"]["total"] - w,
-        "stop": ph["stopped"]["total"] - ph["worked"]["total"],
-        "maxrss_kb": ph["stopped"]["self_maxrss_kb"],
-        "helpers_rss_kb": ph["working"]["live_rss_kb"],
-        "helpers": ph["working"]["n_live"],
-    }
+def truth_rates(fake: bl.FakeRaplProc) -> dict:
+    """Watts of each device as the fixture defines them (packages, DRAM, psys)."""
+    out = {"pkg": 0.0, "dram": 0.0, "psys": 0.0}
+    for z in fake.info["zones"]:
+        d = {"cpu": "pkg", "dram": "dram", "psys": "psys"}.get(z.get("device"))
+        if d:
+            out[d] += z["rate_w"]
+    return out
 
 
-def run_driver(tool: str, period: float, seconds: float, workers: int, tmp: str) -> dict:
+def run_driver(tool: str, period: float, seconds: float, workers: int, tmp: str, warm: float,
+               reads: bl.ReadCounter) -> dict:
     out = os.path.join(tmp, f"drv-{tool}-{time.monotonic_ns()}.json")
     cmd = [VENV_PY, DRIVER, "--tool", tool, "--period", str(period), "--seconds", str(seconds),
-           "--workers", str(workers), "--json-out", out]
+           "--workers", str(workers), "--warm", str(warm), "--json-out", out]
+    reads.reset()
     with open(os.path.join(tmp, f"{tool}.log"), "a") as log:
         p = subprocess.Popen(cmd, stdout=log, stderr=log)
         _, status, ru = os.wait4(p.pid, 0)
@@ -107,34 +110,78 @@ def run_driver(tool: str, period: float, seconds: float, workers: int, tmp: str)
     with open(out) as f:
         d = json.load(f)
     os.unlink(out)
-    total = ru.ru_utime + ru.ru_stime - d["workers_cpu_s"]
-    c = phase_costs(d)
-    c["total"] = total
-    c["exit"] = total - (c["import_start"] + c["running"] + c["stop"]) - d["phases"]["start"]["total"]
-    c["extra"] = d["extra"]
-    c["wall_s"] = d["wall_s"]
-    return c
+    ph, w = d["phases"], d["workers_cpu_s"]
+    total = ru.ru_utime + ru.ru_stime - w
+    window = ph["t_stop_call"] - ph["t_started"]
+    steady_dt = ph["worked"]["t"] - ph["working"]["t"]
+    steady = (ph["worked"]["total"] - w - ph["working"]["total"]) / steady_dt
+    # real rate: reads of package-0 while the job runs in steady state
+    n_reads = max(reads.count(f, ph["working"]["t"], ph["worked"]["t"]) for f in (PKG0, MMIO0))
+    rate = max(reads.rate_hz(f, ph["working"]["t"], ph["worked"]["t"]) for f in (PKG0, MMIO0))
+    return {"total": total, "steady_cpu_s_per_s": steady, "window_s": window,
+            "fixed": total - steady * window, "maxrss_kb": ph["stopped"]["self_maxrss_kb"],
+            "helpers_rss_kb": ph["working"]["live_rss_kb"], "helpers": ph["working"]["n_live"],
+            "reads_pkg0": n_reads, "real_rate_hz": rate,
+            "reads_all": len(reads.events), "reported": d["extra"], "wall_s": d["wall_s"]}
 
 
-def run_cli(period: float, seconds: float, workers: int, tmp: str) -> dict:
+def run_cli(period: float, seconds: float, workers: int, tmp: str, reads: bl.ReadCounter) -> dict:
     out = os.path.join(tmp, f"wmrec-{time.monotonic_ns()}")
     wl = [VENV_PY, DRIVER, "--tool", "none", "--period", str(period), "--seconds", str(seconds),
           "--workers", str(workers)]
+    reads.reset()
     r = bl.run_cli(out, ["--period", str(period), "--proc-period", str(period)], seconds, workload_cmd=wl)
+    sys.path.insert(0, bl.BENCH)
+    from peer_driver import wattmeter_energy
+    rep = wattmeter_energy(out)
+    rec = bl.read_recording(out)
     shutil.rmtree(out, ignore_errors=True)
-    return {"total": r["wm_cpu_s"], "running": r["self_cpu_s"], "import_start": r["wm_cpu_s"] - r["self_cpu_s"],
-            "stop": 0.0, "exit": 0.0, "hwm_kb": r["wm_hwm_kb"], "samples": r["samples"],
-            "duration_s": r["duration_s"], "cpu_method": r["methods"].get("cpu")}
+    t, c = rec["t_s"], rec["self_cpu_series"]
+    k = next((i for i, x in enumerate(t) if x >= min(3.0, seconds / 3)), 0)
+    steady = (c[-2] - c[k]) / (t[-2] - t[k]) if len(t) > k + 2 and t[-2] > t[k] else float("nan")
+    dur = r["duration_s"]
+    mk = r["workload_marks"]
+    n_reads = max(reads.count(f, mk["t_working"], mk["t_worked"]) for f in (PKG0, MMIO0))
+    rate = max(reads.rate_hz(f, mk["t_working"], mk["t_worked"]) for f in (PKG0, MMIO0))
+    return {"total": r["wm_cpu_s"], "steady_cpu_s_per_s": steady, "window_s": dur,
+            "fixed": r["wm_cpu_s"] - steady * dur, "hwm_kb": r["wm_hwm_kb"], "helpers": 0,
+            "reads_pkg0": n_reads, "real_rate_hz": rate, "reads_all": len(reads.events),
+            "samples": r["samples"], "reported": rep, "cpu_method": r["methods"].get("cpu")}
+
+
+def add_accuracy(r: dict, rates: dict) -> None:
+    rep, win = r["reported"], r["window_s"]
+    r["truth_j"] = {k: v * win for k, v in rates.items()}
+    err = {}
+    for dev, key in (("pkg", "pkg_j"), ("dram", "dram_j"), ("psys", "psys_j"), ("pkg_only", "pkg_only_j")):
+        v = rep.get(key)
+        tr = r["truth_j"]["pkg" if dev == "pkg_only" else dev]
+        if dev == "pkg" and rep.get("combined"):
+            tr = r["truth_j"]["pkg"] + r["truth_j"]["dram"]  # one figure for CPU and DRAM together
+        err[dev] = None if v is None or tr == 0 else 100.0 * (v - tr) / tr
+    r["error_pct"] = err
+    # the same against the duration the tool says it measured (its window may
+    # start before start() returns or end after stop() is called)
+    own = rep.get("own_duration_s")
+    pk = rep.get("pkg_only_j", rep.get("pkg_j"))
+    if own and pk is not None and not rep.get("combined"):
+        r["pkg_error_vs_own_duration_pct"] = 100.0 * (pk - rates["pkg"] * own) / (rates["pkg"] * own)
 
 
 def in_namespace(a) -> dict:
     work = tempfile.mkdtemp(prefix="wm-peers-")
-    fake = bl.FakeRaplProc(os.path.join(work, "sys"), max_range_uj=262143328850)
+    fake = bl.FakeRaplProc(os.path.join(work, "sys"), max_range_uj=a.max_range_uj)
+    rates = truth_rates(fake)
     results: dict = {}
     errors: dict = {}
+    reads = None
     try:
         mount_fake_powercap(fake.root, work)
-        configs = [("none", 0.0)]
+        # os.walk does not follow links (the subsystem links loop back)
+        reads = bl.ReadCounter([os.path.join(dp, "energy_uj") for dp, _, fs in
+                                os.walk(os.path.join(fake.root, "devices", "virtual", "powercap"))
+                                if "energy_uj" in fs])
+        configs = [("none", a.periods[0])] if a.baseline else []
         for p in a.periods:
             configs.append(("wattmeter-cli", p))
             for t in a.tools:
@@ -143,81 +190,91 @@ def in_namespace(a) -> dict:
                 configs.append((t, p))
         for k in range(a.repeats):
             for tool, p in configs:
-                key = f"{tool}@{p:g}" if tool not in PERIODLESS and tool != "none" else tool
+                key = tool if tool in PERIODLESS or tool == "none" else f"{tool}@{p:g}"
                 if key in errors:
                     continue
                 try:
                     if tool == "wattmeter-cli":
-                        r = run_cli(p, a.seconds, a.workers, work)
+                        r = run_cli(p, a.seconds, a.workers, work, reads)
                     else:
-                        r = run_driver(tool, p or 1.0, a.seconds, a.workers, work)
+                        r = run_driver(tool, p, a.seconds, a.workers, work, a.warm if tool != "none" else 0.0,
+                                       reads)
                 except Exception as e:  # noqa: BLE001 - a peer that fails is reported, not dropped
                     log = os.path.join(work, f"{tool}.log")
                     tail = open(log).read()[-1500:] if os.path.exists(log) else ""
                     errors[key] = f"{e}\n{tail}"
                     print(f"  {key}: FAILED: {e}", flush=True)
                     continue
+                if tool != "none":
+                    add_accuracy(r, rates)
                 results.setdefault(key, []).append(r)
-                print(f"  [{k + 1}/{a.repeats}] {key}: total {r['total']:.3f} s, running {r['running']:.4f} s",
-                      flush=True)
+                e = r.get("error_pct", {})
+                print(f"  [{k + 1}/{a.repeats}] {key}: total {r['total']:.3f} s, steady "
+                      f"{r['steady_cpu_s_per_s'] * 1e3:.3f} ms/s, {r['real_rate_hz']:.2f} Hz real, "
+                      f"pkg err {e.get('pkg')}, dram err {e.get('dram')}", flush=True)
     finally:
+        if reads:
+            reads.close()
         fake.stop()
         shutil.rmtree(work, ignore_errors=True)
-    return {"runs": results, "errors": errors}
+    return {"runs": results, "errors": errors, "rates_w": rates, "max_range_uj": a.max_range_uj, "warm": a.warm}
 
 
-def summarise(data: dict, seconds: float) -> dict:
+def summarise(data: dict) -> dict:
+    """Per tool@period: steady cost, fixed cost, whole-run cost for JOBS_S, per real sample."""
     runs = data["runs"]
     base = runs.get("none", [])
-    if not base:
-        return {}
-    b = {k: bl.stats([r[k] for r in base])["median"] for k in ("total", "import_start", "running", "stop", "exit")}
-    b_rss = bl.stats([r["maxrss_kb"] for r in base])["median"]
+    b_steady = bl.stats([r["steady_cpu_s_per_s"] for r in base])["median"] if base else 0.0
+    b_fixed = bl.stats([r["fixed"] for r in base])["median"] if base else 0.0
+    b_rss = bl.stats([r["maxrss_kb"] for r in base])["median"] if base else 0.0
     out = {}
     for key, rs in runs.items():
         if key == "none":
             continue
-        if key.startswith("wattmeter-cli"):
-            total = [r["total"] for r in rs]
-            running = [r["running"] for r in rs]
-            fixed = [r["import_start"] for r in rs]
-            rss = [r["hwm_kb"] / 1024 for r in rs]
-        else:
-            total = [r["total"] - b["total"] for r in rs]
-            running = [r["running"] - b["running"] for r in rs]
-            fixed = [t - u for t, u in zip(total, running)]
-            rss = [(r["maxrss_kb"] - b_rss + r["helpers_rss_kb"]) / 1024 for r in rs]
-        out[key] = {
-            "total_s": bl.stats(total),
-            "running_s_per_min": bl.stats([x * 60 / seconds for x in running]),
-            "total_s_per_min": bl.stats([x * 60 / seconds for x in total]),
-            "fixed_s": bl.stats(fixed),
-            "rss_mib": bl.stats(rss),
-            "helpers": max((r.get("helpers", 0) for r in rs), default=0),
-        }
+        cli = key.startswith("wattmeter-cli")
+        steady = [r["steady_cpu_s_per_s"] - (0 if cli else b_steady) for r in rs]
+        fixed = [r["fixed"] - (0 if cli else b_fixed) for r in rs]
+        rate = [r["real_rate_hz"] for r in rs]
+        rss = [r["hwm_kb"] / 1024 if cli else (r["maxrss_kb"] - b_rss + r["helpers_rss_kb"]) / 1024 for r in rs]
+        o = {"steady_ms_per_s": bl.stats([x * 1e3 for x in steady]), "fixed_s": bl.stats(fixed),
+             "real_rate_hz": bl.stats(rate),
+             "ms_per_real_sample": bl.stats([x * 1e3 / h for x, h in zip(steady, rate) if h > 0]),
+             "rss_mib": bl.stats(rss), "helpers": max((r.get("helpers", 0) for r in rs), default=0),
+             "whole_run_s": {j: bl.stats([f + s * T for f, s in zip(fixed, steady)]) for j, T in JOBS_S.items()},
+             "error_pct": {d: bl.stats([r["error_pct"][d] for r in rs if r["error_pct"].get(d) is not None])
+                           for d in ("pkg", "dram", "psys", "pkg_only")},
+             "reported_example": rs[0]["reported"]}
+        out[key] = o
     return out
 
 
-def table(summary: dict, errors: dict, periods) -> str:
-    lines = ["| tool @ period | running cost, CPU s per minute | × wattmeter CLI | start+stop+exit, CPU s | "
-             f"whole run per minute, CPU s | × wattmeter CLI | extra peak RSS, MiB | helper processes |",
-             "|---|---|---|---|---|---|---|---|"]
+def overhead_table(summary: dict, errors: dict, periods) -> str:
+    """The split: steady (while running) and fixed (per run), whole runs derived."""
+    jobs = list(JOBS_S)
+    lines = ["| tool @ nominal period | real rate, Hz (reads of package-0) | steady CPU, ms per s | CPU per real "
+             "sample, ms | × ours per sample | fixed CPU per run, s | " +
+             " | ".join(f"whole {j} job, CPU s | × ours" for j in jobs) + " | extra peak RSS, MiB | helper processes |",
+             "|---" * (8 + 2 * len(jobs)) + "|"]
 
-    def ours(key: str, p: float, field: str) -> float:
-        s = summary.get(f"wattmeter-cli@{p:g}")
-        return s[field]["median"] if s else float("nan")
+    def ours(p: float) -> dict:
+        return summary.get(f"wattmeter-cli@{p:g}", {})
 
     for p in periods:
+        o = ours(p)
         for key, s in summary.items():
-            if key.endswith(f"@{p:g}") or (key in PERIODLESS and p == periods[0]):
-                pp = p
-                r1 = s["running_s_per_min"]["median"] / ours(key, pp, "running_s_per_min")
-                r2 = s["total_s_per_min"]["median"] / ours(key, pp, "total_s_per_min")
-                name = key if "@" in key else f"{key} (no period; vs CLI @{p:g})"
-                lines.append(f"| {name} | {bl.fmt(s['running_s_per_min'])} | {r1:.3g}× | {bl.fmt(s['fixed_s'])} | "
-                             f"{bl.fmt(s['total_s_per_min'])} | {r2:.3g}× | {bl.fmt(s['rss_mib'])} | {s['helpers']} |")
+            if not (key.endswith(f"@{p:g}") or (key in PERIODLESS and p == periods[0])):
+                continue
+            rps = s["ms_per_real_sample"]["median"] / o["ms_per_real_sample"]["median"] if o else float("nan")
+            cells = []
+            for j in jobs:
+                r = s["whole_run_s"][j]["median"] / o["whole_run_s"][j]["median"] if o else float("nan")
+                cells.append(f"{bl.fmt(s['whole_run_s'][j])} | {r:.3g}×")
+            name = key if "@" in key else f"{key} (no period; vs CLI @{p:g})"
+            lines.append(f"| {name} | {bl.fmt(s['real_rate_hz'])} | {bl.fmt(s['steady_ms_per_s'])} | "
+                         f"{bl.fmt(s['ms_per_real_sample'])} | {rps:.3g}× | {bl.fmt(s['fixed_s'])} | " +
+                         " | ".join(cells) + f" | {bl.fmt(s['rss_mib'])} | {s['helpers']} |")
     for key, e in errors.items():
-        lines.append(f"| {key} | failed: {e.splitlines()[0][:120]} | | | | | | |")
+        lines.append(f"| {key} | failed: {e.splitlines()[0][:120]} |" + " |" * (7 + 2 * len(jobs)))
     return "\n".join(lines) + "\n"
 
 
@@ -228,6 +285,10 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--periods", type=float, nargs="+", default=[1.0, 0.1])
     ap.add_argument("--tools", nargs="+", default=PY_TOOLS)
+    ap.add_argument("--max-range-uj", type=int, default=262143328850, help="fake counters' range (default: "
+                    "a real package's 262 kJ)")
+    ap.add_argument("--warm", type=float, default=0.0, help="construct each tool this long before its window")
+    ap.add_argument("--no-baseline", dest="baseline", action="store_false")
     ap.add_argument("--json-out", help="write the summary and raw runs here (JSON)")
     ap.add_argument("--in-namespace", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -240,12 +301,12 @@ def main() -> int:
                "--in-namespace", *sys.argv[1:]]
         return subprocess.call(cmd)
     data = in_namespace(a)
-    summary = summarise(data, a.seconds)
-    md = table(summary, data["errors"], a.periods)
+    summary = summarise(data)
+    md = overhead_table(summary, data["errors"], a.periods)
     print(md)
     if a.json_out:
         with open(a.json_out, "w") as f:
-            json.dump({"summary": summary, "errors": data["errors"], "runs": data["runs"],
+            json.dump({"summary": summary, "errors": data["errors"], "runs": data["runs"], "rates_w": data["rates_w"],
                        "args": vars(a), "markdown": md}, f, indent=1, default=str)
     return 0
 

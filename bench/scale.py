@@ -41,14 +41,14 @@ def floor(*args: str) -> dict:
     return json.loads(out)
 
 
-def ours(out: str, wm_args, seconds: float) -> dict:
+def ours(out: str, wm_args, seconds: float, wm_bin=None) -> dict:
     # `sleep S` in Python: run_cli appends --rusage-out FILE to the command
     wl = [sys.executable, "-c",
           "import sys,time,os,json,resource;time.sleep(float(sys.argv[1]));"
           "r=resource.getrusage(resource.RUSAGE_SELF);"
           "open(sys.argv[3],'w').write(json.dumps({'cpu_s':r.ru_utime+r.ru_stime,"
           "'self_maxrss_kb':r.ru_maxrss,'children_maxrss_kb':0}));os._exit(0)", str(seconds)]
-    r = bl.run_cli(out, wm_args, seconds, workload_cmd=wl)
+    r = bl.run_cli(out, wm_args, seconds, workload_cmd=wl, wm_bin=wm_bin)
     shutil.rmtree(out, ignore_errors=True)
     return r
 
@@ -115,10 +115,18 @@ def run(repeats: int, seconds: float, ns=(10, 100, 1000), log=print) -> dict:
                 fl = floor("--sysfs-root", fake.root, "--tier", "counter", "--period", "0.01", "--min-seconds", "1.5")
                 ft = floor("--sysfs-root", fake.root, "--tier", "counter", "--min-seconds", "0.5")
                 wk = floor("--tier", "wake", "--period", "0.01", "--min-seconds", "1")
+                # what a sampler does beyond the reads: append a line, read its thread clock
+                wl = os.path.join(tmp, "floor-lines.jsonl")
+                ftw = floor("--sysfs-root", fake.root, "--tier", "counter", "--min-seconds", "0.5",
+                            "--write", wl, "--cputime")
+                flw = floor("--sysfs-root", fake.root, "--tier", "counter", "--period", "0.01",
+                            "--min-seconds", "1.5", "--write", wl, "--cputime")
                 us = 1e6 * r["self_cpu_s"] / r["samples"]
                 x = {"us_per_sample": us, "floor_us": fl["cpu_ns_per_iter"] / 1e3,
                      "tight_floor_us": ft["cpu_ns_per_iter"] / 1e3,
                      "wake_us": wk["cpu_ns_per_iter"] / 1e3, "zones": fl["zones"],
+                     "tight_write_us": ftw["cpu_ns_per_iter"] / 1e3,
+                     "periodic_write_us": flw["cpu_ns_per_iter"] / 1e3,
                      "ratio": us / (fl["cpu_ns_per_iter"] / 1e3),
                      "ratio_tight": us / (ft["cpu_ns_per_iter"] / 1e3),
                      "bytes_per_sample": r["samples_bytes"] / r["samples"]}
@@ -148,11 +156,13 @@ def table(res: dict) -> str:
     if "counter" in s:
         c = s["counter"]
         t += ("\n| counter tier (period 0.01 s, fake RAPL, "
-              f"{c['zones']['median']:g} zones + /proc/stat) | ours, µs/sample | periodic floor, µs | "
-              "ours / periodic floor | tight floor (reads only), µs | ours / tight floor | wake-up alone, µs |\n"
-              "|---|---|---|---|---|---|---|\n"
+              f"{c['zones']['median']:g} zones; the floor also reads /proc/stat) | ours, µs/sample | periodic floor, µs | "
+              "ours / periodic floor | tight floor (reads only), µs | ours / tight floor | wake-up alone, µs | "
+              "tight + line write + thread clock, µs | periodic + line write + thread clock, µs |\n"
+              "|---|---|---|---|---|---|---|---|---|\n"
               f"| | {bl.fmt(c['us_per_sample'])} | {bl.fmt(c['floor_us'])} | {bl.fmt(c['ratio'])} | "
-              f"{bl.fmt(c['tight_floor_us'])} | {bl.fmt(c['ratio_tight'])} | {bl.fmt(c['wake_us'])} |\n")
+              f"{bl.fmt(c['tight_floor_us'])} | {bl.fmt(c['ratio_tight'])} | {bl.fmt(c['wake_us'])} | "
+              f"{bl.fmt(c.get('tight_write_us', {}))} | {bl.fmt(c.get('periodic_write_us', {}))} |\n")
     return t
 
 

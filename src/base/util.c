@@ -372,6 +372,10 @@ int wm_parse_u64(const char *s, uint64_t *out, const char **end)
 	 * (locale, bases, signs) was the top of the sampler's profile. */
 	uint64_t v = 0;
 	const char *p = s;
+	/* 19 digits cannot overflow (10^19 - 1 < 2^64): no check for them,
+	 * then the exact check for a 20th and beyond. */
+	for (int i = 0; i < 19 && *p >= '0' && *p <= '9'; i++, p++)
+		v = v * 10 + (unsigned)(*p - '0');
 	for (; *p >= '0' && *p <= '9'; p++) {
 		unsigned d = (unsigned)(*p - '0');
 		if (v > (UINT64_MAX - d) / 10)

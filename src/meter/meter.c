@@ -553,8 +553,8 @@ static int build_tables(wm_meter *m, char *err, size_t errlen)
 		for (size_t d = 0; d < s->n_devices; d++) {
 			/* a later source with the same device replaces the earlier one */
 			for (size_t e = 0; e < m->n_dev; e++) {
-				if (strcmp(m->dev[e].decl->name, s->devices[d].name) != 0)
-					continue;
+				if (!m->dev[e].decl || strcmp(m->dev[e].decl->name, s->devices[d].name) != 0)
+					continue; /* replaced already, or another device */
 				for (size_t k = 0; k + 1 < m->n_msrc; k++)
 					for (size_t x = 0; x < m->msrc[k].src->n_devices; x++)
 						if (m->msrc[k].dev_map[x] == (int)e)

@@ -23,13 +23,6 @@
 #include "recording/html.h"
 #include "recording/record_priv.h"
 
-#define TRY(expr)                   \
-	do {                        \
-		int rc_ = (expr);   \
-		if (rc_ < 0)        \
-			return rc_; \
-	} while (0)
-
 /* Tableau 10: distinguishable, and legible for the common colour blindness */
 static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
 				      "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
@@ -78,8 +71,10 @@ int wm_html_escape_cut(wm_buf *b, const char *s, size_t max_chars)
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
 	size_t chars = 0;
 	while (*p) {
-		if (chars == max_chars)
-			return wm_buf_puts(b, "\xE2\x80\xA6"); /* … */
+		if (chars == max_chars) {
+			wm_buf_puts(b, "\xE2\x80\xA6"); /* … */
+			break;
+		}
 		chars++;
 		unsigned c = *p;
 		const char *rep = NULL;
@@ -96,20 +91,20 @@ int wm_html_escape_cut(wm_buf *b, const char *s, size_t max_chars)
 				rep = "&#xFFFD;";
 		}
 		if (rep) {
-			TRY(wm_buf_puts(b, rep));
+			wm_buf_puts(b, rep);
 			p++;
 			continue;
 		}
 		size_t n = utf8_len(p);
 		if (n == 0) {
-			TRY(wm_buf_puts(b, "&#xFFFD;"));
+			wm_buf_puts(b, "&#xFFFD;");
 			p++;
 			continue;
 		}
-		TRY(wm_buf_append(b, (const char *)p, n));
+		wm_buf_append(b, (const char *)p, n);
 		p += n;
 	}
-	return 0;
+	return wm_buf_error(b);
 }
 
 int wm_html_escape(wm_buf *b, const char *s)
@@ -133,7 +128,7 @@ static double nice_step(double max, int ticks)
 }
 
 /* An axis label: "0", "250", "1.5k", "2M" followed by unit */
-static int axis_label(wm_buf *b, double v, const char *unit)
+static void axis_label(wm_buf *b, double v, const char *unit)
 {
 	static const char *const prefix[] = {"", "k", "M", "G", "T"};
 	size_t i = 0;
@@ -143,7 +138,7 @@ static int axis_label(wm_buf *b, double v, const char *unit)
 		v /= 1000;
 		i++;
 	}
-	return wm_buf_printf(b, "%g %s%s", round(v * 1000) / 1000, prefix[i], unit);
+	wm_buf_printf(b, "%g %s%s", round(v * 1000) / 1000, prefix[i], unit);
 }
 
 /* ---- the document --------------------------------------------------------------- */
@@ -163,15 +158,14 @@ static const char css[] =
 	"svg text{font:11px system-ui,sans-serif;fill:#333}"
 	"footer{margin-top:32px;color:#888;font-size:12px}";
 
-static int doc_head(wm_buf *b, const char *title_raw)
+static void doc_head(wm_buf *b, const char *title_raw)
 {
-	TRY(wm_buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-			   "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
-			   "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-			   "<meta name=\"generator\" content=\"wattmeter report --html\">\n<title>wattmeter: "));
-	TRY(wm_html_escape_cut(b, title_raw, 120));
-	TRY(wm_buf_printf(b, "</title>\n<style>%s</style>\n</head>\n<body>\n", css));
-	return 0;
+	wm_buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+		       "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
+		       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+		       "<meta name=\"generator\" content=\"wattmeter report --html\">\n<title>wattmeter: ");
+	wm_html_escape_cut(b, title_raw, 120);
+	wm_buf_printf(b, "</title>\n<style>%s</style>\n</head>\n<body>\n", css);
 }
 
 /* argv joined by spaces, escaped (for display, not for a shell) */
@@ -179,13 +173,13 @@ static int put_command(wm_buf *b, const struct wm_recording *r, size_t max_chars
 {
 	wm_buf c;
 	wm_buf_init(&c);
-	int rc = 0;
-	for (size_t i = 0; !rc && i < r->n_command; i++) {
+	for (size_t i = 0; i < r->n_command; i++) {
 		if (i)
-			rc = wm_buf_append(&c, " ", 1);
-		if (!rc)
-			rc = wm_buf_puts(&c, r->command[i]);
+			wm_buf_append(&c, " ", 1);
+		wm_buf_puts(&c, r->command[i]);
 	}
+	/* c is a scratch buffer: its error is returned, not folded into b */
+	int rc = wm_buf_error(&c);
 	if (!rc)
 		rc = wm_html_escape_cut(b, c.data ? c.data : "", max_chars);
 	wm_buf_free(&c);
@@ -281,16 +275,16 @@ static void time_unit(double span_s, double *div, const char **unit)
 	}
 }
 
-static int axes(wm_buf *b, double t0, double t1, double ymax, const char *yunit)
+static void axes(wm_buf *b, double t0, double t1, double ymax, const char *yunit)
 {
 	double ystep = nice_step(ymax, 4);
 	for (double v = 0; v <= ymax * 1.0001; v += ystep) {
 		double y = MT + PH - v / ymax * PH;
-		TRY(wm_buf_printf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>", ML, y,
-				  ML + PW, y));
-		TRY(wm_buf_printf(b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">", ML - 6, y + 4));
-		TRY(axis_label(b, v, yunit));
-		TRY(wm_buf_puts(b, "</text>"));
+		wm_buf_printf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>", ML, y,
+			      ML + PW, y);
+		wm_buf_printf(b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">", ML - 6, y + 4);
+		axis_label(b, v, yunit);
+		wm_buf_puts(b, "</text>");
 	}
 	double div;
 	const char *unit;
@@ -299,24 +293,23 @@ static int axes(wm_buf *b, double t0, double t1, double ymax, const char *yunit)
 	double xstep = nice_step(span / div, 6) * div;
 	for (double v = 0; v <= span * 1.0001; v += xstep) {
 		double x = ML + v / span * PW;
-		TRY(wm_buf_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#999\"/>", x, MT + PH, x,
-				  MT + PH + 4));
-		TRY(wm_buf_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>", x, MT + PH + 16,
-				  round(v / div * 1000) / 1000));
+		wm_buf_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#999\"/>", x, MT + PH, x,
+			      MT + PH + 4);
+		wm_buf_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>", x, MT + PH + 16,
+			      round(v / div * 1000) / 1000);
 	}
-	TRY(wm_buf_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">time since start (%s)</text>",
-			  ML + PW / 2, CH - 4, unit));
-	return wm_buf_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#999\"/>", ML, MT + PH, ML + PW,
-			     MT + PH);
+	wm_buf_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">time since start (%s)</text>",
+		      ML + PW / 2, CH - 4, unit);
+	wm_buf_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#999\"/>", ML, MT + PH, ML + PW,
+		      MT + PH);
 }
 
-static int legend_item(wm_buf *b, int *x, const char *fill, double opacity, const char *text)
+static void legend_item(wm_buf *b, int *x, const char *fill, double opacity, const char *text)
 {
-	TRY(wm_buf_printf(b, "<rect x=\"%d\" y=\"8\" width=\"12\" height=\"10\" fill=\"%s\" fill-opacity=\"%.2f\"/>", *x,
-			  fill, opacity));
-	TRY(wm_buf_printf(b, "<text x=\"%d\" y=\"17\">%s</text>", *x + 16, text));
+	wm_buf_printf(b, "<rect x=\"%d\" y=\"8\" width=\"12\" height=\"10\" fill=\"%s\" fill-opacity=\"%.2f\"/>", *x,
+		      fill, opacity);
+	wm_buf_printf(b, "<text x=\"%d\" y=\"17\">%s</text>", *x + 16, text);
 	*x += 34 + (int)strlen(text) * 6;
-	return 0;
 }
 
 /* The power plot of device k: min-max band, mean line, attributed area. */
@@ -332,7 +325,8 @@ static int power_chart(wm_buf *b, const struct wm_recording *r, size_t k)
 	if (rc)
 		goto out;
 	if (np == 0) {
-		rc = wm_buf_puts(b, "<p class=\"muted\">Too few samples to draw power over time.</p>\n");
+		wm_buf_puts(b, "<p class=\"muted\">Too few samples to draw power over time.</p>\n");
+		rc = wm_buf_error(b);
 		goto out;
 	}
 	double t0 = ps[0].t0, t1 = ps[np - 1].t1;
@@ -359,56 +353,50 @@ static int power_chart(wm_buf *b, const struct wm_recording *r, size_t k)
 	/* (x of bucket centre, y) */
 #define BX(i) (ML + ((double)(i) + 0.5) / (double)nb * PW)
 #define BY(v) (MT + PH - (v) / ymax * PH)
-	rc = wm_buf_printf(b, "<svg width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"power over time\">",
-			   CW, CH, CW, CH);
-	if (!rc)
-		rc = axes(b, t0, t1, ymax, "W");
-	if (!rc && na > 0) {
+	wm_buf_printf(b, "<svg width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"power over time\">",
+		      CW, CH, CW, CH);
+	axes(b, t0, t1, ymax, "W");
+	if (na > 0) {
 		bool started = false;
 		double lastx = 0;
-		for (size_t i = 0; !rc && i < nb; i++) {
+		for (size_t i = 0; i < nb; i++) {
 			if (ab[i].cov_s <= 0)
 				continue;
 			if (!started)
-				rc = wm_buf_printf(b, "<polygon fill=\"%s\" fill-opacity=\"0.45\" points=\"%.1f,%.1f", col,
-						   BX(i), BY(0.0));
+				wm_buf_printf(b, "<polygon fill=\"%s\" fill-opacity=\"0.45\" points=\"%.1f,%.1f", col, BX(i),
+					      BY(0.0));
 			started = true;
-			if (!rc)
-				rc = wm_buf_printf(b, " %.1f,%.1f", BX(i), BY(ab[i].e_j / ab[i].cov_s));
+			wm_buf_printf(b, " %.1f,%.1f", BX(i), BY(ab[i].e_j / ab[i].cov_s));
 			lastx = BX(i);
 		}
-		if (!rc && started)
-			rc = wm_buf_printf(b, " %.1f,%.1f\"/>", lastx, BY(0.0));
+		if (started)
+			wm_buf_printf(b, " %.1f,%.1f\"/>", lastx, BY(0.0));
 	}
-	if (!rc && band) {
-		rc = wm_buf_printf(b, "<polygon fill=\"%s\" fill-opacity=\"0.18\" points=\"", col);
-		for (size_t i = 0; !rc && i < nb; i++)
+	if (band) {
+		wm_buf_printf(b, "<polygon fill=\"%s\" fill-opacity=\"0.18\" points=\"", col);
+		for (size_t i = 0; i < nb; i++)
 			if (pb[i].cov_s > 0)
-				rc = wm_buf_printf(b, "%.1f,%.1f ", BX(i), BY(pb[i].max_w));
-		for (size_t i = nb; !rc && i-- > 0;)
+				wm_buf_printf(b, "%.1f,%.1f ", BX(i), BY(pb[i].max_w));
+		for (size_t i = nb; i-- > 0;)
 			if (pb[i].cov_s > 0)
-				rc = wm_buf_printf(b, "%.1f,%.1f ", BX(i), BY(pb[i].min_w));
-		if (!rc)
-			rc = wm_buf_puts(b, "\"/>");
+				wm_buf_printf(b, "%.1f,%.1f ", BX(i), BY(pb[i].min_w));
+		wm_buf_puts(b, "\"/>");
 	}
-	if (!rc)
-		rc = wm_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", col);
-	for (size_t i = 0; !rc && i < nb; i++)
+	wm_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", col);
+	for (size_t i = 0; i < nb; i++)
 		if (pb[i].cov_s > 0)
-			rc = wm_buf_printf(b, "%.1f,%.1f ", BX(i), BY(pb[i].e_j / pb[i].cov_s));
-	if (!rc)
-		rc = wm_buf_puts(b, "\"/>");
+			wm_buf_printf(b, "%.1f,%.1f ", BX(i), BY(pb[i].e_j / pb[i].cov_s));
+	wm_buf_puts(b, "\"/>");
 #undef BX
 #undef BY
 	int lx = ML;
-	if (!rc)
-		rc = legend_item(b, &lx, col, 1.0, "mean power");
-	if (!rc && band)
-		rc = legend_item(b, &lx, col, 0.18, "min-max within a plotted point");
-	if (!rc && na > 0)
-		rc = legend_item(b, &lx, col, 0.45, "attributed to the measured processes");
-	if (!rc)
-		rc = wm_buf_puts(b, "</svg>\n");
+	legend_item(b, &lx, col, 1.0, "mean power");
+	if (band)
+		legend_item(b, &lx, col, 0.18, "min-max within a plotted point");
+	if (na > 0)
+		legend_item(b, &lx, col, 0.45, "attributed to the measured processes");
+	wm_buf_puts(b, "</svg>\n");
+	rc = wm_buf_error(b);
 out:
 	free(ps);
 	free(as);
@@ -457,50 +445,55 @@ static int hbar_chart(wm_buf *b, const struct hbars *h)
 	}
 	double step = nice_step(vmax, 4);
 	double xmax = vmax > 0 ? ceil(vmax * 1.02 / step) * step : 1;
-	TRY(wm_buf_printf(b, "<svg width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"energy\">", CW,
-			  height, CW, height));
+	int rc;
+	wm_buf_printf(b, "<svg width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"energy\">", CW,
+		      height, CW, height);
 	for (double x = 0; x <= xmax * 1.0001; x += step) {
 		double px = LW + x / xmax * BW;
-		TRY(wm_buf_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e5e5e5\"/>", px, top - 4, px,
-				  height - 22));
-		TRY(wm_buf_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", px, height - 8));
-		TRY(axis_label(b, x, "J"));
-		TRY(wm_buf_puts(b, "</text>"));
+		wm_buf_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e5e5e5\"/>", px, top - 4, px,
+			      height - 22);
+		wm_buf_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", px, height - 8);
+		axis_label(b, x, "J");
+		wm_buf_puts(b, "</text>");
 	}
 	for (size_t i = 0; i < h->n_rows; i++) {
 		double y = top + (double)(i * row_h);
-		TRY(wm_buf_printf(b, "<g><title>"));
-		TRY(wm_html_escape_cut(b, h->labels[i], 400));
-		TRY(wm_buf_printf(b, "</title><text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">", LW - 8, y + row_h / 2.0 + 4));
-		TRY(wm_html_escape_cut(b, h->labels[i], 40));
-		TRY(wm_buf_puts(b, "</text>"));
+		wm_buf_printf(b, "<g><title>");
+		wm_html_escape_cut(b, h->labels[i], 400);
+		wm_buf_printf(b, "</title><text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">", LW - 8, y + row_h / 2.0 + 4);
+		wm_html_escape_cut(b, h->labels[i], 40);
+		wm_buf_puts(b, "</text>");
 		double x = LW, total = 0;
 		for (size_t j = 0; j < h->n_series; j++) {
 			double val = h->v[i * h->n_series + j];
 			val = isfinite(val) && val > 0 ? val : 0;
 			double wpx = val / xmax * BW;
 			if (h->stacked) {
-				TRY(wm_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>", x,
-						  y + 3, wpx, ROW - 6, h->colours[j]));
+				wm_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>", x,
+					      y + 3, wpx, ROW - 6, h->colours[j]);
 				x += wpx;
 				total += val;
 			} else {
 				double yy = y + 5 + (double)(j * SUB);
-				TRY(wm_buf_printf(b, "<rect x=\"%d\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>", LW,
-						  yy, wpx, SUB - 2, h->colours[j]));
-				TRY(wm_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", LW + wpx + 4, yy + SUB - 3));
+				wm_buf_printf(b, "<rect x=\"%d\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>", LW,
+					      yy, wpx, SUB - 2, h->colours[j]);
+				wm_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", LW + wpx + 4, yy + SUB - 3);
 				char e[96];
-				TRY(wm_recording_fmt_energy(e, sizeof e, val));
-				TRY(wm_buf_puts(b, e));
-				TRY(wm_buf_puts(b, "</text>"));
+				rc = wm_recording_fmt_energy(e, sizeof e, val);
+				if (rc)
+					return rc;
+				wm_buf_puts(b, e);
+				wm_buf_puts(b, "</text>");
 			}
 		}
 		if (h->stacked) {
 			char e[96];
-			TRY(wm_recording_fmt_energy(e, sizeof e, total));
-			TRY(wm_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">%s</text>", x + 4, y + row_h / 2.0 + 4, e));
+			rc = wm_recording_fmt_energy(e, sizeof e, total);
+			if (rc)
+				return rc;
+			wm_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">%s</text>", x + 4, y + row_h / 2.0 + 4, e);
 		}
-		TRY(wm_buf_puts(b, "</g>"));
+		wm_buf_puts(b, "</g>");
 	}
 	int lx = LW, ly = 6;
 	for (size_t j = 0; j < h->n_series; j++) {
@@ -510,13 +503,14 @@ static int hbar_chart(wm_buf *b, const struct hbars *h)
 			lx = 0;
 			ly += 16;
 		}
-		TRY(wm_buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">",
-				  lx, ly, h->colours[j], lx + 16, ly + 9));
-		TRY(wm_html_escape_cut(b, h->series[j], 40));
-		TRY(wm_buf_puts(b, "</text>"));
+		wm_buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">",
+			      lx, ly, h->colours[j], lx + 16, ly + 9);
+		wm_html_escape_cut(b, h->series[j], 40);
+		wm_buf_puts(b, "</text>");
 		lx += wj;
 	}
-	return wm_buf_puts(b, "</svg>\n");
+	wm_buf_puts(b, "</svg>\n");
+	return wm_buf_error(b);
 }
 
 /* ---- one run ------------------------------------------------------------------------ */
@@ -556,92 +550,117 @@ static const char *short_name(const char *cmd)
 static int td_energy(wm_buf *b, double j)
 {
 	char e[96];
-	TRY(wm_recording_fmt_energy(e, sizeof e, j));
-	return wm_buf_printf(b, "<td class=\"n\">%s</td>", e);
+	int rc = wm_recording_fmt_energy(e, sizeof e, j);
+	if (rc)
+		return rc;
+	wm_buf_printf(b, "<td class=\"n\">%s</td>", e);
+	return wm_buf_error(b);
 }
 
 static int facts(wm_buf *b, const struct wm_recording *r)
 {
-	TRY(wm_buf_puts(b, "<table>\n<tr><th>command</th><td><code>"));
-	if (r->has_command && r->n_command)
-		TRY(put_command(b, r, 2000));
-	else
-		TRY(wm_buf_puts(b, "(none recorded)"));
-	TRY(wm_buf_puts(b, "</code></td></tr>\n<tr><th>recording</th><td><code>"));
-	TRY(wm_html_escape(b, r->dir));
-	TRY(wm_buf_puts(b, "</code></td></tr>\n<tr><th>started (UTC)</th><td>"));
-	TRY(wm_html_escape(b, r->start_utc ? r->start_utc : "unknown"));
+	int rc;
+	wm_buf_puts(b, "<table>\n<tr><th>command</th><td><code>");
+	if (r->has_command && r->n_command) {
+		rc = put_command(b, r, 2000);
+		if (rc)
+			return rc;
+	} else {
+		wm_buf_puts(b, "(none recorded)");
+	}
+	wm_buf_puts(b, "</code></td></tr>\n<tr><th>recording</th><td><code>");
+	wm_html_escape(b, r->dir);
+	wm_buf_puts(b, "</code></td></tr>\n<tr><th>started (UTC)</th><td>");
+	wm_html_escape(b, r->start_utc ? r->start_utc : "unknown");
 	char dur[64];
-	TRY(wm_recording_fmt_duration(dur, sizeof dur, r->duration_s));
-	TRY(wm_buf_printf(b, "</td></tr>\n<tr><th>duration</th><td>%s</td></tr>\n", dur));
+	rc = wm_recording_fmt_duration(dur, sizeof dur, r->duration_s);
+	if (rc)
+		return rc;
+	wm_buf_printf(b, "</td></tr>\n<tr><th>duration</th><td>%s</td></tr>\n", dur);
 	if (r->has_exit)
-		TRY(wm_buf_printf(b, "<tr><th>exit status</th><td>%lld</td></tr>\n", (long long)r->exit_status));
-	TRY(wm_buf_printf(b, "<tr><th>samples</th><td>%zu</td></tr>\n<tr><th>state</th><td>%s%s</td></tr>\n", r->n_rows,
-			  r->complete ? "complete" : "incomplete: the run was killed; totals up to the last complete sample",
-			  r->truncated ? " (the last line was cut mid-write and ignored)" : ""));
+		wm_buf_printf(b, "<tr><th>exit status</th><td>%lld</td></tr>\n", (long long)r->exit_status);
+	wm_buf_printf(b, "<tr><th>samples</th><td>%zu</td></tr>\n<tr><th>state</th><td>%s%s</td></tr>\n", r->n_rows,
+		      r->complete ? "complete" : "incomplete: the run was killed; totals up to the last complete sample",
+		      r->truncated ? " (the last line was cut mid-write and ignored)" : "");
 	if (!isnan(r->self_cpu_s))
-		TRY(wm_buf_printf(b, "<tr><th>measuring cost</th><td>%.2f s CPU%s", r->self_cpu_s,
-				  r->duration_s > 0 ? "" : "</td></tr>\n"));
+		wm_buf_printf(b, "<tr><th>measuring cost</th><td>%.2f s CPU%s", r->self_cpu_s,
+			      r->duration_s > 0 ? "" : "</td></tr>\n");
 	if (!isnan(r->self_cpu_s) && r->duration_s > 0)
-		TRY(wm_buf_printf(b, " (%.2f%% of one core)</td></tr>\n", r->self_cpu_s / r->duration_s * 100));
-	return wm_buf_puts(b, "</table>\n");
+		wm_buf_printf(b, " (%.2f%% of one core)</td></tr>\n", r->self_cpu_s / r->duration_s * 100);
+	wm_buf_puts(b, "</table>\n");
+	return wm_buf_error(b);
 }
 
-static int method_cell(wm_buf *b, const struct wm_recording *r, const struct wm_rec_dev *d)
+static void method_cell(wm_buf *b, const struct wm_recording *r, const struct wm_rec_dev *d)
 {
 	if (is_modeled(d)) {
-		TRY(wm_buf_puts(b, "<td><span class=\"modeled\">modelled</span> (an estimate, no energy counter: "));
-		TRY(wm_html_escape(b, *d->source ? d->source : "model"));
+		wm_buf_puts(b, "<td><span class=\"modeled\">modelled</span> (an estimate, no energy counter: ");
+		wm_html_escape(b, *d->source ? d->source : "model");
 		if (r->model_name) {
-			TRY(wm_buf_puts(b, " "));
-			TRY(wm_html_escape(b, r->model_name));
+			wm_buf_puts(b, " ");
+			wm_html_escape(b, r->model_name);
 		}
-		return wm_buf_puts(b, ")</td>");
+		wm_buf_puts(b, ")</td>");
+		return;
 	}
 	bool measured = strcmp(d->method, "measured") == 0;
-	TRY(wm_buf_printf(b, "<td><span class=\"%s\">", measured ? "measured" : "muted"));
-	TRY(wm_html_escape(b, d->method));
-	TRY(wm_buf_puts(b, "</span>"));
+	wm_buf_printf(b, "<td><span class=\"%s\">", measured ? "measured" : "muted");
+	wm_html_escape(b, d->method);
+	wm_buf_puts(b, "</span>");
 	if (*d->source) {
-		TRY(wm_buf_puts(b, " ("));
-		TRY(wm_html_escape(b, d->source));
-		TRY(wm_buf_puts(b, ")"));
+		wm_buf_puts(b, " (");
+		wm_html_escape(b, d->source);
+		wm_buf_puts(b, ")");
 	}
-	return wm_buf_puts(b, "</td>");
+	wm_buf_puts(b, "</td>");
 }
 
 static int devices_table(wm_buf *b, const struct wm_recording *r, const struct wm_carbon_opts *o)
 {
-	if (r->n_devs == 0)
-		return wm_buf_puts(b, "<p class=\"note\">No energy source was recorded (see <code>wattmeter sensors</code>).</p>\n");
-	TRY(wm_buf_puts(b, "<table>\n<tr><th>device</th><th>energy</th><th>kWh</th><th>avg power</th><th>peak power</th>"
-			   "<th>attributed</th><th>method (source)</th></tr>\n"));
+	if (r->n_devs == 0) {
+		wm_buf_puts(b, "<p class=\"note\">No energy source was recorded (see <code>wattmeter sensors</code>).</p>\n");
+		return wm_buf_error(b);
+	}
+	int rc;
+	wm_buf_puts(b, "<table>\n<tr><th>device</th><th>energy</th><th>kWh</th><th>avg power</th><th>peak power</th>"
+		       "<th>attributed</th><th>method (source)</th></tr>\n");
 	for (size_t k = 0; k < r->n_devs; k++) {
 		const struct wm_rec_dev *d = &r->devs[k];
 		char s[96];
-		TRY(wm_buf_puts(b, "<tr><td>"));
-		TRY(wm_html_escape(b, d->name));
-		TRY(wm_buf_puts(b, "</td>"));
-		TRY(td_energy(b, d->energy_j));
-		TRY(wm_carbon_fmt_kwh(s, sizeof s, wm_carbon_kwh(o, d->energy_j)));
-		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td>", s));
-		TRY(wm_recording_fmt_power(s, sizeof s, r->duration_s > 0 ? d->energy_j / r->duration_s : NAN));
-		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td>", s));
-		TRY(wm_recording_fmt_power(s, sizeof s, d->peak_w));
-		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td>", s));
+		wm_buf_puts(b, "<tr><td>");
+		wm_html_escape(b, d->name);
+		wm_buf_puts(b, "</td>");
+		rc = td_energy(b, d->energy_j);
+		if (rc)
+			return rc;
+		rc = wm_carbon_fmt_kwh(s, sizeof s, wm_carbon_kwh(o, d->energy_j));
+		if (rc)
+			return rc;
+		wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
+		rc = wm_recording_fmt_power(s, sizeof s, r->duration_s > 0 ? d->energy_j / r->duration_s : NAN);
+		if (rc)
+			return rc;
+		wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
+		rc = wm_recording_fmt_power(s, sizeof s, d->peak_w);
+		if (rc)
+			return rc;
+		wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
 		if (d->has_attr) {
-			TRY(wm_recording_fmt_energy(s, sizeof s, d->attributed_j));
-			TRY(wm_buf_printf(b, "<td class=\"n\">%s", s));
+			rc = wm_recording_fmt_energy(s, sizeof s, d->attributed_j);
+			if (rc)
+				return rc;
+			wm_buf_printf(b, "<td class=\"n\">%s", s);
 			if (d->energy_j > 0)
-				TRY(wm_buf_printf(b, " (%.0f%%)", d->attributed_j / d->energy_j * 100));
-			TRY(wm_buf_puts(b, "</td>"));
+				wm_buf_printf(b, " (%.0f%%)", d->attributed_j / d->energy_j * 100);
+			wm_buf_puts(b, "</td>");
 		} else {
-			TRY(wm_buf_puts(b, "<td class=\"n\">-</td>"));
+			wm_buf_puts(b, "<td class=\"n\">-</td>");
 		}
-		TRY(method_cell(b, r, d));
-		TRY(wm_buf_puts(b, "</tr>\n"));
+		method_cell(b, r, d);
+		wm_buf_puts(b, "</tr>\n");
 	}
-	return wm_buf_puts(b, "</table>\n");
+	wm_buf_puts(b, "</table>\n");
+	return wm_buf_error(b);
 }
 
 static int carbon_section(wm_buf *b, const struct wm_recording *r, const struct wm_carbon_opts *o)
@@ -651,49 +670,70 @@ static int carbon_section(wm_buf *b, const struct wm_recording *r, const struct 
 	double total = wm_recording_total_j(r, &basis);
 	double attr = wm_recording_attributed_j(r);
 	char s[96];
-	int rc = wm_buf_puts(b, "<h2>Energy, carbon and cost</h2>\n<table>\n<tr><th></th><th>machine (");
-	if (!rc)
-		rc = wm_html_escape(b, basis.data ? basis.data : "");
+	/* basis is a scratch buffer: on its ENOMEM total is NAN, not a figure */
+	int rc = wm_buf_error(&basis);
+	if (rc) {
+		wm_buf_free(&basis);
+		return rc;
+	}
+	wm_buf_puts(b, "<h2>Energy, carbon and cost</h2>\n<table>\n<tr><th></th><th>machine (");
+	wm_html_escape(b, basis.data ? basis.data : "");
 	wm_buf_free(&basis);
-	TRY(rc);
-	TRY(wm_buf_puts(b, ")</th><th>attributed to the measured processes</th></tr>\n<tr><th>energy</th>"));
-	TRY(td_energy(b, total));
-	TRY(td_energy(b, attr));
-	TRY(wm_buf_printf(b, "</tr>\n<tr><th>kWh%s</th>", o->pue_given ? " (PUE applied)" : ""));
-	TRY(wm_carbon_fmt_kwh(s, sizeof s, wm_carbon_kwh(o, total)));
-	TRY(wm_buf_printf(b, "<td class=\"n\">%s</td>", s));
-	TRY(wm_carbon_fmt_kwh(s, sizeof s, wm_carbon_kwh(o, attr)));
-	TRY(wm_buf_printf(b, "<td class=\"n\">%s</td></tr>\n", s));
+	wm_buf_puts(b, ")</th><th>attributed to the measured processes</th></tr>\n<tr><th>energy</th>");
+	rc = td_energy(b, total);
+	if (rc)
+		return rc;
+	rc = td_energy(b, attr);
+	if (rc)
+		return rc;
+	wm_buf_printf(b, "</tr>\n<tr><th>kWh%s</th>", o->pue_given ? " (PUE applied)" : "");
+	rc = wm_carbon_fmt_kwh(s, sizeof s, wm_carbon_kwh(o, total));
+	if (rc)
+		return rc;
+	wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
+	rc = wm_carbon_fmt_kwh(s, sizeof s, wm_carbon_kwh(o, attr));
+	if (rc)
+		return rc;
+	wm_buf_printf(b, "<td class=\"n\">%s</td></tr>\n", s);
 	if (o->has_intensity) {
-		TRY(wm_buf_puts(b, "<tr><th>CO2e</th>"));
-		TRY(wm_carbon_fmt_co2e(s, sizeof s, wm_carbon_co2e_g(o, total)));
-		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td>", s));
-		TRY(wm_carbon_fmt_co2e(s, sizeof s, wm_carbon_co2e_g(o, attr)));
-		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td></tr>\n", s));
+		wm_buf_puts(b, "<tr><th>CO2e</th>");
+		rc = wm_carbon_fmt_co2e(s, sizeof s, wm_carbon_co2e_g(o, total));
+		if (rc)
+			return rc;
+		wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
+		rc = wm_carbon_fmt_co2e(s, sizeof s, wm_carbon_co2e_g(o, attr));
+		if (rc)
+			return rc;
+		wm_buf_printf(b, "<td class=\"n\">%s</td></tr>\n", s);
 	}
 	if (o->has_price) {
-		TRY(wm_buf_puts(b, "<tr><th>cost</th>"));
-		TRY(wm_carbon_fmt_cost(s, sizeof s, wm_carbon_cost(o, total), o->currency));
-		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td>", s));
-		TRY(wm_carbon_fmt_cost(s, sizeof s, wm_carbon_cost(o, attr), o->currency));
-		TRY(wm_buf_printf(b, "<td class=\"n\">%s</td></tr>\n", s));
+		wm_buf_puts(b, "<tr><th>cost</th>");
+		rc = wm_carbon_fmt_cost(s, sizeof s, wm_carbon_cost(o, total), o->currency);
+		if (rc)
+			return rc;
+		wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
+		rc = wm_carbon_fmt_cost(s, sizeof s, wm_carbon_cost(o, attr), o->currency);
+		if (rc)
+			return rc;
+		wm_buf_printf(b, "<td class=\"n\">%s</td></tr>\n", s);
 	}
-	TRY(wm_buf_puts(b, "</table>\n<ul>\n"));
+	wm_buf_puts(b, "</table>\n<ul>\n");
 	if (o->has_intensity) {
-		TRY(wm_buf_printf(b, "<li>grid intensity: %g gCO2e/kWh, ", o->intensity_g_per_kwh));
-		TRY(wm_html_escape(b, o->provenance));
-		TRY(wm_buf_puts(b, "</li>\n"));
+		wm_buf_printf(b, "<li>grid intensity: %g gCO2e/kWh, ", o->intensity_g_per_kwh);
+		wm_html_escape(b, o->provenance);
+		wm_buf_puts(b, "</li>\n");
 	} else {
-		TRY(wm_buf_puts(b, "<li class=\"note\">"));
-		TRY(wm_html_escape(b, wm_carbon_hint));
-		TRY(wm_buf_puts(b, "</li>\n"));
+		wm_buf_puts(b, "<li class=\"note\">");
+		wm_html_escape(b, wm_carbon_hint);
+		wm_buf_puts(b, "</li>\n");
 	}
 	if (o->has_price)
-		TRY(wm_buf_printf(b, "<li>electricity price: %g %s/kWh, user-given</li>\n", o->price_per_kwh, o->currency));
+		wm_buf_printf(b, "<li>electricity price: %g %s/kWh, user-given</li>\n", o->price_per_kwh, o->currency);
 	else
-		TRY(wm_buf_puts(b, "<li class=\"muted\">no price given, so no cost: add --price P --currency CUR</li>\n"));
-	TRY(wm_buf_printf(b, "<li>PUE %.2f%s</li>\n", o->pue, o->pue_given ? " (user-given)" : " (none given: energy at the machine only)"));
-	return wm_buf_puts(b, "<li class=\"muted\">machine: the devices that do not overlap (psys already holds cpu and dram)</li>\n</ul>\n");
+		wm_buf_puts(b, "<li class=\"muted\">no price given, so no cost: add --price P --currency CUR</li>\n");
+	wm_buf_printf(b, "<li>PUE %.2f%s</li>\n", o->pue, o->pue_given ? " (user-given)" : " (none given: energy at the machine only)");
+	wm_buf_puts(b, "<li class=\"muted\">machine: the devices that do not overlap (psys already holds cpu and dram)</li>\n</ul>\n");
+	return wm_buf_error(b);
 }
 
 static int processes_section(wm_buf *b, const struct wm_recording *r, int top_n)
@@ -705,77 +745,84 @@ static int processes_section(wm_buf *b, const struct wm_recording *r, int top_n)
 	struct pref *v = calloc(r->n_procs, sizeof *v);
 	const char **labels = NULL, **names = NULL, **cols = NULL;
 	double *vals = NULL;
+	size_t *off = NULL;
 	wm_buf lab;
 	wm_buf_init(&lab);
-	int rc = (!ser || !v) ? -ENOMEM : 0;
+	int rc = 0;
+	if (!ser || !v) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	size_t ns = 0;
-	for (size_t k = 0; !rc && k < r->n_devs; k++) {
+	for (size_t k = 0; k < r->n_devs; k++) {
 		bool any = r->devs[k].has_attr;
 		for (size_t i = 0; !any && i < r->n_procs; i++)
 			any = r->procs[i].energy_seen[k];
 		if (any)
 			ser[ns++] = k;
 	}
-	for (size_t i = 0; !rc && i < r->n_procs; i++) {
+	for (size_t i = 0; i < r->n_procs; i++) {
 		v[i].p = &r->procs[i];
 		for (size_t j = 0; j < ns; j++)
 			v[i].total_j += r->procs[i].energy_j[ser[j]];
 	}
-	if (!rc)
-		qsort(v, r->n_procs, sizeof *v, by_energy);
+	qsort(v, r->n_procs, sizeof *v, by_energy);
 	size_t shown = r->n_procs < (size_t)top_n ? r->n_procs : (size_t)top_n;
-	if (!rc && ns > 0) {
+	if (ns > 0) {
 		labels = calloc(shown, sizeof *labels);
 		names = calloc(ns, sizeof *names);
 		cols = calloc(ns, sizeof *cols);
 		vals = calloc(shown * ns, sizeof *vals);
 		/* labels: "pid cmdline", kept in one buffer as NUL-separated strings */
-		size_t *off = calloc(shown, sizeof *off);
-		rc = (!labels || !names || !cols || !vals || !off) ? -ENOMEM : 0;
-		for (size_t i = 0; !rc && i < shown; i++) {
+		off = calloc(shown, sizeof *off);
+		if (!labels || !names || !cols || !vals || !off) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < shown; i++) {
 			off[i] = lab.len;
-			rc = wm_buf_printf(&lab, "%lld %s", (long long)v[i].p->pid, short_name(proc_name(v[i].p)));
-			if (!rc)
-				rc = wm_buf_append(&lab, "", 1); /* keep the NUL: the next string starts after it */
-			for (size_t j = 0; !rc && j < ns; j++)
+			wm_buf_printf(&lab, "%lld %s", (long long)v[i].p->pid, short_name(proc_name(v[i].p)));
+			wm_buf_append(&lab, "", 1); /* keep the NUL: the next string starts after it */
+			for (size_t j = 0; j < ns; j++)
 				vals[i * ns + j] = v[i].p->energy_j[ser[j]];
 		}
-		for (size_t i = 0; !rc && i < shown; i++)
+		/* lab is a scratch buffer: its error is returned, not folded into b */
+		rc = wm_buf_error(&lab);
+		if (rc)
+			goto out;
+		for (size_t i = 0; i < shown; i++)
 			labels[i] = lab.data + off[i];
-		for (size_t j = 0; !rc && j < ns; j++) {
+		for (size_t j = 0; j < ns; j++) {
 			names[j] = r->devs[ser[j]].name;
 			cols[j] = colour(ser[j]);
 		}
-		free(off);
-		if (!rc)
-			rc = wm_buf_printf(b, "<h2>Energy per process (top %zu of %zu)</h2>\n", shown, r->n_procs);
-		if (!rc) {
-			struct hbars h = {shown, ns, labels, names, cols, vals, true};
-			rc = hbar_chart(b, &h);
-		}
-	} else if (!rc) {
-		rc = wm_buf_printf(b, "<h2>Processes (top %zu of %zu)</h2>\n", shown, r->n_procs);
+		wm_buf_printf(b, "<h2>Energy per process (top %zu of %zu)</h2>\n", shown, r->n_procs);
+		struct hbars h = {shown, ns, labels, names, cols, vals, true};
+		rc = hbar_chart(b, &h);
+		if (rc)
+			goto out;
+	} else {
+		wm_buf_printf(b, "<h2>Processes (top %zu of %zu)</h2>\n", shown, r->n_procs);
 	}
-	if (!rc)
-		rc = wm_buf_puts(b, "<table>\n<tr><th>PID</th><th>energy</th><th>CPU time</th><th>peak RSS</th><th>command line</th></tr>\n");
-	for (size_t i = 0; !rc && i < shown; i++) {
-		rc = wm_buf_printf(b, "<tr><td class=\"n\">%lld</td>", (long long)v[i].p->pid);
-		if (!rc)
-			rc = td_energy(b, v[i].total_j);
-		if (!rc)
-			rc = wm_buf_printf(b, "<td class=\"n\">%.1f s</td><td class=\"n\">%.1f MiB</td><td><code>", v[i].p->cpu_s,
-					   (double)v[i].p->peak_rss_bytes / 1048576.0);
-		if (!rc)
-			rc = wm_html_escape_cut(b, proc_name(v[i].p), 500);
-		if (!rc)
-			rc = wm_buf_puts(b, "</code></td></tr>\n");
+	wm_buf_puts(b, "<table>\n<tr><th>PID</th><th>energy</th><th>CPU time</th><th>peak RSS</th><th>command line</th></tr>\n");
+	for (size_t i = 0; i < shown; i++) {
+		wm_buf_printf(b, "<tr><td class=\"n\">%lld</td>", (long long)v[i].p->pid);
+		rc = td_energy(b, v[i].total_j);
+		if (rc)
+			goto out;
+		wm_buf_printf(b, "<td class=\"n\">%.1f s</td><td class=\"n\">%.1f MiB</td><td><code>", v[i].p->cpu_s,
+			      (double)v[i].p->peak_rss_bytes / 1048576.0);
+		wm_html_escape_cut(b, proc_name(v[i].p), 500);
+		wm_buf_puts(b, "</code></td></tr>\n");
 	}
-	if (!rc)
-		rc = wm_buf_puts(b, "</table>\n");
-	if (!rc && shown < r->n_procs)
-		rc = wm_buf_printf(b, "<p class=\"muted\">... and %zu more (<code>wattmeter report --json</code> lists them all; <code>--top N</code> shows more here).</p>\n",
-				   r->n_procs - shown);
+	wm_buf_puts(b, "</table>\n");
+	if (shown < r->n_procs)
+		wm_buf_printf(b, "<p class=\"muted\">... and %zu more (<code>wattmeter report --json</code> lists them all; <code>--top N</code> shows more here).</p>\n",
+			      r->n_procs - shown);
+	rc = wm_buf_error(b);
+out:
 	wm_buf_free(&lab);
+	free(off);
 	free(labels);
 	free(names);
 	free(cols);
@@ -805,24 +852,23 @@ static int gpu_section(wm_buf *b, const struct wm_recording *r)
 		return 0;
 	const char **labels = calloc(ng, sizeof *labels);
 	double *vals = calloc(ng * 2, sizeof *vals);
-	int rc = (!labels || !vals) ? -ENOMEM : 0;
-	size_t i = 0;
-	for (size_t k = 0; !rc && k < r->n_devs; k++) {
-		const struct wm_rec_dev *d = &r->devs[k];
-		if (!is_gpu(d->name))
-			continue;
-		labels[i] = d->name;
-		double a = d->has_attr ? fmin(d->attributed_j, d->energy_j) : 0;
-		vals[i * 2] = a;
-		vals[i * 2 + 1] = d->energy_j - a;
-		i++;
-	}
-	if (!rc)
-		rc = wm_buf_printf(b, "<h2>Energy per GPU</h2>\n");
-	if (!rc) {
+	int rc = -ENOMEM;
+	if (labels && vals) {
+		size_t i = 0;
+		for (size_t k = 0; k < r->n_devs; k++) {
+			const struct wm_rec_dev *d = &r->devs[k];
+			if (!is_gpu(d->name))
+				continue;
+			labels[i] = d->name;
+			double a = d->has_attr ? fmin(d->attributed_j, d->energy_j) : 0;
+			vals[i * 2] = a;
+			vals[i * 2 + 1] = d->energy_j - a;
+			i++;
+		}
 		static const char *const names[] = {"attributed to the measured processes", "not attributed"};
 		static const char *const cols[] = {"#e15759", "#f4b6b7"};
 		struct hbars h = {ng, 2, labels, names, cols, vals, true};
+		wm_buf_printf(b, "<h2>Energy per GPU</h2>\n");
 		rc = hbar_chart(b, &h);
 	}
 	free(labels);
@@ -830,83 +876,93 @@ static int gpu_section(wm_buf *b, const struct wm_recording *r)
 	return rc;
 }
 
-static int provenance_section(wm_buf *b, const struct wm_recording *r)
+static void provenance_section(wm_buf *b, const struct wm_recording *r)
 {
-	TRY(wm_buf_puts(b, "<h2>Provenance</h2>\n<ul>\n"));
+	wm_buf_puts(b, "<h2>Provenance</h2>\n<ul>\n");
 	for (size_t k = 0; k < r->n_devs; k++) {
 		const struct wm_rec_dev *d = &r->devs[k];
-		TRY(wm_buf_puts(b, "<li><b>"));
-		TRY(wm_html_escape(b, d->name));
+		wm_buf_puts(b, "<li><b>");
+		wm_html_escape(b, d->name);
 		if (is_modeled(d)) {
-			TRY(wm_buf_puts(b, "</b>: <span class=\"modeled\">modelled</span> by "));
-			TRY(wm_html_escape(b, *d->source ? d->source : "a model"));
+			wm_buf_puts(b, "</b>: <span class=\"modeled\">modelled</span> by ");
+			wm_html_escape(b, *d->source ? d->source : "a model");
 			if (r->model_name) {
-				TRY(wm_buf_puts(b, " ("));
-				TRY(wm_html_escape(b, r->model_name));
-				TRY(wm_buf_puts(b, ")"));
+				wm_buf_puts(b, " (");
+				wm_html_escape(b, r->model_name);
+				wm_buf_puts(b, ")");
 			}
-			TRY(wm_buf_puts(b, ": an estimate from CPU utilisation, not a measurement</li>\n"));
+			wm_buf_puts(b, ": an estimate from CPU utilisation, not a measurement</li>\n");
 		} else {
-			TRY(wm_buf_puts(b, "</b>: <span class=\"measured\">"));
-			TRY(wm_html_escape(b, d->method));
-			TRY(wm_buf_puts(b, "</span> from "));
-			TRY(wm_html_escape(b, *d->source ? d->source : "an unnamed source"));
-			TRY(wm_buf_puts(b, "</li>\n"));
+			wm_buf_puts(b, "</b>: <span class=\"measured\">");
+			wm_html_escape(b, d->method);
+			wm_buf_puts(b, "</span> from ");
+			wm_html_escape(b, *d->source ? d->source : "an unnamed source");
+			wm_buf_puts(b, "</li>\n");
 		}
 	}
-	TRY(wm_buf_puts(b, "</ul>\n"));
+	wm_buf_puts(b, "</ul>\n");
 	if (r->n_sensors) {
-		TRY(wm_buf_puts(b, "<table>\n<tr><th>sensor</th><th>state</th><th>detail</th><th>fix</th></tr>\n"));
+		wm_buf_puts(b, "<table>\n<tr><th>sensor</th><th>state</th><th>detail</th><th>fix</th></tr>\n");
 		for (size_t i = 0; i < r->n_sensors; i++) {
 			const struct wm_rec_sensor *s = &r->sensors[i];
-			TRY(wm_buf_puts(b, "<tr><td>"));
-			TRY(wm_html_escape(b, s->name));
-			TRY(wm_buf_puts(b, "</td><td>"));
-			TRY(wm_html_escape(b, s->state));
-			TRY(wm_buf_puts(b, "</td><td>"));
-			TRY(wm_html_escape(b, s->detail));
-			TRY(wm_buf_puts(b, "</td><td>"));
+			wm_buf_puts(b, "<tr><td>");
+			wm_html_escape(b, s->name);
+			wm_buf_puts(b, "</td><td>");
+			wm_html_escape(b, s->state);
+			wm_buf_puts(b, "</td><td>");
+			wm_html_escape(b, s->detail);
+			wm_buf_puts(b, "</td><td>");
 			if (*s->fix) {
-				TRY(wm_buf_puts(b, "<code>"));
-				TRY(wm_html_escape(b, s->fix));
-				TRY(wm_buf_puts(b, "</code>"));
+				wm_buf_puts(b, "<code>");
+				wm_html_escape(b, s->fix);
+				wm_buf_puts(b, "</code>");
 			}
-			TRY(wm_buf_puts(b, "</td></tr>\n"));
+			wm_buf_puts(b, "</td></tr>\n");
 		}
-		TRY(wm_buf_puts(b, "</table>\n"));
+		wm_buf_puts(b, "</table>\n");
 	}
 	for (size_t i = 0; i < r->n_warnings; i++) {
-		TRY(wm_buf_puts(b, "<p class=\"note\">warning: "));
-		TRY(wm_html_escape(b, r->warnings[i]));
-		TRY(wm_buf_puts(b, "</p>\n"));
+		wm_buf_puts(b, "<p class=\"note\">warning: ");
+		wm_html_escape(b, r->warnings[i]);
+		wm_buf_puts(b, "</p>\n");
 	}
-	return 0;
 }
 
 static int run_section(wm_buf *b, const struct wm_recording *r, const struct wm_html_opts *o, const char *heading_id)
 {
-	TRY(wm_buf_printf(b, "<section id=\"%s\">\n", heading_id));
-	TRY(facts(b, r));
+	wm_buf_printf(b, "<section id=\"%s\">\n", heading_id);
+	int rc = facts(b, r);
+	if (rc)
+		return rc;
 	if (r->n_rows == 0)
-		TRY(wm_buf_puts(b, "<p class=\"note\">No samples were recorded: the run ended or was killed before the first one.</p>\n"));
-	TRY(wm_buf_puts(b, "<h2>Energy per device</h2>\n"));
-	TRY(devices_table(b, r, o->carbon));
-	TRY(carbon_section(b, r, o->carbon));
+		wm_buf_puts(b, "<p class=\"note\">No samples were recorded: the run ended or was killed before the first one.</p>\n");
+	wm_buf_puts(b, "<h2>Energy per device</h2>\n");
+	rc = devices_table(b, r, o->carbon);
+	if (!rc)
+		rc = carbon_section(b, r, o->carbon);
+	if (rc)
+		return rc;
 	if (r->n_devs)
-		TRY(wm_buf_puts(b, "<h2>Power over time</h2>\n"));
+		wm_buf_puts(b, "<h2>Power over time</h2>\n");
 	for (size_t k = 0; k < r->n_devs; k++) {
 		const struct wm_rec_dev *d = &r->devs[k];
-		TRY(wm_buf_puts(b, "<h3>"));
-		TRY(wm_html_escape(b, d->name));
-		TRY(wm_buf_printf(b, " <span class=\"%s\">", is_modeled(d) ? "modeled" : "measured"));
-		TRY(wm_buf_puts(b, is_modeled(d) ? "modelled" : "measured"));
-		TRY(wm_buf_puts(b, "</span></h3>\n"));
-		TRY(power_chart(b, r, k));
+		wm_buf_puts(b, "<h3>");
+		wm_html_escape(b, d->name);
+		wm_buf_printf(b, " <span class=\"%s\">", is_modeled(d) ? "modeled" : "measured");
+		wm_buf_puts(b, is_modeled(d) ? "modelled" : "measured");
+		wm_buf_puts(b, "</span></h3>\n");
+		rc = power_chart(b, r, k);
+		if (rc)
+			return rc;
 	}
-	TRY(gpu_section(b, r));
-	TRY(processes_section(b, r, o->top_n));
-	TRY(provenance_section(b, r));
-	return wm_buf_puts(b, "</section>\n");
+	rc = gpu_section(b, r);
+	if (!rc)
+		rc = processes_section(b, r, o->top_n);
+	if (rc)
+		return rc;
+	provenance_section(b, r);
+	wm_buf_puts(b, "</section>\n");
+	return wm_buf_error(b);
 }
 
 /* ---- several runs ---------------------------------------------------------------------- */
@@ -915,106 +971,111 @@ static int compare_section(wm_buf *b, const wm_recording *const *recs, size_t n,
 {
 	const char **devs = NULL;
 	size_t nd = 0;
-	TRY(wm_recording_union_devices(recs, n, &devs, &nd));
+	int rc = wm_recording_union_devices(recs, n, &devs, &nd);
+	if (rc)
+		return rc;
+	const char **names = NULL, **cols = NULL;
+	double *vals = NULL;
+	size_t *off = NULL;
+	wm_buf lab;
+	wm_buf_init(&lab);
 	char s[96];
-	int rc = wm_buf_printf(b, "<h2>%zu runs side by side</h2>\n<table>\n<tr><th>run</th><th>duration</th>", n);
-	for (size_t j = 0; !rc && j < nd; j++) {
-		rc = wm_buf_puts(b, "<th>");
-		if (!rc)
-			rc = wm_html_escape(b, devs[j]);
-		if (!rc)
-			rc = wm_buf_puts(b, "</th>");
+	wm_buf_printf(b, "<h2>%zu runs side by side</h2>\n<table>\n<tr><th>run</th><th>duration</th>", n);
+	for (size_t j = 0; j < nd; j++) {
+		wm_buf_puts(b, "<th>");
+		wm_html_escape(b, devs[j]);
+		wm_buf_puts(b, "</th>");
 	}
-	if (!rc)
-		rc = wm_buf_printf(b, "<th>machine</th><th>attributed</th><th>kWh</th>%s%s</tr>\n",
-				   o->has_intensity ? "<th>CO2e</th>" : "", o->has_price ? "<th>cost</th>" : "");
-	for (size_t i = 0; !rc && i < n; i++) {
+	wm_buf_printf(b, "<th>machine</th><th>attributed</th><th>kWh</th>%s%s</tr>\n",
+		      o->has_intensity ? "<th>CO2e</th>" : "", o->has_price ? "<th>cost</th>" : "");
+	for (size_t i = 0; i < n; i++) {
 		const struct wm_recording *r = recs[i];
 		double total = wm_recording_total_j(r, NULL);
-		rc = wm_buf_printf(b, "<tr><td><a href=\"#run%zu\">run %zu</a>: <code>", i + 1, i + 1);
-		if (!rc)
-			rc = wm_html_escape(b, r->dir);
-		if (!rc)
-			rc = wm_buf_printf(b, "</code></td><td class=\"n\">%.1f s</td>", r->duration_s);
-		for (size_t j = 0; !rc && j < nd; j++) {
+		wm_buf_printf(b, "<tr><td><a href=\"#run%zu\">run %zu</a>: <code>", i + 1, i + 1);
+		wm_html_escape(b, r->dir);
+		wm_buf_printf(b, "</code></td><td class=\"n\">%.1f s</td>", r->duration_s);
+		for (size_t j = 0; j < nd; j++) {
 			long k = -1;
 			for (size_t q = 0; q < r->n_devs && k < 0; q++)
 				if (strcmp(r->devs[q].name, devs[j]) == 0)
 					k = (long)q;
 			if (k < 0) {
-				rc = wm_buf_puts(b, "<td class=\"n\">-</td>");
+				wm_buf_puts(b, "<td class=\"n\">-</td>");
 				continue;
 			}
 			rc = wm_recording_fmt_energy(s, sizeof s, r->devs[k].energy_j);
-			if (!rc)
-				rc = wm_buf_printf(b, "<td class=\"n\">%s%s</td>", s,
-						   is_modeled(&r->devs[k]) ? " <span class=\"modeled\">(modelled)</span>" : "");
+			if (rc)
+				goto out;
+			wm_buf_printf(b, "<td class=\"n\">%s%s</td>", s,
+				      is_modeled(&r->devs[k]) ? " <span class=\"modeled\">(modelled)</span>" : "");
 		}
-		if (!rc)
-			rc = td_energy(b, total);
+		rc = td_energy(b, total);
 		if (!rc)
 			rc = td_energy(b, wm_recording_attributed_j(r));
 		if (!rc)
 			rc = wm_carbon_fmt_kwh(s, sizeof s, wm_carbon_kwh(o, total));
-		if (!rc)
-			rc = wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
-		if (!rc && o->has_intensity) {
+		if (rc)
+			goto out;
+		wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
+		if (o->has_intensity) {
 			rc = wm_carbon_fmt_co2e(s, sizeof s, wm_carbon_co2e_g(o, total));
-			if (!rc)
-				rc = wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
+			if (rc)
+				goto out;
+			wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
 		}
-		if (!rc && o->has_price) {
+		if (o->has_price) {
 			rc = wm_carbon_fmt_cost(s, sizeof s, wm_carbon_cost(o, total), o->currency);
-			if (!rc)
-				rc = wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
+			if (rc)
+				goto out;
+			wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
 		}
-		if (!rc)
-			rc = wm_buf_puts(b, "</tr>\n");
+		wm_buf_puts(b, "</tr>\n");
 	}
-	if (!rc)
-		rc = wm_buf_puts(b, "</table>\n");
-	if (!rc && o->has_intensity) {
-		rc = wm_buf_printf(b, "<p>CO2e at %g gCO2e/kWh, ", o->intensity_g_per_kwh);
-		if (!rc)
-			rc = wm_html_escape(b, o->provenance);
-		if (!rc)
-			rc = wm_buf_puts(b, ".</p>\n");
-	} else if (!rc) {
-		rc = wm_buf_puts(b, "<p class=\"note\">");
-		if (!rc)
-			rc = wm_html_escape(b, wm_carbon_hint);
-		if (!rc)
-			rc = wm_buf_puts(b, "</p>\n");
+	wm_buf_puts(b, "</table>\n");
+	if (o->has_intensity) {
+		wm_buf_printf(b, "<p>CO2e at %g gCO2e/kWh, ", o->intensity_g_per_kwh);
+		wm_html_escape(b, o->provenance);
+		wm_buf_puts(b, ".</p>\n");
+	} else {
+		wm_buf_puts(b, "<p class=\"note\">");
+		wm_html_escape(b, wm_carbon_hint);
+		wm_buf_puts(b, "</p>\n");
 	}
 
 	/* grouped bars: one group per device, one bar per run */
-	const char **names = calloc(n, sizeof *names);
-	const char **cols = calloc(n, sizeof *cols);
-	double *vals = calloc(nd * n + 1, sizeof *vals);
-	wm_buf lab;
-	wm_buf_init(&lab);
-	size_t *off = calloc(n, sizeof *off);
-	if (!rc && (!names || !cols || !vals || !off))
+	names = calloc(n, sizeof *names);
+	cols = calloc(n, sizeof *cols);
+	vals = calloc(nd * n + 1, sizeof *vals);
+	off = calloc(n, sizeof *off);
+	if (!names || !cols || !vals || !off) {
 		rc = -ENOMEM;
-	for (size_t i = 0; !rc && i < n; i++) {
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
 		off[i] = lab.len;
-		rc = wm_buf_printf(&lab, "run %zu: %s", i + 1, recs[i]->dir);
-		if (!rc)
-			rc = wm_buf_append(&lab, "", 1);
+		wm_buf_printf(&lab, "run %zu: %s", i + 1, recs[i]->dir);
+		wm_buf_append(&lab, "", 1);
 		cols[i] = colour(i);
-		for (size_t j = 0; !rc && j < nd; j++)
+		for (size_t j = 0; j < nd; j++)
 			for (size_t q = 0; q < recs[i]->n_devs; q++)
 				if (strcmp(recs[i]->devs[q].name, devs[j]) == 0)
 					vals[j * n + i] = recs[i]->devs[q].energy_j;
 	}
-	for (size_t i = 0; !rc && i < n; i++)
+	/* lab is a scratch buffer: its error is returned, not folded into b */
+	rc = wm_buf_error(&lab);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < n; i++)
 		names[i] = lab.data + off[i];
-	if (!rc && nd > 0) {
-		rc = wm_buf_puts(b, "<h3>Energy per device</h3>\n");
+	if (nd > 0) {
+		wm_buf_puts(b, "<h3>Energy per device</h3>\n");
 		struct hbars h = {nd, n, devs, names, cols, vals, false};
-		if (!rc)
-			rc = hbar_chart(b, &h);
+		rc = hbar_chart(b, &h);
+		if (rc)
+			goto out;
 	}
+	rc = wm_buf_error(b);
+out:
 	wm_buf_free(&lab);
 	free(off);
 	free(names);
@@ -1030,35 +1091,43 @@ int wm_html_report(const wm_recording *const *recs, size_t n, const struct wm_ht
 		return -EINVAL;
 	wm_buf title;
 	wm_buf_init(&title);
-	int rc = 0;
 	if (n == 1 && recs[0]->has_command && recs[0]->n_command) {
-		for (size_t i = 0; !rc && i < recs[0]->n_command; i++)
-			rc = wm_buf_printf(&title, "%s%s", i ? " " : "", recs[0]->command[i]);
+		for (size_t i = 0; i < recs[0]->n_command; i++)
+			wm_buf_printf(&title, "%s%s", i ? " " : "", recs[0]->command[i]);
 	} else if (n == 1) {
-		rc = wm_buf_puts(&title, recs[0]->dir);
+		wm_buf_puts(&title, recs[0]->dir);
 	} else {
-		rc = wm_buf_printf(&title, "%zu runs compared", n);
+		wm_buf_printf(&title, "%zu runs compared", n);
 	}
+	/* title is a scratch buffer: its error is returned, not folded into b */
+	int rc = wm_buf_error(&title);
 	if (!rc)
-		rc = doc_head(b, title.data ? title.data : "");
+		doc_head(b, title.data ? title.data : "");
 	wm_buf_free(&title);
-	TRY(rc);
-	TRY(wm_buf_puts(b, "<h1>wattmeter report</h1>\n"));
-	if (n > 1)
-		TRY(compare_section(b, recs, n, o->carbon));
+	if (rc)
+		return rc;
+	wm_buf_puts(b, "<h1>wattmeter report</h1>\n");
+	if (n > 1) {
+		rc = compare_section(b, recs, n, o->carbon);
+		if (rc)
+			return rc;
+	}
 	for (size_t i = 0; i < n; i++) {
 		char id[32];
 		int m = snprintf(id, sizeof id, "run%zu", i + 1);
 		if (m < 0 || (size_t)m >= sizeof id)
 			return -EINVAL;
 		if (n > 1) {
-			TRY(wm_buf_printf(b, "<h2 id=\"h%s\" style=\"margin-top:48px\">Run %zu: <code>", id, i + 1));
-			TRY(wm_html_escape(b, recs[i]->dir));
-			TRY(wm_buf_puts(b, "</code></h2>\n"));
+			wm_buf_printf(b, "<h2 id=\"h%s\" style=\"margin-top:48px\">Run %zu: <code>", id, i + 1);
+			wm_html_escape(b, recs[i]->dir);
+			wm_buf_puts(b, "</code></h2>\n");
 		}
-		TRY(run_section(b, recs[i], o, id));
+		rc = run_section(b, recs[i], o, id);
+		if (rc)
+			return rc;
 	}
-	return wm_buf_puts(b, "<footer>Written by <code>wattmeter report --html</code>: one self-contained file, no scripts, "
-			      "nothing fetched. Energies come from cumulative counters (exact totals); plotted power is "
-			      "averaged per plotted point.</footer>\n</body>\n</html>\n");
+	wm_buf_puts(b, "<footer>Written by <code>wattmeter report --html</code>: one self-contained file, no scripts, "
+		       "nothing fetched. Energies come from cumulative counters (exact totals); plotted power is "
+		       "averaged per plotted point.</footer>\n</body>\n</html>\n");
+	return wm_buf_error(b);
 }

@@ -12,13 +12,6 @@
 #include "recording/record_priv.h"
 #include "recording/carbon.h"
 
-#define TRY(expr)                   \
-	do {                        \
-		int rc_ = (expr);   \
-		if (rc_ < 0)        \
-			return rc_; \
-	} while (0)
-
 /* ---- shared ----------------------------------------------------------------- */
 
 /* Energies reported for a process: the attributed devices, and any device a
@@ -84,35 +77,34 @@ static struct gpu_totals gpu_totals(const struct wm_recording *r)
 }
 
 /* "gpus":[{index, name, uuid, energy_j, attributed_j, source, used_by_run}] */
-static int json_gpus(const struct wm_recording *r, wm_buf *b)
+static void json_gpus(const struct wm_recording *r, wm_buf *b)
 {
 	bool first = true;
-	TRY(wm_buf_puts(b, ",\"gpus\":["));
+	wm_buf_puts(b, ",\"gpus\":[");
 	for (size_t k = 0; k < r->n_devs; k++) {
 		const struct wm_rec_dev *d = &r->devs[k];
 		if (!is_gpu(d))
 			continue;
-		TRY(wm_buf_puts(b, first ? "{\"device\":" : ",{\"device\":"));
+		wm_buf_puts(b, first ? "{\"device\":" : ",{\"device\":");
 		first = false;
-		TRY(wm_buf_json_str(b, d->name));
+		wm_buf_json_str(b, d->name);
 		if (d->index >= 0)
-			TRY(wm_buf_printf(b, ",\"index\":%lld", (long long)d->index));
+			wm_buf_printf(b, ",\"index\":%lld", (long long)d->index);
 		else
-			TRY(wm_buf_puts(b, ",\"index\":null"));
-		TRY(wm_buf_puts(b, ",\"name\":"));
-		TRY(wm_buf_json_str(b, d->info_name));
-		TRY(wm_buf_puts(b, ",\"uuid\":"));
-		TRY(wm_buf_json_str(b, d->info_uuid));
-		TRY(wm_buf_puts(b, ",\"energy_j\":"));
-		TRY(wm_buf_json_double(b, d->energy_j));
-		TRY(wm_buf_puts(b, ",\"attributed_j\":"));
-		TRY(wm_buf_json_double(b, d->attributed_j));
-		TRY(wm_buf_puts(b, ",\"source\":"));
-		TRY(wm_buf_json_str(b, d->source_detail));
-		TRY(wm_buf_printf(b, ",\"used_by_run\":%s}",
-				  d->used_by_run < 0 ? "null" : d->used_by_run ? "true" : "false"));
+			wm_buf_puts(b, ",\"index\":null");
+		wm_buf_puts(b, ",\"name\":");
+		wm_buf_json_str(b, d->info_name);
+		wm_buf_puts(b, ",\"uuid\":");
+		wm_buf_json_str(b, d->info_uuid);
+		wm_buf_puts(b, ",\"energy_j\":");
+		wm_buf_json_double(b, d->energy_j);
+		wm_buf_puts(b, ",\"attributed_j\":");
+		wm_buf_json_double(b, d->attributed_j);
+		wm_buf_puts(b, ",\"source\":");
+		wm_buf_json_str(b, d->source_detail);
+		wm_buf_printf(b, ",\"used_by_run\":%s}", d->used_by_run < 0 ? "null" : d->used_by_run ? "true" : "false");
 	}
-	return wm_buf_append(b, "]", 1);
+	wm_buf_append(b, "]", 1);
 }
 
 struct proc_ref {
@@ -171,23 +163,30 @@ static double self_pct(const struct wm_recording *r)
 
 /* ---- summary JSON ---------------------------------------------------------- */
 
-static int json_key(wm_buf *b, bool *first, const char *key)
+static void json_key(wm_buf *b, bool *first, const char *key)
 {
 	if (!*first)
-		TRY(wm_buf_append(b, ",", 1));
+		wm_buf_append(b, ",", 1);
 	*first = false;
-	TRY(wm_buf_json_str(b, key));
-	return wm_buf_append(b, ":", 1);
+	wm_buf_json_str(b, key);
+	wm_buf_append(b, ":", 1);
 }
 
 /* "<name>_attributed" as a JSON key */
-static int json_attr_key(wm_buf *b, bool *first, const char *name)
+/* "<prefix><suffix>" as a JSON key. The key is built in a scratch buffer, so
+ * its ENOMEM is returned here (and is not b's): callers check the result. */
+/* "<a><b2><c>" as a JSON key. The key is built in a scratch buffer, so its
+ * ENOMEM is returned here (it is not b's): callers check the result. */
+static int json_key_cat(wm_buf *b, bool *first, const char *a, const char *b2, const char *c)
 {
 	wm_buf k;
 	wm_buf_init(&k);
-	int rc = wm_buf_printf(&k, "%s_attributed", name);
-	if (!rc)
-		rc = json_key(b, first, k.data);
+	wm_buf_printf(&k, "%s%s%s", a, b2, c);
+	int rc = wm_buf_error(&k);
+	if (!rc) {
+		json_key(b, first, k.data);
+		rc = wm_buf_error(b);
+	}
 	wm_buf_free(&k);
 	return rc;
 }
@@ -198,160 +197,160 @@ static int json_processes(const struct wm_recording *r, wm_buf *b)
 	struct proc_ref *v = sorted_procs(r, by_pid, &rc);
 	if (rc < 0)
 		return rc;
-	rc = wm_buf_append(b, "{", 1);
-	for (size_t i = 0; !rc && i < r->n_procs; i++) {
+	wm_buf_append(b, "{", 1);
+	for (size_t i = 0; i < r->n_procs; i++) {
 		const struct wm_rec_proc *p = v[i].p;
 		char pid[32];
 		int n = snprintf(pid, sizeof pid, "%lld", (long long)p->pid);
 		if (n < 0 || (size_t)n >= sizeof pid) {
-			rc = -EINVAL;
-			break;
+			free(v);
+			return -EINVAL;
 		}
 		if (i)
-			rc = wm_buf_append(b, ",", 1);
-		if (!rc)
-			rc = wm_buf_printf(b, "\"%s\":{\"pid\":%s,\"cmdline\":", pid, pid);
-		if (!rc)
-			rc = wm_buf_json_str(b, proc_cmdline(p));
-		if (!rc)
-			rc = wm_buf_puts(b, ",\"energy_j\":{");
+			wm_buf_append(b, ",", 1);
+		wm_buf_printf(b, "\"%s\":{\"pid\":%s,\"cmdline\":", pid, pid);
+		wm_buf_json_str(b, proc_cmdline(p));
+		wm_buf_puts(b, ",\"energy_j\":{");
 		bool first = true;
-		for (size_t k = 0; !rc && k < r->n_devs; k++) {
+		for (size_t k = 0; k < r->n_devs; k++) {
 			if (!proc_dev_key(r, k))
 				continue;
-			rc = json_key(b, &first, r->devs[k].name);
-			if (!rc)
-				rc = wm_buf_json_double(b, p->energy_j[k]);
+			json_key(b, &first, r->devs[k].name);
+			wm_buf_json_double(b, p->energy_j[k]);
 		}
-		if (!rc)
-			rc = wm_buf_puts(b, "},\"cpu_s\":");
-		if (!rc)
-			rc = wm_buf_json_double(b, p->cpu_s);
-		if (!rc)
-			rc = wm_buf_printf(b, ",\"peak_rss_bytes\":%llu}", (unsigned long long)p->peak_rss_bytes);
+		wm_buf_puts(b, "},\"cpu_s\":");
+		wm_buf_json_double(b, p->cpu_s);
+		wm_buf_printf(b, ",\"peak_rss_bytes\":%llu}", (unsigned long long)p->peak_rss_bytes);
 	}
-	if (!rc)
-		rc = wm_buf_append(b, "}", 1);
+	wm_buf_append(b, "}", 1);
 	free(v);
-	return rc;
+	return wm_buf_error(b);
 }
 
 int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 {
 	bool first;
-	TRY(wm_buf_printf(b, "{\"schema_version\":%lld,\"duration_s\":", (long long)r->schema_version));
-	TRY(wm_buf_json_double(b, r->duration_s));
+	int rc;
+	wm_buf_printf(b, "{\"schema_version\":%lld,\"duration_s\":", (long long)r->schema_version);
+	wm_buf_json_double(b, r->duration_s);
 
-	TRY(wm_buf_puts(b, ",\"energy_j\":{"));
+	wm_buf_puts(b, ",\"energy_j\":{");
 	first = true;
 	for (size_t k = 0; k < r->n_devs; k++) {
-		TRY(json_key(b, &first, r->devs[k].name));
-		TRY(wm_buf_json_double(b, r->devs[k].energy_j));
+		json_key(b, &first, r->devs[k].name);
+		wm_buf_json_double(b, r->devs[k].energy_j);
 	}
 	for (size_t k = 0; k < r->n_devs; k++) {
 		if (!r->devs[k].has_attr)
 			continue;
-		TRY(json_attr_key(b, &first, r->devs[k].name));
-		TRY(wm_buf_json_double(b, r->devs[k].attributed_j));
+		rc = json_key_cat(b, &first, r->devs[k].name, "_attributed", "");
+		if (rc)
+			return rc;
+		wm_buf_json_double(b, r->devs[k].attributed_j);
 	}
 	struct gpu_totals gt = gpu_totals(r);
 	if (gt.n) {
-		TRY(json_key(b, &first, "gpu"));
-		TRY(wm_buf_json_double(b, gt.energy_j));
-		TRY(json_key(b, &first, "gpu_attributed"));
-		TRY(wm_buf_json_double(b, gt.attributed_j));
-		TRY(json_key(b, &first, "gpu_run"));
-		TRY(wm_buf_json_double(b, gt.run_j));
+		json_key(b, &first, "gpu");
+		wm_buf_json_double(b, gt.energy_j);
+		json_key(b, &first, "gpu_attributed");
+		wm_buf_json_double(b, gt.attributed_j);
+		json_key(b, &first, "gpu_run");
+		wm_buf_json_double(b, gt.run_j);
 	}
 
-	TRY(wm_buf_puts(b, "},\"unattributed_j\":{"));
+	wm_buf_puts(b, "},\"unattributed_j\":{");
 	first = true;
 	for (size_t k = 0; k < r->n_devs; k++) {
 		if (!r->devs[k].has_attr)
 			continue;
-		TRY(json_key(b, &first, r->devs[k].name));
-		TRY(wm_buf_json_double(b, r->devs[k].energy_j - r->devs[k].attributed_j));
+		json_key(b, &first, r->devs[k].name);
+		wm_buf_json_double(b, r->devs[k].energy_j - r->devs[k].attributed_j);
 	}
 	if (gt.n) {
-		TRY(json_key(b, &first, "gpu"));
-		TRY(wm_buf_json_double(b, gt.energy_j - gt.attributed_j));
+		json_key(b, &first, "gpu");
+		wm_buf_json_double(b, gt.energy_j - gt.attributed_j);
 	}
 
-	TRY(wm_buf_puts(b, "},\"method\":{"));
+	wm_buf_puts(b, "},\"method\":{");
 	first = true;
 	for (size_t k = 0; k < r->n_devs; k++) {
-		TRY(json_key(b, &first, r->devs[k].name));
-		TRY(wm_buf_json_str(b, r->devs[k].method));
+		json_key(b, &first, r->devs[k].name);
+		wm_buf_json_str(b, r->devs[k].method);
 	}
 	for (size_t k = 0; k < r->n_devs; k++) {
 		if (!r->devs[k].has_attr)
 			continue;
-		TRY(json_attr_key(b, &first, r->devs[k].name));
-		TRY(wm_buf_json_str(b, r->devs[k].method));
+		rc = json_key_cat(b, &first, r->devs[k].name, "_attributed", "");
+		if (rc)
+			return rc;
+		wm_buf_json_str(b, r->devs[k].method);
 	}
 	if (gt.n) {
 		const char *gm = gt.modeled ? "modeled" : "measured";
-		TRY(json_key(b, &first, "gpu"));
-		TRY(wm_buf_json_str(b, gm));
-		TRY(json_key(b, &first, "gpu_attributed"));
-		TRY(wm_buf_json_str(b, gm));
-		TRY(json_key(b, &first, "gpu_run"));
-		TRY(wm_buf_json_str(b, gm));
+		json_key(b, &first, "gpu");
+		wm_buf_json_str(b, gm);
+		json_key(b, &first, "gpu_attributed");
+		wm_buf_json_str(b, gm);
+		json_key(b, &first, "gpu_run");
+		wm_buf_json_str(b, gm);
 	}
 
-	TRY(wm_buf_puts(b, "},\"source\":{"));
+	wm_buf_puts(b, "},\"source\":{");
 	first = true;
 	for (size_t k = 0; k < r->n_devs; k++) {
-		TRY(json_key(b, &first, r->devs[k].name));
-		TRY(wm_buf_json_str(b, r->devs[k].source));
+		json_key(b, &first, r->devs[k].name);
+		wm_buf_json_str(b, r->devs[k].source);
 	}
 
-	TRY(wm_buf_puts(b, "},\"power_w\":{"));
+	wm_buf_puts(b, "},\"power_w\":{");
 	first = true;
 	for (size_t k = 0; k < r->n_devs; k++) {
-		TRY(json_key(b, &first, r->devs[k].name));
-		TRY(wm_buf_puts(b, "{\"avg\":"));
-		TRY(wm_buf_json_double(b, avg_w(r, r->devs[k].energy_j)));
-		TRY(wm_buf_puts(b, ",\"peak\":"));
-		TRY(wm_buf_json_double(b, r->devs[k].peak_w));
-		TRY(wm_buf_append(b, "}", 1));
+		json_key(b, &first, r->devs[k].name);
+		wm_buf_puts(b, "{\"avg\":");
+		wm_buf_json_double(b, avg_w(r, r->devs[k].energy_j));
+		wm_buf_puts(b, ",\"peak\":");
+		wm_buf_json_double(b, r->devs[k].peak_w);
+		wm_buf_append(b, "}", 1);
 	}
 
-	TRY(wm_buf_append(b, "}", 1));
+	wm_buf_append(b, "}", 1);
 	if (gt.n)
-		TRY(json_gpus(r, b));
-	TRY(wm_buf_puts(b, ",\"processes\":"));
-	TRY(json_processes(r, b));
+		json_gpus(r, b);
+	wm_buf_puts(b, ",\"processes\":");
+	rc = json_processes(r, b);
+	if (rc)
+		return rc;
 
-	TRY(wm_buf_puts(b, ",\"self\":{\"cpu_s\":"));
-	TRY(wm_buf_json_double(b, r->self_cpu_s));
-	TRY(wm_buf_puts(b, ",\"cpu_pct\":"));
-	TRY(wm_buf_json_double(b, self_pct(r)));
-	TRY(wm_buf_printf(b, "},\"samples\":%zu,\"truncated\":%s,\"complete\":%s,\"exit_status\":", r->n_rows,
-			  r->truncated ? "true" : "false", r->complete ? "true" : "false"));
+	wm_buf_puts(b, ",\"self\":{\"cpu_s\":");
+	wm_buf_json_double(b, r->self_cpu_s);
+	wm_buf_puts(b, ",\"cpu_pct\":");
+	wm_buf_json_double(b, self_pct(r));
+	wm_buf_printf(b, "},\"samples\":%zu,\"truncated\":%s,\"complete\":%s,\"exit_status\":", r->n_rows,
+		      r->truncated ? "true" : "false", r->complete ? "true" : "false");
 	if (r->has_exit)
-		TRY(wm_buf_printf(b, "%lld", (long long)r->exit_status));
+		wm_buf_printf(b, "%lld", (long long)r->exit_status);
 	else
-		TRY(wm_buf_puts(b, "null"));
+		wm_buf_puts(b, "null");
 
-	TRY(wm_buf_puts(b, ",\"command\":"));
+	wm_buf_puts(b, ",\"command\":");
 	if (r->has_command) {
-		TRY(wm_buf_append(b, "[", 1));
+		wm_buf_append(b, "[", 1);
 		for (size_t i = 0; i < r->n_command; i++) {
 			if (i)
-				TRY(wm_buf_append(b, ",", 1));
-			TRY(wm_buf_json_str(b, r->command[i]));
+				wm_buf_append(b, ",", 1);
+			wm_buf_json_str(b, r->command[i]);
 		}
-		TRY(wm_buf_append(b, "]", 1));
+		wm_buf_append(b, "]", 1);
 	} else {
-		TRY(wm_buf_puts(b, "null"));
+		wm_buf_puts(b, "null");
 	}
-	TRY(wm_buf_puts(b, ",\"start_utc\":"));
+	wm_buf_puts(b, ",\"start_utc\":");
 	if (r->start_utc)
-		TRY(wm_buf_json_str(b, r->start_utc));
+		wm_buf_json_str(b, r->start_utc);
 	else
-		TRY(wm_buf_puts(b, "null"));
-	return wm_buf_append(b, "}", 1);
+		wm_buf_puts(b, "null");
+	wm_buf_append(b, "}", 1);
+	return wm_buf_error(b);
 }
 
 /* ---- columns --------------------------------------------------------------- */
@@ -359,92 +358,90 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 static int column(const struct wm_recording *r, wm_buf *b, bool *first, const char *prefix,
 		  const char *name, size_t col)
 {
-	wm_buf k;
-	wm_buf_init(&k);
-	int rc = name ? wm_buf_printf(&k, "%s.%s", prefix, name) : wm_buf_puts(&k, prefix);
-	if (!rc)
-		rc = json_key(b, first, k.data);
-	wm_buf_free(&k);
-	if (!rc)
-		rc = wm_buf_append(b, "[", 1);
-	for (size_t i = 0; !rc && i < r->n_rows; i++) {
+	int rc = name ? json_key_cat(b, first, prefix, ".", name) : json_key_cat(b, first, prefix, "", "");
+	if (rc)
+		return rc;
+	wm_buf_append(b, "[", 1);
+	for (size_t i = 0; i < r->n_rows; i++) {
 		if (i)
-			rc = wm_buf_append(b, ",", 1);
-		if (!rc)
-			rc = wm_buf_json_double(b, wm_rec_cell(r, i, col)); /* NAN -> null */
+			wm_buf_append(b, ",", 1);
+		wm_buf_json_double(b, wm_rec_cell(r, i, col)); /* NAN -> null */
 	}
-	if (!rc)
-		rc = wm_buf_append(b, "]", 1);
-	return rc;
+	wm_buf_append(b, "]", 1);
+	return wm_buf_error(b);
 }
 
 int wm_recording_columns_json(const wm_recording *r, wm_buf *b)
 {
 	bool first = true;
-	TRY(wm_buf_append(b, "{", 1));
-	TRY(column(r, b, &first, "t_s", NULL, WM_COL_T));
-	for (size_t k = 0; k < r->n_devs; k++)
-		TRY(column(r, b, &first, "energy_j", r->devs[k].name, wm_rec_dcol(k, WM_DCOL_ENERGY)));
-	for (size_t k = 0; k < r->n_devs; k++)
-		TRY(column(r, b, &first, "power_w", r->devs[k].name, wm_rec_dcol(k, WM_DCOL_POWER)));
-	for (size_t k = 0; k < r->n_devs; k++)
+	wm_buf_append(b, "{", 1);
+	/* column() fails on its own (the scratch key) as well as on b's error */
+	int rc = column(r, b, &first, "t_s", NULL, WM_COL_T);
+	for (size_t k = 0; !rc && k < r->n_devs; k++)
+		rc = column(r, b, &first, "energy_j", r->devs[k].name, wm_rec_dcol(k, WM_DCOL_ENERGY));
+	for (size_t k = 0; !rc && k < r->n_devs; k++)
+		rc = column(r, b, &first, "power_w", r->devs[k].name, wm_rec_dcol(k, WM_DCOL_POWER));
+	for (size_t k = 0; !rc && k < r->n_devs; k++)
 		if (r->devs[k].has_attr)
-			TRY(column(r, b, &first, "attributed_j", r->devs[k].name, wm_rec_dcol(k, WM_DCOL_ATTR)));
-	TRY(column(r, b, &first, "cpu_util", NULL, WM_COL_CPU_UTIL));
-	TRY(column(r, b, &first, "self_cpu_s", NULL, WM_COL_SELF_CPU));
-	TRY(column(r, b, &first, "mem_used_bytes", NULL, WM_COL_MEM_USED));
-	return wm_buf_append(b, "}", 1);
+			rc = column(r, b, &first, "attributed_j", r->devs[k].name, wm_rec_dcol(k, WM_DCOL_ATTR));
+	if (!rc)
+		rc = column(r, b, &first, "cpu_util", NULL, WM_COL_CPU_UTIL);
+	if (!rc)
+		rc = column(r, b, &first, "self_cpu_s", NULL, WM_COL_SELF_CPU);
+	if (!rc)
+		rc = column(r, b, &first, "mem_used_bytes", NULL, WM_COL_MEM_USED);
+	if (rc)
+		return rc;
+	wm_buf_append(b, "}", 1);
+	return wm_buf_error(b);
 }
 
 /* ---- human text ------------------------------------------------------------ */
 
 /* Appends s with control characters shown as '?': names and command lines
  * come from the recorded processes and must not drive the terminal. */
-static int put_safe(wm_buf *b, const char *s)
+static void put_safe(wm_buf *b, const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		char c = (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
-		TRY(wm_buf_append(b, &c, 1));
+		wm_buf_append(b, &c, 1);
 	}
-	return 0;
 }
 
 /* As put_safe, but newlines are kept: a multi-line fix (a udev rule written
  * with a here-document) must come out as lines that can be copied whole, at
  * column 0 (a here-document's terminator must start its line). */
-static int put_safe_lines(wm_buf *b, const char *s)
+static void put_safe_lines(wm_buf *b, const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		char c = *p == '\n' ? '\n' : (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
-		TRY(wm_buf_append(b, &c, 1));
+		wm_buf_append(b, &c, 1);
 	}
-	return 0;
 }
 
 /* argv joined for display, quoting what a shell would need quoted */
-static int put_command(wm_buf *b, char *const *argv, size_t n)
+static void put_command(wm_buf *b, char *const *argv, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *a = argv[i];
 		if (i)
-			TRY(wm_buf_append(b, " ", 1));
+			wm_buf_append(b, " ", 1);
 		bool quote = !*a || strpbrk(a, " \t'\"\\$`!*?;&|<>()[]{}#~") != NULL;
 		if (!quote) {
-			TRY(put_safe(b, a));
+			put_safe(b, a);
 			continue;
 		}
-		TRY(wm_buf_append(b, "'", 1));
+		wm_buf_append(b, "'", 1);
 		for (const char *p = a; *p; p++) {
 			if (*p == '\'')
-				TRY(wm_buf_puts(b, "'\\''"));
+				wm_buf_puts(b, "'\\''");
 			else {
 				char one[2] = {*p, '\0'};
-				TRY(put_safe(b, one));
+				put_safe(b, one);
 			}
 		}
-		TRY(wm_buf_append(b, "'", 1));
+		wm_buf_append(b, "'", 1);
 	}
-	return 0;
 }
 
 /* v with an SI prefix, e.g. "12.35 kJ"; "-" when unknown. */
@@ -477,11 +474,15 @@ static int fmt_si(char *out, size_t len, double v, const char *unit)
 /* joules, with watt-hours added from 1 Wh up: "12.35 kJ (3.43 Wh)" */
 static int fmt_energy(char *out, size_t len, double j)
 {
-	TRY(fmt_si(out, len, j, "J"));
+	int rc = fmt_si(out, len, j, "J");
+	if (rc)
+		return rc;
 	if (isnan(j) || fabs(j) < 3600.0)
 		return 0;
 	char wh[48];
-	TRY(fmt_si(wh, sizeof wh, j / 3600.0, "Wh"));
+	rc = fmt_si(wh, sizeof wh, j / 3600.0, "Wh");
+	if (rc)
+		return rc;
 	size_t used = strlen(out);
 	int n = snprintf(out + used, len - used, " (%s)", wh);
 	return (n < 0 || (size_t)n >= len - used) ? -EINVAL : 0;
@@ -559,16 +560,16 @@ static int table_render(const struct table *t, const char *indent, wm_buf *b)
 				width[c] = w;
 		}
 	for (size_t r = 0; r < t->nrows; r++) {
-		TRY(wm_buf_puts(b, indent));
+		wm_buf_puts(b, indent);
 		for (size_t c = 0; c < t->ncols; c++) {
 			const char *cell = t->cells[r * t->ncols + c];
-			TRY(put_safe(b, cell));
+			put_safe(b, cell);
 			if (c + 1 < t->ncols)
-				TRY(wm_buf_printf(b, "%*s", (int)(width[c] - text_width(cell) + 2), ""));
+				wm_buf_printf(b, "%*s", (int)(width[c] - text_width(cell) + 2), "");
 		}
-		TRY(wm_buf_append(b, "\n", 1));
+		wm_buf_append(b, "\n", 1);
 	}
-	return 0;
+	return wm_buf_error(b);
 }
 
 static int text_devices(const struct wm_recording *r, wm_buf *b)
@@ -586,19 +587,23 @@ static int text_devices(const struct wm_recording *r, wm_buf *b)
 			rc = fmt_si(avg, sizeof avg, avg_w(r, d->energy_j), "W");
 		if (!rc)
 			rc = fmt_si(peak, sizeof peak, d->peak_w, "W");
+		if (rc)
+			break;
 		wm_buf_reset(&method);
-		if (!rc && is_modeled(d))
-			rc = wm_buf_printf(&method, "MODELED (%s%s%s: an estimate, no energy counter was read — see `wattmeter sensors`)",
-					   *d->source ? d->source : "model",
-					   r->model_name ? " " : "", r->model_name ? r->model_name : "");
-		else if (!rc && is_gpu(d))
-			rc = wm_buf_printf(&method, "%s (%s%s%s%s)", d->method, d->source, *d->source_detail ? " " : "",
-					   d->source_detail,
-					   d->used_by_run == 1 ? ", used by the run" :
-					   d->used_by_run == 0 ? ", not used by the run" : "");
-		else if (!rc)
-			rc = wm_buf_printf(&method, "%s%s%s%s", d->method, *d->source ? " (" : "", d->source,
-					   *d->source ? ")" : "");
+		if (is_modeled(d))
+			wm_buf_printf(&method, "MODELED (%s%s%s: an estimate, no energy counter was read — see `wattmeter sensors`)",
+				      *d->source ? d->source : "model", r->model_name ? " " : "",
+				      r->model_name ? r->model_name : "");
+		else if (is_gpu(d))
+			wm_buf_printf(&method, "%s (%s%s%s%s)", d->method, d->source, *d->source_detail ? " " : "",
+				      d->source_detail,
+				      d->used_by_run == 1 ? ", used by the run" :
+				      d->used_by_run == 0 ? ", not used by the run" : "");
+		else
+			wm_buf_printf(&method, "%s%s%s%s", d->method, *d->source ? " (" : "", d->source,
+				      *d->source ? ")" : "");
+		/* checked before the next reset, which would clear it */
+		rc = wm_buf_error(&method);
 		if (!rc) {
 			const char *row[] = {d->name, e, avg, peak, method.data};
 			rc = table_row(&t, row);
@@ -608,48 +613,50 @@ static int text_devices(const struct wm_recording *r, wm_buf *b)
 		rc = table_render(&t, "  ", b);
 	wm_buf_free(&method);
 	table_free(&t);
+	if (rc)
+		return rc;
 	struct gpu_totals gt = gpu_totals(r);
-	if (!rc && gt.n > 1) {
+	if (gt.n > 1) {
 		char all[96], run[96];
 		rc = fmt_energy(all, sizeof all, gt.energy_j);
 		if (!rc)
 			rc = fmt_energy(run, sizeof run, gt.run_j);
-		if (!rc)
-			rc = wm_buf_printf(b, "  GPUs: %s on the whole machine, %s on the GPUs the run uses\n", all, run);
+		if (rc)
+			return rc;
+		wm_buf_printf(b, "  GPUs: %s on the whole machine, %s on the GPUs the run uses\n", all, run);
 	}
-	return rc;
+	return wm_buf_error(b);
 }
 
 /* Why counters were missing, when a device had to be modelled. */
-static int text_sensor_notes(const struct wm_recording *r, wm_buf *b)
+static void text_sensor_notes(const struct wm_recording *r, wm_buf *b)
 {
 	bool modeled = false;
 	for (size_t k = 0; k < r->n_devs; k++)
 		modeled = modeled || is_modeled(&r->devs[k]);
 	if (!modeled)
-		return 0;
+		return;
 	for (size_t i = 0; i < r->n_sensors; i++) {
 		const struct wm_rec_sensor *s = &r->sensors[i];
 		if (strcmp(s->state, "absent") && strcmp(s->state, "permission denied") && strcmp(s->state, "error"))
 			continue;
-		TRY(wm_buf_puts(b, "  note: "));
-		TRY(put_safe(b, s->name));
-		TRY(wm_buf_puts(b, " "));
-		TRY(put_safe(b, s->state));
+		wm_buf_puts(b, "  note: ");
+		put_safe(b, s->name);
+		wm_buf_puts(b, " ");
+		put_safe(b, s->state);
 		if (*s->detail) {
-			TRY(wm_buf_puts(b, ": "));
-			TRY(put_safe(b, s->detail));
+			wm_buf_puts(b, ": ");
+			put_safe(b, s->detail);
 		}
 		if (*s->fix && strchr(s->fix, '\n')) {
-			TRY(wm_buf_puts(b, "; fix, these lines:\n"));
-			TRY(put_safe_lines(b, s->fix));
+			wm_buf_puts(b, "; fix, these lines:\n");
+			put_safe_lines(b, s->fix);
 		} else if (*s->fix) {
-			TRY(wm_buf_puts(b, "; fix: "));
-			TRY(put_safe(b, s->fix));
+			wm_buf_puts(b, "; fix: ");
+			put_safe(b, s->fix);
 		}
-		TRY(wm_buf_append(b, "\n", 1));
+		wm_buf_append(b, "\n", 1);
 	}
-	return 0;
 }
 
 static int text_attributed(const struct wm_recording *r, wm_buf *b)
@@ -660,15 +667,19 @@ static int text_attributed(const struct wm_recording *r, wm_buf *b)
 		if (!d->has_attr)
 			continue;
 		char e[96];
-		TRY(fmt_energy(e, sizeof e, d->attributed_j));
-		TRY(wm_buf_puts(b, any ? ", " : "  attributed to the measured processes: "));
+		int rc = fmt_energy(e, sizeof e, d->attributed_j);
+		if (rc)
+			return rc;
+		wm_buf_puts(b, any ? ", " : "  attributed to the measured processes: ");
 		any = true;
-		TRY(put_safe(b, d->name));
-		TRY(wm_buf_printf(b, " %s", e));
+		put_safe(b, d->name);
+		wm_buf_printf(b, " %s", e);
 		if (d->energy_j > 0)
-			TRY(wm_buf_printf(b, " (%.0f%%)", d->attributed_j / d->energy_j * 100.0));
+			wm_buf_printf(b, " (%.0f%%)", d->attributed_j / d->energy_j * 100.0);
 	}
-	return any ? wm_buf_append(b, "\n", 1) : 0;
+	if (any)
+		wm_buf_append(b, "\n", 1);
+	return wm_buf_error(b);
 }
 
 static int text_processes(const struct wm_recording *r, int top_n, wm_buf *b)
@@ -681,7 +692,7 @@ static int text_processes(const struct wm_recording *r, int top_n, wm_buf *b)
 		return rc;
 	size_t shown = r->n_procs < (size_t)top_n ? r->n_procs : (size_t)top_n;
 	struct table t = {.ncols = 4};
-	rc = wm_buf_puts(b, "  top processes by energy:\n");
+	wm_buf_puts(b, "  top processes by energy:\n");
 	for (size_t i = 0; !rc && i < shown; i++) {
 		char pid[32], e[96], cpu[48];
 		int n = snprintf(pid, sizeof pid, "%lld", (long long)v[i].p->pid);
@@ -699,56 +710,64 @@ static int text_processes(const struct wm_recording *r, int top_n, wm_buf *b)
 	}
 	if (!rc)
 		rc = table_render(&t, "    ", b);
-	if (!rc && shown < r->n_procs)
-		rc = wm_buf_printf(b, "    ... and %zu more (`wattmeter report --json` lists them all)\n",
-				   r->n_procs - shown);
 	table_free(&t);
 	free(v);
-	return rc;
+	if (rc)
+		return rc;
+	if (shown < r->n_procs)
+		wm_buf_printf(b, "    ... and %zu more (`wattmeter report --json` lists them all)\n", r->n_procs - shown);
+	return wm_buf_error(b);
 }
 
 int wm_recording_summary_text(const wm_recording *r, int top_n, wm_buf *b)
 {
 	char dur[64];
-	TRY(fmt_duration(dur, sizeof dur, r->duration_s));
-	TRY(wm_buf_puts(b, "wattmeter: "));
-	if (r->has_command && r->n_command)
-		TRY(put_command(b, r->command, r->n_command));
-	else {
-		TRY(wm_buf_puts(b, "recording "));
-		TRY(put_safe(b, r->dir));
+	int rc = fmt_duration(dur, sizeof dur, r->duration_s);
+	if (rc)
+		return rc;
+	wm_buf_puts(b, "wattmeter: ");
+	if (r->has_command && r->n_command) {
+		put_command(b, r->command, r->n_command);
+	} else {
+		wm_buf_puts(b, "recording ");
+		put_safe(b, r->dir);
 	}
-	TRY(wm_buf_puts(b, "  ("));
+	wm_buf_puts(b, "  (");
 	if (r->has_exit)
-		TRY(wm_buf_printf(b, "exit %lld, ", (long long)r->exit_status));
-	TRY(wm_buf_printf(b, "%s, %zu sample%s)\n", dur, r->n_rows, r->n_rows == 1 ? "" : "s"));
+		wm_buf_printf(b, "exit %lld, ", (long long)r->exit_status);
+	wm_buf_printf(b, "%s, %zu sample%s)\n", dur, r->n_rows, r->n_rows == 1 ? "" : "s");
 
 	if (r->n_devs)
-		TRY(text_devices(r, b));
+		rc = text_devices(r, b);
 	else
-		TRY(wm_buf_puts(b, "  no energy source was recorded (see `wattmeter sensors`)\n"));
-	TRY(text_sensor_notes(r, b));
-	TRY(text_attributed(r, b));
-	TRY(text_processes(r, top_n, b));
+		wm_buf_puts(b, "  no energy source was recorded (see `wattmeter sensors`)\n");
+	if (rc)
+		return rc;
+	text_sensor_notes(r, b);
+	rc = text_attributed(r, b);
+	if (!rc)
+		rc = text_processes(r, top_n, b);
+	if (rc)
+		return rc;
 	if (!isnan(r->self_cpu_s)) {
-		TRY(wm_buf_printf(b, "  measuring cost %.2f s CPU", r->self_cpu_s));
+		wm_buf_printf(b, "  measuring cost %.2f s CPU", r->self_cpu_s);
 		double pct = self_pct(r);
 		if (!isnan(pct))
-			TRY(wm_buf_printf(b, " (%.2f%% of one core)", pct));
-		TRY(wm_buf_append(b, "\n", 1));
+			wm_buf_printf(b, " (%.2f%% of one core)", pct);
+		wm_buf_append(b, "\n", 1);
 	}
 	for (size_t i = 0; i < r->n_warnings; i++) {
-		TRY(wm_buf_puts(b, "  warning: "));
-		TRY(put_safe(b, r->warnings[i]));
-		TRY(wm_buf_append(b, "\n", 1));
+		wm_buf_puts(b, "  warning: ");
+		put_safe(b, r->warnings[i]);
+		wm_buf_append(b, "\n", 1);
 	}
 	if (r->n_rows == 0)
-		TRY(wm_buf_puts(b, "  no samples were recorded: the run ended or was killed before the first one\n"));
+		wm_buf_puts(b, "  no samples were recorded: the run ended or was killed before the first one\n");
 	if (!r->complete)
-		TRY(wm_buf_puts(b, "  recording incomplete: the run was killed; totals up to the last complete sample\n"));
+		wm_buf_puts(b, "  recording incomplete: the run was killed; totals up to the last complete sample\n");
 	if (r->truncated)
-		TRY(wm_buf_puts(b, "  note: the last line of samples.jsonl was cut mid-write and was ignored\n"));
-	return 0;
+		wm_buf_puts(b, "  note: the last line of samples.jsonl was cut mid-write and was ignored\n");
+	return wm_buf_error(b);
 }
 
 /* ---- carbon and cost (carbon.h) --------------------------------------------- */
@@ -812,31 +831,27 @@ int wm_recording_fmt_power(char *out, size_t len, double power_w)
 	return fmt_si(out, len, power_w, "W");
 }
 
-static int json_opt_double(wm_buf *b, bool *first, const char *key, double v)
+static void json_opt_double(wm_buf *b, bool *first, const char *key, double v)
 {
-	TRY(json_key(b, first, key));
-	return wm_buf_json_double(b, v); /* NAN -> null */
+	json_key(b, first, key);
+	wm_buf_json_double(b, v); /* NAN -> null */
 }
 
 static int json_money(const struct wm_carbon_opts *o, wm_buf *b, bool *first, const char *prefix, double energy_j)
 {
-	wm_buf k;
-	wm_buf_init(&k);
-	int rc = wm_buf_printf(&k, "%skwh", prefix);
-	if (!rc)
-		rc = json_opt_double(b, first, k.data, wm_carbon_kwh(o, energy_j));
-	wm_buf_reset(&k);
-	if (!rc)
-		rc = wm_buf_printf(&k, "%sco2e_g", prefix);
-	if (!rc)
-		rc = json_opt_double(b, first, k.data, wm_carbon_co2e_g(o, energy_j));
-	wm_buf_reset(&k);
-	if (!rc)
-		rc = wm_buf_printf(&k, "%scost", prefix);
-	if (!rc)
-		rc = json_opt_double(b, first, k.data, wm_carbon_cost(o, energy_j));
-	wm_buf_free(&k);
-	return rc;
+	int rc = json_key_cat(b, first, prefix, "kwh", "");
+	if (rc)
+		return rc;
+	wm_buf_json_double(b, wm_carbon_kwh(o, energy_j)); /* NAN -> null */
+	rc = json_key_cat(b, first, prefix, "co2e_g", "");
+	if (rc)
+		return rc;
+	wm_buf_json_double(b, wm_carbon_co2e_g(o, energy_j));
+	rc = json_key_cat(b, first, prefix, "cost", "");
+	if (rc)
+		return rc;
+	wm_buf_json_double(b, wm_carbon_cost(o, energy_j));
+	return wm_buf_error(b);
 }
 
 const char wm_carbon_hint[] =
@@ -846,78 +861,101 @@ int wm_recording_carbon_json(const wm_recording *r, const struct wm_carbon_opts 
 {
 	bool first = true;
 	double total = wm_recording_total_j(r, NULL);
-	TRY(wm_buf_append(b, "{", 1));
-	TRY(json_opt_double(b, &first, "energy_j", total));
-	TRY(json_key(b, &first, "basis"));
-	TRY(wm_buf_append(b, "[", 1));
+	wm_buf_append(b, "{", 1);
+	json_opt_double(b, &first, "energy_j", total);
+	json_key(b, &first, "basis");
+	wm_buf_append(b, "[", 1);
 	bool f2 = true;
 	for (size_t k = 0; k < r->n_devs; k++) {
 		if (!in_total(r, k))
 			continue;
 		if (!f2)
-			TRY(wm_buf_append(b, ",", 1));
+			wm_buf_append(b, ",", 1);
 		f2 = false;
-		TRY(wm_buf_json_str(b, r->devs[k].name));
+		wm_buf_json_str(b, r->devs[k].name);
 	}
-	TRY(wm_buf_append(b, "]", 1));
-	TRY(json_opt_double(b, &first, "pue", o->pue));
-	TRY(json_opt_double(b, &first, "grid_intensity_g_per_kwh", o->has_intensity ? o->intensity_g_per_kwh : NAN));
-	TRY(json_key(b, &first, "grid_intensity_source"));
-	TRY(o->has_intensity ? wm_buf_json_str(b, o->provenance) : wm_buf_puts(b, "null"));
-	TRY(json_opt_double(b, &first, "price_per_kwh", o->has_price ? o->price_per_kwh : NAN));
-	TRY(json_key(b, &first, "currency"));
-	TRY(o->has_price ? wm_buf_json_str(b, o->currency) : wm_buf_puts(b, "null"));
-	TRY(json_money(o, b, &first, "", total));
+	wm_buf_append(b, "]", 1);
+	json_opt_double(b, &first, "pue", o->pue);
+	json_opt_double(b, &first, "grid_intensity_g_per_kwh", o->has_intensity ? o->intensity_g_per_kwh : NAN);
+	json_key(b, &first, "grid_intensity_source");
+	if (o->has_intensity)
+		wm_buf_json_str(b, o->provenance);
+	else
+		wm_buf_puts(b, "null");
+	json_opt_double(b, &first, "price_per_kwh", o->has_price ? o->price_per_kwh : NAN);
+	json_key(b, &first, "currency");
+	if (o->has_price)
+		wm_buf_json_str(b, o->currency);
+	else
+		wm_buf_puts(b, "null");
+	int rc = json_money(o, b, &first, "", total);
+	if (rc)
+		return rc;
 	double attr = wm_recording_attributed_j(r);
-	TRY(json_opt_double(b, &first, "attributed_energy_j", attr));
-	TRY(json_money(o, b, &first, "attributed_", attr));
-	TRY(json_key(b, &first, "devices"));
-	TRY(wm_buf_append(b, "{", 1));
+	json_opt_double(b, &first, "attributed_energy_j", attr);
+	rc = json_money(o, b, &first, "attributed_", attr);
+	if (rc)
+		return rc;
+	json_key(b, &first, "devices");
+	wm_buf_append(b, "{", 1);
 	bool f3 = true;
 	for (size_t k = 0; k < r->n_devs; k++) {
-		TRY(json_key(b, &f3, r->devs[k].name));
+		json_key(b, &f3, r->devs[k].name);
 		bool f4 = true;
-		TRY(wm_buf_append(b, "{", 1));
-		TRY(json_money(o, b, &f4, "", r->devs[k].energy_j));
-		TRY(wm_buf_append(b, "}", 1));
+		wm_buf_append(b, "{", 1);
+		rc = json_money(o, b, &f4, "", r->devs[k].energy_j);
+		if (rc)
+			return rc;
+		wm_buf_append(b, "}", 1);
 	}
-	TRY(wm_buf_append(b, "}", 1));
+	wm_buf_append(b, "}", 1);
 	if (!o->has_intensity) {
-		TRY(json_key(b, &first, "note"));
-		TRY(wm_buf_json_str(b, wm_carbon_hint));
+		json_key(b, &first, "note");
+		wm_buf_json_str(b, wm_carbon_hint);
 	}
-	return wm_buf_append(b, "}", 1);
+	wm_buf_append(b, "}", 1);
+	return wm_buf_error(b);
 }
 
 int wm_recording_summary_json_carbon(const wm_recording *r, const struct wm_carbon_opts *o, wm_buf *b)
 {
 	size_t start = b->len;
-	TRY(wm_recording_summary_json(r, b));
+	int rc = wm_recording_summary_json(r, b);
+	if (rc)
+		return rc;
 	/* reopen the object: drop its closing brace, add "carbon" */
 	if (b->len == start || b->data[b->len - 1] != '}')
 		return -EINVAL;
 	b->len--;
 	b->data[b->len] = '\0';
-	TRY(wm_buf_puts(b, ",\"carbon\":"));
-	TRY(wm_recording_carbon_json(r, o, b));
-	return wm_buf_append(b, "}", 1);
+	wm_buf_puts(b, ",\"carbon\":");
+	rc = wm_recording_carbon_json(r, o, b);
+	if (rc)
+		return rc;
+	wm_buf_append(b, "}", 1);
+	return wm_buf_error(b);
 }
 
 /* "12.3 g CO2e" / cost, with the attributed share in brackets */
 static int text_money(wm_buf *b, const struct wm_carbon_opts *o, double total, double attr, bool is_cost)
 {
 	char v[64], a[64];
+	int rc;
 	if (is_cost) {
-		TRY(wm_carbon_fmt_cost(v, sizeof v, wm_carbon_cost(o, total), o->currency));
-		TRY(wm_carbon_fmt_cost(a, sizeof a, wm_carbon_cost(o, attr), o->currency));
+		rc = wm_carbon_fmt_cost(v, sizeof v, wm_carbon_cost(o, total), o->currency);
+		if (!rc)
+			rc = wm_carbon_fmt_cost(a, sizeof a, wm_carbon_cost(o, attr), o->currency);
 	} else {
-		TRY(wm_carbon_fmt_co2e(v, sizeof v, wm_carbon_co2e_g(o, total)));
-		TRY(wm_carbon_fmt_co2e(a, sizeof a, wm_carbon_co2e_g(o, attr)));
+		rc = wm_carbon_fmt_co2e(v, sizeof v, wm_carbon_co2e_g(o, total));
+		if (!rc)
+			rc = wm_carbon_fmt_co2e(a, sizeof a, wm_carbon_co2e_g(o, attr));
 	}
-	TRY(wm_buf_puts(b, v));
+	if (rc)
+		return rc;
+	wm_buf_puts(b, v);
 	if (attr > 0)
-		TRY(wm_buf_printf(b, " (%s attributed)", a));
-	return 0;
+		wm_buf_printf(b, " (%s attributed)", a);
+	return wm_buf_error(b);
 }
 
 int wm_recording_carbon_text(const wm_recording *r, const struct wm_carbon_opts *o, wm_buf *b)
@@ -929,37 +967,42 @@ int wm_recording_carbon_text(const wm_recording *r, const struct wm_carbon_opts 
 	double total = wm_recording_total_j(r, &basis);
 	double attr = wm_recording_attributed_j(r);
 	char e[96], kwh[64];
-	int rc = fmt_energy(e, sizeof e, total);
+	/* basis is a scratch buffer: on its ENOMEM total is NAN, not a figure */
+	int rc = wm_buf_error(&basis);
+	if (!rc)
+		rc = fmt_energy(e, sizeof e, total);
 	if (!rc)
 		rc = wm_carbon_fmt_kwh(kwh, sizeof kwh, wm_carbon_kwh(o, total));
-	if (!rc)
-		rc = wm_buf_printf(b, "  machine energy: %s = %s", e, kwh);
-	if (!rc)
-		rc = wm_buf_puts(b, " (");
-	if (!rc)
-		rc = put_safe(b, basis.data ? basis.data : "");
-	if (!rc && o->pue_given)
-		rc = wm_buf_printf(b, ", PUE %.2f applied to kWh, CO2e and cost", o->pue);
-	if (!rc)
-		rc = wm_buf_puts(b, ")\n");
-	wm_buf_free(&basis);
-	if (rc)
+	if (rc) {
+		wm_buf_free(&basis);
 		return rc;
+	}
+	wm_buf_printf(b, "  machine energy: %s = %s", e, kwh);
+	wm_buf_puts(b, " (");
+	put_safe(b, basis.data ? basis.data : "");
+	wm_buf_free(&basis);
+	if (o->pue_given)
+		wm_buf_printf(b, ", PUE %.2f applied to kWh, CO2e and cost", o->pue);
+	wm_buf_puts(b, ")\n");
 	if (o->has_intensity) {
-		TRY(wm_buf_puts(b, "  CO2e: "));
-		TRY(text_money(b, o, total, attr, false));
-		TRY(wm_buf_printf(b, " at %g gCO2e/kWh (", o->intensity_g_per_kwh));
-		TRY(put_safe(b, o->provenance));
-		TRY(wm_buf_puts(b, ")\n"));
+		wm_buf_puts(b, "  CO2e: ");
+		rc = text_money(b, o, total, attr, false);
+		if (rc)
+			return rc;
+		wm_buf_printf(b, " at %g gCO2e/kWh (", o->intensity_g_per_kwh);
+		put_safe(b, o->provenance);
+		wm_buf_puts(b, ")\n");
 	} else {
-		TRY(wm_buf_printf(b, "  CO2e: %s\n", wm_carbon_hint));
+		wm_buf_printf(b, "  CO2e: %s\n", wm_carbon_hint);
 	}
 	if (o->has_price) {
-		TRY(wm_buf_puts(b, "  cost: "));
-		TRY(text_money(b, o, total, attr, true));
-		TRY(wm_buf_printf(b, " at %g %s/kWh (user-given)\n", o->price_per_kwh, o->currency));
+		wm_buf_puts(b, "  cost: ");
+		rc = text_money(b, o, total, attr, true);
+		if (rc)
+			return rc;
+		wm_buf_printf(b, " at %g %s/kWh (user-given)\n", o->price_per_kwh, o->currency);
 	}
-	return 0;
+	return wm_buf_error(b);
 }
 
 /* ---- several runs side by side ------------------------------------------------ */
@@ -1004,34 +1047,30 @@ int wm_recording_compare_json(const wm_recording *const *recs, size_t n, const s
 {
 	const char **devs = NULL;
 	size_t nd = 0;
-	TRY(union_devices(recs, n, &devs, &nd));
-	int rc = wm_buf_puts(b, "{\"devices\":[");
-	for (size_t j = 0; !rc && j < nd; j++) {
+	int rc = union_devices(recs, n, &devs, &nd);
+	if (rc)
+		return rc;
+	wm_buf_puts(b, "{\"devices\":[");
+	for (size_t j = 0; j < nd; j++) {
 		if (j)
-			rc = wm_buf_append(b, ",", 1);
-		if (!rc)
-			rc = wm_buf_json_str(b, devs[j]);
+			wm_buf_append(b, ",", 1);
+		wm_buf_json_str(b, devs[j]);
 	}
 	free(devs);
-	if (!rc)
-		rc = wm_buf_puts(b, "],\"runs\":[");
-	for (size_t i = 0; !rc && i < n; i++) {
+	wm_buf_puts(b, "],\"runs\":[");
+	for (size_t i = 0; i < n; i++) {
 		if (i)
-			rc = wm_buf_append(b, ",", 1);
-		if (!rc)
-			rc = wm_buf_puts(b, "{\"dir\":");
-		if (!rc)
-			rc = wm_buf_json_str(b, recs[i]->dir);
-		if (!rc)
-			rc = wm_buf_puts(b, ",\"summary\":");
-		if (!rc)
-			rc = wm_recording_summary_json_carbon(recs[i], o, b);
-		if (!rc)
-			rc = wm_buf_append(b, "}", 1);
+			wm_buf_append(b, ",", 1);
+		wm_buf_puts(b, "{\"dir\":");
+		wm_buf_json_str(b, recs[i]->dir);
+		wm_buf_puts(b, ",\"summary\":");
+		rc = wm_recording_summary_json_carbon(recs[i], o, b);
+		if (rc)
+			return rc;
+		wm_buf_append(b, "}", 1);
 	}
-	if (!rc)
-		rc = wm_buf_puts(b, "]}");
-	return rc;
+	wm_buf_puts(b, "]}");
+	return wm_buf_error(b);
 }
 
 /* One table of runs [i0, i1) (at most 7: the table has 8 columns). */
@@ -1109,45 +1148,41 @@ int wm_recording_compare_text(const wm_recording *const *recs, size_t n, const s
 {
 	const char **devs = NULL;
 	size_t nd = 0;
-	TRY(union_devices(recs, n, &devs, &nd));
-	int rc = wm_buf_printf(b, "wattmeter: %zu recordings compared\n", n);
+	int rc = union_devices(recs, n, &devs, &nd);
+	if (rc)
+		return rc;
+	wm_buf_printf(b, "wattmeter: %zu recordings compared\n", n);
 	for (size_t i0 = 0; !rc && i0 < n; i0 += 7) {
 		if (i0)
-			rc = wm_buf_puts(b, "\n");
-		if (!rc)
-			rc = compare_chunk(recs, i0, i0 + 7 < n ? i0 + 7 : n, devs, nd, o, b);
+			wm_buf_puts(b, "\n");
+		rc = compare_chunk(recs, i0, i0 + 7 < n ? i0 + 7 : n, devs, nd, o, b);
 	}
 	free(devs);
-	for (size_t i = 0; !rc && i < n; i++) {
-		rc = wm_buf_printf(b, "  run %zu: ", i + 1);
-		if (!rc)
-			rc = put_safe(b, recs[i]->dir);
-		if (!rc && recs[i]->has_command && recs[i]->n_command) {
-			rc = wm_buf_puts(b, "  (");
-			if (!rc)
-				rc = put_command(b, recs[i]->command, recs[i]->n_command);
-			if (!rc)
-				rc = wm_buf_puts(b, ")");
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		wm_buf_printf(b, "  run %zu: ", i + 1);
+		put_safe(b, recs[i]->dir);
+		if (recs[i]->has_command && recs[i]->n_command) {
+			wm_buf_puts(b, "  (");
+			put_command(b, recs[i]->command, recs[i]->n_command);
+			wm_buf_puts(b, ")");
 		}
-		if (!rc && !recs[i]->complete)
-			rc = wm_buf_puts(b, "  [incomplete: the run was killed]");
-		if (!rc)
-			rc = wm_buf_puts(b, "\n");
+		if (!recs[i]->complete)
+			wm_buf_puts(b, "  [incomplete: the run was killed]");
+		wm_buf_puts(b, "\n");
 	}
-	if (!rc && o->has_intensity) {
-		rc = wm_buf_printf(b, "  CO2e at %g gCO2e/kWh (", o->intensity_g_per_kwh);
-		if (!rc)
-			rc = put_safe(b, o->provenance);
-		if (!rc)
-			rc = wm_buf_puts(b, ")\n");
-	} else if (!rc) {
-		rc = wm_buf_printf(b, "  CO2e: %s\n", wm_carbon_hint);
+	if (o->has_intensity) {
+		wm_buf_printf(b, "  CO2e at %g gCO2e/kWh (", o->intensity_g_per_kwh);
+		put_safe(b, o->provenance);
+		wm_buf_puts(b, ")\n");
+	} else {
+		wm_buf_printf(b, "  CO2e: %s\n", wm_carbon_hint);
 	}
-	if (!rc && o->has_price)
-		rc = wm_buf_printf(b, "  cost at %g %s/kWh (user-given)\n", o->price_per_kwh, o->currency);
-	if (!rc && o->pue_given)
-		rc = wm_buf_printf(b, "  kWh, CO2e and cost include a PUE of %.2f\n", o->pue);
-	if (!rc)
-		rc = wm_buf_puts(b, "  machine total: devices that do not overlap (psys holds cpu and dram where present)\n");
-	return rc;
+	if (o->has_price)
+		wm_buf_printf(b, "  cost at %g %s/kWh (user-given)\n", o->price_per_kwh, o->currency);
+	if (o->pue_given)
+		wm_buf_printf(b, "  kWh, CO2e and cost include a PUE of %.2f\n", o->pue);
+	wm_buf_puts(b, "  machine total: devices that do not overlap (psys holds cpu and dram where present)\n");
+	return wm_buf_error(b);
 }

@@ -819,20 +819,21 @@ static int info_json(const nvml_gpu *g, char *out, size_t cap)
 {
 	wm_buf b;
 	wm_buf_init(&b);
-	int rc = wm_buf_printf(&b, "{\"index\":%u,\"name\":", g->index);
-	rc = rc ? rc : wm_buf_json_str(&b, g->name);
-	rc = rc ? rc : wm_buf_puts(&b, ",\"uuid\":");
-	rc = rc ? rc : wm_buf_json_str(&b, g->uuid);
-	rc = rc ? rc : wm_buf_puts(&b, ",\"pci_bus_id\":");
-	rc = rc ? rc : wm_buf_json_str(&b, g->bus_id);
-	rc = rc ? rc : wm_buf_puts(&b, ",\"power_limit_w\":");
-	rc = rc ? rc : wm_buf_json_fixed(&b, g->power_limit_w, 3);
-	rc = rc ? rc : wm_buf_printf(&b, ",\"mig_mode\":%s,\"energy_source\":\"%s\",\"energy_scope\":\"%s\","
-				     "\"counter_update_s\":",
-				     g->mig == 1 ? "\"enabled\"" : g->mig == 0 ? "\"disabled\"" : "null",
-				     method_name(g->method), g->mig == 1 ? "board (MIG: no per-instance energy)" : "board");
-	rc = rc ? rc : wm_buf_json_fixed(&b, g->counter_update_s, 4);
-	rc = rc ? rc : wm_buf_printf(&b, ",\"used_by_run\":%s}", g->used_by_run ? "true" : "false");
+	wm_buf_printf(&b, "{\"index\":%u,\"name\":", g->index);
+	wm_buf_json_str(&b, g->name);
+	wm_buf_puts(&b, ",\"uuid\":");
+	wm_buf_json_str(&b, g->uuid);
+	wm_buf_puts(&b, ",\"pci_bus_id\":");
+	wm_buf_json_str(&b, g->bus_id);
+	wm_buf_puts(&b, ",\"power_limit_w\":");
+	wm_buf_json_fixed(&b, g->power_limit_w, 3);
+	wm_buf_printf(&b, ",\"mig_mode\":%s,\"energy_source\":\"%s\",\"energy_scope\":\"%s\","
+		      "\"counter_update_s\":",
+		      g->mig == 1 ? "\"enabled\"" : g->mig == 0 ? "\"disabled\"" : "null",
+		      method_name(g->method), g->mig == 1 ? "board (MIG: no per-instance energy)" : "board");
+	wm_buf_json_fixed(&b, g->counter_update_s, 4);
+	wm_buf_printf(&b, ",\"used_by_run\":%s}", g->used_by_run ? "true" : "false");
+	int rc = wm_buf_error(&b);
 	if (!rc) {
 		if (b.len >= cap)
 			rc = -ENAMETOOLONG;
@@ -1198,24 +1199,26 @@ static int nvml_describe_json(const wm_source *s, wm_buf *b)
 	const nvml_priv *P = s->priv;
 	if (!P)
 		return 0;
-	int rc = wm_buf_puts(b, ",\"nvml\":{\"driver_version\":");
-	rc = rc ? rc : wm_buf_json_str(b, P->driver_version);
-	rc = rc ? rc : wm_buf_puts(b, ",\"nvml_version\":");
-	rc = rc ? rc : wm_buf_json_str(b, P->nvml_version);
-	rc = rc ? rc : wm_buf_puts(b, ",\"library\":");
-	rc = rc ? rc : wm_buf_json_str(b, P->lib_path);
-	rc = rc ? rc : wm_buf_printf(b, ",\"process_utilization\":%s,\"gpus\":[", P->fn.proc_util ? "true" : "false");
-	for (size_t i = 0; i < P->n_gpus && !rc; i++) {
+	wm_buf_puts(b, ",\"nvml\":{\"driver_version\":");
+	wm_buf_json_str(b, P->driver_version);
+	wm_buf_puts(b, ",\"nvml_version\":");
+	wm_buf_json_str(b, P->nvml_version);
+	wm_buf_puts(b, ",\"library\":");
+	wm_buf_json_str(b, P->lib_path);
+	wm_buf_printf(b, ",\"process_utilization\":%s,\"gpus\":[", P->fn.proc_util ? "true" : "false");
+	for (size_t i = 0; i < P->n_gpus; i++) {
 		char info[1024];
 		const nvml_gpu *g = &P->gpus[i];
 		if (i)
-			rc = wm_buf_puts(b, ",");
-		if (!rc && info_json(g, info, sizeof info) == 0)
-			rc = wm_buf_puts(b, info);
-		else if (!rc)
-			rc = wm_buf_printf(b, "{\"index\":%u}", g->index);
+			wm_buf_puts(b, ",");
+		/* a GPU whose description fails (too long, ENOMEM) is listed by index only */
+		if (info_json(g, info, sizeof info) == 0)
+			wm_buf_puts(b, info);
+		else
+			wm_buf_printf(b, "{\"index\":%u}", g->index);
 	}
-	return rc ? rc : wm_buf_puts(b, "]}");
+	wm_buf_puts(b, "]}");
+	return wm_buf_error(b);
 }
 
 static int nvml_describe_text(const wm_source *s, wm_buf *b)
@@ -1223,24 +1226,24 @@ static int nvml_describe_text(const wm_source *s, wm_buf *b)
 	const nvml_priv *P = s->priv;
 	if (!P || !P->n_gpus)
 		return 0;
-	int rc = wm_buf_printf(b, "\nNVIDIA GPUs (NVML %s, driver %s, %s):\n  %-5s %-28s %-11s %-26s %-9s %-8s %s\n",
-			       P->nvml_version, P->driver_version, P->lib_path, "GPU", "NAME", "USED BY RUN",
-			       "ENERGY", "LIMIT", "MIG", "UUID");
-	for (size_t i = 0; i < P->n_gpus && !rc; i++) {
+	wm_buf_printf(b, "\nNVIDIA GPUs (NVML %s, driver %s, %s):\n  %-5s %-28s %-11s %-26s %-9s %-8s %s\n",
+		      P->nvml_version, P->driver_version, P->lib_path, "GPU", "NAME", "USED BY RUN", "ENERGY",
+		      "LIMIT", "MIG", "UUID");
+	for (size_t i = 0; i < P->n_gpus; i++) {
 		const nvml_gpu *g = &P->gpus[i];
 		char limit[32];
 		if (isnan(g->power_limit_w))
 			copy_str(limit, sizeof limit, "?");
 		else
 			(void)snprintf(limit, sizeof limit, "%.0f W", g->power_limit_w);
-		rc = wm_buf_printf(b, "  %-5u %-28s %-11s %-26s %-9s %-8s %s\n", g->index, g->name,
-				   g->used_by_run ? "yes" : "no", method_name(g->method), limit,
-				   g->mig == 1 ? "enabled" : g->mig == 0 ? "off" : "?", g->uuid);
+		wm_buf_printf(b, "  %-5u %-28s %-11s %-26s %-9s %-8s %s\n", g->index, g->name,
+			      g->used_by_run ? "yes" : "no", method_name(g->method), limit,
+			      g->mig == 1 ? "enabled" : g->mig == 0 ? "off" : "?", g->uuid);
 	}
-	if (!rc && !P->fn.proc_util)
-		rc = wm_buf_puts(b, "  note: this driver has no per-process utilisation; a GPU's energy is "
-				    "split equally among its processes\n");
-	return rc;
+	if (!P->fn.proc_util)
+		wm_buf_puts(b, "  note: this driver has no per-process utilisation; a GPU's energy is "
+			       "split equally among its processes\n");
+	return wm_buf_error(b);
 }
 
 static void nvml_check_period(const wm_source *s, double period_s, char *warn, size_t warnlen)

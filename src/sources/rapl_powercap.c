@@ -748,14 +748,24 @@ static int src_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t e
 
 static void src_read(wm_source *s, const wm_tick *tick, uint64_t *raw, unsigned char *ok, double *gauges)
 {
-	(void)tick;
 	(void)gauges;
 	const wm_rapl *r = s->priv;
 	/* Channels are the zones, in order. A zone that cannot be read now
 	 * (vanished, malformed) is a gap; its counter resumes from the last
 	 * raw value when it comes back, so no energy is lost across the gap. */
-	for (size_t i = 0; i < r->n_zones; i++)
+	for (size_t i = 0; i < r->n_zones; i++) {
+		/* Zones counted in no device (core, uncore, mmio duplicates) are
+		 * only written on process-tier lines: read them there (and at the
+		 * baseline), saving a pread per counter tick. Left unread, raw[i]
+		 * keeps its last value, a zero delta. Their ranges are those of
+		 * the packages (hundreds of kJ): a process period of seconds is
+		 * far inside the wrap time. */
+		if (!tick->proc_tier && !r->zones[i].counted) {
+			ok[i] = 1;
+			continue;
+		}
 		ok[i] = r->zones[i].fd >= 0 && read_counter_fd(r->zones[i].fd, &raw[i]) == 0;
+	}
 }
 
 static int src_describe_json(const wm_source *s, wm_buf *b)

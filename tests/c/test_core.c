@@ -29,6 +29,7 @@
 extern char **environ;
 
 #include "fixture.h"
+#include "base/util.h"
 #include "sources/source.h"
 #include "wattmeter.h"
 
@@ -429,6 +430,48 @@ static void the_callers_cpu_before_start_is_not_the_samplers(void **state)
 	fx_rmtree(root);
 }
 
+/* ---- 6. forcing the model beside RAPL and another source ------------------------------
+ * The model replaces RAPL's cpu device; dram, psys and the fake source's
+ * devices that come after stay, each counted once. */
+static void a_forced_model_replaces_only_the_cpu(void **state)
+{
+	(void)state;
+	char root[4096], sys[4200], out[4200], path[4400];
+	fx_mkdtemp(root, sizeof root);
+	snprintf(sys, sizeof sys, "%s/sys", root);
+	snprintf(out, sizeof out, "%s/rec", root);
+	fx_rapl_zone(sys, "intel-rapl", "intel-rapl:0", "package-0", 0, 1000000000);
+	fx_rapl_zone(sys, "intel-rapl", "intel-rapl:0:0", "dram", 0, 1000000000);
+	wm_meter_config c;
+	wm_meter_config_init(&c);
+	c.sysfs_root = sys;
+	c.output_dir = out;
+	c.period_s = 0.05;
+	c.force_model = 1;
+	c.no_gpu = 1;
+	char err[512] = "";
+	wm_meter *m = NULL;
+	if (wm_meter_start(&c, &m, err, sizeof err) < 0)
+		fail_msg("start: %s", err);
+	sleep_ms(200);
+	assert_int_equal(wm_meter_stop(m, 0, err, sizeof err), 0);
+	wm_meter_free(m);
+	snprintf(path, sizeof path, "%s/meta.json", out);
+	json_t *meta = load_json(path);
+	json_t *devs = json_object_get(meta, "devices");
+	const char *want[][2] = {{"dram", "rapl-powercap"}, {"cpu", "cpu-model"}, {"fake0", "fake-accel"},
+				 {"fake1", "fake-accel"}};
+	assert_int_equal(json_array_size(devs), WM_ARRAY_LEN(want));
+	for (size_t i = 0; i < WM_ARRAY_LEN(want); i++) {
+		json_t *d = json_array_get(devs, i);
+		assert_string_equal(json_string_value(json_object_get(d, "name")), want[i][0]);
+		assert_string_equal(json_string_value(json_object_get(d, "source")), want[i][1]);
+	}
+	assert_string_equal(json_string_value(json_object_get(json_array_get(devs, 1), "method")), "modeled");
+	json_decref(meta);
+	fx_rmtree(root);
+}
+
 /* ---- 4, 5. defaults are the library's ------------------------------------------------- */
 
 static void null_configs_mean_defaults(void **state)
@@ -490,6 +533,7 @@ int main(void)
 		cmocka_unit_test(a_registered_source_reaches_every_output),
 		cmocka_unit_test(thousands_of_short_processes_keep_memory_flat),
 		cmocka_unit_test(the_callers_cpu_before_start_is_not_the_samplers),
+		cmocka_unit_test(a_forced_model_replaces_only_the_cpu),
 		cmocka_unit_test(null_configs_mean_defaults),
 		cmocka_unit_test(an_older_smaller_config_gets_defaults),
 	};
