@@ -2,8 +2,38 @@
 # Runs every test: the C tests (normal build, then AddressSanitizer +
 # UndefinedBehaviorSanitizer), then the Python package is installed and pytest
 # runs last (its closing line is the verdict CI reads). Fails if any fails.
+#
+# Everything Python runs in the virtual environment .venv (made here with
+# `python3 -m venv` if missing, as the README's install command does): meson
+# >= 1.3 and ninja come from PyPI into it (Debian 12's own meson is 1.0), and
+# so do pytest, pandas, matplotlib and mypy. Nothing is installed into the system Python,
+# which Debian and Ubuntu mark externally managed (PEP 668). WATTMETER_VENV
+# names another environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+VENV="${WATTMETER_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "== creating the virtual environment $VENV"
+  python3 -m venv "$VENV"
+fi
+VPY="$VENV/bin/python"
+# Only what is missing is fetched, so a second run needs no network.
+if ! "$VPY" - <<'EOF' 2>/dev/null
+import importlib.metadata as md, sys
+need = {"meson": (1, 3), "ninja": None, "meson-python": (0, 14), "pytest": None, "pandas": None,
+        "matplotlib": None, "mypy": None}
+for name, least in need.items():
+    v = md.version(name)
+    if least and tuple(int(x) for x in v.split(".")[:2]) < least:
+        sys.exit(1)
+EOF
+then
+  echo "== installing the test tools into $VENV (meson>=1.3, ninja, meson-python, pytest, pandas, matplotlib, mypy)"
+  "$VPY" -m pip install -q --disable-pip-version-check "meson>=1.3" ninja "meson-python>=0.14" pytest pandas matplotlib mypy
+fi
+PATH="$(cd "$VENV/bin" && pwd):$PATH"
+export PATH
 
 echo "== C tests (build-test)"
 if [ -d build-test ]; then meson setup --reconfigure build-test >/dev/null; else meson setup build-test -Dwerror=true >/dev/null; fi
@@ -17,7 +47,7 @@ meson compile -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --print-errorlogs
 
-echo "== Python package and pytest"
-python3 -m pip install -q --disable-pip-version-check . 2>&1 | grep -v "Running pip as the 'root' user" || true
-python3 -c "import wattmeter, sys; print('wattmeter', wattmeter.__version__, 'for', sys.executable)"
-python3 -m pytest tests/python -q -ra
+echo "== Python package and pytest (in $VENV)"
+"$VPY" -m pip install -q --disable-pip-version-check .
+"$VPY" -c "import wattmeter, sys; print('wattmeter', wattmeter.__version__, 'for', sys.executable)"
+"$VPY" -m pytest tests/python -q -ra

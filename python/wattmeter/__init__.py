@@ -16,7 +16,7 @@ Every figure says whether it was ``measured`` (RAPL counters) or ``modeled``
 from __future__ import annotations
 
 import json as _json
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from . import _native
 from .meter import Meter
@@ -35,10 +35,11 @@ def sensors(
     procfs_root: str = "/proc",
     nvml_lib: Optional[str] = None,
     no_gpu: bool = False,
-) -> dict:
+) -> Dict[str, Any]:
     """Every energy source with its state (ok, absent, permission denied,
     modeled) and, for each problem, the fix — as ``wattmeter sensors --json``."""
-    return _json.loads(_native.sensors(sysfs_root, procfs_root, True, nvml_lib, no_gpu))
+    d: Dict[str, Any] = _json.loads(_native.sensors(sysfs_root, procfs_root, True, nvml_lib, no_gpu))
+    return d
 
 
 class Server:

@@ -1,19 +1,20 @@
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from .meter import Meter as Meter
 from .results import Results as Results, load as load
 from .results import Comparison as Comparison, compare as compare
 
 __version__: str
-__all__: list[str]
+__all__ = ["Meter", "Results", "load", "sensors", "__version__", "compare", "Comparison", "Server", "serve"]
 
 def sensors(
     sysfs_root: str = ..., procfs_root: str = ..., nvml_lib: Optional[str] = ..., no_gpu: bool = ...
-) -> dict: ...
+) -> Dict[str, Any]: ...
 
 class Server:
     url: str
     port: int
+    def __init__(self, handle: object) -> None: ...
     def stop(self) -> None: ...
     def __enter__(self) -> Server: ...
     def __exit__(self, *exc: object) -> None: ...

@@ -102,14 +102,14 @@ static PyObject *py_meter_start(PyObject *self, PyObject *args, PyObject *kw)
 	static char *kwlist[] = {"output_dir", "period_s", "proc_period_s", "mem_period_s", "pids",
 				 "measure_self", "sysfs_root", "procfs_root", "model_min_w", "model_max_w",
 				 "force_model", "command", "nvml_lib", "no_gpu", "gpu_exclusive", NULL};
-	const char *out_dir, *sysfs = NULL, *procfs = NULL;
+	const char *out_dir = NULL, *sysfs = NULL, *procfs = NULL;
 	double period = WM_DEFAULT_PERIOD_S, proc_period = WM_DEFAULT_PROC_PERIOD_S,
 	       mem_period = WM_DEFAULT_MEM_PERIOD_S, min_w = WM_DEFAULT_MODEL_MIN_W,
 	       max_w = WM_DEFAULT_MODEL_MAX_W;
 	PyObject *pids_obj = Py_None, *cmd_obj = Py_None;
 	int measure_self = 1, force_model = 0, no_gpu = 0, gpu_exclusive = 0;
 	const char *nvml_lib = NULL;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|dddOpzzddpOzpp", kwlist, &out_dir, &period, &proc_period,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "z|dddOpzzddpOzpp", kwlist, &out_dir, &period, &proc_period,
 					 &mem_period, &pids_obj, &measure_self, &sysfs, &procfs, &min_w, &max_w,
 					 &force_model, &cmd_obj, &nvml_lib, &no_gpu, &gpu_exclusive))
 		return NULL;

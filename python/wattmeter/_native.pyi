@@ -1,4 +1,4 @@
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 version: str
 DEFAULT_PERIOD_S: float
@@ -6,7 +6,7 @@ DEFAULT_PROC_PERIOD_S: float
 DEFAULT_MEM_PERIOD_S: float
 
 def meter_start(
-    output_dir: str,
+    output_dir: Optional[str],
     period_s: float = ...,
     proc_period_s: float = ...,
     mem_period_s: float = ...,
@@ -23,7 +23,7 @@ def meter_start(
     gpu_exclusive: bool = ...,
 ) -> Any: ...
 def meter_stop(handle: Any, exit_status: int = ...) -> None: ...
-def meter_snapshot(handle: Any) -> dict: ...
+def meter_snapshot(handle: Any) -> Dict[str, Any]: ...
 def report_json(dir: str, top_n: int = ...) -> str: ...
 def report_text(dir: str, top_n: int = ...) -> str: ...
 def report_columns_json(dir: str, top_n: int = ...) -> str: ...

@@ -20,4 +20,17 @@ int cli_finish_stdout(void);
 /* Parses a positive number of seconds; 0 allowed if allow_zero. */
 int cli_parse_seconds(const char *s, int allow_zero, double *out);
 
+/* Strict decimal number as a user types it: digits with an optional
+ * fraction and exponent ("0.05", "2", "1e-3"). No sign, blanks, hex
+ * ("0x10"), "inf" or "nan", which strtod would take. 0 or -EINVAL. */
+int cli_parse_decimal(const char *s, double *out);
+/* 1 if an option's value looks like another option ("--", "-q"): the value
+ * was most likely forgotten (`-o -- cmd`). A lone "-" is not an option. */
+int cli_looks_like_option(const char *s);
+/* Checks an option value against [lo, hi] (and 0 when zero_ok) and prints
+ * what is wrong, the valid range and an example. 0, or -EINVAL after the
+ * message (the caller exits CLI_EXIT_USAGE). */
+int cli_number_option(const char *cmd, const char *opt, const char *value, double lo, double hi,
+		      int zero_ok, const char *unit, const char *example, double *out);
+
 #endif

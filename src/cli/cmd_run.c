@@ -1,13 +1,28 @@
 /* cmd_run.c — `wattmeter run [options] -- CMD [ARGS...]`.
  *
- * As perf stat does: the command is forked "corked" (blocked on a pipe) so
- * that sampling starts before it runs, then uncorked; it is executed without
- * a shell; an exec failure comes back through a close-on-exec pipe. SIGINT,
- * SIGTERM, SIGHUP and SIGQUIT sent to wattmeter go to the command (a Ctrl-C
- * typed at the terminal already reaches it through the process group and is
- * not sent twice). wattmeter exits with the command's status (128+N if it was
- * killed by signal N), always completes the recording, and prints its
- * summary on stderr so the command's stdout stays clean.
+ * As perf stat does: the meter starts (baseline sample) before the command
+ * exists; the command is then forked and executed without a shell, and an
+ * exec failure comes back through a close-on-exec pipe. Only once that pipe
+ * reports the exec is the command added to the meter as a root, so its
+ * recorded command line is its own, never wattmeter's (the forked child
+ * looks like wattmeter until it execs; a command shorter than the process
+ * period might never be seen again).
+ *
+ * wattmeter is a child subreaper (PR_SET_CHILD_SUBREAPER): a process the
+ * command orphans (a double fork, `(worker &)` in a shell) is re-parented to
+ * wattmeter rather than to init, and so stays in the measured tree, whose
+ * root wattmeter itself is (with its own CPU not counted). wattmeter reaps
+ * whatever it adopts, and exits with the command's own status (128+N if it
+ * was killed by signal N) as soon as the command exits; orphans still running
+ * then go on, re-parented to init.
+ *
+ * SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to wattmeter go to the command (a
+ * Ctrl-C typed at the terminal already reaches it through the process group
+ * and is not sent twice). A measurement problem never stops the command: if
+ * the recording cannot be made (folder not writable, already holding a
+ * recording, disk full) the command is measured unrecorded, with a warning.
+ * The summary goes to stderr (the command's stdout stays clean), and with
+ * --summary-json FILE to FILE as JSON, as `time -o` and `perf stat -o` do.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -28,45 +45,70 @@
 
 #define MAX_PIDS 256
 
+/* Option ranges, printed by --help and by the error for a bad value. The
+ * period range is the core's (wm_meter_start refuses anything else). */
+#define MAX_MEM_PERIOD_S WM_MAX_PERIOD_S
+#define MAX_MODEL_W 1000.0    /* per CPU; the largest server CPUs draw ~500 W a socket */
+#define MAX_PID 4194304       /* PID_MAX_LIMIT on 64-bit Linux */
+
+/* The live line is redrawn at most this often: often enough to follow a
+ * training step, rarely enough not to flicker or cost CPU. */
+#define LIVE_REDRAW_NS 500000000L
+
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: wattmeter run [options] [--] CMD [ARGS...]\n"
 		"\n"
 		"Run CMD (without a shell), measure the energy of the CPU packages, DRAM and\n"
-		"platform while it runs, attribute it to CMD's whole process tree, write a\n"
-		"recording and print a summary on stderr. Exits with CMD's exit status.\n"
+		"platform while it runs, attribute it to CMD's whole process tree (orphans it\n"
+		"leaves behind included), write a recording and print a summary on stderr.\n"
+		"Exits with CMD's exit status.\n"
 		"\n"
 		"options:\n"
-		"  -o, --output DIR       recording folder (default: a new timestamped folder\n"
-		"                         under ./wattmeter-runs/); must not hold a recording\n"
-		"  --period SECONDS       counter sampling period (default %g)\n"
-		"  --proc-period SECONDS  process scan period (default %g)\n"
-		"  --mem-period SECONDS   PSS/USS read period, 0 = off (default %g)\n"
+		"  -o, --output DIR       recording folder (default: a new folder named by time,\n"
+		"                         process id and a counter under ./wattmeter-runs/); must\n"
+		"                         not hold a recording\n"
+		"  --period SECONDS       counter sampling period, %g to %g (default %g)\n"
+		"  --proc-period SECONDS  process scan period, %g to %g; raised to --period if\n"
+		"                         shorter (default %g)\n"
+		"  --mem-period SECONDS   PSS/USS read period, 0 = off, else %g to %g (default %g)\n"
 		"  --no-memory            same as --mem-period 0\n"
-		"  --pid PID              also measure PID and its descendants (repeatable)\n"
+		"  --pid PID              also measure PID (1 to %d) and its descendants (repeatable)\n"
 		"  --sysfs-root PATH      read powercap below PATH (default /sys)\n"
 		"  --procfs-root PATH     read processes below PATH (default /proc)\n"
-		"  --model-min-w WATTS    CPU model: watts per CPU when idle (default %g)\n"
-		"  --model-max-w WATTS    CPU model: watts per CPU when busy (default %g)\n"
+		"  --model-min-w WATTS    CPU model: watts per CPU when idle, 0 to %g (default %g)\n"
+		"  --model-max-w WATTS    CPU model: watts per CPU when busy, min to %g (default %g)\n"
 		"  --force-model          model the CPU even where RAPL counters are readable\n"
 		"  --nvml-lib PATH        NVIDIA GPUs: load this libnvidia-ml (default: $WATTMETER_NVML_LIB,\n"
 		"                         then libnvidia-ml.so.1)\n"
 		"  --no-gpu               do not look for NVIDIA GPUs\n"
 		"  --gpu-exclusive        bill the run's GPUs (CUDA_VISIBLE_DEVICES) whole to CMD, e.g. when\n"
 		"                         CMD runs in a container whose pids NVML reports but /proc lacks\n"
-		"  --json                 print the JSON summary (not the text one) at the end\n"
-		"  -q, --quiet            no live status line and no summary\n"
+		"  --summary-json FILE    also write the JSON summary to FILE (created or\n"
+		"                         truncated before CMD starts): the channel for scripts\n"
+		"  --json                 print the JSON summary instead of the text one on stderr\n"
+		"  -q, --quiet            no live status line (warnings, summary and the\n"
+		"                         recording's location are still printed on stderr)\n"
 		"  -h, --help             show this help\n"
 		"\n"
-		"exit status: CMD's, or 128+N if CMD was killed by signal N; 2 for bad options,\n"
-		"125 if wattmeter failed before CMD ran (e.g. the folder cannot be written),\n"
-		"126 if CMD cannot be executed, 127 if it was not found. CMD never runs when\n"
-		"wattmeter exits 2 or 125.\n"
+		"output: stdout is CMD's alone. stderr carries CMD's stderr, wattmeter's warnings,\n"
+		"the summary and the recording's location. The live line is drawn only when\n"
+		"stderr is a terminal, on its bottom row (kept out of CMD's scrolling output).\n"
+		"For scripts, read --summary-json FILE (or 'wattmeter report DIR --json').\n"
+		"\n"
+		"If the recording cannot be made (folder not writable, already holding a\n"
+		"recording), CMD still runs, measured without a recording, and a warning says why.\n"
+		"\n"
+		"exit status: CMD's, or 128+N if CMD was killed by signal N; 2 for a bad option\n"
+		"or value (CMD does not run); 125 if wattmeter failed before CMD ran (the meter\n"
+		"could not start, --summary-json FILE cannot be written, a --pid is not running);\n"
+		"126 if CMD cannot be executed; 127 if it was not found.\n"
 		"\n"
 		"example: wattmeter run -o runs/bert -- python3 train.py --epochs 1\n",
-		WM_DEFAULT_PERIOD_S, WM_DEFAULT_PROC_PERIOD_S, WM_DEFAULT_MEM_PERIOD_S, WM_DEFAULT_MODEL_MIN_W,
-		WM_DEFAULT_MODEL_MAX_W);
+		WM_MIN_PERIOD_S, WM_MAX_PERIOD_S, WM_DEFAULT_PERIOD_S, WM_MIN_PERIOD_S, WM_MAX_PERIOD_S,
+		WM_DEFAULT_PROC_PERIOD_S, WM_MIN_PERIOD_S, MAX_MEM_PERIOD_S, WM_DEFAULT_MEM_PERIOD_S, MAX_PID,
+		MAX_MODEL_W, WM_DEFAULT_MODEL_MIN_W, MAX_MODEL_W, WM_DEFAULT_MODEL_MAX_W);
 }
 
 /* Finds CMD on PATH as execvp would, so "not found" is known before anything
@@ -107,63 +149,157 @@ static int resolve_command(const char *cmd, char *out, size_t outlen)
 	return saw_eacces ? -EACCES : -ENOENT;
 }
 
-/* ./wattmeter-runs/2026-11-25T12-00-00Z, with -2, -3 ... if taken. */
-static int default_output_dir(char *out, size_t outlen)
+/* Creates ./wattmeter-runs/<UTC time>-<pid> (then -<pid>-2, -3 ... if a
+ * recycled pid left one in the same second) with mkdir(2), which fails with
+ * EEXIST rather than share a folder: runs started in the same second, in
+ * any number of processes, each get their own, with no stat-then-create
+ * race. Returns 0 with the path in out, or -errno with a message in err. */
+static int default_output_dir(char *out, size_t outlen, char *err, size_t errlen)
 {
+	const char *base = "wattmeter-runs";
+	if (mkdir(base, 0755) < 0 && errno != EEXIST)
+		return wm_err(err, errlen, -errno, "cannot create ./%s: %s", base, strerror(errno));
 	time_t now = time(NULL);
 	struct tm tm;
-	gmtime_r(&now, &tm);
 	char stamp[32];
-	if (strftime(stamp, sizeof stamp, "%Y-%m-%dT%H-%M-%SZ", &tm) == 0)
-		return -EINVAL;
-	for (int i = 1; i < 1000; i++) {
-		int n = i == 1 ? snprintf(out, outlen, "wattmeter-runs/%s", stamp)
-			       : snprintf(out, outlen, "wattmeter-runs/%s-%d", stamp, i);
+	if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof stamp, "%Y-%m-%dT%H-%M-%SZ", &tm) == 0)
+		return wm_err(err, errlen, -EINVAL, "cannot format the time for a folder name");
+	int pid = (int)getpid();
+	for (int i = 1; i <= 1000; i++) {
+		int n = i == 1 ? snprintf(out, outlen, "%s/%s-%d", base, stamp, pid)
+			       : snprintf(out, outlen, "%s/%s-%d-%d", base, stamp, pid, i);
 		if (n < 0 || (size_t)n >= outlen)
-			return -ENAMETOOLONG;
-		struct stat st;
-		if (stat(out, &st) < 0 && errno == ENOENT)
+			return wm_err(err, errlen, -ENAMETOOLONG, "folder name too long");
+		if (mkdir(out, 0755) == 0)
 			return 0;
+		if (errno != EEXIST)
+			return wm_err(err, errlen, -errno, "cannot create %s: %s", out, strerror(errno));
 	}
-	return -EEXIST;
+	return wm_err(err, errlen, -EEXIST, "every name for %s/%s-%d-N is taken", base, stamp, pid);
 }
 
-static void status_line(wm_meter *m)
+/* ---- the snapshot (one place that knows its API) ---------------------------- */
+
+static wm_snapshot *snapshot_take(wm_meter *m)
 {
-	wm_snapshot *sp = wm_meter_snapshot(m);
-	if (!sp)
+	return wm_meter_snapshot(m);
+}
+
+static void snapshot_free(wm_snapshot *s)
+{
+	wm_snapshot_free(s);
+}
+
+/* ---- the live line ---------------------------------------------------------
+ *
+ * Drawn only when stderr is a terminal (never into a file or pipe), and on
+ * the terminal's bottom row, which is taken out of the scrolling region
+ * (DECSTBM), as apt's progress bar does: the command's own output, which
+ * shares the terminal, scrolls above it and never lands on the line. Each
+ * redraw is one write(2) (save cursor, go to the bottom row, draw, restore
+ * cursor), so it does not split the command's lines. The region is reset and
+ * the row cleared before the summary is printed. If wattmeter is killed with
+ * SIGKILL the region stays: `reset` (or `tput reset`) restores the terminal.
+ * A terminal narrower than 20 columns, shorter than 4 rows or with
+ * TERM=dumb gets no live line. */
+
+struct live {
+	int on;
+	unsigned short rows;
+	uint64_t last_ns;
+};
+
+static int term_size(unsigned short *rows, unsigned short *cols)
+{
+	struct winsize ws;
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_row < 4 || ws.ws_col < 20)
+		return -1;
+	*rows = ws.ws_row;
+	*cols = ws.ws_col;
+	return 0;
+}
+
+static void live_begin(struct live *l, int wanted)
+{
+	l->on = 0;
+	const char *term = getenv("TERM");
+	unsigned short cols;
+	if (!wanted || !isatty(STDERR_FILENO) || !term || !*term || strcmp(term, "dumb") == 0 ||
+	    term_size(&l->rows, &cols) < 0)
 		return;
-	wm_snapshot s = *sp;
-	char line[512];
-	size_t len = 0;
-	int n = snprintf(line, sizeof line, "\r\033[K[wattmeter] %.1f s", s.elapsed_s);
-	len = n > 0 ? (size_t)n : 0;
-	for (size_t i = 0; i < s.n_devices && len < sizeof line; i++) {
-		n = snprintf(line + len, sizeof line - len, " | %s %.1f W %.1f J%s", s.devices[i].name,
-			     s.devices[i].power_w, s.devices[i].energy_j, s.devices[i].modeled ? " (MODELED)" : "");
-		if (n < 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len < sizeof line) {
-		n = snprintf(line + len, sizeof line - len, " | %zu procs", s.n_procs_alive);
-		if (n > 0)
-			len += (size_t)n;
-	}
-	if (len >= sizeof line)
-		len = sizeof line - 1;
-	(void)wm_write_all(STDERR_FILENO, line, len);
-	wm_snapshot_free(sp);
+	/* A newline first, so that what is on the bottom row scrolls up out of
+	 * the way; then the region is all rows but the last, and the cursor goes
+	 * back into it. */
+	char buf[64];
+	int n = snprintf(buf, sizeof buf, "\n\0337\033[1;%ur\0338\033[1A", (unsigned)l->rows - 1);
+	if (n > 0 && (size_t)n < sizeof buf && wm_write_all(STDERR_FILENO, buf, (size_t)n) == 0)
+		l->on = 1;
+	l->last_ns = 0;
 }
 
-static void clear_status_line(void)
+static void live_draw(struct live *l, wm_meter *m)
 {
-	(void)wm_write_all(STDERR_FILENO, "\r\033[K", 4);
+	if (!l->on)
+		return;
+	uint64_t now = wm_now_mono_ns();
+	if (l->last_ns && now - l->last_ns < (uint64_t)LIVE_REDRAW_NS)
+		return;
+	l->last_ns = now;
+	unsigned short rows, cols;
+	if (term_size(&rows, &cols) < 0)
+		return;
+	wm_snapshot *s = snapshot_take(m);
+	if (!s)
+		return;
+	wm_buf b;
+	wm_buf_init(&b);
+	int rc = 0;
+	if (rows != l->rows) { /* resized: move the region's bottom */
+		rc = wm_buf_printf(&b, "\0337\033[1;%ur\0338", (unsigned)rows - 1);
+		l->rows = rows;
+	}
+	size_t text_at = 0;
+	rc = rc ? rc : wm_buf_printf(&b, "\0337\033[%u;1H\033[K", (unsigned)rows);
+	text_at = b.len;
+	rc = rc ? rc : wm_buf_printf(&b, "[wattmeter] %.1f s", s->elapsed_s);
+	for (size_t i = 0; i < s->n_devices && !rc; i++) {
+		/* The power of the latest counter interval, as measured: no
+		 * smoothing that would start at 0 and climb. None before the
+		 * first interval. */
+		if (s->samples >= 2)
+			rc = wm_buf_printf(&b, " | %s %.1f W %.1f J%s", s->devices[i].name, s->devices[i].power_w,
+					   s->devices[i].energy_j, s->devices[i].modeled ? " MODELED" : "");
+		else
+			rc = wm_buf_printf(&b, " | %s - W %.1f J%s", s->devices[i].name, s->devices[i].energy_j,
+					   s->devices[i].modeled ? " MODELED" : "");
+	}
+	rc = rc ? rc : wm_buf_printf(&b, " | %zu procs", s->n_procs_alive);
+	if (!rc && b.len - text_at > (size_t)cols - 1)
+		b.len = text_at + (size_t)cols - 1; /* never wrap: a wrap would scroll */
+	rc = rc ? rc : wm_buf_puts(&b, "\0338");
+	if (!rc)
+		(void)wm_write_all(STDERR_FILENO, b.data, b.len);
+	wm_buf_free(&b);
+	snapshot_free(s);
 }
+
+static void live_end(struct live *l)
+{
+	if (!l->on)
+		return;
+	char buf[64];
+	int n = snprintf(buf, sizeof buf, "\0337\033[%u;1H\033[K\033[r\0338", (unsigned)l->rows);
+	if (n > 0 && (size_t)n < sizeof buf)
+		(void)wm_write_all(STDERR_FILENO, buf, (size_t)n);
+	l->on = 0;
+}
+
+/* ---- options ------------------------------------------------------------------ */
 
 struct run_opts {
 	const char *output;
 	const char *sysfs_root, *procfs_root;
+	const char *summary_json;
 	double period_s, proc_period_s, mem_period_s;
 	double model_min_w, model_max_w;
 	int force_model, quiet, json;
@@ -173,10 +309,25 @@ struct run_opts {
 	size_t n_pids;
 };
 
+/* A path option's value; refuses one that looks like an option (`-o --`
+ * would otherwise make a folder named "--" and run the rest as CMD). */
+static int path_option(const char *opt, const char *value, const char **out)
+{
+	if (cli_looks_like_option(value) || !*value) {
+		fprintf(stderr,
+			"wattmeter run: %s needs a path, not '%s' (was the value forgotten? "
+			"for a name that starts with '-', write ./%s)\n",
+			opt, value, value);
+		return -EINVAL;
+	}
+	*out = value;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_PERIOD = 256, O_PROC, O_MEM, O_NOMEM, O_PID, O_SYS, O_PROCFS, O_MIN, O_MAX, O_FORCE, O_JSON,
-	       O_NVML, O_NOGPU, O_GPUEXCL };
+	       O_SUMJSON, O_NVML, O_NOGPU, O_GPUEXCL };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"period", required_argument, NULL, O_PERIOD},
@@ -190,6 +341,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"model-max-w", required_argument, NULL, O_MAX},
 		{"force-model", no_argument, NULL, O_FORCE},
 		{"json", no_argument, NULL, O_JSON},
+		{"summary-json", required_argument, NULL, O_SUMJSON},
 		{"nvml-lib", required_argument, NULL, O_NVML},
 		{"no-gpu", no_argument, NULL, O_NOGPU},
 		{"gpu-exclusive", no_argument, NULL, O_GPUEXCL},
@@ -201,26 +353,30 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	optind = 1;
 	/* "+": stop at the first non-option, so CMD's own options are left alone. */
 	while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
-		double v;
+		int rc = 0;
 		switch (c) {
-		case 'o': o->output = optarg; break;
+		case 'o': rc = path_option("-o/--output", optarg, &o->output); break;
 		case 'q': o->quiet = 1; break;
 		case 'h': usage(stdout); return 1;
 		case O_PERIOD:
+			rc = cli_number_option("run", "--period", optarg, WM_MIN_PERIOD_S, WM_MAX_PERIOD_S, 0,
+					       "seconds", "0.1", &o->period_s);
+			break;
 		case O_PROC:
+			rc = cli_number_option("run", "--proc-period", optarg, WM_MIN_PERIOD_S, WM_MAX_PERIOD_S, 0,
+					       "seconds", "1", &o->proc_period_s);
+			break;
 		case O_MEM:
-			if (cli_parse_seconds(optarg, c == O_MEM, &v) < 0) {
-				fprintf(stderr, "wattmeter run: '%s' is not a valid number of seconds for --%s\n",
-					optarg, c == O_PERIOD ? "period" : c == O_PROC ? "proc-period" : "mem-period");
-				return -1;
-			}
-			*(c == O_PERIOD ? &o->period_s : c == O_PROC ? &o->proc_period_s : &o->mem_period_s) = v;
+			rc = cli_number_option("run", "--mem-period", optarg, WM_MIN_PERIOD_S, MAX_MEM_PERIOD_S, 1,
+					       "seconds", "10", &o->mem_period_s);
 			break;
 		case O_NOMEM: o->mem_period_s = 0; break;
 		case O_PID: {
 			uint64_t pid;
-			if (wm_parse_u64_full(optarg, &pid) < 0 || pid == 0 || pid > 4194304) {
-				fprintf(stderr, "wattmeter run: --pid wants a process id, not '%s'\n", optarg);
+			if (wm_parse_u64_full(optarg, &pid) < 0 || pid == 0 || pid > MAX_PID || optarg[0] == '+' ||
+			    optarg[0] == ' ') {
+				fprintf(stderr, "wattmeter run: --pid wants a process id (1 to %d), not '%s'\n", MAX_PID,
+					optarg);
 				return -1;
 			}
 			if (o->n_pids == MAX_PIDS) {
@@ -230,26 +386,37 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			o->pids[o->n_pids++] = (int)pid;
 			break;
 		}
-		case O_SYS: o->sysfs_root = optarg; break;
-		case O_PROCFS: o->procfs_root = optarg; break;
+		case O_SYS: rc = path_option("--sysfs-root", optarg, &o->sysfs_root); break;
+		case O_PROCFS: rc = path_option("--procfs-root", optarg, &o->procfs_root); break;
+		case O_SUMJSON: rc = path_option("--summary-json", optarg, &o->summary_json); break;
 		case O_MIN:
+			rc = cli_number_option("run", "--model-min-w", optarg, 0, MAX_MODEL_W, 0, "watts", "0.74",
+					       &o->model_min_w);
+			break;
 		case O_MAX:
-			if (wm_parse_double_full(optarg, &v) < 0 || v < 0) {
-				fprintf(stderr, "wattmeter run: '%s' is not a valid number of watts\n", optarg);
-				return -1;
-			}
-			*(c == O_MIN ? &o->model_min_w : &o->model_max_w) = v;
+			rc = cli_number_option("run", "--model-max-w", optarg, 0, MAX_MODEL_W, 0, "watts", "3.5",
+					       &o->model_max_w);
 			break;
 		case O_FORCE: o->force_model = 1; break;
 		case O_JSON: o->json = 1; break;
-		case O_NVML: o->nvml_lib = optarg; break;
+		case O_NVML: rc = path_option("--nvml-lib", optarg, &o->nvml_lib); break;
 		case O_NOGPU: o->no_gpu = 1; break;
 		case O_GPUEXCL: o->gpu_exclusive = 1; break;
-		default: usage(stderr); return -1;
+		default:
+			fprintf(stderr, "See 'wattmeter run --help'.\n");
+			return -1;
 		}
+		if (rc < 0)
+			return -1;
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "wattmeter run: no command given. Example: wattmeter run -- python3 train.py\n");
+		return -1;
+	}
+	if (o->model_min_w > o->model_max_w) {
+		fprintf(stderr,
+			"wattmeter run: --model-min-w %g is above --model-max-w %g; idle watts must not exceed busy watts\n",
+			o->model_min_w, o->model_max_w);
 		return -1;
 	}
 	if (o->proc_period_s < o->period_s)
@@ -257,19 +424,13 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	return 0;
 }
 
-/* The child: wait for the go byte, then exec. Only async-signal-safe calls. */
-static void child_exec(int cork_r, int err_w, const char *path, char **argv)
+/* ---- the command -------------------------------------------------------------- */
+
+/* The child: exec CMD. Only async-signal-safe calls (the sampler thread
+ * already runs in the parent). */
+static void child_exec(int err_w, const char *path, char **argv, const sigset_t *mask)
 {
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	char go;
-	ssize_t r;
-	do
-		r = read(cork_r, &go, 1);
-	while (r < 0 && errno == EINTR);
-	if (r != 1)
-		_exit(CLI_EXIT_FAILURE); /* the parent gave up before starting us */
+	sigprocmask(SIG_SETMASK, mask, NULL);
 	execv(path, argv);
 	int e = errno;
 	ssize_t w = write(err_w, &e, sizeof e);
@@ -286,26 +447,44 @@ static int exit_code_of(int status)
 	return 1;
 }
 
-/* Waits for the child, forwarding signals and drawing the live line.
- * Returns its wait status. */
-static int supervise(pid_t child, wm_meter *m, int live, const sigset_t *mask)
+/* Reaps every child that has exited: the command, and the orphans that
+ * came to us as subreaper. Returns 1 (with *status) once the command is
+ * reaped. */
+static int reap(pid_t child, int *status)
+{
+	int done = 0;
+	for (;;) {
+		int st;
+		pid_t w = waitpid(-1, &st, WNOHANG);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return done;
+		if (w == child) {
+			*status = st;
+			done = 1;
+		}
+	}
+}
+
+/* Waits for the command, forwarding signals, reaping adopted orphans and
+ * drawing the live line. Returns the command's wait status. */
+static int supervise(pid_t child, wm_meter *m, struct live *live, const sigset_t *mask)
 {
 	int status = 0;
+	if (reap(child, &status))
+		return status;
 	for (;;) {
-		struct timespec tmo = {.tv_sec = 0, .tv_nsec = 500000000L};
+		struct timespec tmo = {.tv_sec = 0, .tv_nsec = LIVE_REDRAW_NS};
 		siginfo_t si;
-		int sig = sigtimedwait(mask, &si, live ? &tmo : NULL);
+		int sig = sigtimedwait(mask, &si, live->on ? &tmo : NULL);
 		if (sig < 0) {
-			if (errno == EAGAIN && live)
-				status_line(m);
+			if (errno == EAGAIN)
+				live_draw(live, m);
 			continue; /* EINTR or timeout */
 		}
 		if (sig == SIGCHLD) {
-			pid_t w;
-			do
-				w = waitpid(child, &status, WNOHANG);
-			while (w < 0 && errno == EINTR);
-			if (w == child)
+			if (reap(child, &status))
 				return status;
 			continue;
 		}
@@ -315,6 +494,88 @@ static int supervise(pid_t child, wm_meter *m, int live, const sigset_t *mask)
 		if (si.si_code != SI_KERNEL)
 			(void)kill(child, sig);
 	}
+}
+
+/* ---- the summary when there is no recording ------------------------------------ */
+
+/* The summary of an unrecorded run, from the meter's last snapshot: JSON
+ * (the same keys as a recording's summary where they exist, plus
+ * "recorded": false and why) or text. */
+static char *unrecorded_summary(const wm_snapshot *s, char **cmd, int code, const char *why, int as_json)
+{
+	wm_buf b;
+	wm_buf_init(&b);
+	int rc = 0;
+	if (as_json) {
+		rc = wm_buf_puts(&b, "{\"recorded\":false,\"recording\":null,\"why_not_recorded\":");
+		rc = rc ? rc : wm_buf_json_str(&b, why);
+		rc = rc ? rc : wm_buf_printf(&b, ",\"exit_status\":%d,\"duration_s\":", code);
+		rc = rc ? rc : wm_buf_json_fixed(&b, s ? s->elapsed_s : 0, 3);
+		rc = rc ? rc : wm_buf_puts(&b, ",\"energy_j\":{");
+		for (size_t i = 0; s && i < s->n_devices && !rc; i++) {
+			rc = wm_buf_printf(&b, "%s", i ? "," : "");
+			rc = rc ? rc : wm_buf_json_str(&b, s->devices[i].name);
+			rc = rc ? rc : wm_buf_puts(&b, ":");
+			rc = rc ? rc : wm_buf_json_fixed(&b, s->devices[i].energy_j, 6);
+		}
+		rc = rc ? rc : wm_buf_puts(&b, "},\"method\":{");
+		for (size_t i = 0; s && i < s->n_devices && !rc; i++) {
+			rc = wm_buf_printf(&b, "%s", i ? "," : "");
+			rc = rc ? rc : wm_buf_json_str(&b, s->devices[i].name);
+			rc = rc ? rc : wm_buf_puts(&b, s->devices[i].modeled ? ":\"modeled\"" : ":\"measured\"");
+		}
+		rc = rc ? rc : wm_buf_puts(&b, "}}\n");
+	} else {
+		rc = wm_buf_puts(&b, "wattmeter:");
+		for (size_t i = 0; cmd[i] && i < 8 && !rc; i++)
+			rc = wm_buf_printf(&b, " %s", cmd[i]);
+		rc = rc ? rc : wm_buf_printf(&b, "  (exit %d, %.1f s, NOT RECORDED)\n", code, s ? s->elapsed_s : 0);
+		for (size_t i = 0; s && i < s->n_devices && !rc; i++)
+			rc = wm_buf_printf(&b, "  %-6s %.1f J  %s\n", s->devices[i].name, s->devices[i].energy_j,
+					   s->devices[i].modeled ? "modeled" : "measured");
+		rc = rc ? rc : wm_buf_printf(&b, "  not recorded: %s\n", why);
+	}
+	if (rc) {
+		wm_buf_free(&b);
+		return NULL;
+	}
+	return b.data; /* NUL-terminated by wm_buf */
+}
+
+/* The reader sees an incomplete recording and can only guess that the run
+ * was killed; we know why it is incomplete (a full disk): the guess is
+ * replaced by the cause. Returns text, or a new string (text freed). */
+static char *name_the_real_cause(char *text, const char *cause)
+{
+	const char *guess = "  recording incomplete: the run was killed;";
+	char *at = strstr(text, guess);
+	if (!at)
+		return text;
+	char *eol = strchr(at, '\n');
+	wm_buf b;
+	wm_buf_init(&b);
+	int rc = wm_buf_append(&b, text, (size_t)(at - text));
+	rc = rc ? rc : wm_buf_printf(&b, "  recording incomplete (the run was not killed): %s; totals up to the last "
+				      "complete sample", cause);
+	rc = rc ? rc : wm_buf_puts(&b, eol ? eol : "\n");
+	if (rc) {
+		wm_buf_free(&b);
+		return text;
+	}
+	free(text);
+	return b.data;
+}
+
+static int write_summary_file(const char *path, int fd, const char *json)
+{
+	int rc = wm_write_all(fd, json, strlen(json));
+	if (!rc && fsync(fd) < 0 && errno != EINVAL)
+		rc = -errno;
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	if (rc)
+		fprintf(stderr, "wattmeter run: cannot write the summary to %s: %s\n", path, strerror(-rc));
+	return rc;
 }
 
 int cmd_run(int argc, char **argv)
@@ -333,6 +594,25 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	char **cmd = argv + optind;
 
+	/* Anything else the core would refuse is a usage error too (exit 2),
+	 * found before anything runs. */
+	{
+		char cerr[512];
+		wm_meter_config chk;
+		wm_meter_config_init(&chk);
+		chk.sysfs_root = o.sysfs_root;
+		chk.procfs_root = o.procfs_root;
+		chk.period_s = o.period_s;
+		chk.proc_period_s = o.proc_period_s;
+		chk.mem_period_s = o.mem_period_s;
+		chk.model_min_w_per_cpu = o.model_min_w;
+		chk.model_max_w_per_cpu = o.model_max_w;
+		if (wm_meter_config_check(&chk, cerr, sizeof cerr) < 0) {
+			fprintf(stderr, "wattmeter run: %s (see 'wattmeter run --help')\n", cerr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+
 	char path[4096];
 	int rc = resolve_command(cmd[0], path, sizeof path);
 	if (rc < 0) {
@@ -343,16 +623,40 @@ int cmd_run(int argc, char **argv)
 		return rc == -ENOENT ? CLI_EXIT_NOTFOUND : CLI_EXIT_NOEXEC;
 	}
 
-	char outdir[4096];
+	/* The scripts' channel is opened first: a path that cannot be written
+	 * is known before anything runs. */
+	int summary_fd = -1;
+	if (o.summary_json) {
+		do
+			summary_fd = open(o.summary_json, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+		while (summary_fd < 0 && errno == EINTR);
+		if (summary_fd < 0) {
+			fprintf(stderr, "wattmeter run: cannot write --summary-json %s: %s (choose a writable path)\n",
+				o.summary_json, strerror(errno));
+			return CLI_EXIT_FAILURE;
+		}
+	}
+
+	char err[1024] = "";
+	char why_unrecorded[1200] = "";
+	char outdir[4096] = "";
 	if (o.output) {
 		if (snprintf(outdir, sizeof outdir, "%s", o.output) >= (int)sizeof outdir) {
 			fprintf(stderr, "wattmeter run: output folder name too long\n");
+			if (summary_fd >= 0)
+				close(summary_fd);
 			return CLI_EXIT_USAGE;
 		}
-	} else if (default_output_dir(outdir, sizeof outdir) < 0) {
-		fprintf(stderr, "wattmeter run: cannot choose a folder under ./wattmeter-runs; give one with -o DIR\n");
-		return CLI_EXIT_FAILURE;
+	} else if (default_output_dir(outdir, sizeof outdir, err, sizeof err) < 0) {
+		(void)snprintf(why_unrecorded, sizeof why_unrecorded, "%s (choose a folder with -o DIR)", err);
+		outdir[0] = '\0';
 	}
+
+	/* Orphans of the command come to us, not to init: they stay in the
+	 * measured tree (we are one of its roots) and we reap them. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		fprintf(stderr, "wattmeter run: warning: cannot become a subreaper (%s): processes the command "
+				"orphans will not be measured\n", strerror(errno));
 
 	/* Signals for the supervisor are blocked before any thread exists, so the
 	 * sampler thread inherits the mask and only sigtimedwait sees them. */
@@ -365,38 +669,16 @@ int cmd_run(int argc, char **argv)
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, &old);
 
-	int cork[2], errp[2];
-	if (pipe2(cork, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		fprintf(stderr, "wattmeter run: pipe: %s\n", strerror(errno));
-		return CLI_EXIT_FAILURE;
-	}
-	fflush(NULL);
-	pid_t child = fork();
-	if (child < 0) {
-		fprintf(stderr, "wattmeter run: fork: %s\n", strerror(errno));
-		return CLI_EXIT_FAILURE;
-	}
-	if (child == 0) {
-		close(cork[1]);
-		close(errp[0]);
-		child_exec(cork[0], errp[1], path, cmd);
-	}
-	close(cork[0]);
-	close(errp[1]);
-
-	int pids[MAX_PIDS + 1];
-	pids[0] = child;
-	memcpy(pids + 1, o.pids, o.n_pids * sizeof o.pids[0]);
 	wm_meter_config cfg;
 	wm_meter_config_init(&cfg);
-	cfg.output_dir = outdir;
+	cfg.output_dir = outdir[0] ? outdir : NULL;
 	cfg.sysfs_root = o.sysfs_root;
 	cfg.procfs_root = o.procfs_root;
 	cfg.period_s = o.period_s;
 	cfg.proc_period_s = o.proc_period_s;
 	cfg.mem_period_s = o.mem_period_s;
-	cfg.pids = pids;
-	cfg.n_pids = 1 + o.n_pids;
+	cfg.pids = o.pids;
+	cfg.n_pids = o.n_pids;
 	cfg.reaper_pid = getpid();
 	cfg.command = (const char *const *)cmd;
 	cfg.model_min_w_per_cpu = o.model_min_w;
@@ -406,66 +688,141 @@ int cmd_run(int argc, char **argv)
 	cfg.no_gpu = o.no_gpu;
 	cfg.gpu_exclusive = o.gpu_exclusive;
 
-	char err[1024] = "";
 	wm_meter *m = NULL;
 	rc = wm_meter_start(&cfg, &m, err, sizeof err);
+	if (rc < 0 && cfg.output_dir) {
+		/* Again without a recording: if that starts, the recording was the
+		 * problem, and the command runs measured but unrecorded. */
+		char err2[1024] = "";
+		cfg.output_dir = NULL;
+		if (wm_meter_start(&cfg, &m, err2, sizeof err2) == 0) {
+			(void)snprintf(why_unrecorded, sizeof why_unrecorded, "%s", err);
+			rc = 0;
+		}
+		if (!o.output)
+			(void)rmdir(outdir); /* the folder we made for it, if still empty */
+	}
 	if (rc < 0) {
-		/* Nothing ran: closing the cork makes the child exit unexecuted. */
-		close(cork[1]);
-		close(errp[0]);
-		waitpid(child, NULL, 0);
+		/* Nothing was forked yet. */
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		fprintf(stderr, "wattmeter run: %s\n", err);
+		if (summary_fd >= 0)
+			close(summary_fd);
 		return CLI_EXIT_FAILURE;
 	}
+	if (why_unrecorded[0])
+		fprintf(stderr, "wattmeter run: warning: NOT RECORDING: %s; the command runs, measured, and only "
+				"the summary below is kept\n", why_unrecorded);
 
-	int quiet = o.quiet;
-	if (!quiet) {
-		wm_snapshot *s = wm_meter_snapshot(m);
+	{
+		wm_snapshot *s = snapshot_take(m);
 		for (size_t i = 0; s && i < s->n_devices; i++)
 			if (s->devices[i].modeled)
 				fprintf(stderr,
 					"wattmeter: no readable RAPL counters: %s power is MODELED, not measured "
 					"('wattmeter sensors' says why and how to fix it)\n",
 					s->devices[i].name);
-		wm_snapshot_free(s);
+		snapshot_free(s);
 	}
 
-	/* Uncork: time zero is now. */
-	char go = 'g';
-	if (write(cork[1], &go, 1) != 1)
-		fprintf(stderr, "wattmeter run: cannot start the command: %s\n", strerror(errno));
-	close(cork[1]);
-	int exec_errno = 0;
-	ssize_t r;
-	do
-		r = read(errp[0], &exec_errno, sizeof exec_errno);
-	while (r < 0 && errno == EINTR);
-	close(errp[0]);
-	if (r == (ssize_t)sizeof exec_errno)
-		fprintf(stderr, "wattmeter run: cannot execute %s: %s\n", path, strerror(exec_errno));
+	struct live live = {0};
+	live_begin(&live, !o.quiet);
 
-	int live = !quiet && isatty(STDERR_FILENO);
-	int status = supervise(child, m, live, &mask);
-	if (live)
-		clear_status_line();
-	int code = exit_code_of(status);
+	int errp[2] = {-1, -1};
+	pid_t child = -1;
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		fprintf(stderr, "wattmeter run: pipe: %s\n", strerror(errno));
+	} else {
+		fflush(NULL);
+		child = fork();
+		if (child == 0) {
+			close(errp[0]);
+			child_exec(errp[1], path, cmd, &old);
+		}
+		if (child < 0)
+			fprintf(stderr, "wattmeter run: fork: %s\n", strerror(errno));
+		close(errp[1]);
+	}
 
+	int code = CLI_EXIT_FAILURE;
+	if (child > 0) {
+		/* EOF on the close-on-exec pipe: CMD is executing. Only now is it
+		 * added, so that it is first seen with its own command line. */
+		int exec_errno = 0;
+		ssize_t r;
+		do
+			r = read(errp[0], &exec_errno, sizeof exec_errno);
+		while (r < 0 && errno == EINTR);
+		if (r == (ssize_t)sizeof exec_errno) {
+			live_end(&live);
+			fprintf(stderr, "wattmeter run: cannot execute %s: %s\n", path, strerror(exec_errno));
+		} else {
+			int arc = wm_meter_add_pid(m, (int)child);
+			if (arc < 0 && arc != -ESRCH)
+				fprintf(stderr, "wattmeter run: warning: cannot measure the command (pid %d): %s\n",
+					(int)child, strerror(-arc));
+		}
+		code = exit_code_of(supervise(child, m, &live, &mask));
+	}
+	if (errp[0] >= 0)
+		close(errp[0]);
+	live_end(&live);
+
+	/* An unrecorded run's figures come from the last snapshot. */
+	wm_snapshot *last = why_unrecorded[0] ? snapshot_take(m) : NULL;
 	rc = wm_meter_stop(m, code, err, sizeof err);
 	wm_meter_free(m);
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	char stop_err[1024] = "";
 	if (rc < 0)
-		fprintf(stderr, "wattmeter run: %s\n", err);
+		(void)snprintf(stop_err, sizeof stop_err, "%s", err);
 
-	if (!quiet) {
-		char *summary = o.json ? wm_report_json(outdir, err, sizeof err)
-				       : wm_report_text(outdir, 5, err, sizeof err);
-		if (summary) {
-			fputs(summary, stderr);
-			free(summary);
-		} else {
-			fprintf(stderr, "wattmeter run: cannot summarise %s: %s\n", outdir, err);
+	char *json = NULL;
+	if (why_unrecorded[0]) {
+		if (o.json || summary_fd >= 0)
+			json = unrecorded_summary(last, cmd, code, why_unrecorded, 1);
+		char *text = o.json ? NULL : unrecorded_summary(last, cmd, code, why_unrecorded, 0);
+		if (o.json && json)
+			fputs(json, stderr);
+		else if (text)
+			fputs(text, stderr);
+		free(text);
+	} else {
+		if (o.json || summary_fd >= 0) {
+			json = wm_report_json(outdir, err, sizeof err);
+			if (!json)
+				fprintf(stderr, "wattmeter run: cannot summarise %s: %s\n", outdir, err);
 		}
+		char *text = o.json ? NULL : wm_report_text(outdir, 5, err, sizeof err);
+		if (text && stop_err[0]) {
+			char *t = name_the_real_cause(text, stop_err);
+			if (t != text)
+				stop_err[0] = '\0'; /* said in the summary */
+			text = t;
+		}
+		if (o.json && json)
+			fputs(json, stderr);
+		else if (text)
+			fputs(text, stderr);
+		else if (!o.json)
+			fprintf(stderr, "wattmeter run: cannot summarise %s: %s\n", outdir, err);
+		free(text);
 		fprintf(stderr, "recording: %s   (wattmeter report %s)\n", outdir, outdir);
 	}
+	if (summary_fd >= 0) {
+		if (json) {
+			(void)write_summary_file(o.summary_json, summary_fd, json);
+		} else {
+			close(summary_fd);
+			fprintf(stderr, "wattmeter run: no summary to write to %s\n", o.summary_json);
+		}
+		fprintf(stderr, "summary: %s\n", o.summary_json);
+	}
+	/* Last, where it is seen, unless the summary said it: why the recording
+	 * is incomplete (a full disk, not a killed run). */
+	if (stop_err[0])
+		fprintf(stderr, "wattmeter run: the recording is incomplete (the run was not killed): %s\n", stop_err);
+	free(json);
+	snapshot_free(last);
 	return code;
 }

@@ -1,6 +1,9 @@
 /* main.c — `wattmeter <command> [options]`: a command table, as perf and git
  * have, one file per command (cmd_<name>.c). */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -19,6 +22,73 @@ static const struct command commands[] = {
 	{"serve", cmd_serve, "export the whole machine's energy and power to Prometheus"},
 };
 
+int cli_parse_decimal(const char *s, double *out)
+{
+	const char *p = s;
+	size_t int_digits = 0, frac_digits = 0;
+	while (isdigit((unsigned char)*p)) {
+		p++;
+		int_digits++;
+	}
+	if (*p == '.') {
+		p++;
+		while (isdigit((unsigned char)*p)) {
+			p++;
+			frac_digits++;
+		}
+	}
+	if (int_digits + frac_digits == 0)
+		return -EINVAL;
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (*p)
+		return -EINVAL;
+	/* The syntax above is a subset of strtod's, so this cannot stop early;
+	 * ERANGE (1e999) is out of every range we accept. */
+	errno = 0;
+	char *end;
+	double v = strtod(s, &end);
+	if (end != p || errno == ERANGE)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int cli_looks_like_option(const char *s)
+{
+	return s[0] == '-' && s[1] != '\0';
+}
+
+int cli_number_option(const char *cmd, const char *opt, const char *value, double lo, double hi,
+		      int zero_ok, const char *unit, const char *example, double *out)
+{
+	double v;
+	char range[96];
+	int n = zero_ok ? snprintf(range, sizeof range, "0 or %g to %g %s", lo, hi, unit)
+			: snprintf(range, sizeof range, "%g to %g %s", lo, hi, unit);
+	if (n < 0 || (size_t)n >= sizeof range)
+		range[0] = '\0';
+	if (cli_parse_decimal(value, &v) < 0) {
+		fprintf(stderr, "wattmeter %s: %s '%s' is not a decimal number; give %s (e.g. %s %s)\n", cmd, opt,
+			value, range, opt, example);
+		return -EINVAL;
+	}
+	if (!((v >= lo && v <= hi) || (zero_ok && v == 0))) {
+		fprintf(stderr, "wattmeter %s: %s %s is out of range; give %s (e.g. %s %s)\n", cmd, opt, value,
+			range, opt, example);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -33,7 +103,7 @@ static void usage(FILE *out)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out,
 		"\n"
-		"'wattmeter <command> --help' describes a command.\n"
+		"'wattmeter <command> --help' describes a command; 'man wattmeter' all of them.\n"
 		"example: wattmeter run -o runs/train -- python3 train.py --epochs 1\n");
 }
 

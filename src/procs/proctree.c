@@ -1029,7 +1029,16 @@ int wm_proctree_add_root(wm_proctree *t, int pid, int count_own)
 	for (size_t k = 0; k < t->n; k++) {
 		wm_proc *p = &t->procs[k];
 		if (p->pid == pid && p->starttime_ticks == st.starttime_ticks) {
-			/* Already measured as a descendant: it becomes a root. */
+			/* Already measured as a descendant: it becomes a root. It
+			 * may have exec'd since it was first seen (the CLI adds the
+			 * command once its exec is confirmed, and a scan may have
+			 * caught the child between fork and exec, with wattmeter's
+			 * own command line): read the command line again. Empty
+			 * (it has exited already) keeps the old one. */
+			char cmd[sizeof p->cmdline];
+			if (wm_read_pid_cmdline(t->dirfd, pid, cmd, sizeof cmd) >= 0 && cmd[0])
+				memcpy(p->cmdline, cmd, sizeof cmd);
+			memcpy(p->comm, st.comm, sizeof p->comm);
 			p->is_root = 1;
 			p->count_own = count_own ? 1 : 0;
 			return 0;

@@ -10,7 +10,10 @@
  * newline in one write(2)). The last line may be cut by a killed run: a last
  * line without '\n', or one that does not parse, is dropped and the recording
  * marked truncated. A bad line followed by more lines is damage, reported
- * with its line number.
+ * with its line number. A recording with no readable sample at all (an empty
+ * file, one garbage line, NUL bytes, binary data without a newline) is an
+ * error that says what was found: a cut last line is tolerated only after
+ * good ones, and "0 J" for a damaged file would be a wrong answer.
  *
  * The renderers (summary JSON, text, columns) are in summary.c.
  */
@@ -218,7 +221,7 @@ static int read_meta(struct wm_recording *r, int dfd, const char *dir, char *err
 	int rc = wm_read_file_buf_at(dfd, "meta.json", &b);
 	if (rc == -ENOENT) {
 		rc = wm_err(err, errlen, rc,
-			    "no recording in %s: meta.json not found (is this the folder `wattmeter run -o` wrote?)",
+			    "no recording in %s: meta.json not found (is this the folder that `wattmeter run -o` or wattmeter.Meter(output_dir) wrote?)",
 			    dir);
 		goto out;
 	}
@@ -535,6 +538,8 @@ static int read_samples(struct wm_recording *r, int dfd, const char *dir, char *
 	size_t cap = 0;
 	size_t lineno = 0, bad_line = 0;
 	char bad_msg[256] = "";
+	char first_bad[300] = "";   /* what the first unreadable line was */
+	size_t n_bytes = 0;         /* what the file held, for the no-sample message */
 	int rc = 0;
 	for (;;) {
 		errno = 0;
@@ -547,6 +552,7 @@ static int read_samples(struct wm_recording *r, int dfd, const char *dir, char *
 			break;
 		}
 		lineno++;
+		n_bytes += (size_t)n;
 		if (is_blank(line, (size_t)n))
 			continue;
 		if (bad_line) {
@@ -559,20 +565,31 @@ static int read_samples(struct wm_recording *r, int dfd, const char *dir, char *
 		if (line[n - 1] != '\n') {
 			/* the line in flight when the run was killed */
 			r->truncated = true;
+			if (!first_bad[0])
+				(void)snprintf(first_bad, sizeof first_bad,
+					       "line %zu (%zd bytes%s) has no newline, so it is not a complete line",
+					       lineno, n, memchr(line, '\0', (size_t)n) ? ", NUL bytes among them" : "");
 			break;
 		}
 		json_error_t je;
-		json_t *o = json_loadb(line, (size_t)n, 0, &je);
+		json_t *o = memchr(line, '\0', (size_t)n) ? NULL : json_loadb(line, (size_t)n, 0, &je);
+		int lrc;
 		if (!o) {
-			(void)snprintf(bad_msg, sizeof bad_msg, "is not valid JSON (column %d: %s)", je.column,
-				       je.text);
-			bad_line = lineno;
-			continue;
+			if (memchr(line, '\0', (size_t)n))
+				(void)snprintf(bad_msg, sizeof bad_msg,
+					       "holds NUL bytes (blocks zeroed by a crash or a full disk)");
+			else
+				(void)snprintf(bad_msg, sizeof bad_msg, "is not valid JSON (column %d: %s)",
+					       je.column, je.text);
+			lrc = -EBADMSG;
+		} else {
+			lrc = take_line(r, o, bad_msg, sizeof bad_msg);
+			json_decref(o);
 		}
-		int lrc = take_line(r, o, bad_msg, sizeof bad_msg);
-		json_decref(o);
 		if (lrc == -EBADMSG) {
 			bad_line = lineno;
+			if (!first_bad[0])
+				(void)snprintf(first_bad, sizeof first_bad, "line %zu %s", lineno, bad_msg);
 			continue;
 		}
 		if (lrc < 0) {
@@ -583,6 +600,25 @@ static int read_samples(struct wm_recording *r, int dfd, const char *dir, char *
 	}
 	if (!rc && bad_line)
 		r->truncated = true; /* a bad last line: cut mid-write */
+	if (!rc && r->n_rows == 0) {
+		char meta_says[96];
+		if (r->complete && !isnan(r->duration_s))
+			(void)snprintf(meta_says, sizeof meta_says, "meta.json says the run completed after %.1f s",
+				       r->duration_s);
+		else if (r->complete)
+			(void)snprintf(meta_says, sizeof meta_says, "meta.json says the run completed");
+		else
+			(void)snprintf(meta_says, sizeof meta_says,
+				       "meta.json says the run did not complete (killed while starting?)");
+		if (first_bad[0])
+			rc = wm_err(err, errlen, -EBADMSG,
+				    "%s/samples.jsonl holds no readable sample: %s; %s. The recording is damaged: record the run again",
+				    dir, first_bad, meta_says);
+		else
+			rc = wm_err(err, errlen, -EBADMSG,
+				    "%s/samples.jsonl holds no sample: it is %s; %s. The recording is damaged or was never written: record the run again",
+				    dir, n_bytes ? "only blank lines" : "empty (0 bytes)", meta_says);
+	}
 	free(line);
 	fclose(f);
 	return rc;
@@ -611,11 +647,11 @@ int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t err
 		int e = errno;
 		if (e == ENOENT)
 			rc = wm_err(err, errlen, -e,
-				    "no recording in %s: the folder does not exist (give the folder `wattmeter run -o` wrote)",
+				    "no recording in %s: the folder does not exist (give the folder that `wattmeter run -o` or wattmeter.Meter(output_dir) wrote)",
 				    dir);
 		else if (e == ENOTDIR)
 			rc = wm_err(err, errlen, -e,
-				    "no recording in %s: it is not a folder (give the folder `wattmeter run -o` wrote)",
+				    "no recording in %s: it is not a folder (give the folder that `wattmeter run -o` or wattmeter.Meter(output_dir) wrote)",
 				    dir);
 		else
 			rc = wm_err(err, errlen, -e, "cannot open the recording folder %s: %s%s", dir,

@@ -408,6 +408,17 @@ static void put_safe(wm_buf *b, const char *s)
 	}
 }
 
+/* As put_safe, but newlines are kept: a multi-line fix (a udev rule written
+ * with a here-document) must come out as lines that can be copied whole, at
+ * column 0 (a here-document's terminator must start its line). */
+static void put_safe_lines(wm_buf *b, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		char c = *p == '\n' ? '\n' : (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
+		wm_buf_append(b, &c, 1);
+	}
+}
+
 /* argv joined for display, quoting what a shell would need quoted */
 static void put_command(wm_buf *b, char *const *argv, size_t n)
 {
@@ -637,7 +648,10 @@ static void text_sensor_notes(const struct wm_recording *r, wm_buf *b)
 			wm_buf_puts(b, ": ");
 			put_safe(b, s->detail);
 		}
-		if (*s->fix) {
+		if (*s->fix && strchr(s->fix, '\n')) {
+			wm_buf_puts(b, "; fix, these lines:\n");
+			put_safe_lines(b, s->fix);
+		} else if (*s->fix) {
 			wm_buf_puts(b, "; fix: ");
 			put_safe(b, s->fix);
 		}

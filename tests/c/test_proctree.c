@@ -117,6 +117,40 @@ static int fx_teardown(void **state)
 
 /* ---- (a) fixture trees ---- */
 
+/* A child first seen before its exec (it still looks like its parent, the
+ * wattmeter CLI) and then added as a root once the exec is confirmed takes
+ * its new command line and comm: the recorded name is the command's (issue 6). */
+static void root_added_after_exec_is_read_again(void **state)
+{
+	struct fx *f = *state;
+	put_proc(f->root, (struct fxp){ 1, 0, "init", 500, 500, 0, 0, 1, 10 });
+	put_proc(f->root, (struct fxp){ 100, 1, "wattmeter", 5, 1, 0, 0, 1000, 100 });
+	put_cmdline(f->root, 100, "wattmeter\0run\0--\0sh\0", 21);
+	put_proc(f->root, (struct fxp){ 101, 100, "wattmeter", 0, 0, 0, 0, 1100, 20 });
+	put_cmdline(f->root, 101, "wattmeter\0run\0--\0sh\0", 21);
+	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 100, 0), 0);
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_non_null(find(f->t, 101));
+	assert_non_null(strstr(find(f->t, 101)->cmdline, "wattmeter"));
+
+	/* the exec: same pid and start time, new comm and command line */
+	put_proc(f->root, (struct fxp){ 101, 100, "sh", 0, 0, 0, 0, 1100, 20 });
+	put_cmdline(f->root, 101, "sh\0-c\0true\0", 11);
+	assert_int_equal(wm_proctree_add_root(f->t, 101, 1), 0);
+	assert_int_equal(count_pid(f->t, 101), 1);
+	wm_proc *p = find(f->t, 101);
+	assert_true(p->is_root && p->count_own);
+	assert_string_equal(p->comm, "sh");
+	if (strncmp(p->cmdline, "sh", 2) != 0 || strstr(p->cmdline, "wattmeter"))
+		fail_msg("command line not read again after the exec: '%s'", p->cmdline);
+
+	/* exited before it was added (a zombie's cmdline is empty): kept */
+	put_cmdline(f->root, 101, "", 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 101, 1), 0);
+	assert_int_equal(strncmp(find(f->t, 101)->cmdline, "sh", 2), 0);
+}
+
 /* Root and a child that exist at add time are baselined (their earlier CPU
  * is not ours); unrelated processes are never tracked; deltas are exact; a
  * child born later counts from zero, including what it already reaped. */
@@ -808,6 +842,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(set_and_deltas, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(root_added_after_exec_is_read_again, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(descendants_any_order, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(vanished_child_tail, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(vanished_chain_not_double_counted, fx_setup, fx_teardown),

@@ -412,20 +412,66 @@ static void test_truncated_and_incomplete(void **state)
 	json_decref(j);
 	wm_recording_free(r);
 
-	/* 4: nothing cut: not truncated, and no samples at all is not an error */
+	/* 4: no samples at all is an error (issue 7: not "0 J"); see
+	 * test_no_readable_sample for every shape of it */
 	fx_write(root, "samples.jsonl", "");
-	r = open_ok(root);
-	j = summary(r);
-	assert_true(json_is_false(get(j, "truncated", NULL)));
-	assert_int_equal((int)num(j, "samples", NULL), 0);
-	assert_true(num(j, "energy_j", "cpu") == 0);
-	assert_true(json_is_null(get(get(j, "power_w", NULL), "cpu", "avg", NULL)));
-	t = text(r, 5);
-	assert_non_null(strstr(t, "no samples were recorded"));
-	free(t);
-	json_decref(j);
-	wm_recording_free(r);
+	char err[1024];
+	open_fails(root, -EBADMSG, err, sizeof err);
+	assert_non_null(strstr(err, "empty"));
+	assert_non_null(strstr(err, "did not complete"));
 
+	free(meta);
+	fx_rmtree(root);
+}
+
+/* Writes n bytes (NULs allowed) to root/name. */
+static void write_bytes(const char *root, const char *name, const char *data, size_t n)
+{
+	char p[4200];
+	int w = snprintf(p, sizeof p, "%s/%s", root, name);
+	assert_true(w > 0 && (size_t)w < sizeof p);
+	FILE *f = fopen(p, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A recording whose samples.jsonl has no readable sample is an error that
+ * says what was found, whatever meta.json says; only a cut last line after
+ * good ones is tolerated (test_truncated_and_incomplete). */
+static void test_no_readable_sample(void **state)
+{
+	(void)state;
+	char root[4096], err[1024];
+	fx_mkdtemp(root, sizeof root);
+	char *meta = meta_json(1, DEVICES_MEASURED, "[]", END_FIELDS); /* completed after 12.5 s */
+	fx_write(root, "meta.json", meta);
+	static const struct {
+		const char *data;
+		size_t n;
+		const char *says; /* in the message */
+	} cases[] = {
+		{"", 0, "empty (0 bytes)"},
+		{"\n\n  \n", 5, "only blank lines"},
+		{"garbage\n", 8, "line 1 is not valid JSON"},
+		{"\0\0\0\0\0\0\0\0\n", 9, "NUL bytes"},
+		{"\x7f" "ELF\x02\x01\x01\0\0\xff\xfe", 12, "no newline"},
+		{"{\"t_s\":0,\"energy_j\":{\"cpu\":1", 28, "no newline"},
+		{"[1]\n", 4, "line 1 is not a JSON object"},
+	};
+	for (size_t i = 0; i < WM_ARRAY_LEN(cases); i++) {
+		write_bytes(root, "samples.jsonl", cases[i].data, cases[i].n);
+		open_fails(root, -EBADMSG, err, sizeof err);
+		if (!strstr(err, cases[i].says) || !strstr(err, "no") || !strstr(err, "completed after 12.5 s") ||
+		    !strstr(err, root))
+			fail_msg("case %zu: message does not say '%s', the meta.json state and the folder: %s", i,
+				 cases[i].says, err);
+	}
+	/* the same file with one good line before the cut one is fine */
+	static const char good_then_cut[] = "{\"t_s\":0,\"energy_j\":{\"cpu\":1}}\ngarbage";
+	write_bytes(root, "samples.jsonl", good_then_cut, sizeof good_then_cut - 1);
+	wm_recording *r = open_ok(root);
+	wm_recording_free(r);
 	free(meta);
 	fx_rmtree(root);
 }
@@ -740,6 +786,7 @@ int main(void)
 		cmocka_unit_test(test_modeled),
 		cmocka_unit_test(test_truncated_and_incomplete),
 		cmocka_unit_test(test_malformed_middle_line),
+		cmocka_unit_test(test_no_readable_sample),
 		cmocka_unit_test(test_missing_meta),
 		cmocka_unit_test(test_newer_schema),
 		cmocka_unit_test(test_columns),

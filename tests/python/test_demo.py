@@ -12,7 +12,8 @@ def test_demo_attributes_energy_to_parent_and_two_workers(tmp_path):
                 PY, str(REPO / "examples" / "demo.py"), "1"], timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("demo: counted ") and p.stdout.count("\n") == 1
-    assert p.stderr == ""  # -q
+    # -q: no live line (no terminal escapes); the summary and its location are still there
+    assert "\033" not in p.stderr and f"recording: {out}" in p.stderr
     s = report_json(out)
     with_energy = {pid: x for pid, x in s["processes"].items() if x["energy_j"]["cpu"] > 0}
     assert len(with_energy) >= 3, s["processes"]

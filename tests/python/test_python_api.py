@@ -251,24 +251,32 @@ def test_baseline_line_has_t_s_zero(tmp_path):
 # ---- errors, sensors, load ----------------------------------------------------------
 
 
-def test_meter_on_an_existing_recording_raises_oserror_naming_it(tmp_path):
+# A recording that cannot be made never stops the code (issue 7): the meter
+# measures unrecorded, with a RuntimeWarning naming the folder and the fix.
+
+
+def test_meter_on_an_existing_recording_warns_and_measures_unrecorded(tmp_path):
     out = tmp_path / "rec"
     with wattmeter.Meter(str(out), **FASTKW):
         pass
     before = (out / "samples.jsonl").read_bytes()
     m = wattmeter.Meter(str(out))
-    with pytest.raises(OSError) as e:
+    with pytest.warns(RuntimeWarning) as w:
         m.start()
-    assert str(out) in str(e.value)
-    assert not m.running
+    msg = str(w[0].message)
+    assert str(out) in msg and "output_dir" in msg and "-o DIR" not in msg
+    assert m.running and not m.recorded
+    r = m.stop()
+    assert r is not None and r.summary["recorded"] is False
     assert (out / "samples.jsonl").read_bytes() == before
 
 
-def test_meter_under_a_regular_file_raises_oserror(tmp_path):
+def test_meter_under_a_regular_file_warns_and_measures_unrecorded(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(OSError) as e:
-        wattmeter.Meter(str(tmp_path / "file" / "sub")).start()
-    assert str(tmp_path / "file" / "sub") in str(e.value)
+    with pytest.warns(RuntimeWarning, match=str(tmp_path / "file" / "sub")):
+        m = wattmeter.Meter(str(tmp_path / "file" / "sub")).start()
+    assert m.running
+    m.stop()
 
 
 def test_sensors_returns_a_dict_of_sources(tmp_path):
