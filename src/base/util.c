@@ -128,9 +128,9 @@ static size_t utf8_seq_len(const unsigned char *s)
 
 int wm_buf_json_str(wm_buf *b, const char *s)
 {
-	int rc = wm_buf_append(b, "\"", 1);
+	wm_buf_append(b, "\"", 1);
 	const unsigned char *p = (const unsigned char *)s;
-	while (!rc && *p) {
+	while (!wm_buf_error(b) && *p) {
 		unsigned char c = *p;
 		char esc[8];
 		/* Runs of printable ASCII, the common case, are copied in one go. */
@@ -138,14 +138,14 @@ int wm_buf_json_str(wm_buf *b, const char *s)
 		while (p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
 			run++;
 		if (run) {
-			rc = wm_buf_append(b, (const char *)p, run);
+			wm_buf_append(b, (const char *)p, run);
 			p += run;
 			continue;
 		}
 		if (c == '"' || c == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)c;
-			rc = wm_buf_append(b, esc, 2);
+			wm_buf_append(b, esc, 2);
 			p++;
 		} else if (c < 0x20 || c == 0x7f) {
 			const char *named = NULL;
@@ -156,25 +156,24 @@ int wm_buf_json_str(wm_buf *b, const char *s)
 			default: break;
 			}
 			if (named)
-				rc = wm_buf_puts(b, named);
+				wm_buf_puts(b, named);
 			else
-				rc = wm_buf_printf(b, "\\u%04x", c);
+				wm_buf_printf(b, "\\u%04x", c);
 			p++;
 		} else {
 			size_t n = utf8_seq_len(p);
 			if (n == 0) {
 				/* Not UTF-8 (e.g. a Latin-1 argv): keep the byte visible. */
-				rc = wm_buf_printf(b, "\\u%04x", c);
+				wm_buf_printf(b, "\\u%04x", c);
 				p++;
 			} else {
-				rc = wm_buf_append(b, (const char *)p, n);
+				wm_buf_append(b, (const char *)p, n);
 				p += n;
 			}
 		}
 	}
-	if (!rc)
-		rc = wm_buf_append(b, "\"", 1);
-	return rc;
+	wm_buf_append(b, "\"", 1);
+	return wm_buf_error(b);
 }
 
 int wm_buf_json_double(wm_buf *b, double v)

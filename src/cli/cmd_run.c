@@ -253,31 +253,30 @@ static void live_draw(struct live *l, wm_meter *m)
 		return;
 	wm_buf b;
 	wm_buf_init(&b);
-	int rc = 0;
 	if (rows != l->rows) { /* resized: move the region's bottom */
-		rc = wm_buf_printf(&b, "\0337\033[1;%ur\0338", (unsigned)rows - 1);
+		wm_buf_printf(&b, "\0337\033[1;%ur\0338", (unsigned)rows - 1);
 		l->rows = rows;
 	}
-	size_t text_at = 0;
-	rc = rc ? rc : wm_buf_printf(&b, "\0337\033[%u;1H\033[K", (unsigned)rows);
-	text_at = b.len;
-	rc = rc ? rc : wm_buf_printf(&b, "[wattmeter] %.1f s", s->elapsed_s);
-	for (size_t i = 0; i < s->n_devices && !rc; i++) {
+	wm_buf_printf(&b, "\0337\033[%u;1H\033[K", (unsigned)rows);
+	size_t text_at = b.len;
+	wm_buf_printf(&b, "[wattmeter] %.1f s", s->elapsed_s);
+	for (size_t i = 0; i < s->n_devices; i++) {
 		/* The power of the latest counter interval, as measured: no
 		 * smoothing that would start at 0 and climb. None before the
 		 * first interval. */
 		if (s->samples >= 2)
-			rc = wm_buf_printf(&b, " | %s %.1f W %.1f J%s", s->devices[i].name, s->devices[i].power_w,
-					   s->devices[i].energy_j, s->devices[i].modeled ? " MODELED" : "");
+			wm_buf_printf(&b, " | %s %.1f W %.1f J%s", s->devices[i].name, s->devices[i].power_w,
+				      s->devices[i].energy_j, s->devices[i].modeled ? " MODELED" : "");
 		else
-			rc = wm_buf_printf(&b, " | %s - W %.1f J%s", s->devices[i].name, s->devices[i].energy_j,
-					   s->devices[i].modeled ? " MODELED" : "");
+			wm_buf_printf(&b, " | %s - W %.1f J%s", s->devices[i].name, s->devices[i].energy_j,
+				      s->devices[i].modeled ? " MODELED" : "");
 	}
-	rc = rc ? rc : wm_buf_printf(&b, " | %zu procs", s->n_procs_alive);
-	if (!rc && b.len - text_at > (size_t)cols - 1)
+	wm_buf_printf(&b, " | %zu procs", s->n_procs_alive);
+	/* b.len is only meaningful while the buffer holds no error */
+	if (!wm_buf_error(&b) && b.len - text_at > (size_t)cols - 1)
 		b.len = text_at + (size_t)cols - 1; /* never wrap: a wrap would scroll */
-	rc = rc ? rc : wm_buf_puts(&b, "\0338");
-	if (!rc)
+	wm_buf_puts(&b, "\0338");
+	if (!wm_buf_error(&b))
 		(void)wm_write_all(STDERR_FILENO, b.data, b.len);
 	wm_buf_free(&b);
 	snapshot_free(s);
@@ -505,37 +504,36 @@ static char *unrecorded_summary(const wm_snapshot *s, char **cmd, int code, cons
 {
 	wm_buf b;
 	wm_buf_init(&b);
-	int rc = 0;
 	if (as_json) {
-		rc = wm_buf_puts(&b, "{\"recorded\":false,\"recording\":null,\"why_not_recorded\":");
-		rc = rc ? rc : wm_buf_json_str(&b, why);
-		rc = rc ? rc : wm_buf_printf(&b, ",\"exit_status\":%d,\"duration_s\":", code);
-		rc = rc ? rc : wm_buf_json_fixed(&b, s ? s->elapsed_s : 0, 3);
-		rc = rc ? rc : wm_buf_puts(&b, ",\"energy_j\":{");
-		for (size_t i = 0; s && i < s->n_devices && !rc; i++) {
-			rc = wm_buf_printf(&b, "%s", i ? "," : "");
-			rc = rc ? rc : wm_buf_json_str(&b, s->devices[i].name);
-			rc = rc ? rc : wm_buf_puts(&b, ":");
-			rc = rc ? rc : wm_buf_json_fixed(&b, s->devices[i].energy_j, 6);
+		wm_buf_puts(&b, "{\"recorded\":false,\"recording\":null,\"why_not_recorded\":");
+		wm_buf_json_str(&b, why);
+		wm_buf_printf(&b, ",\"exit_status\":%d,\"duration_s\":", code);
+		wm_buf_json_fixed(&b, s ? s->elapsed_s : 0, 3);
+		wm_buf_puts(&b, ",\"energy_j\":{");
+		for (size_t i = 0; s && i < s->n_devices; i++) {
+			wm_buf_puts(&b, i ? "," : "");
+			wm_buf_json_str(&b, s->devices[i].name);
+			wm_buf_puts(&b, ":");
+			wm_buf_json_fixed(&b, s->devices[i].energy_j, 6);
 		}
-		rc = rc ? rc : wm_buf_puts(&b, "},\"method\":{");
-		for (size_t i = 0; s && i < s->n_devices && !rc; i++) {
-			rc = wm_buf_printf(&b, "%s", i ? "," : "");
-			rc = rc ? rc : wm_buf_json_str(&b, s->devices[i].name);
-			rc = rc ? rc : wm_buf_puts(&b, s->devices[i].modeled ? ":\"modeled\"" : ":\"measured\"");
+		wm_buf_puts(&b, "},\"method\":{");
+		for (size_t i = 0; s && i < s->n_devices; i++) {
+			wm_buf_puts(&b, i ? "," : "");
+			wm_buf_json_str(&b, s->devices[i].name);
+			wm_buf_puts(&b, s->devices[i].modeled ? ":\"modeled\"" : ":\"measured\"");
 		}
-		rc = rc ? rc : wm_buf_puts(&b, "}}\n");
+		wm_buf_puts(&b, "}}\n");
 	} else {
-		rc = wm_buf_puts(&b, "wattmeter:");
-		for (size_t i = 0; cmd[i] && i < 8 && !rc; i++)
-			rc = wm_buf_printf(&b, " %s", cmd[i]);
-		rc = rc ? rc : wm_buf_printf(&b, "  (exit %d, %.1f s, NOT RECORDED)\n", code, s ? s->elapsed_s : 0);
-		for (size_t i = 0; s && i < s->n_devices && !rc; i++)
-			rc = wm_buf_printf(&b, "  %-6s %.1f J  %s\n", s->devices[i].name, s->devices[i].energy_j,
-					   s->devices[i].modeled ? "modeled" : "measured");
-		rc = rc ? rc : wm_buf_printf(&b, "  not recorded: %s\n", why);
+		wm_buf_puts(&b, "wattmeter:");
+		for (size_t i = 0; cmd[i] && i < 8; i++)
+			wm_buf_printf(&b, " %s", cmd[i]);
+		wm_buf_printf(&b, "  (exit %d, %.1f s, NOT RECORDED)\n", code, s ? s->elapsed_s : 0);
+		for (size_t i = 0; s && i < s->n_devices; i++)
+			wm_buf_printf(&b, "  %-6s %.1f J  %s\n", s->devices[i].name, s->devices[i].energy_j,
+				      s->devices[i].modeled ? "modeled" : "measured");
+		wm_buf_printf(&b, "  not recorded: %s\n", why);
 	}
-	if (rc) {
+	if (wm_buf_error(&b)) {
 		wm_buf_free(&b);
 		return NULL;
 	}
@@ -554,11 +552,11 @@ static char *name_the_real_cause(char *text, const char *cause)
 	char *eol = strchr(at, '\n');
 	wm_buf b;
 	wm_buf_init(&b);
-	int rc = wm_buf_append(&b, text, (size_t)(at - text));
-	rc = rc ? rc : wm_buf_printf(&b, "  recording incomplete (the run was not killed): %s; totals up to the last "
-				      "complete sample", cause);
-	rc = rc ? rc : wm_buf_puts(&b, eol ? eol : "\n");
-	if (rc) {
+	wm_buf_append(&b, text, (size_t)(at - text));
+	wm_buf_printf(&b, "  recording incomplete (the run was not killed): %s; totals up to the last "
+			  "complete sample", cause);
+	wm_buf_puts(&b, eol ? eol : "\n");
+	if (wm_buf_error(&b)) {
 		wm_buf_free(&b);
 		return text;
 	}

@@ -118,35 +118,34 @@ static size_t utf8_len(const unsigned char *s)
 int wm_prom_label_value(wm_buf *b, const char *v)
 {
 	const unsigned char *s = (const unsigned char *)(v ? v : "");
-	int rc = 0;
-	while (*s && rc == 0) {
+	while (*s && !wm_buf_error(b)) {
 		const unsigned char *run = s;
 		while (*s && *s != '\\' && *s != '"' && *s != '\n' && *s < 0x80)
 			s++;
 		if (s > run)
-			rc = wm_buf_append(b, (const char *)run, (size_t)(s - run));
-		if (rc || !*s)
+			wm_buf_append(b, (const char *)run, (size_t)(s - run));
+		if (!*s)
 			break;
 		if (*s == '\\')
-			rc = wm_buf_puts(b, "\\\\");
+			wm_buf_puts(b, "\\\\");
 		else if (*s == '"')
-			rc = wm_buf_puts(b, "\\\"");
+			wm_buf_puts(b, "\\\"");
 		else if (*s == '\n')
-			rc = wm_buf_puts(b, "\\n");
+			wm_buf_puts(b, "\\n");
 		else {
 			size_t n = utf8_len(s);
 			if (n == 0) {
-				rc = wm_buf_puts(b, "\xEF\xBF\xBD"); /* U+FFFD */
+				wm_buf_puts(b, "\xEF\xBF\xBD"); /* U+FFFD */
 				s++;
 				continue;
 			}
-			rc = wm_buf_append(b, (const char *)s, n);
+			wm_buf_append(b, (const char *)s, n);
 			s += n;
 			continue;
 		}
 		s++;
 	}
-	return rc;
+	return wm_buf_error(b);
 }
 
 int wm_prom_value(wm_buf *b, double v)
@@ -160,7 +159,7 @@ int wm_prom_value(wm_buf *b, double v)
 		char tmp[32];
 		int n = snprintf(tmp, sizeof tmp, "%.0f", v == 0.0 ? 0.0 : v);
 		if (n < 0 || (size_t)n >= sizeof tmp)
-			return -EINVAL;
+			return b->err ? b->err : (b->err = -EINVAL); /* sticky, as wm_buf_printf */
 		return wm_buf_append(b, tmp, (size_t)n);
 	}
 	/* 15 significant digits: one snprintf per value (a round-trip search
@@ -169,7 +168,7 @@ int wm_prom_value(wm_buf *b, double v)
 	char tmp[40];
 	int n = snprintf(tmp, sizeof tmp, "%.15g", v);
 	if (n < 0 || (size_t)n >= sizeof tmp)
-		return -EINVAL;
+		return b->err ? b->err : (b->err = -EINVAL);
 	return wm_buf_append(b, tmp, (size_t)n);
 }
 
@@ -694,39 +693,33 @@ static int family(wm_buf *b, int om, const char *name, fam_type t, const char *u
 		suffix = "_info";
 		type = "gauge";
 	}
-	int rc = wm_buf_printf(b, "# HELP %s%s %s\n# TYPE %s%s %s\n", name, suffix, help, name, suffix, type);
-	if (!rc && om && unit)
-		rc = wm_buf_printf(b, "# UNIT %s %s\n", name, unit);
-	return rc;
+	wm_buf_printf(b, "# HELP %s%s %s\n# TYPE %s%s %s\n", name, suffix, help, name, suffix, type);
+	if (om && unit)
+		wm_buf_printf(b, "# UNIT %s %s\n", name, unit);
+	return wm_buf_error(b);
 }
 
 static int sample_line(wm_buf *b, const char *name, const char *suffix, const lbl *l, size_t nl, double v)
 {
-	int rc = wm_buf_puts(b, name);
-	if (!rc && suffix)
-		rc = wm_buf_puts(b, suffix);
+	wm_buf_puts(b, name);
+	if (suffix)
+		wm_buf_puts(b, suffix);
 	size_t written = 0;
-	for (size_t i = 0; i < nl && !rc; i++) {
+	for (size_t i = 0; i < nl; i++) {
 		if (!l[i].v)
 			continue; /* an absent label is left out, not written empty */
-		rc = wm_buf_puts(b, written ? "," : "{");
-		if (!rc)
-			rc = wm_buf_printf(b, "%s=\"", l[i].k);
-		if (!rc)
-			rc = wm_prom_label_value(b, l[i].v);
-		if (!rc)
-			rc = wm_buf_puts(b, "\"");
+		wm_buf_puts(b, written ? "," : "{");
+		wm_buf_printf(b, "%s=\"", l[i].k);
+		wm_prom_label_value(b, l[i].v);
+		wm_buf_puts(b, "\"");
 		written++;
 	}
-	if (!rc && written)
-		rc = wm_buf_puts(b, "}");
-	if (!rc)
-		rc = wm_buf_puts(b, " ");
-	if (!rc)
-		rc = wm_prom_value(b, v);
-	if (!rc)
-		rc = wm_buf_puts(b, "\n");
-	return rc;
+	if (written)
+		wm_buf_puts(b, "}");
+	wm_buf_puts(b, " ");
+	wm_prom_value(b, v);
+	wm_buf_puts(b, "\n");
+	return wm_buf_error(b);
 }
 
 static const char *method_of(const wm_device *d)
@@ -769,8 +762,8 @@ static int fmt_energy(const wm_prom *p, int om, wm_buf *b, const char *kind)
 		     kind);
 	if (n < 0 || (size_t)n >= sizeof help)
 		return -ENAMETOOLONG;
-	int rc = family(b, om, name, FAM_COUNTER, "joules", help);
-	for (size_t i = 0; i < p->v.n_devices && !rc; i++) {
+	family(b, om, name, FAM_COUNTER, "joules", help);
+	for (size_t i = 0; i < p->v.n_devices; i++) {
 		if (strcmp(p->dev[i].kind, kind) != 0)
 			continue;
 		lbl l[6];
@@ -779,21 +772,21 @@ static int fmt_energy(const wm_prom *p, int om, wm_buf *b, const char *kind)
 		 * two-socket machine shows both; sum() over zones is the device. */
 		size_t zones = 0;
 		if (strcmp(kind, "gpu") != 0) {
-			for (size_t c = 0; c < p->v.n_channels && !rc; c++) {
+			for (size_t c = 0; c < p->v.n_channels; c++) {
 				if (p->v.channels[c].device != (int)i)
 					continue;
 				lbl lz[7];
 				memcpy(lz, l, 1 * sizeof *l);
 				lz[1] = (lbl){"zone", p->v.channels[c].ch->label};
 				memcpy(lz + 2, l + 1, (nl - 1) * sizeof *l);
-				rc = sample_line(b, name, "_total", lz, nl + 1, p->ch_energy_j[c]);
+				sample_line(b, name, "_total", lz, nl + 1, p->ch_energy_j[c]);
 				zones++;
 			}
 		}
-		if (!rc && zones == 0)
-			rc = sample_line(b, name, "_total", l, nl, p->sdev[i].energy_j);
+		if (zones == 0)
+			sample_line(b, name, "_total", l, nl, p->sdev[i].energy_j);
 	}
-	return rc;
+	return wm_buf_error(b);
 }
 
 static int fmt_power(const wm_prom *p, int om, wm_buf *b, const char *kind)
@@ -811,15 +804,15 @@ static int fmt_power(const wm_prom *p, int om, wm_buf *b, const char *kind)
 	n = snprintf(help, sizeof help, "Power of %s devices over the last sampling period.", kind);
 	if (n < 0 || (size_t)n >= sizeof help)
 		return -ENAMETOOLONG;
-	int rc = family(b, om, name, FAM_GAUGE, "watts", help);
-	for (size_t i = 0; i < p->v.n_devices && !rc; i++) {
+	family(b, om, name, FAM_GAUGE, "watts", help);
+	for (size_t i = 0; i < p->v.n_devices; i++) {
 		if (strcmp(p->dev[i].kind, kind) != 0 || !isfinite(p->sdev[i].power_w))
 			continue;
 		lbl l[6];
 		size_t nl = device_labels(p, i, l);
-		rc = sample_line(b, name, NULL, l, nl, p->sdev[i].power_w);
+		sample_line(b, name, NULL, l, nl, p->sdev[i].power_w);
 	}
-	return rc;
+	return wm_buf_error(b);
 }
 
 /* Per-device gauges: metric suffix, unit, scale to base units, help. */
@@ -841,8 +834,7 @@ static const struct {
 
 static int fmt_gauges(const wm_prom *p, int om, wm_buf *b, const char *kind)
 {
-	int rc = 0;
-	for (int g = 0; g < WM_GAUGE_N && !rc; g++) {
+	for (int g = 0; g < WM_GAUGE_N; g++) {
 		/* The machine's CPU utilisation has its own family below. */
 		if (g == WM_GAUGE_UTIL && strcmp(kind, "cpu") == 0)
 			continue;
@@ -856,130 +848,119 @@ static int fmt_gauges(const wm_prom *p, int om, wm_buf *b, const char *kind)
 		int n = snprintf(name, sizeof name, "wattmeter_%s_%s", kind, gauge_fmt[g].suffix);
 		if (n < 0 || (size_t)n >= sizeof name)
 			return -ENAMETOOLONG;
-		rc = family(b, om, name, FAM_GAUGE, gauge_fmt[g].unit, gauge_fmt[g].help);
-		for (size_t i = 0; i < p->v.n_devices && !rc; i++) {
+		family(b, om, name, FAM_GAUGE, gauge_fmt[g].unit, gauge_fmt[g].help);
+		for (size_t i = 0; i < p->v.n_devices; i++) {
 			if (strcmp(p->dev[i].kind, kind) != 0 || !isfinite(p->sdev[i].gauge[g]))
 				continue;
 			lbl l[6];
 			size_t nl = device_labels(p, i, l);
-			rc = sample_line(b, name, NULL, l, nl, p->sdev[i].gauge[g] * gauge_fmt[g].scale);
+			sample_line(b, name, NULL, l, nl, p->sdev[i].gauge[g] * gauge_fmt[g].scale);
 		}
 	}
-	return rc;
+	return wm_buf_error(b);
 }
 
 static int fmt_sensors(const wm_prom *p, int om, wm_buf *b)
 {
-	int rc = family(b, om, "wattmeter_sensor_up", FAM_GAUGE, NULL,
-			"1 if the energy source is in use (measured or modeled), 0 if absent, forbidden, failing or "
-			"unused; state says which.");
+	family(b, om, "wattmeter_sensor_up", FAM_GAUGE, NULL,
+	       "1 if the energy source is in use (measured or modeled), 0 if absent, forbidden, failing or "
+	       "unused; state says which.");
 	const wm_sources *all = p->v.sources;
-	for (size_t i = 0; all && i < all->n && !rc; i++) {
+	for (size_t i = 0; all && i < all->n; i++) {
 		const wm_source *s = &all->v[i];
 		int up = s->active && (s->state == WM_SRC_OK || s->state == WM_SRC_MODELED);
 		lbl l[2] = {{"sensor", s->ops && s->ops->name ? s->ops->name : "unknown"}, {"state", wm_source_state_label(s)}};
-		rc = sample_line(b, "wattmeter_sensor_up", NULL, l, 2, up ? 1.0 : 0.0);
+		sample_line(b, "wattmeter_sensor_up", NULL, l, 2, up ? 1.0 : 0.0);
 	}
 	/* /proc is no energy source, but utilisation, memory, attribution and
 	 * the CPU model all read it. */
-	if (all && !rc)
-		rc = sample_line(b, "wattmeter_sensor_up", NULL,
-				 (lbl[]){{"sensor", "procfs"}, {"state", all->procfs_ok ? "ok" : "error"}}, 2,
-				 all->procfs_ok ? 1.0 : 0.0);
-	return rc;
+	if (all)
+		sample_line(b, "wattmeter_sensor_up", NULL,
+			    (lbl[]){{"sensor", "procfs"}, {"state", all->procfs_ok ? "ok" : "error"}}, 2,
+			    all->procfs_ok ? 1.0 : 0.0);
+	return wm_buf_error(b);
 }
 
 static int fmt_self(const wm_prom *p, int om, wm_buf *b)
 {
-	int rc = family(b, om, "wattmeter_self_cpu_seconds", FAM_COUNTER, "seconds",
-			"CPU time spent by wattmeter's sampler thread.");
-	if (!rc)
-		rc = sample_line(b, "wattmeter_self_cpu_seconds", "_total", NULL, 0, p->self_cpu_s);
-	if (!rc)
-		rc = family(b, om, "wattmeter_sample_duration_seconds", FAM_GAUGE, "seconds",
-			    "Wall time the last sample took to gather.");
-	if (!rc)
-		rc = sample_line(b, "wattmeter_sample_duration_seconds", NULL, NULL, 0, p->sample_cost_s);
-	if (!rc)
-		rc = family(b, om, "wattmeter_samples", FAM_COUNTER, NULL, "Samples taken since the exporter started.");
-	if (!rc)
-		rc = sample_line(b, "wattmeter_samples", "_total", NULL, 0, p->have_sample ? (double)p->seq + 1.0 : 0.0);
-	if (!rc && p->v.period_s > 0)
-		rc = family(b, om, "wattmeter_sample_period_seconds", FAM_GAUGE, "seconds",
-			    "Configured sampling period of the energy counters.");
-	if (!rc && p->v.period_s > 0)
-		rc = sample_line(b, "wattmeter_sample_period_seconds", NULL, NULL, 0, p->v.period_s);
-	return rc;
+	family(b, om, "wattmeter_self_cpu_seconds", FAM_COUNTER, "seconds",
+	       "CPU time spent by wattmeter's sampler thread.");
+	sample_line(b, "wattmeter_self_cpu_seconds", "_total", NULL, 0, p->self_cpu_s);
+	family(b, om, "wattmeter_sample_duration_seconds", FAM_GAUGE, "seconds",
+	       "Wall time the last sample took to gather.");
+	sample_line(b, "wattmeter_sample_duration_seconds", NULL, NULL, 0, p->sample_cost_s);
+	family(b, om, "wattmeter_samples", FAM_COUNTER, NULL, "Samples taken since the exporter started.");
+	sample_line(b, "wattmeter_samples", "_total", NULL, 0, p->have_sample ? (double)p->seq + 1.0 : 0.0);
+	if (p->v.period_s > 0) {
+		family(b, om, "wattmeter_sample_period_seconds", FAM_GAUGE, "seconds",
+		       "Configured sampling period of the energy counters.");
+		sample_line(b, "wattmeter_sample_period_seconds", NULL, NULL, 0, p->v.period_s);
+	}
+	return wm_buf_error(b);
 }
 
 static int fmt_machine(const wm_prom *p, int om, wm_buf *b)
 {
-	int rc = 0;
 	if (isfinite(p->cpu_util)) {
-		rc = family(b, om, "wattmeter_cpu_utilization_ratio", FAM_GAUGE, "ratio",
-			    "Busy fraction (0..1) of the machine's CPUs over the last sampling period.");
-		if (!rc)
-			rc = sample_line(b, "wattmeter_cpu_utilization_ratio", NULL, NULL, 0, p->cpu_util);
+		family(b, om, "wattmeter_cpu_utilization_ratio", FAM_GAUGE, "ratio",
+		       "Busy fraction (0..1) of the machine's CPUs over the last sampling period.");
+		sample_line(b, "wattmeter_cpu_utilization_ratio", NULL, NULL, 0, p->cpu_util);
 	}
-	if (!rc && p->have_mem) {
-		rc = family(b, om, "wattmeter_memory_used_bytes", FAM_GAUGE, "bytes",
-			    "Memory in use on the machine (MemTotal - MemAvailable).");
-		if (!rc)
-			rc = sample_line(b, "wattmeter_memory_used_bytes", NULL, NULL, 0, (double)p->mem_used_bytes);
-		if (!rc)
-			rc = family(b, om, "wattmeter_memory_total_bytes", FAM_GAUGE, "bytes",
-				    "Memory on the machine (MemTotal).");
-		if (!rc)
-			rc = sample_line(b, "wattmeter_memory_total_bytes", NULL, NULL, 0, (double)p->mem_total_bytes);
+	if (p->have_mem) {
+		family(b, om, "wattmeter_memory_used_bytes", FAM_GAUGE, "bytes",
+		       "Memory in use on the machine (MemTotal - MemAvailable).");
+		sample_line(b, "wattmeter_memory_used_bytes", NULL, NULL, 0, (double)p->mem_used_bytes);
+		family(b, om, "wattmeter_memory_total_bytes", FAM_GAUGE, "bytes",
+		       "Memory on the machine (MemTotal).");
+		sample_line(b, "wattmeter_memory_total_bytes", NULL, NULL, 0, (double)p->mem_total_bytes);
 	}
-	return rc;
+	return wm_buf_error(b);
 }
 
 static int fmt_procs(const wm_prom *p, int om, wm_buf *b)
 {
-	int rc = 0;
 	if (p->o.per_process) {
-		rc = family(b, om, "wattmeter_process_energy_joules", FAM_COUNTER, "joules",
-			    "Energy attributed to a process since it was first seen (processes that spent the most, up to "
-			    "--max-series series).");
-		for (size_t r = 0; r < p->n_procs && !rc; r++) {
+		family(b, om, "wattmeter_process_energy_joules", FAM_COUNTER, "joules",
+		       "Energy attributed to a process since it was first seen (processes that spent the most, up to "
+		       "--max-series series).");
+		for (size_t r = 0; r < p->n_procs; r++) {
 			char pid[16];
 			int n = snprintf(pid, sizeof pid, "%d", p->procs[r].pid);
 			if (n < 0 || (size_t)n >= sizeof pid)
 				return -EINVAL;
-			for (size_t d = 0; d < p->v.n_devices && !rc; d++) {
+			for (size_t d = 0; d < p->v.n_devices; d++) {
 				if (!p->dev[d].attributed || !isfinite(p->procs[r].energy_j[d]))
 					continue;
 				lbl l[3] = {{"pid", pid}, {"comm", p->procs[r].comm}, {"device", p->v.devices[d].decl->name}};
-				rc = sample_line(b, "wattmeter_process_energy_joules", "_total", l, 3, p->procs[r].energy_j[d]);
+				sample_line(b, "wattmeter_process_energy_joules", "_total", l, 3, p->procs[r].energy_j[d]);
 			}
 		}
 	}
-	if (!rc && p->o.per_cgroup) {
-		rc = family(b, om, "wattmeter_cgroup_energy_joules", FAM_COUNTER, "joules",
-			    "Energy attributed to the processes of a cgroup (v2 path), exited ones included.");
-		for (size_t i = 0; i < p->n_cg && !rc; i++) {
-			for (size_t d = 0; d < p->v.n_devices && !rc; d++) {
+	if (p->o.per_cgroup) {
+		family(b, om, "wattmeter_cgroup_energy_joules", FAM_COUNTER, "joules",
+		       "Energy attributed to the processes of a cgroup (v2 path), exited ones included.");
+		for (size_t i = 0; i < p->n_cg; i++) {
+			for (size_t d = 0; d < p->v.n_devices; d++) {
 				if (!p->dev[d].attributed)
 					continue;
 				lbl l[2] = {{"cgroup", p->cg[i].path}, {"device", p->v.devices[d].decl->name}};
-				rc = sample_line(b, "wattmeter_cgroup_energy_joules", "_total", l, 2,
-						 p->cg[i].folded_j[d] + p->cg[i].live_j[d]);
+				sample_line(b, "wattmeter_cgroup_energy_joules", "_total", l, 2,
+					    p->cg[i].folded_j[d] + p->cg[i].live_j[d]);
 			}
 		}
 	}
-	if (!rc && (p->o.per_process || p->o.per_cgroup)) {
-		rc = family(b, om, "wattmeter_exporter_dropped_series", FAM_COUNTER, NULL,
-			    "Series left out by the --max-series cap, summed over process-tier updates (growing: raise "
-			    "the cap).");
-		if (!rc && p->o.per_process)
-			rc = sample_line(b, "wattmeter_exporter_dropped_series", "_total",
-					 (lbl[]){{"family", "process"}}, 1, p->dropped_process_series);
-		if (!rc && p->o.per_cgroup)
-			rc = sample_line(b, "wattmeter_exporter_dropped_series", "_total",
-					 (lbl[]){{"family", "cgroup"}}, 1, p->dropped_cgroup_series);
+	if (p->o.per_process || p->o.per_cgroup) {
+		family(b, om, "wattmeter_exporter_dropped_series", FAM_COUNTER, NULL,
+		       "Series left out by the --max-series cap, summed over process-tier updates (growing: raise "
+		       "the cap).");
+		if (p->o.per_process)
+			sample_line(b, "wattmeter_exporter_dropped_series", "_total",
+				    (lbl[]){{"family", "process"}}, 1, p->dropped_process_series);
+		if (p->o.per_cgroup)
+			sample_line(b, "wattmeter_exporter_dropped_series", "_total",
+				    (lbl[]){{"family", "cgroup"}}, 1, p->dropped_cgroup_series);
 	}
-	return rc;
+	return wm_buf_error(b);
 }
 
 /* AIPowerMeter's five gauges (deep_learning_power_measure/power_measure/
@@ -1010,31 +991,23 @@ static int fmt_aipowermeter(const wm_prom *p, int om, wm_buf *b)
 		}
 	}
 	double draw_cpu = p->n_core_ch ? p->core_power_w : (have_cpu ? cpu_w : NAN);
-	int rc = 0;
 	if (isfinite(draw_cpu)) {
-		rc = family(b, om, "power_draw_cpu", FAM_GAUGE, NULL, "cpu consumption for the specified process");
-		if (!rc)
-			rc = sample_line(b, "power_draw_cpu", NULL, NULL, 0, draw_cpu);
+		family(b, om, "power_draw_cpu", FAM_GAUGE, NULL, "cpu consumption for the specified process");
+		sample_line(b, "power_draw_cpu", NULL, NULL, 0, draw_cpu);
 	}
-	if (!rc && have_cpu) {
-		rc = family(b, om, "intel_power", FAM_GAUGE, NULL, "total rapl power");
-		if (!rc)
-			rc = sample_line(b, "intel_power", NULL, NULL, 0, cpu_w);
+	if (have_cpu) {
+		family(b, om, "intel_power", FAM_GAUGE, NULL, "total rapl power");
+		sample_line(b, "intel_power", NULL, NULL, 0, cpu_w);
 	}
-	if (!rc && p->have_mem) {
-		rc = family(b, om, "mem_used_cpu", FAM_GAUGE, NULL, "total cpu memory used (uss)");
-		if (!rc)
-			rc = sample_line(b, "mem_used_cpu", NULL, NULL, 0, (double)p->mem_used_bytes);
+	if (p->have_mem) {
+		family(b, om, "mem_used_cpu", FAM_GAUGE, NULL, "total cpu memory used (uss)");
+		sample_line(b, "mem_used_cpu", NULL, NULL, 0, (double)p->mem_used_bytes);
 	}
-	if (!rc)
-		rc = family(b, om, "mem_used_gpu", FAM_GAUGE, NULL, "average memory used by the gpu");
-	if (!rc)
-		rc = sample_line(b, "mem_used_gpu", NULL, NULL, 0, gpu_mem);
-	if (!rc)
-		rc = family(b, om, "power_draw_gpu", FAM_GAUGE, NULL, "Power consumed by gpu as given by nvidia-smi");
-	if (!rc)
-		rc = sample_line(b, "power_draw_gpu", NULL, NULL, 0, gpu_w);
-	return rc;
+	family(b, om, "mem_used_gpu", FAM_GAUGE, NULL, "average memory used by the gpu");
+	sample_line(b, "mem_used_gpu", NULL, NULL, 0, gpu_mem);
+	family(b, om, "power_draw_gpu", FAM_GAUGE, NULL, "Power consumed by gpu as given by nvidia-smi");
+	sample_line(b, "power_draw_gpu", NULL, NULL, 0, gpu_w);
+	return wm_buf_error(b);
 }
 
 int wm_prom_format(const wm_prom *p, int openmetrics, wm_buf *out)
@@ -1042,30 +1015,32 @@ int wm_prom_format(const wm_prom *p, int openmetrics, wm_buf *out)
 	if (!p || !out)
 		return -EINVAL;
 	int om = openmetrics ? 1 : 0;
-	int rc = family(out, om, "wattmeter_build", FAM_INFO, NULL, "wattmeter's version (value 1).");
-	if (!rc)
-		rc = sample_line(out, "wattmeter_build_info", NULL, (lbl[]){{"version", p->v.version ? p->v.version : "unknown"}},
-				 1, 1.0);
-	if (!rc)
-		rc = fmt_sensors(p, om, out);
+	family(out, om, "wattmeter_build", FAM_INFO, NULL, "wattmeter's version (value 1).");
+	sample_line(out, "wattmeter_build_info", NULL, (lbl[]){{"version", p->v.version ? p->v.version : "unknown"}}, 1,
+		    1.0);
+	fmt_sensors(p, om, out);
 	if (p->have_sample) {
-		for (size_t k = 0; k < p->n_kinds && !rc; k++) {
-			rc = fmt_energy(p, om, out, p->kinds[k]);
+		for (size_t k = 0; k < p->n_kinds; k++) {
+			/* these also fail on their own (-ENAMETOOLONG: a device kind
+			 * too long for a metric name), not only through the buffer */
+			int rc = fmt_energy(p, om, out, p->kinds[k]);
 			if (!rc)
 				rc = fmt_power(p, om, out, p->kinds[k]);
 			if (!rc)
 				rc = fmt_gauges(p, om, out, p->kinds[k]);
+			if (rc)
+				return rc;
 		}
-		if (!rc)
-			rc = fmt_machine(p, om, out);
+		fmt_machine(p, om, out);
 	}
-	if (!rc)
-		rc = fmt_self(p, om, out);
-	if (!rc && p->have_sample)
-		rc = fmt_procs(p, om, out);
-	if (!rc && p->have_sample)
-		rc = fmt_aipowermeter(p, om, out);
-	if (!rc && om)
-		rc = wm_buf_puts(out, "# EOF\n");
-	return rc;
+	fmt_self(p, om, out);
+	if (p->have_sample) {
+		int rc = fmt_procs(p, om, out); /* also -EINVAL on a pid that does not format */
+		if (rc)
+			return rc;
+		fmt_aipowermeter(p, om, out);
+	}
+	if (om)
+		wm_buf_puts(out, "# EOF\n");
+	return wm_buf_error(out);
 }

@@ -73,14 +73,13 @@ static int parse_scalar(parser *p, const char *s, const char *end, char **out, c
 		s++;
 	wm_buf b;
 	wm_buf_init(&b);
-	int rc = 0;
 	if (s < end && (*s == '\'' || *s == '"')) {
 		char q = *s++;
 		int closed = 0;
-		while (s < end && !rc) {
+		while (s < end && !wm_buf_error(&b)) {
 			if (*s == q) {
 				if (q == '\'' && s + 1 < end && s[1] == '\'') {
-					rc = wm_buf_append(&b, "'", 1);
+					wm_buf_append(&b, "'", 1);
 					s += 2;
 					continue;
 				}
@@ -90,7 +89,7 @@ static int parse_scalar(parser *p, const char *s, const char *end, char **out, c
 			}
 			if (q == '"' && *s == '\\') {
 				if (s + 1 < end && (s[1] == '\\' || s[1] == '"')) {
-					rc = wm_buf_append(&b, s + 1, 1);
+					wm_buf_append(&b, s + 1, 1);
 					s += 2;
 					continue;
 				}
@@ -99,9 +98,10 @@ static int parse_scalar(parser *p, const char *s, const char *end, char **out, c
 					    "unsupported escape in the double-quoted %s; write it in single quotes or plain",
 					    what);
 			}
-			rc = wm_buf_append(&b, s, 1);
+			wm_buf_append(&b, s, 1);
 			s++;
 		}
+		int rc = wm_buf_error(&b);
 		if (rc) {
 			wm_buf_free(&b);
 			return rc;
@@ -128,7 +128,8 @@ static int parse_scalar(parser *p, const char *s, const char *end, char **out, c
 				    "the %s starts with '%c', which this YAML subset does not support; quote the value",
 				    what, *v);
 		}
-		rc = wm_buf_append(&b, v, (size_t)(ve - v));
+		wm_buf_append(&b, v, (size_t)(ve - v));
+		int rc = wm_buf_error(&b);
 		if (rc) {
 			wm_buf_free(&b);
 			return rc;
@@ -208,8 +209,9 @@ static int resolve_path(parser *p, char *path, char **out)
 	}
 	wm_buf b;
 	wm_buf_init(&b);
-	int rc = wm_buf_printf(&b, "%s/%s", p->base_dir, path);
+	wm_buf_printf(&b, "%s/%s", p->base_dir, path);
 	free(path);
+	int rc = wm_buf_error(&b);
 	if (rc) {
 		wm_buf_free(&b);
 		return rc;

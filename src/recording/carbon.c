@@ -265,12 +265,12 @@ int wm_carbon_fmt_cost(char *out, size_t len, double cost, const char *currency)
 
 int wm_carbon_table_text(wm_buf *b)
 {
-	int rc = wm_buf_printf(b, "Grid intensities shipped with wattmeter (gCO2e/kWh, yearly averages of\n"
+	wm_buf_printf(b, "Grid intensities shipped with wattmeter (gCO2e/kWh, yearly averages of\n"
 				  "electricity generation, lifecycle; source: %s, CC BY 4.0).\n"
 				  "Give one with --grid-intensity CODE, or your own figure as a number.\n\n",
 			       wm_grid_source);
-	for (size_t i = 0; !rc && i < WM_ARRAY_LEN(grid); i++)
-		rc = wm_buf_printf(b, "  %-5s %-3s  %-22s %4d  %7.2f\n", grid[i].iso2, grid[i].iso3 ? grid[i].iso3 : "",
-				   grid[i].name, grid[i].year, grid[i].g_per_kwh);
-	return rc;
+	for (size_t i = 0; i < WM_ARRAY_LEN(grid); i++)
+		wm_buf_printf(b, "  %-5s %-3s  %-22s %4d  %7.2f\n", grid[i].iso2, grid[i].iso3 ? grid[i].iso3 : "",
+			      grid[i].name, grid[i].year, grid[i].g_per_kwh);
+	return wm_buf_error(b);
 }

@@ -131,25 +131,20 @@ static int qcols_set_members(struct qcols *s, const char *prefix, const json_t *
 
 static int qcols_json(const struct qcols *s, wm_buf *b)
 {
-	int rc = wm_buf_puts(b, "{");
-	for (size_t i = 0; !rc && i < s->n; i++) {
-		rc = wm_buf_puts(b, i ? ",\n" : "\n");
-		if (!rc)
-			rc = wm_buf_json_str(b, s->c[i].name);
-		if (!rc)
-			rc = wm_buf_puts(b, ":[");
-		for (size_t j = 0; !rc && j < s->len; j++) {
+	wm_buf_puts(b, "{");
+	for (size_t i = 0; !wm_buf_error(b) && i < s->n; i++) {
+		wm_buf_puts(b, i ? ",\n" : "\n");
+		wm_buf_json_str(b, s->c[i].name);
+		wm_buf_puts(b, ":[");
+		for (size_t j = 0; j < s->len; j++) {
 			if (j)
-				rc = wm_buf_puts(b, ",");
-			if (!rc)
-				rc = wm_buf_json_double(b, s->c[i].v[j]);
+				wm_buf_puts(b, ",");
+			wm_buf_json_double(b, s->c[i].v[j]);
 		}
-		if (!rc)
-			rc = wm_buf_puts(b, "]");
+		wm_buf_puts(b, "]");
 	}
-	if (!rc)
-		rc = wm_buf_puts(b, "}");
-	return rc;
+	wm_buf_puts(b, "}");
+	return wm_buf_error(b);
 }
 
 /* ---- the details of every sample line ------------------------------------ */
@@ -298,18 +293,17 @@ int wm_recording_detail_json(const wm_recording *r, wm_buf *out, char *err, size
 	struct qdetail d;
 	memset(&d, 0, sizeof d);
 	int rc = qdetail_read(r, r->dir, &d, err, errlen);
-	if (!rc)
-		rc = wm_buf_puts(out, "{\"rows\":");
-	if (!rc)
-		rc = qcols_json(&d.rows, out);
-	if (!rc)
-		rc = wm_buf_puts(out, ",\n\"procs\":");
-	if (!rc)
-		rc = qcols_json(&d.procs, out);
-	if (!rc)
-		rc = wm_buf_puts(out, "}\n");
+	if (rc < 0) {
+		qdetail_free(&d);
+		return rc;
+	}
+	wm_buf_puts(out, "{\"rows\":");
+	qcols_json(&d.rows, out);
+	wm_buf_puts(out, ",\n\"procs\":");
+	qcols_json(&d.procs, out);
+	wm_buf_puts(out, "}\n");
 	qdetail_free(&d);
-	return rc;
+	return wm_buf_error(out);
 }
 
 /* ---- the energy of a window ---------------------------------------------- */
@@ -348,9 +342,12 @@ static int pentry_cmp(const void *a, const void *b)
 static int window_procs(const wm_recording *r, const struct qcols *p, size_t b0, size_t b1, wm_buf *out)
 {
 	const struct qcol *pid = qcols_find(p, "pid"), *row = qcols_find(p, "row");
-	int rc = wm_buf_puts(out, "\"processes\":{");
-	if (rc || !pid || !row || !p->len)
-		return rc ? rc : wm_buf_puts(out, "}");
+	wm_buf_puts(out, "\"processes\":{");
+	if (!pid || !row || !p->len) {
+		wm_buf_puts(out, "}");
+		return wm_buf_error(out);
+	}
+	int rc = 0;
 	struct pentry *e = malloc(p->len * sizeof *e);
 	const struct qcol **ec = calloc(r->n_devs ? r->n_devs : 1, sizeof *ec);
 	double *base = calloc(r->n_devs ? r->n_devs : 1, sizeof *base);
@@ -369,7 +366,7 @@ static int window_procs(const wm_recording *r, const struct qcols *p, size_t b0,
 		e[i] = (struct pentry){pid->v[i], row->v[i], i};
 	qsort(e, p->len, sizeof *e, pentry_cmp);
 	bool first = true;
-	for (size_t i = 0; !rc && i < p->len;) {
+	for (size_t i = 0; !wm_buf_error(out) && i < p->len;) {
 		size_t j = i;
 		for (size_t k = 0; k < r->n_devs; k++)
 			base[k] = last[k] = 0.0;
@@ -395,28 +392,24 @@ static int window_procs(const wm_recording *r, const struct qcols *p, size_t b0,
 			if (e[q].row > (double)b0 && e[q].row <= (double)b1)
 				inside = true;
 		if (inside) {
-			rc = wm_buf_printf(out, "%s\"%.0f\":{", first ? "" : ",", e[i].pid);
+			wm_buf_printf(out, "%s\"%.0f\":{", first ? "" : ",", e[i].pid);
 			first = false;
 			bool f2 = true;
-			for (size_t k = 0; !rc && k < r->n_devs; k++) {
+			for (size_t k = 0; k < r->n_devs; k++) {
 				if (!ec[k])
 					continue;
-				rc = wm_buf_printf(out, "%s", f2 ? "" : ",");
+				wm_buf_puts(out, f2 ? "" : ",");
 				f2 = false;
-				if (!rc)
-					rc = wm_buf_json_str(out, r->devs[k].name);
-				if (!rc)
-					rc = wm_buf_puts(out, ":");
-				if (!rc)
-					rc = wm_buf_json_double(out, last[k] - base[k]);
+				wm_buf_json_str(out, r->devs[k].name);
+				wm_buf_puts(out, ":");
+				wm_buf_json_double(out, last[k] - base[k]);
 			}
-			if (!rc)
-				rc = wm_buf_puts(out, "}");
+			wm_buf_puts(out, "}");
 		}
 		i = j;
 	}
-	if (!rc)
-		rc = wm_buf_puts(out, "}");
+	wm_buf_puts(out, "}");
+	rc = wm_buf_error(out);
 out:
 	free(e);
 	free(ec);
@@ -462,32 +455,23 @@ int wm_recording_window_json(const wm_recording *r, double start_s, double end_s
 	if (rc < 0)
 		return rc;
 	double t0 = wm_rec_cell(r, b0, WM_COL_T), t1 = wm_rec_cell(r, b1, WM_COL_T);
-	rc = wm_buf_puts(out, "{\"start_s\":");
-	if (!rc)
-		rc = wm_buf_json_double(out, t0);
-	if (!rc)
-		rc = wm_buf_puts(out, ",\"end_s\":");
-	if (!rc)
-		rc = wm_buf_json_double(out, t1);
-	if (!rc)
-		rc = wm_buf_puts(out, ",\"duration_s\":");
-	if (!rc)
-		rc = wm_buf_json_double(out, t1 - t0);
-	if (!rc)
-		rc = wm_buf_printf(out, ",\"first_row\":%zu,\"last_row\":%zu,\"energy_j\":{", b0, b1);
+	wm_buf_puts(out, "{\"start_s\":");
+	wm_buf_json_double(out, t0);
+	wm_buf_puts(out, ",\"end_s\":");
+	wm_buf_json_double(out, t1);
+	wm_buf_puts(out, ",\"duration_s\":");
+	wm_buf_json_double(out, t1 - t0);
+	wm_buf_printf(out, ",\"first_row\":%zu,\"last_row\":%zu,\"energy_j\":{", b0, b1);
 	bool first = true;
-	for (size_t k = 0; !rc && k < r->n_devs; k++) {
+	for (size_t k = 0; k < r->n_devs; k++) {
 		size_t c = wm_rec_dcol(k, WM_DCOL_ENERGY);
-		rc = wm_buf_puts(out, first ? "" : ",");
+		wm_buf_puts(out, first ? "" : ",");
 		first = false;
-		if (!rc)
-			rc = wm_buf_json_str(out, r->devs[k].name);
-		if (!rc)
-			rc = wm_buf_puts(out, ":");
-		if (!rc)
-			rc = wm_buf_json_double(out, ffill_at(r, c, b1) - ffill_at(r, c, b0));
+		wm_buf_json_str(out, r->devs[k].name);
+		wm_buf_puts(out, ":");
+		wm_buf_json_double(out, ffill_at(r, c, b1) - ffill_at(r, c, b0));
 	}
-	for (size_t k = 0; !rc && k < r->n_devs; k++) {
+	for (size_t k = 0; k < r->n_devs; k++) {
 		bool attr = r->devs[k].has_attr || !strcmp(r->devs[k].name, "cpu") ||
 			    !strcmp(r->devs[k].name, "dram");
 		if (!attr)
@@ -497,21 +481,20 @@ int wm_recording_window_json(const wm_recording *r, double start_s, double end_s
 		int n = snprintf(key, sizeof key, "%s_attributed", r->devs[k].name);
 		if (n < 0 || (size_t)n >= sizeof key)
 			continue; /* a device name too long for a key: left out */
-		rc = wm_buf_puts(out, first ? "" : ",");
-		if (!rc)
-			rc = wm_buf_json_str(out, key);
-		if (!rc)
-			rc = wm_buf_puts(out, ":");
+		wm_buf_puts(out, first ? "" : ",");
+		wm_buf_json_str(out, key);
+		wm_buf_puts(out, ":");
 		first = false;
-		if (!rc)
-			rc = wm_buf_json_double(out, ffill_at(r, c, b1) - ffill_at(r, c, b0));
+		wm_buf_json_double(out, ffill_at(r, c, b1) - ffill_at(r, c, b0));
 	}
-	if (!rc)
-		rc = wm_buf_puts(out, "},");
-	if (!rc)
-		rc = window_procs(r, &d.procs, b0, b1, out);
-	if (!rc)
-		rc = wm_buf_puts(out, "}\n");
+	wm_buf_puts(out, "},");
+	/* window_procs can also fail on its own allocations (-ENOMEM), which
+	 * do not go through the buffer */
+	rc = window_procs(r, &d.procs, b0, b1, out);
+	if (!rc) {
+		wm_buf_puts(out, "}\n");
+		rc = wm_buf_error(out);
+	}
 	qdetail_free(&d);
 	return rc;
 }

@@ -78,9 +78,9 @@ int wm_recorder_append(wm_recorder *r, const char *line, size_t n)
 	}
 	wm_buf b;
 	wm_buf_init(&b);
-	int rc = wm_buf_append(&b, line, n);
-	if (!rc)
-		rc = wm_buf_append(&b, "\n", 1);
+	wm_buf_append(&b, line, n);
+	wm_buf_append(&b, "\n", 1);
+	int rc = wm_buf_error(&b);
 	if (!rc)
 		rc = wm_write_all(r->samples_fd, b.data, b.len);
 	wm_buf_free(&b);
