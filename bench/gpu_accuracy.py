@@ -71,12 +71,15 @@ HOW = {
             "read at the window's ends; without a counter, a PowerMonitor process polling nvmlDeviceGetPowerUsage, "
             "integrated; whole GPU, no per-process attribution",
     "codecarbon": "`OfflineEmissionsTracker(gpu_ids=[0, 1], measure_power_secs=P, tracking_mode=\"machine\")`: "
-                  "`final_emissions_data.gpu_energy`; counter deltas every P; whole GPU",
+                  "`final_emissions_data.gpu_energy`; counter deltas every P; whole GPU; enables NVIDIA only if "
+                  "`nvidia-smi --help` succeeds (given the stand-in)",
     "carbontracker": "`CarbonTracker(epochs=1, components=\"gpu\", update_interval=P)`: polls nvmlDeviceGetPowerUsage, "
                      "mean power x epoch time, x PUE (divided out here); whole GPU (devices_by_pid off by default)",
     "aipowermeter": "`Experiment(JsonParser(dir)).measure_yourself(period=P)`, `ExpResults.total_(\"nvidia_power\")`: "
-                    "counter read before and after each period's sleep, as power; needs `nvidia-smi` on PATH to enable "
-                    "NVIDIA (given an `nvidia-smi` that only exits 1: this measuring path never runs it)",
+                    "counter read before and after each period's sleep, as power, integrated over its samples' dates; "
+                    "enables NVIDIA only with `nvidia-smi` on PATH and parses `nvidia-smi -q -x` once for the minimum "
+                    "power limits (given a stand-in answering only that and `--help`); whole GPU in this total "
+                    "(its per-process split needs `nvidia-smi pmon`)",
     "perun": "`@perun.perun(sampling_period=P)` around the job, GPU_ENERGY of the application node: polls "
              "nvmlDeviceGetPowerUsage in its monitoring subprocess, integrated",
     "eco2ai": "`Tracker(measure_period=P)`: GPU power from nvmlDeviceGetPowerUsage x time since its last "
@@ -239,7 +242,8 @@ def versions(py: str) -> dict:
 
 
 def write_scenario(path: str, kind: str, pidfile: str) -> None:
-    lines = [f"gpus={len(WATTS)}", "util_period_s=0.1"]
+    # keep_clock: nvmlInit again (AIPowerMeter does, every sample) keeps the counter running, as a real driver
+    lines = [f"gpus={len(WATTS)}", "util_period_s=0.1", "keep_clock=1"]
     for i, w in enumerate(WATTS):
         lines.append(f"gpu{i}.watts={w:g}")
         for k, v in SCENARIOS[kind].items():
@@ -396,9 +400,20 @@ def main() -> None:
     libdir = tempfile.mkdtemp(prefix="gpuacc-lib-")
     os.symlink(os.path.abspath(mock), os.path.join(libdir, "libnvidia-ml.so.1"))
     bindir = tempfile.mkdtemp(prefix="gpuacc-bin-")
-    smi = os.path.join(bindir, "nvidia-smi")  # AIPowerMeter checks only that it is on PATH; never run here
+    # nvidia-smi stand-in: CodeCarbon enables NVIDIA GPUs only if `nvidia-smi --help`
+    # succeeds, AIPowerMeter only if nvidia-smi is on PATH, and its Experiment()
+    # parses `nvidia-smi -q -x` once for each GPU's minimum power limit (not used
+    # for energy). Both then read energy through pynvml, i.e. the mock. Anything
+    # else exits 1, so no figure can come from here.
+    smi = os.path.join(bindir, "nvidia-smi")
+    gpus_xml = "".join("<gpu><power_readings><min_power_limit>100.00 W</min_power_limit></power_readings></gpu>"
+                       for _ in WATTS)
     with open(smi, "w") as f:
-        f.write("#!/bin/sh\necho 'nvidia-smi stand-in (bench/gpu_accuracy.py): not a driver' >&2\nexit 1\n")
+        f.write("#!/bin/sh\n# bench/gpu_accuracy.py stand-in: presence checks and the min power limit only\n"
+                'case "$*" in\n'
+                '"--help") echo "nvidia-smi stand-in (bench/gpu_accuracy.py)"; exit 0;;\n'
+                f'"-q -x") echo "<nvidia_smi_log>{gpus_xml}</nvidia_smi_log>"; exit 0;;\n'
+                "esac\necho 'nvidia-smi stand-in: not a driver' >&2\nexit 1\n")
     os.chmod(smi, 0o755)
     m = machine()
     v = versions(a.python)

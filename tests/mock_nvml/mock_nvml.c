@@ -9,6 +9,10 @@
  *   nvml=12.550.54.15            nvmlSystemGetNVMLVersion
  *   init_error=9                 nvmlInit returns this nvmlReturn_t
  *   util_period_s=0.1            per-process utilisation sample spacing
+ *   keep_clock=1                 a later nvmlInit in the same process keeps the
+ *                                time base (a real driver's counter runs from its
+ *                                load, not from nvmlInit; AIPowerMeter calls
+ *                                nvmlInit at every sample); default: restart it
  *   gpuN.name=NVIDIA H200        gpuN.uuid=GPU-...   gpuN.bus_id=00000000:17:00.0
  *   gpuN.watts=250               constant power (energy advances at this rate
  *                                by CLOCK_MONOTONIC since nvmlInit)
@@ -80,6 +84,7 @@ static struct {
 	struct nvmlDevice_st mig_dev[MAX_GPUS][MAX_MIGS];
 	char driver[80], nvml[80];
 	int init_error;
+	int keep_clock;
 	double util_period_s;
 	uint64_t t0_ns;
 	unsigned long long t0_wall_us;
@@ -231,6 +236,8 @@ static void load_scenario(void)
 			set_str(M.nvml, sizeof M.nvml, v);
 		else if (!strcmp(k, "init_error"))
 			M.init_error = atoi(v);
+		else if (!strcmp(k, "keep_clock"))
+			M.keep_clock = atoi(v);
 		else if (!strcmp(k, "util_period_s"))
 			M.util_period_s = strtod(v, NULL);
 		else if (!strncmp(k, "gpu", 3)) {
@@ -290,9 +297,17 @@ static nvmlReturn_t fill_str(char *buf, unsigned len, const char *v)
 static nvmlReturn_t do_init(const char *fn)
 {
 	log_call(fn);
+	uint64_t old_t0_ns = M.t0_ns;
+	unsigned long long old_t0_wall_us = M.t0_wall_us;
 	load_scenario();
 	if (M.init_error)
 		return (nvmlReturn_t)M.init_error;
+	if (M.keep_clock && old_t0_ns) {
+		M.t0_ns = old_t0_ns;
+		M.t0_wall_us = old_t0_wall_us;
+		M.inited = 1;
+		return NVML_SUCCESS;
+	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	M.t0_wall_us = (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000ull;
@@ -350,6 +365,20 @@ nvmlReturn_t nvmlSystemGetNVMLVersion(char *buf, unsigned len)
 {
 	log_call("nvmlSystemGetNVMLVersion");
 	return M.inited ? fill_str(buf, len, M.nvml) : NVML_ERROR_UNINITIALIZED;
+}
+
+/* What the peers' bindings ask before measuring (bench/gpu_accuracy.py runs
+ * Zeus and perun on this mock): Zeus reads the energy counter only from Volta
+ * on, so a GPU with the counter is a Hopper (9), one without a Pascal (4),
+ * as on real hardware; perun records the CUDA driver version. */
+nvmlReturn_t nvmlSystemGetCudaDriverVersion(int *v);
+nvmlReturn_t nvmlSystemGetCudaDriverVersion(int *v)
+{
+	log_call("nvmlSystemGetCudaDriverVersion");
+	if (!M.inited)
+		return NVML_ERROR_UNINITIALIZED;
+	*v = 12040;
+	return NVML_SUCCESS;
 }
 
 static nvmlReturn_t get_count(const char *fn, unsigned *count)
@@ -440,6 +469,17 @@ nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t d, nvmlPciInfo_t *pci)
 nvmlReturn_t nvmlDeviceGetPciInfo(nvmlDevice_t d, nvmlPciInfo_t *pci)
 {
 	return pci_info(d, pci);
+}
+
+nvmlReturn_t nvmlDeviceGetArchitecture(nvmlDevice_t d, unsigned *arch);
+nvmlReturn_t nvmlDeviceGetArchitecture(nvmlDevice_t d, unsigned *arch)
+{
+	struct mgpu *g;
+	log_call("nvmlDeviceGetArchitecture");
+	nvmlReturn_t r = dev_check(d, &g);
+	if (!r)
+		*arch = g->energy_counter ? 9u : 4u;
+	return r;
 }
 
 nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t d, unsigned *mw)
