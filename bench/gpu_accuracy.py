@@ -147,7 +147,11 @@ def drive(tool: str, seconds: float, period: float, tmp: str) -> dict:
         out["gpu_j"] = out["gpu_j_with_pue"] / constants.PUE_2023
         for comp in tr.components:
             out.setdefault("devices", []).extend(comp.devices())
-            out["power_samples"] = len(comp.power_usages[0]) if comp.power_usages else 0
+            flat = comp.power_usages[0] if comp.power_usages else []
+            # collect_power_usage() does power_usages[-1] += handler.power_usage(): one flat
+            # list [gpu0, gpu1, gpu0, gpu1, ...], which energy_usage() then np.mean()s
+            out["power_samples"] = len(flat)
+            out["power_usages_head_w"] = [float(x) for x in flat[:6]]
         t.stop()
     elif tool == "aipowermeter":
         sys.path.insert(0, AIPM_DIR)
@@ -341,7 +345,9 @@ def report(results: list, m: dict, v: dict, a) -> str:
         if "pue" in r:
             notes.append(f"reported {fmt(r['gpu_j_with_pue'])} J incl. PUE {r['pue']}, divided out")
         if r.get("power_samples") is not None:
-            notes.append(f"{r['power_samples']} power samples")
+            head = ", ".join(f"{x:g}" for x in r.get("power_usages_head_w", []))
+            notes.append(f"{r['power_samples']} power readings, kept as one flat list [{head}, ...] that it "
+                         "averages: the mean GPU's power, not the sum (1/N of the energy with N equal GPUs)")
         if r.get("nvidia_available") is False or r.get("gpu_available") is False:
             notes.append("GPU not detected by the tool")
         if r.get("own_duration_s") is not None and r["tool"] != "wattmeter-cli":
