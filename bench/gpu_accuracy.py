@@ -18,6 +18,9 @@ Two scenarios, 2 GPUs at 250 W and 100 W:
   counter     energy counter present (Volta and later)
   power-only  no energy counter and no power field values: only
               nvmlDeviceGetPowerUsage answers, so a tool must integrate power
+  no-counter+fields  no energy counter, but the power field values
+              (NVML_FI_DEV_POWER_INSTANT/AVERAGE, drivers from R535) answer:
+              what Zeus 0.16 polls when there is no counter
 In both, the measured job's process is on GPU 0 (60 % SM, via a pid file the
 job writes) and pid 1 on GPU 1 (30 % SM), so a tool that attributes per
 process has something to attribute.
@@ -61,6 +64,7 @@ WATTS = (250.0, 100.0)
 SCENARIOS = {
     "counter": {"energy_counter": 1, "field_power": 1, "power_usage": 1},
     "power-only": {"energy_counter": 0, "field_power": 0, "power_usage": 1},
+    "no-counter+fields": {"energy_counter": 0, "field_power": 1, "power_usage": 1},
 }
 TOOLS = ["wattmeter-cli", "zeus", "codecarbon", "carbontracker", "aipowermeter", "perun", "eco2ai"]
 HOW = {
@@ -69,7 +73,8 @@ HOW = {
                      "sample times; per-process share from nvmlDeviceGetProcessUtilization",
     "zeus": "`ZeusMonitor(gpu_indices=[0, 1], cpu_indices=[])`, begin_window/end_window(sync_execution=False): counter "
             "read at the window's ends; without a counter, a PowerMonitor process polling nvmlDeviceGetPowerUsage, "
-            "integrated; whole GPU, no per-process attribution",
+            "integrated; its PowerMonitor polls only the power field values (NVML_FI_DEV_POWER_INSTANT/AVERAGE), "
+            "never nvmlDeviceGetPowerUsage; whole GPU, no per-process attribution",
     "codecarbon": "`OfflineEmissionsTracker(gpu_ids=[0, 1], measure_power_secs=P, tracking_mode=\"machine\")`: "
                   "`final_emissions_data.gpu_energy`; counter deltas every P; whole GPU; enables NVIDIA only if "
                   "`nvidia-smi --help` succeeds (given the stand-in)",
@@ -293,7 +298,11 @@ def run_one(tool: str, kind: str, a, py: str, wm: str, mock: str, libdir: str, b
             p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=limit, cwd=tmp)
             if p.returncode != 0 or not os.path.exists(jout):
                 err = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
-                raise RuntimeError(f"exit {p.returncode}: " + " | ".join(err[-3:])[-500:])
+                # a tool's helper process may die on an NVML error that its parent reports vaguely
+                nv = [ln.strip() for ln in err if ln.lstrip().startswith("pynvml.NVMLError")]
+                caller = [ln.strip() for ln in err if "pynvml.nvml" in ln and "=" in ln]
+                first = f"{caller[-1]} raised {nv[0]} → " if nv and caller else (f"{nv[0]} → " if nv else "")
+                raise RuntimeError(f"exit {p.returncode}: {first}" + (err[-1][-300:] if err else "no message"))
             res.update(json.load(open(jout)))
     except subprocess.TimeoutExpired:
         res["error"] = f"did not finish in {limit:.0f} s"
@@ -327,7 +336,8 @@ def report(results: list, m: dict, v: dict, a) -> str:
          f"period **{a.period:g} s** for every tool that has one. Truth = {sum(WATTS):g} W x the tool's window "
          "(start returned → stop called, the driver's monotonic clock; the CLI: its recorded duration). "
          "Scenario `counter`: energy counter present; `power-only`: no counter and no power field values, only "
-         "nvmlDeviceGetPowerUsage (a tool must integrate power). Made by `python3 bench/gpu_accuracy.py`.", "",
+         "nvmlDeviceGetPowerUsage (a tool must integrate power); `no-counter+fields`: no counter, but the power field "
+         "values (NVML_FI_DEV_POWER_INSTANT/AVERAGE) answer besides nvmlDeviceGetPowerUsage. Made by `python3 bench/gpu_accuracy.py`.", "",
          "| scenario | tool | reported GPU energy (J) | truth (J) | error | GPU0 / GPU1 (J) | window (s) | notes |",
          "|---|---|---:|---:|---:|---|---:|---|"]
     for r in results:
@@ -376,7 +386,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="job length per tool and scenario (default 10)")
     ap.add_argument("--period", type=float, default=1.0, help="sampling period for every tool that has one (default 1)")
     ap.add_argument("--only", nargs="+", choices=TOOLS, default=TOOLS)
-    ap.add_argument("--scenarios", nargs="+", choices=sorted(SCENARIOS), default=["counter", "power-only"])
+    ap.add_argument("--scenarios", nargs="+", choices=sorted(SCENARIOS), default=list(SCENARIOS))
     ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="meson build dir with the mock and the CLI")
     ap.add_argument("--python", default=os.path.join(BENCH, ".venv-peers", "bin", "python"),
                     help="the peers' venv (bench/run.sh builds it)")
