@@ -255,6 +255,9 @@ def write_scenario(path: str, kind: str, pidfile: str) -> None:
     lines = [f"gpus={len(WATTS)}", "util_period_s=0.1", "keep_clock=1"]
     for i, w in enumerate(WATTS):
         lines.append(f"gpu{i}.watts={w:g}")
+        # one model on the node, as real multi-GPU nodes are: Zeus's PowerMonitor
+        # refuses GPUs whose names differ (ZeusGPUHeterogeneousError)
+        lines.append(f"gpu{i}.name=NVIDIA H100 80GB HBM3")
         for k, v in SCENARIOS[kind].items():
             lines.append(f"gpu{i}.{k}={v}")
     lines.append(f"gpu0.proc=@{pidfile}:60:2048")
