@@ -72,7 +72,7 @@ HOW = {
                      "deltas where present, else power (field values, then nvmlDeviceGetPowerUsage) integrated over its "
                      "sample times; per-process share from nvmlDeviceGetProcessUtilization",
     "zeus": "`ZeusMonitor(gpu_indices=[0, 1], cpu_indices=[])`, begin_window/end_window(sync_execution=False): counter "
-            "read at the window's ends; without a counter, a PowerMonitor process polling nvmlDeviceGetPowerUsage, "
+            "read at the window's ends; without a counter, PowerMonitor processes (one per power domain) polling, "
             "integrated; its PowerMonitor polls only the power field values (NVML_FI_DEV_POWER_INSTANT/AVERAGE), "
             "never nvmlDeviceGetPowerUsage; whole GPU, no per-process attribution",
     "codecarbon": "`OfflineEmissionsTracker(gpu_ids=[0, 1], measure_power_secs=P, tracking_mode=\"machine\")`: "
@@ -86,9 +86,10 @@ HOW = {
                     "power limits (given a stand-in answering only that and `--help`); whole GPU in this total "
                     "(its per-process split needs `nvidia-smi pmon`)",
     "perun": "`@perun.perun(sampling_period=P)` around the job, GPU_ENERGY of the application node: polls "
-             "nvmlDeviceGetPowerUsage in its monitoring subprocess, integrated",
+             "nvmlDeviceGetPowerUsage in its monitoring subprocess, integrated; whole GPU",
     "eco2ai": "`Tracker(measure_period=P)`: GPU power from nvmlDeviceGetPowerUsage x time since its last "
-              "sample, accumulated in `tracker._gpu._consumption` (read here: its CSV gives CPU+GPU+RAM together)",
+              "sample, accumulated in `tracker._gpu._consumption` (read here: its CSV gives CPU+GPU+RAM together); "
+              "whole GPU",
 }
 
 
@@ -109,6 +110,7 @@ def drive(tool: str, seconds: float, period: float, tmp: str) -> dict:
     out: dict = {"tool": tool}
 
     def window(start, stop):
+        marks["tc"] = time.monotonic()
         start()
         marks["t0"] = time.monotonic()
         time.sleep(seconds)
@@ -215,6 +217,8 @@ def drive(tool: str, seconds: float, period: float, tmp: str) -> dict:
     else:
         raise SystemExit(f"unknown tool {tool}")
     out["window_s"] = marks["t1"] - marks["t0"]
+    if "tc" in marks:
+        out["start_call_s"] = marks["t0"] - marks["tc"]  # how long start() took
     return out
 
 
@@ -363,6 +367,8 @@ def report(results: list, m: dict, v: dict, a) -> str:
                          "averages: the mean GPU's power, not the sum (1/N of the energy with N equal GPUs)")
         if r.get("nvidia_available") is False or r.get("gpu_available") is False:
             notes.append("GPU not detected by the tool")
+        if r.get("start_call_s") is not None and r["start_call_s"] > 0.05:
+            notes.append(f"start() took {r['start_call_s']:.2f} s")
         if r.get("own_duration_s") is not None and r["tool"] != "wattmeter-cli":
             notes.append(f"own duration {fmt(r['own_duration_s'], 2)} s")
         err = "—" if r.get("error_pct") is None else f"{r['error_pct']:+.2f} %"
@@ -380,7 +386,17 @@ def report(results: list, m: dict, v: dict, a) -> str:
           "integrating polled power, exact here, is only as good as the sampling on real hardware, and a tool that "
           "polls once a second would see real errors this run cannot show. The errors here come from the window's "
           "edges, from gaps between samples (time a tool does not cover), and from what a tool fails to read. "
-          "`bench/gpu_real.py` measures against the real counter when a GPU is lent."]
+          "`bench/gpu_real.py` measures against the real counter when a GPU is lent.", "",
+          "Where the mock differs from a driver and it mattered: (1) by default every nvmlInit restarts its "
+          "counter; a real counter runs from the driver's load. AIPowerMeter calls nvmlInit at every sample, so "
+          "the scenarios set `keep_clock=1` (without it AIPowerMeter reads ~0 J). (2) It answers the power field "
+          "values whatever their scope, so the memory-power domain reads the board's watts; Zeus then starts a "
+          "PowerMonitor process for that domain too (not used for its GPU energy). (3) Both GPUs carry one model "
+          "name, as on a real node: Zeus's PowerMonitor refuses GPUs whose names differ. (4) The mock keeps its "
+          "clock per process: two processes loading it see different counter values (a real driver's are "
+          "machine-wide); no tool here reads one GPU's counter from two processes. A `nvidia-smi` stand-in on "
+          "PATH answers only `--help` (CodeCarbon's presence check) and `-q -x` with each GPU's minimum power "
+          "limit (AIPowerMeter's Experiment() parses it; not used for energy), and exits 1 otherwise."]
     return "\n".join(L) + "\n"
 
 
@@ -394,6 +410,7 @@ def main() -> None:
     ap.add_argument("--python", default=os.path.join(BENCH, ".venv-peers", "bin", "python"),
                     help="the peers' venv (bench/run.sh builds it)")
     ap.add_argument("--out", default=os.path.join(BENCH, "results"))
+    ap.add_argument("--from-json", help="only re-render the .md from a results .json")
     ap.add_argument("--driver", help=argparse.SUPPRESS)
     ap.add_argument("--job", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--json-out", help=argparse.SUPPRESS)
@@ -407,6 +424,13 @@ def main() -> None:
         res = drive(a.driver, a.seconds, a.period, a.tmp or tempfile.mkdtemp())
         with open(a.json_out, "w") as f:
             json.dump(res, f, default=str)
+        return
+    if a.from_json:
+        with open(a.from_json) as f:
+            d = json.load(f)
+        a.seconds, a.period, a.only = d["seconds"], d["period"], list(dict.fromkeys(r["tool"] for r in d["results"]))
+        with open(a.from_json[:-5] + ".md", "w") as f:
+            f.write(report(d["results"], d["machine"], d["versions"], a))
         return
     mock = os.path.join(a.build, "tests", "c", "libmock_nvml.so")
     wm = os.path.join(a.build, "wattmeter")
