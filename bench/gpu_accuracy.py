@@ -61,6 +61,11 @@ ROOT = os.path.dirname(BENCH)
 AIPM_DIR = os.path.join(BENCH, ".peers", "AIPowerMeter")
 KWH_J = 3.6e6
 WATTS = (250.0, 100.0)
+# a 1 W ripple at 0.37 Hz on each GPU (the counter is its exact integral): real power
+# is never constant, and Zeus's power poller keeps only readings that change. It moves
+# the truth by at most RIPPLE_W / (pi RIPPLE_HZ) = 0.86 J per GPU over any window,
+# i.e. 0.05 % of 10 s x 350 W, which the error column does not correct for.
+RIPPLE_W, RIPPLE_HZ = 1.0, 0.37
 SCENARIOS = {
     "counter": {"energy_counter": 1, "field_power": 1, "power_usage": 1},
     "power-only": {"energy_counter": 0, "field_power": 0, "power_usage": 1},
@@ -262,6 +267,7 @@ def write_scenario(path: str, kind: str, pidfile: str) -> None:
         # one model on the node, as real multi-GPU nodes are: Zeus's PowerMonitor
         # refuses GPUs whose names differ (ZeusGPUHeterogeneousError)
         lines.append(f"gpu{i}.name=NVIDIA H100 80GB HBM3")
+        lines += [f"gpu{i}.ripple_w={RIPPLE_W:g}", f"gpu{i}.ripple_hz={RIPPLE_HZ:g}"]
         for k, v in SCENARIOS[kind].items():
             lines.append(f"gpu{i}.{k}={v}")
     lines.append(f"gpu0.proc=@{pidfile}:60:2048")
@@ -338,7 +344,8 @@ def report(results: list, m: dict, v: dict, a) -> str:
     L = [f"# GPU energy accuracy on the mock NVML — {m['date']}, {m['host']}", "",
          f"Machine: {m['cpu']}, {m['cores']} cores, kernel {m['kernel']}, load at start {m['load_start']} "
          f"(shared machine), load at end {m.get('load_end', '?')}.", "",
-         f"Two mock GPUs at a constant **{WATTS[0]:g} W and {WATTS[1]:g} W** (tests/mock_nvml, loaded by every peer "
+         f"Two mock GPUs at **{WATTS[0]:g} W and {WATTS[1]:g} W** (each with a {RIPPLE_W:g} W ripple at {RIPPLE_HZ:g} Hz, "
+         f"which moves the truth by at most {2 * RIPPLE_W / (3.14159 * RIPPLE_HZ):.1f} J, 0.05 %; tests/mock_nvml, loaded by every peer "
          f"through nvidia-ml-py as `libnvidia-ml.so.1`), one job of **{a.seconds:g} s** per tool and scenario, "
          f"period **{a.period:g} s** for every tool that has one. Truth = {sum(WATTS):g} W x the tool's window "
          "(start returned → stop called, the driver's monotonic clock; the CLI: its recorded duration). "
@@ -379,9 +386,9 @@ def report(results: list, m: dict, v: dict, a) -> str:
     L += ["", "## Versions", "", "| package | version |", "|---|---|"]
     L += [f"| {k} | {val} |" for k, val in v.items()]
     L += ["", "## What the mock cannot show", "",
-          "The mock's power is constant and exact: its counter advances at exactly the scenario's watts and "
-          "nvmlDeviceGetPowerUsage answers the same watts at every call (checked by this run: the counter and the "
-          "polled figures agree wherever both are read). Real GPUs' power varies within a second, and on many of "
+          "The mock's power is nearly constant and exact: its counter is the exact integral of the power that "
+          "nvmlDeviceGetPowerUsage and the field values answer at every call (checked: the CLI's counter-based and "
+          "power-integrated figures agree to 0.00 %). Real GPUs' power varies within a second, and on many of "
           "them nvmlDeviceGetPowerUsage is a running average over about 1 s, updated a few times a second; so "
           "integrating polled power, exact here, is only as good as the sampling on real hardware, and a tool that "
           "polls once a second would see real errors this run cannot show. The errors here come from the window's "
@@ -396,7 +403,9 @@ def report(results: list, m: dict, v: dict, a) -> str:
           "clock per process: two processes loading it see different counter values (a real driver's are "
           "machine-wide); no tool here reads one GPU's counter from two processes. A `nvidia-smi` stand-in on "
           "PATH answers only `--help` (CodeCarbon's presence check) and `-q -x` with each GPU's minimum power "
-          "limit (AIPowerMeter's Experiment() parses it; not used for energy), and exits 1 otherwise."]
+          "limit (AIPowerMeter's Experiment() parses it; not used for energy), and exits 1 otherwise. (5) With a "
+          "perfectly constant power (no ripple) Zeus's PowerMonitor, which keeps a reading only when it differs "
+          "from the previous one, holds fewer than 2 points in the window and reports 0 J: hence the ripple."]
     return "\n".join(L) + "\n"
 
 

@@ -16,6 +16,9 @@
  *   gpuN.name=NVIDIA H200        gpuN.uuid=GPU-...   gpuN.bus_id=00000000:17:00.0
  *   gpuN.watts=250               constant power (energy advances at this rate
  *                                by CLOCK_MONOTONIC since nvmlInit)
+ *   gpuN.ripple_w=0              power ripples: watts + ripple_w * sin(2 pi ripple_hz t),
+ *   gpuN.ripple_hz=0.37          the counter its exact integral (real power is never
+ *                                constant; Zeus's power poller keeps changes only)
  *   gpuN.energy_counter=1        nvmlDeviceGetTotalEnergyConsumption answers
  *   gpuN.field_power=1           NVML_FI_DEV_POWER_INSTANT/AVERAGE answer
  *   gpuN.power_usage=1           nvmlDeviceGetPowerUsage answers
@@ -67,7 +70,7 @@ struct nvmlDevice_st {
 
 struct mgpu {
 	char name[96], uuid[96], bus_id[32];
-	double watts, update_ms, reset_at_s, lost_at_s, power_limit_w, util, temp;
+	double watts, ripple_w, ripple_hz, update_ms, reset_at_s, lost_at_s, power_limit_w, util, temp;
 	unsigned long long start_mj;
 	int energy_counter, field_power, power_usage, mig, handle_error;
 	struct mproc procs[MAX_PROCS];
@@ -121,6 +124,24 @@ static double elapsed_s(void)
 	return (double)(mono_ns() - M.t0_ns) / 1e9;
 }
 
+/* Power at t seconds since nvmlInit (W), and its integral from 0 to t (J). */
+static double power_at_w(const struct mgpu *g, double t)
+{
+	if (g->ripple_w == 0 || g->ripple_hz <= 0)
+		return g->watts;
+	return g->watts + g->ripple_w * sin(2 * 3.14159265358979323846 * g->ripple_hz * t);
+}
+
+#ifndef MOCK_OLD_DRIVER /* the old driver has no counter */
+static double energy_to_j(const struct mgpu *g, double t)
+{
+	if (g->ripple_w == 0 || g->ripple_hz <= 0)
+		return g->watts * t;
+	double w = 2 * 3.14159265358979323846 * g->ripple_hz;
+	return g->watts * t + g->ripple_w / w * (1 - cos(w * t));
+}
+#endif
+
 static void set_str(char *dst, size_t cap, const char *v)
 {
 	int n = snprintf(dst, cap, "%s", v);
@@ -166,6 +187,10 @@ static void set_gpu_key(struct mgpu *g, const char *k, const char *v)
 		set_str(g->bus_id, sizeof g->bus_id, v);
 	else if (!strcmp(k, "watts"))
 		g->watts = strtod(v, NULL);
+	else if (!strcmp(k, "ripple_w"))
+		g->ripple_w = strtod(v, NULL);
+	else if (!strcmp(k, "ripple_hz"))
+		g->ripple_hz = strtod(v, NULL);
 	else if (!strcmp(k, "energy_counter"))
 		g->energy_counter = atoi(v);
 	else if (!strcmp(k, "field_power"))
@@ -543,9 +568,9 @@ nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t d, unsigned long l
 		t = floor(t * 1000.0 / g->update_ms) * g->update_ms / 1000.0;
 	double e_mj;
 	if (g->reset_at_s > 0 && t >= g->reset_at_s)
-		e_mj = g->watts * 1000.0 * (t - g->reset_at_s); /* restarted from 0 */
+		e_mj = 1000.0 * (energy_to_j(g, t) - energy_to_j(g, g->reset_at_s)); /* restarted from 0 */
 	else
-		e_mj = (double)g->start_mj + g->watts * 1000.0 * t;
+		e_mj = (double)g->start_mj + 1000.0 * energy_to_j(g, t);
 	*mj = (unsigned long long)e_mj;
 	return NVML_SUCCESS;
 }
@@ -562,7 +587,7 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int count, nvmlFieldValue_
 		if (g->field_power &&
 		    (v[i].fieldId == NVML_FI_DEV_POWER_INSTANT || v[i].fieldId == NVML_FI_DEV_POWER_AVERAGE)) {
 			v[i].nvmlReturn = NVML_SUCCESS;
-			v[i].value.uiVal = (unsigned)(g->watts * 1000.0);
+			v[i].value.uiVal = (unsigned)(power_at_w(g, elapsed_s()) * 1000.0);
 		} else {
 			v[i].nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
 		}
@@ -580,7 +605,7 @@ nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned *mw)
 		return r;
 	if (!g->power_usage)
 		return NVML_ERROR_NOT_SUPPORTED;
-	*mw = (unsigned)(g->watts * 1000.0);
+	*mw = (unsigned)(power_at_w(g, elapsed_s()) * 1000.0);
 	return NVML_SUCCESS;
 }
 
