@@ -61,8 +61,9 @@ ROOT = os.path.dirname(BENCH)
 AIPM_DIR = os.path.join(BENCH, ".peers", "AIPowerMeter")
 KWH_J = 3.6e6
 WATTS = (250.0, 100.0)
-# a 1 W ripple at 0.37 Hz on each GPU (the counter is its exact integral): real power
-# is never constant, and Zeus's power poller keeps only readings that change. It moves
+# a 1 W ripple at 0.37 Hz on each GPU (the counter is its exact integral), power
+# readings updated every 100 ms: real power is never constant, and Zeus's power poller
+# keeps only readings that change and infers its period from them. The ripple moves
 # the truth by at most RIPPLE_W / (pi RIPPLE_HZ) = 0.86 J per GPU over any window,
 # i.e. 0.05 % of 10 s x 350 W, which the error column does not correct for.
 RIPPLE_W, RIPPLE_HZ = 1.0, 0.37
@@ -267,7 +268,7 @@ def write_scenario(path: str, kind: str, pidfile: str) -> None:
         # one model on the node, as real multi-GPU nodes are: Zeus's PowerMonitor
         # refuses GPUs whose names differ (ZeusGPUHeterogeneousError)
         lines.append(f"gpu{i}.name=NVIDIA H100 80GB HBM3")
-        lines += [f"gpu{i}.ripple_w={RIPPLE_W:g}", f"gpu{i}.ripple_hz={RIPPLE_HZ:g}"]
+        lines += [f"gpu{i}.ripple_w={RIPPLE_W:g}", f"gpu{i}.ripple_hz={RIPPLE_HZ:g}", f"gpu{i}.power_update_ms=100"]
         for k, v in SCENARIOS[kind].items():
             lines.append(f"gpu{i}.{k}={v}")
     lines.append(f"gpu0.proc=@{pidfile}:60:2048")
@@ -405,7 +406,9 @@ def report(results: list, m: dict, v: dict, a) -> str:
           "PATH answers only `--help` (CodeCarbon's presence check) and `-q -x` with each GPU's minimum power "
           "limit (AIPowerMeter's Experiment() parses it; not used for energy), and exits 1 otherwise. (5) With a "
           "perfectly constant power (no ripple) Zeus's PowerMonitor, which keeps a reading only when it differs "
-          "from the previous one, holds fewer than 2 points in the window and reports 0 J: hence the ripple."]
+          "from the previous one, holds fewer than 2 points in the window and reports 0 J; with a ripple that "
+          "changes at every call it infers a 0 s period and floods its queue: hence the ripple with readings "
+          "updated every 100 ms, as a driver's are."]
     return "\n".join(L) + "\n"
 
 

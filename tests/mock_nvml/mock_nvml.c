@@ -19,6 +19,9 @@
  *   gpuN.ripple_w=0              power ripples: watts + ripple_w * sin(2 pi ripple_hz t),
  *   gpuN.ripple_hz=0.37          the counter its exact integral (real power is never
  *                                constant; Zeus's power poller keeps changes only)
+ *   gpuN.power_update_ms=100     power readings (not the counter) change only this
+ *                                often, as a driver's do (Zeus infers its poll period
+ *                                from the changes; 0 = every call)
  *   gpuN.energy_counter=1        nvmlDeviceGetTotalEnergyConsumption answers
  *   gpuN.field_power=1           NVML_FI_DEV_POWER_INSTANT/AVERAGE answer
  *   gpuN.power_usage=1           nvmlDeviceGetPowerUsage answers
@@ -70,7 +73,7 @@ struct nvmlDevice_st {
 
 struct mgpu {
 	char name[96], uuid[96], bus_id[32];
-	double watts, ripple_w, ripple_hz, update_ms, reset_at_s, lost_at_s, power_limit_w, util, temp;
+	double watts, ripple_w, ripple_hz, power_update_ms, update_ms, reset_at_s, lost_at_s, power_limit_w, util, temp;
 	unsigned long long start_mj;
 	int energy_counter, field_power, power_usage, mig, handle_error;
 	struct mproc procs[MAX_PROCS];
@@ -129,6 +132,8 @@ static double power_at_w(const struct mgpu *g, double t)
 {
 	if (g->ripple_w == 0 || g->ripple_hz <= 0)
 		return g->watts;
+	if (g->power_update_ms > 0)
+		t = floor(t * 1000.0 / g->power_update_ms) * g->power_update_ms / 1000.0;
 	return g->watts + g->ripple_w * sin(2 * 3.14159265358979323846 * g->ripple_hz * t);
 }
 
@@ -191,6 +196,8 @@ static void set_gpu_key(struct mgpu *g, const char *k, const char *v)
 		g->ripple_w = strtod(v, NULL);
 	else if (!strcmp(k, "ripple_hz"))
 		g->ripple_hz = strtod(v, NULL);
+	else if (!strcmp(k, "power_update_ms"))
+		g->power_update_ms = strtod(v, NULL);
 	else if (!strcmp(k, "energy_counter"))
 		g->energy_counter = atoi(v);
 	else if (!strcmp(k, "field_power"))
