@@ -382,6 +382,29 @@ def report(results: list, m: dict, v: dict, a) -> str:
         err = "—" if r.get("error_pct") is None else f"{r['error_pct']:+.2f} %"
         L.append(f"| {r['scenario']} | {r['tool']} | {fmt(r.get('gpu_j'))} | {fmt(r.get('truth_j'))} | {err} | "
                  f"{per_s} | {fmt(r.get('window_s'), 2)} | {'; '.join(notes)} |")
+    L += ["", "## Why each error (mechanisms seen in these runs; they hold on real GPUs too)", "",
+          "- **carbontracker**: `collect_power_usage()` appends each poll's per-GPU list flat "
+          "(`power_usages[-1] += handler.power_usage()`) and `energy_usage()` takes `np.mean` of it: the mean "
+          "GPU's power x time, i.e. 1/N of the energy on N equal GPUs (here (250 + 100) / 2 = 175 W: -50 %). "
+          "Right with one GPU.",
+          "- **AIPowerMeter**: reads only the energy counter, before and after each period's sleep; the "
+          "first period lies before its first recorded date, so about one period (here 1 s of 10) is lost. "
+          "Without the counter (pre-Volta) its measuring process dies on NVMLError_NotSupported and nothing is "
+          "recorded.",
+          "- **perun**: its monitoring subprocess starts up to ~0.5 s into the job and its RUNTIME and energy "
+          "cover only what it saw (-4.7 % to +0.8 % over five runs of this benchmark on 2026-11-29).",
+          "- **eco2AI**: its GPU clock starts inside `start()` (which takes over 1 s here), about 0.35 s "
+          "before `start()` returns, so it counts part of its own set-up: +3.5 % of a 10 s job.",
+          "- **Zeus**: counter read at the window's ends (exact). Without the counter it polls only the power "
+          "field values (NVML_FI_DEV_POWER_INSTANT/AVERAGE) in one process per power domain, never "
+          "nvmlDeviceGetPowerUsage: with only the latter it fails; with the fields it is -1.0 % (one 100 ms "
+          "reading interval at the window's start).",
+          "- **CodeCarbon**: counter deltas every period; without the counter it integrates "
+          "nvmlDeviceGetPowerUsage; within 0.1 % either way.",
+          "- **wattmeter CLI**: counter deltas, else power integrated over its sample times (field values, then "
+          "nvmlDeviceGetPowerUsage); the only tool here that attributes GPU energy to the measured processes "
+          "(the job, alone on GPU 0, gets GPU 0's energy over its life; GPU 1's pid 1 is not the run's).",
+          ]
     L += ["", "## What each tool does", "", "| tool | how it is used and what it reads |", "|---|---|"]
     L += [f"| {t} | {HOW[t]} |" for t in TOOLS if t in a.only]
     L += ["", "## Versions", "", "| package | version |", "|---|---|"]
