@@ -445,6 +445,7 @@ def main() -> None:
     ap.add_argument("--python", default=os.path.join(BENCH, ".venv-peers", "bin", "python"),
                     help="the peers' venv (bench/run.sh builds it)")
     ap.add_argument("--out", default=os.path.join(BENCH, "results"))
+    ap.add_argument("--suffix", default="", help="added to the results' name (run.sh --quick: -quick)")
     ap.add_argument("--from-json", help="only re-render the .md from a results .json")
     ap.add_argument("--driver", help=argparse.SUPPRESS)
     ap.add_argument("--job", type=float, help=argparse.SUPPRESS)
@@ -508,7 +509,7 @@ def main() -> None:
     shutil.rmtree(libdir, ignore_errors=True)
     shutil.rmtree(bindir, ignore_errors=True)
     os.makedirs(a.out, exist_ok=True)
-    base = os.path.join(a.out, f"gpu-accuracy-{time.strftime('%Y-%m-%d', time.gmtime())}-{m['host']}")
+    base = os.path.join(a.out, f"gpu-accuracy-{time.strftime('%Y-%m-%d', time.gmtime())}-{m['host']}{a.suffix}")
     with open(base + ".json", "w") as f:
         json.dump({"machine": m, "versions": v, "seconds": a.seconds, "period": a.period, "watts": WATTS,
                    "results": results}, f, indent=1, default=str)

@@ -109,7 +109,8 @@ def main() -> int:
         log("== GPU accuracy on the mock NVML (wattmeter and the peers)")
         gdir = os.path.dirname(base)
         r = subprocess.run([sys.executable, os.path.join(bl.BENCH, "gpu_accuracy.py"), "--build",
-                            os.path.join(bl.REPO, "build-bench"), "--seconds", "3" if q else "10", "--out", gdir],
+                            os.path.join(bl.REPO, "build-bench"), "--seconds", "3" if q else "10", "--out", gdir]
+                           + (["--suffix", "-quick"] if q else []),
                            capture_output=True, text=True)
         got = [ln for ln in r.stdout.splitlines() if ln.startswith("wrote ")]
         if r.returncode == 0 and got:
