@@ -32,7 +32,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", help="results base path (default bench/results/<date>-<host>)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["overhead", "rate", "scale", "peers", "profile", "core"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["overhead", "rate", "scale", "peers", "profile", "core", "gpu"])
     a = ap.parse_args()
     q = a.quick
     t_start = time.monotonic()
@@ -103,6 +103,25 @@ def main() -> int:
         md.append("\n## 4. Size, and cost at the defaults\n\n"
                   "`bench/overhead.py` (see its own results file for the method): `wattmeter run` of a busy "
                   "Python loop + 3 light children.\n\n" + overhead.table(res))
+
+    # ---- 7. GPU energy against the truth, on the mock NVML (bench/gpu_accuracy.py) -----------------
+    if "gpu" not in a.skip:
+        log("== GPU accuracy on the mock NVML (wattmeter and the peers)")
+        gdir = os.path.dirname(base)
+        r = subprocess.run([sys.executable, os.path.join(bl.BENCH, "gpu_accuracy.py"), "--build",
+                            os.path.join(bl.REPO, "build-bench"), "--seconds", "3" if q else "10", "--out", gdir]
+                           + (["--suffix", "-quick"] if q else []),
+                           capture_output=True, text=True)
+        got = [ln for ln in r.stdout.splitlines() if ln.startswith("wrote ")]
+        if r.returncode == 0 and got:
+            gmd = got[-1].split()[1]
+            with open(gmd) as f:
+                body = f.read().split("\n", 1)[1]
+            data["gpu_accuracy"] = os.path.basename(gmd)[:-3] + ".json"
+            md.append(f"\n## 7. GPU accuracy on the mock NVML (from `{os.path.basename(gmd)}`)\n" +
+                      body.replace("\n## ", "\n### "))
+        else:
+            md.append(f"\n## 7. GPU accuracy on the mock NVML\n\nnot run: {(r.stderr or r.stdout)[-400:]}\n")
 
     # ---- 6. targets -------------------------------------------------------------------------------
     md.append("\n## 6. Targets (printed, not asserted)\n\n" + targets(data) + "\n")

@@ -8,7 +8,7 @@
 # peers' venv bench/.venv-peers (Zeus, CodeCarbon, carbontracker, eco2AI,
 # perun at pinned versions, and wattmeter's own Python package) and
 # AIPowerMeter at a pinned commit in bench/.peers, then runs bench/report.py
-# (extra arguments go to it, e.g. --skip rate). Needs root (the
+# (extra arguments go to it, e.g. --skip rate gpu). Needs root (the
 # peers read a fake RAPL tree mounted over /sys/class/powercap inside a
 # private mount namespace) and the network the first time (pip).
 set -euo pipefail
@@ -20,6 +20,9 @@ if [ ! -f build-bench/build.ninja ]; then
 	meson setup build-bench -Dbuildtype=release >/dev/null
 fi
 ninja -C build-bench wattmeter >/dev/null
+# the tests' mock libnvidia-ml, for the GPU accuracy step (report.py --skip gpu leaves it out)
+ninja -C build-bench tests/c/libmock_nvml.so >/dev/null 2>&1 ||
+	echo "run.sh: could not build the mock libnvidia-ml (tests off or cmocka missing): the GPU step will say so" >&2
 cc -O2 -Wall -o build-bench/floor bench/floor.c
 
 # ---- the core before the rewrite, for the before/after cost per sample ----

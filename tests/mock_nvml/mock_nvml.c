@@ -9,9 +9,19 @@
  *   nvml=12.550.54.15            nvmlSystemGetNVMLVersion
  *   init_error=9                 nvmlInit returns this nvmlReturn_t
  *   util_period_s=0.1            per-process utilisation sample spacing
+ *   keep_clock=1                 a later nvmlInit in the same process keeps the
+ *                                time base (a real driver's counter runs from its
+ *                                load, not from nvmlInit; AIPowerMeter calls
+ *                                nvmlInit at every sample); default: restart it
  *   gpuN.name=NVIDIA H200        gpuN.uuid=GPU-...   gpuN.bus_id=00000000:17:00.0
  *   gpuN.watts=250               constant power (energy advances at this rate
  *                                by CLOCK_MONOTONIC since nvmlInit)
+ *   gpuN.ripple_w=0              power ripples: watts + ripple_w * sin(2 pi ripple_hz t),
+ *   gpuN.ripple_hz=0.37          the counter its exact integral (real power is never
+ *                                constant; Zeus's power poller keeps changes only)
+ *   gpuN.power_update_ms=100     power readings (not the counter) change only this
+ *                                often, as a driver's do (Zeus infers its poll period
+ *                                from the changes; 0 = every call)
  *   gpuN.energy_counter=1        nvmlDeviceGetTotalEnergyConsumption answers
  *   gpuN.field_power=1           NVML_FI_DEV_POWER_INSTANT/AVERAGE answer
  *   gpuN.power_usage=1           nvmlDeviceGetPowerUsage answers
@@ -63,7 +73,7 @@ struct nvmlDevice_st {
 
 struct mgpu {
 	char name[96], uuid[96], bus_id[32];
-	double watts, update_ms, reset_at_s, lost_at_s, power_limit_w, util, temp;
+	double watts, ripple_w, ripple_hz, power_update_ms, update_ms, reset_at_s, lost_at_s, power_limit_w, util, temp;
 	unsigned long long start_mj;
 	int energy_counter, field_power, power_usage, mig, handle_error;
 	struct mproc procs[MAX_PROCS];
@@ -80,6 +90,7 @@ static struct {
 	struct nvmlDevice_st mig_dev[MAX_GPUS][MAX_MIGS];
 	char driver[80], nvml[80];
 	int init_error;
+	int keep_clock;
 	double util_period_s;
 	uint64_t t0_ns;
 	unsigned long long t0_wall_us;
@@ -115,6 +126,26 @@ static double elapsed_s(void)
 {
 	return (double)(mono_ns() - M.t0_ns) / 1e9;
 }
+
+/* Power at t seconds since nvmlInit (W), and its integral from 0 to t (J). */
+static double power_at_w(const struct mgpu *g, double t)
+{
+	if (g->ripple_w == 0 || g->ripple_hz <= 0)
+		return g->watts;
+	if (g->power_update_ms > 0)
+		t = floor(t * 1000.0 / g->power_update_ms) * g->power_update_ms / 1000.0;
+	return g->watts + g->ripple_w * sin(2 * 3.14159265358979323846 * g->ripple_hz * t);
+}
+
+#ifndef MOCK_OLD_DRIVER /* the old driver has no counter */
+static double energy_to_j(const struct mgpu *g, double t)
+{
+	if (g->ripple_w == 0 || g->ripple_hz <= 0)
+		return g->watts * t;
+	double w = 2 * 3.14159265358979323846 * g->ripple_hz;
+	return g->watts * t + g->ripple_w / w * (1 - cos(w * t));
+}
+#endif
 
 static void set_str(char *dst, size_t cap, const char *v)
 {
@@ -161,6 +192,12 @@ static void set_gpu_key(struct mgpu *g, const char *k, const char *v)
 		set_str(g->bus_id, sizeof g->bus_id, v);
 	else if (!strcmp(k, "watts"))
 		g->watts = strtod(v, NULL);
+	else if (!strcmp(k, "ripple_w"))
+		g->ripple_w = strtod(v, NULL);
+	else if (!strcmp(k, "ripple_hz"))
+		g->ripple_hz = strtod(v, NULL);
+	else if (!strcmp(k, "power_update_ms"))
+		g->power_update_ms = strtod(v, NULL);
 	else if (!strcmp(k, "energy_counter"))
 		g->energy_counter = atoi(v);
 	else if (!strcmp(k, "field_power"))
@@ -231,6 +268,8 @@ static void load_scenario(void)
 			set_str(M.nvml, sizeof M.nvml, v);
 		else if (!strcmp(k, "init_error"))
 			M.init_error = atoi(v);
+		else if (!strcmp(k, "keep_clock"))
+			M.keep_clock = atoi(v);
 		else if (!strcmp(k, "util_period_s"))
 			M.util_period_s = strtod(v, NULL);
 		else if (!strncmp(k, "gpu", 3)) {
@@ -290,9 +329,17 @@ static nvmlReturn_t fill_str(char *buf, unsigned len, const char *v)
 static nvmlReturn_t do_init(const char *fn)
 {
 	log_call(fn);
+	uint64_t old_t0_ns = M.t0_ns;
+	unsigned long long old_t0_wall_us = M.t0_wall_us;
 	load_scenario();
 	if (M.init_error)
 		return (nvmlReturn_t)M.init_error;
+	if (M.keep_clock && old_t0_ns) {
+		M.t0_ns = old_t0_ns;
+		M.t0_wall_us = old_t0_wall_us;
+		M.inited = 1;
+		return NVML_SUCCESS;
+	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	M.t0_wall_us = (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000ull;
@@ -350,6 +397,20 @@ nvmlReturn_t nvmlSystemGetNVMLVersion(char *buf, unsigned len)
 {
 	log_call("nvmlSystemGetNVMLVersion");
 	return M.inited ? fill_str(buf, len, M.nvml) : NVML_ERROR_UNINITIALIZED;
+}
+
+/* What the peers' bindings ask before measuring (bench/gpu_accuracy.py runs
+ * Zeus and perun on this mock): Zeus reads the energy counter only from Volta
+ * on, so a GPU with the counter is a Hopper (9), one without a Pascal (4),
+ * as on real hardware; perun records the CUDA driver version. */
+nvmlReturn_t nvmlSystemGetCudaDriverVersion(int *v);
+nvmlReturn_t nvmlSystemGetCudaDriverVersion(int *v)
+{
+	log_call("nvmlSystemGetCudaDriverVersion");
+	if (!M.inited)
+		return NVML_ERROR_UNINITIALIZED;
+	*v = 12040;
+	return NVML_SUCCESS;
 }
 
 static nvmlReturn_t get_count(const char *fn, unsigned *count)
@@ -442,6 +503,17 @@ nvmlReturn_t nvmlDeviceGetPciInfo(nvmlDevice_t d, nvmlPciInfo_t *pci)
 	return pci_info(d, pci);
 }
 
+nvmlReturn_t nvmlDeviceGetArchitecture(nvmlDevice_t d, unsigned *arch);
+nvmlReturn_t nvmlDeviceGetArchitecture(nvmlDevice_t d, unsigned *arch)
+{
+	struct mgpu *g;
+	log_call("nvmlDeviceGetArchitecture");
+	nvmlReturn_t r = dev_check(d, &g);
+	if (!r)
+		*arch = g->energy_counter ? 9u : 4u;
+	return r;
+}
+
 nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t d, unsigned *mw)
 {
 	struct mgpu *g;
@@ -503,9 +575,9 @@ nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t d, unsigned long l
 		t = floor(t * 1000.0 / g->update_ms) * g->update_ms / 1000.0;
 	double e_mj;
 	if (g->reset_at_s > 0 && t >= g->reset_at_s)
-		e_mj = g->watts * 1000.0 * (t - g->reset_at_s); /* restarted from 0 */
+		e_mj = 1000.0 * (energy_to_j(g, t) - energy_to_j(g, g->reset_at_s)); /* restarted from 0 */
 	else
-		e_mj = (double)g->start_mj + g->watts * 1000.0 * t;
+		e_mj = (double)g->start_mj + 1000.0 * energy_to_j(g, t);
 	*mj = (unsigned long long)e_mj;
 	return NVML_SUCCESS;
 }
@@ -522,7 +594,7 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int count, nvmlFieldValue_
 		if (g->field_power &&
 		    (v[i].fieldId == NVML_FI_DEV_POWER_INSTANT || v[i].fieldId == NVML_FI_DEV_POWER_AVERAGE)) {
 			v[i].nvmlReturn = NVML_SUCCESS;
-			v[i].value.uiVal = (unsigned)(g->watts * 1000.0);
+			v[i].value.uiVal = (unsigned)(power_at_w(g, elapsed_s()) * 1000.0);
 		} else {
 			v[i].nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
 		}
@@ -540,7 +612,7 @@ nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned *mw)
 		return r;
 	if (!g->power_usage)
 		return NVML_ERROR_NOT_SUPPORTED;
-	*mw = (unsigned)(g->watts * 1000.0);
+	*mw = (unsigned)(power_at_w(g, elapsed_s()) * 1000.0);
 	return NVML_SUCCESS;
 }
 
