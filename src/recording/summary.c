@@ -640,6 +640,8 @@ static void text_sensor_notes(const struct wm_recording *r, wm_buf *b)
 		const struct wm_rec_sensor *s = &r->sensors[i];
 		if (strcmp(s->state, "absent") && strcmp(s->state, "permission denied") && strcmp(s->state, "error"))
 			continue;
+		if (!strcmp(s->state, "absent") && !*s->fix)
+			continue; /* nothing here, and nothing to do about it (no NVIDIA GPU) */
 		wm_buf_puts(b, "  note: ");
 		put_safe(b, s->name);
 		wm_buf_puts(b, " ");

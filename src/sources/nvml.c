@@ -36,8 +36,10 @@
  */
 #include "sources/nvml.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -703,6 +705,38 @@ static const char FIX_NO_LIB[] =
 	"WATTMETER_NVML_LIB at libnvidia-ml.so.1 (in a container, mount the driver's libraries, e.g. "
 	"`docker run --gpus all` with the NVIDIA Container Toolkit).";
 
+/* Whether <sysfs>/bus/pci/devices lists an NVIDIA device (vendor 0x10de):
+ * 1 yes, 0 no, -1 unknown (no PCI listing under this root). With no NVML
+ * library and no NVIDIA device there is nothing for the user to fix, and the
+ * run's summary need not say so every time. */
+static int has_nvidia_pci(int sysfs_dirfd)
+{
+	int fd;
+	do
+		fd = openat(sysfs_dirfd, "bus/pci/devices", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return -1;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	int found = 0;
+	struct dirent *e;
+	while (!found && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char vendor[16], path[300];
+		if (snprintf(path, sizeof path, "%s/vendor", e->d_name) >= (int)sizeof path)
+			continue;
+		if (wm_read_file_at(dirfd(d), path, vendor, sizeof vendor) > 0 && strncmp(vendor, "0x10de", 6) == 0)
+			found = 1;
+	}
+	closedir(d);
+	return found;
+}
+
 /* Fills state/detail/fix for an nvmlInit failure. */
 static void init_failed(wm_source *s, const nvml_priv *P, nvmlReturn_t r)
 {
@@ -953,8 +987,12 @@ static int nvml_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t 
 		}
 		if (!P->lib) {
 			s->state = WM_SRC_ABSENT;
-			set_detail(s, "no NVML library (libnvidia-ml.so.1 not found)");
-			copy_str(s->fix, sizeof s->fix, FIX_NO_LIB);
+			if (ctx && has_nvidia_pci(ctx->sysfs_dirfd) == 0) {
+				set_detail(s, "no NVIDIA GPU (no PCI device of vendor 0x10de) and no NVML library");
+			} else {
+				set_detail(s, "no NVML library (libnvidia-ml.so.1 not found)");
+				copy_str(s->fix, sizeof s->fix, FIX_NO_LIB);
+			}
 			priv_free(P);
 			return 0;
 		}

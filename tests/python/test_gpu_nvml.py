@@ -130,20 +130,41 @@ def test_gpu_exclusive_bills_the_run_gpus_whole(tmp_path):
     assert s["energy_j"]["gpu1_attributed"] == 0  # not the run's GPU
 
 
+def _sysfs_with_pci(root, vendors):
+    """A sysfs root whose bus/pci/devices lists devices of the given vendors."""
+    for i, v in enumerate(vendors):
+        d = root / "bus" / "pci" / "devices" / f"0000:0{i}:00.0"
+        d.mkdir(parents=True)
+        (d / "vendor").write_text(v + "\n")
+    return root
+
+
 def test_without_nvml_every_command_works_and_sensors_says_why(tmp_path):
     env = dict(os.environ)
     env.pop("WATTMETER_NVML_LIB", None)
-    p = run_wm(["sensors"], env=env)
+    # An NVIDIA device on the bus but no library: the fix says what to install.
+    gpu_box = _sysfs_with_pci(tmp_path / "gpu-box", ["0x8086", "0x10de"])
+    p = run_wm(["sensors", "--sysfs-root", str(gpu_box)], env=env)
     assert p.returncode == 0, p.stderr
     if "NVIDIA GPUs (NVML" in p.stdout:
         pytest.skip("a real NVIDIA driver is installed here")
     line = [x for x in p.stdout.splitlines() if x.startswith("nvml")][0]
     assert "absent" in line and "libnvidia-ml.so.1" in line
     assert "install the NVIDIA driver" in p.stdout and "--nvml-lib" in p.stdout
+
+    # No NVIDIA device and no library: absent, with nothing to fix, and the
+    # run's summary does not repeat it (the modelled CPU's note stays).
+    cpu_box = _sysfs_with_pci(tmp_path / "cpu-box", ["0x8086", "0x1af4"])
+    p = run_wm(["sensors", "--sysfs-root", str(cpu_box)], env=env)
+    line = [x for x in p.stdout.splitlines() if x.startswith("nvml")][0]
+    assert "absent" in line and "no NVIDIA GPU" in line
+    assert "install the NVIDIA driver" not in p.stdout
     out = tmp_path / "rec"
-    p = run_wm(["run", "-o", str(out), *FAST, "--", PY, "-c", "print('ok')"], env=env)
+    p = run_wm(["run", "-o", str(out), "--sysfs-root", str(cpu_box), *FAST, "--", PY, "-c", "print('ok')"],
+               env=env)
     assert p.returncode == 0, p.stderr
     assert p.stdout == "ok\n"
+    assert "note: rapl-powercap absent" in p.stderr and "note: nvml" not in p.stderr
     s = report_json(out)
     assert "gpu" not in s["energy_j"] and "gpus" not in s
     p = run_wm(["sensors", "--no-gpu", "--json"], env=env)
