@@ -97,7 +97,7 @@ int wm_buf_printf(wm_buf *b, const char *fmt, ...)
 }
 
 /* Length of a valid UTF-8 sequence starting at s, or 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *s)
+size_t wm_utf8_seq_len(const unsigned char *s)
 {
 	unsigned char c = s[0];
 	size_t n;
@@ -161,7 +161,7 @@ int wm_buf_json_str(wm_buf *b, const char *s)
 				wm_buf_printf(b, "\\u%04x", c);
 			p++;
 		} else {
-			size_t n = utf8_seq_len(p);
+			size_t n = wm_utf8_seq_len(p);
 			if (n == 0) {
 				/* Not UTF-8 (e.g. a Latin-1 argv): keep the byte visible. */
 				wm_buf_printf(b, "\\u%04x", c);

@@ -46,6 +46,11 @@ int wm_buf_printf(wm_buf *b, const char *fmt, ...) __attribute__((format(printf,
 /* Appends s as a JSON string literal, quotes included, escaping control
  * characters and invalid UTF-8 bytes (as \u00XX) so the output always parses. */
 int wm_buf_json_str(wm_buf *b, const char *s);
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid
+ * (overlong forms, surrogates, code points above U+10FFFF, a cut sequence:
+ * a NUL is never a continuation byte). Shared by every writer that repairs
+ * or escapes text (JSON, Prometheus labels, HTML). */
+size_t wm_utf8_seq_len(const unsigned char *s);
 /* Appends a finite double in the shortest round-tripping form ("%.17g" trimmed
  * to what is needed); NaN and infinities become JSON null. */
 int wm_buf_json_double(wm_buf *b, double v);

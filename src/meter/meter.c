@@ -56,8 +56,8 @@ void wm_meter_config_init(wm_meter_config *c)
 }
 
 /* A caller's config, whatever header it was built with: the fields within
- * its size, defaults for the rest. */
-static int take_config(const wm_meter_config *c, wm_meter_config *out, char *err, size_t errlen)
+ * its size, defaults for the rest (meter_priv.h). */
+int wm_meter_take_config(const wm_meter_config *c, wm_meter_config *out, char *err, size_t errlen)
 {
 	wm_meter_config_init(out);
 	if (!c)
@@ -670,7 +670,7 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 {
 	*out = NULL;
 	wm_meter_config cv;
-	int rc = take_config(cin, &cv, err, errlen);
+	int rc = wm_meter_take_config(cin, &cv, err, errlen);
 	if (rc == 0)
 		rc = wm_meter_config_check(&cv, err, errlen);
 	wm_meter *m = rc == 0 ? calloc(1, sizeof *m) : NULL;

@@ -123,6 +123,10 @@ struct wm_meter {
 };
 
 int wm_meter_is_owner(const wm_meter *m);
+/* Copies a caller's config of any header version into out: the fields
+ * within c->size, defaults for the rest and for NULL roots; NULL c means
+ * all defaults. -EINVAL with the fix if c->size is not a config's. */
+int wm_meter_take_config(const wm_meter_config *c, wm_meter_config *out, char *err, size_t errlen);
 void wm_meter_warn(wm_meter *m, const char *msg);
 
 /* attribution.c: splits the energy of the process interval among the

@@ -84,37 +84,6 @@ struct wm_prom {
 
 /* ---- pure helpers ------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (1..4), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s)
-{
-	unsigned char c = s[0];
-	if (c < 0x80)
-		return 1;
-	size_t n;
-	uint32_t cp;
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0; /* also stops at the NUL */
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
 int wm_prom_label_value(wm_buf *b, const char *v)
 {
 	const unsigned char *s = (const unsigned char *)(v ? v : "");
@@ -133,7 +102,7 @@ int wm_prom_label_value(wm_buf *b, const char *v)
 		else if (*s == '\n')
 			wm_buf_puts(b, "\\n");
 		else {
-			size_t n = utf8_len(s);
+			size_t n = wm_utf8_seq_len(s);
 			if (n == 0) {
 				wm_buf_puts(b, "\xEF\xBF\xBD"); /* U+FFFD */
 				s++;

@@ -34,38 +34,6 @@ static const char *colour(size_t i)
 
 /* ---- escaping ---------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid
- * (overlong forms, surrogates and code points above U+10FFFF included). */
-static size_t utf8_len(const unsigned char *p)
-{
-	unsigned c = p[0];
-	if (c < 0x80)
-		return 1;
-	size_t n;
-	unsigned cp;
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
 int wm_html_escape_cut(wm_buf *b, const char *s, size_t max_chars)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
@@ -95,7 +63,7 @@ int wm_html_escape_cut(wm_buf *b, const char *s, size_t max_chars)
 			p++;
 			continue;
 		}
-		size_t n = utf8_len(p);
+		size_t n = wm_utf8_seq_len(p);
 		if (n == 0) {
 			wm_buf_puts(b, "&#xFFFD;");
 			p++;

@@ -11,20 +11,10 @@
 char *wm_sensors_describe(const wm_meter_config *cin, int as_json, char *err, size_t errlen)
 {
 	wm_meter_config c;
-	wm_meter_config_init(&c);
-	if (cin) {
-		size_t n = cin->size < sizeof c ? cin->size : sizeof c;
-		if (n < offsetof(wm_meter_config, nvml_lib)) {
-			wm_err(err, errlen, -EINVAL, "wm_meter_config.size is %zu: use wm_meter_config_init", n);
-			errno = EINVAL;
-			return NULL;
-		}
-		memcpy(&c, cin, n);
-		c.size = sizeof c;
-		if (!c.sysfs_root)
-			c.sysfs_root = WM_DEFAULT_SYSFS_ROOT;
-		if (!c.procfs_root)
-			c.procfs_root = WM_DEFAULT_PROCFS_ROOT;
+	int trc = wm_meter_take_config(cin, &c, err, errlen);
+	if (trc < 0) {
+		errno = -trc;
+		return NULL;
 	}
 	wm_root sys = {.dirfd = -1}, proc = {.dirfd = -1};
 	wm_sysstat st;

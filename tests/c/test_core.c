@@ -89,6 +89,16 @@ static double num(json_t *o, const char *a, const char *b)
 	return json_number_value(v);
 }
 
+/* A scratch folder: root (4096 bytes), the fixture sysfs root sys/ (made,
+ * empty: no RAPL) and the recording's path rec/ (4200 bytes each). */
+static void make_scratch(char *root, char *sys, char *out)
+{
+	fx_mkdtemp(root, 4096);
+	snprintf(sys, 4200, "%s/sys", root);
+	snprintf(out, 4200, "%s/rec", root);
+	fx_mkdir(root, "sys");
+}
+
 /* ---- 1. a fake source ------------------------------------------------------------
  * Two devices: "fake0" draws FAKE0_W and is shared among processes by the
  * source's shares (this process gets FAKE_SHARE_ME, pid 1 the rest: not
@@ -173,10 +183,7 @@ static void a_registered_source_reaches_every_output(void **state)
 {
 	(void)state;
 	char root[4096], sys[4200], out[4200], path[4400];
-	fx_mkdtemp(root, sizeof root);
-	snprintf(sys, sizeof sys, "%s/sys", root);
-	snprintf(out, sizeof out, "%s/rec", root);
-	fx_mkdir(root, "sys");
+	make_scratch(root, sys, out);
 
 	/* sensors */
 	wm_meter_config c;
@@ -296,10 +303,7 @@ static void thousands_of_short_processes_keep_memory_flat(void **state)
 {
 	(void)state;
 	char root[4096], sys[4200], out[4200];
-	fx_mkdtemp(root, sizeof root);
-	snprintf(sys, sizeof sys, "%s/sys", root);
-	snprintf(out, sizeof out, "%s/rec", root);
-	fx_mkdir(root, "sys"); /* no RAPL: the CPU model, driven by the real /proc/stat */
+	make_scratch(root, sys, out);
 
 	wm_meter_config c;
 	wm_meter_config_init(&c);
@@ -369,10 +373,7 @@ static void the_callers_cpu_before_start_is_not_the_samplers(void **state)
 {
 	(void)state;
 	char root[4096], sys[4200], out[4200], path[4400];
-	fx_mkdtemp(root, sizeof root);
-	snprintf(sys, sizeof sys, "%s/sys", root);
-	snprintf(out, sizeof out, "%s/rec", root);
-	fx_mkdir(root, "sys");
+	make_scratch(root, sys, out);
 	burn_cpu_s(0.5); /* work before measuring: not ours to bill, not the sampler's */
 
 	wm_meter_config c;
@@ -437,9 +438,7 @@ static void a_forced_model_replaces_only_the_cpu(void **state)
 {
 	(void)state;
 	char root[4096], sys[4200], out[4200], path[4400];
-	fx_mkdtemp(root, sizeof root);
-	snprintf(sys, sizeof sys, "%s/sys", root);
-	snprintf(out, sizeof out, "%s/rec", root);
+	make_scratch(root, sys, out);
 	fx_rapl_zone(sys, "intel-rapl", "intel-rapl:0", "package-0", 0, 1000000000);
 	fx_rapl_zone(sys, "intel-rapl", "intel-rapl:0:0", "dram", 0, 1000000000);
 	wm_meter_config c;
