@@ -576,6 +576,26 @@ static int write_summary_file(const char *path, int fd, const char *json)
 	return rc;
 }
 
+/* The meter's config from the options (no recording, command or reaper
+ * yet): the same for the up-front check and for the start. */
+static void config_from_opts(const struct run_opts *o, wm_meter_config *c)
+{
+	wm_meter_config_init(c);
+	c->sysfs_root = o->sysfs_root;
+	c->procfs_root = o->procfs_root;
+	c->period_s = o->period_s;
+	c->proc_period_s = o->proc_period_s;
+	c->mem_period_s = o->mem_period_s;
+	c->pids = o->pids;
+	c->n_pids = o->n_pids;
+	c->model_min_w_per_cpu = o->model_min_w;
+	c->model_max_w_per_cpu = o->model_max_w;
+	c->force_model = o->force_model;
+	c->nvml_lib = o->nvml_lib;
+	c->no_gpu = o->no_gpu;
+	c->gpu_exclusive = o->gpu_exclusive;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct run_opts o = {
@@ -597,14 +617,7 @@ int cmd_run(int argc, char **argv)
 	{
 		char cerr[512];
 		wm_meter_config chk;
-		wm_meter_config_init(&chk);
-		chk.sysfs_root = o.sysfs_root;
-		chk.procfs_root = o.procfs_root;
-		chk.period_s = o.period_s;
-		chk.proc_period_s = o.proc_period_s;
-		chk.mem_period_s = o.mem_period_s;
-		chk.model_min_w_per_cpu = o.model_min_w;
-		chk.model_max_w_per_cpu = o.model_max_w;
+		config_from_opts(&o, &chk);
 		if (wm_meter_config_check(&chk, cerr, sizeof cerr) < 0) {
 			fprintf(stderr, "wattmeter run: %s (see 'wattmeter run --help')\n", cerr);
 			return CLI_EXIT_USAGE;
@@ -668,23 +681,10 @@ int cmd_run(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, &old);
 
 	wm_meter_config cfg;
-	wm_meter_config_init(&cfg);
+	config_from_opts(&o, &cfg);
 	cfg.output_dir = outdir[0] ? outdir : NULL;
-	cfg.sysfs_root = o.sysfs_root;
-	cfg.procfs_root = o.procfs_root;
-	cfg.period_s = o.period_s;
-	cfg.proc_period_s = o.proc_period_s;
-	cfg.mem_period_s = o.mem_period_s;
-	cfg.pids = o.pids;
-	cfg.n_pids = o.n_pids;
 	cfg.reaper_pid = getpid();
 	cfg.command = (const char *const *)cmd;
-	cfg.model_min_w_per_cpu = o.model_min_w;
-	cfg.model_max_w_per_cpu = o.model_max_w;
-	cfg.force_model = o.force_model;
-	cfg.nvml_lib = o.nvml_lib;
-	cfg.no_gpu = o.no_gpu;
-	cfg.gpu_exclusive = o.gpu_exclusive;
 
 	wm_meter *m = NULL;
 	rc = wm_meter_start(&cfg, &m, err, sizeof err);
