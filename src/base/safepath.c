@@ -38,16 +38,24 @@ static int link_allowed(int parent_fd, const struct stat *lst, char *why, size_t
 static int step(int cur, const char *name, int create, const char *path, size_t plen, char *err, size_t errlen)
 {
 	int p = (int)plen;
+	size_t rest = strspn(path + plen, "/");
+	int whole = path[plen + rest] == '\0'; /* the last component */
 	for (int tries = 0; tries < 8; tries++) {
 		struct stat st;
 		if (fstatat(cur, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			int e = errno;
 			if (e == ENOENT && create) {
-				if (mkdirat(cur, name, 0755) < 0 && errno != EEXIST)
-					return wm_err(err, errlen, -errno, "cannot create the folder %.*s: %s", p, path,
-						      strerror(errno));
+				if (mkdirat(cur, name, 0755) < 0 && errno != EEXIST) {
+					e = errno;
+					/* the caller names the whole path: say which part, if another */
+					if (whole)
+						return wm_err(err, errlen, -e, "%s", strerror(e));
+					return wm_err(err, errlen, -e, "cannot create %.*s: %s", p, path, strerror(e));
+				}
 				continue; /* examine what is there now */
 			}
+			if (whole)
+				return wm_err(err, errlen, -e, "%s", strerror(e));
 			return wm_err(err, errlen, -e, "%.*s: %s", p, path, strerror(e));
 		}
 		int follow = 0;

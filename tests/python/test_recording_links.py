@@ -202,3 +202,25 @@ def test_serve_record_shares_the_rule(tmp_path):
     assert_untouched(victim)
     assert not (rec / "meta.json").is_symlink()
     assert report_json(rec)["complete"] is True
+
+
+def test_python_meter_in_a_sticky_folder_does_not_follow_a_planted_wattmeter_runs(sticky, tmp_path,
+                                                                                  monkeypatch):
+    """Meter() with no folder, from /tmp, where another user planted
+    ./wattmeter-runs: measured unrecorded with a warning that says why;
+    nothing is created where the link points."""
+    import warnings
+
+    import wattmeter
+
+    target = tmp_path / "chosen"
+    target.mkdir()
+    plant(sticky, ["wattmeter-runs"], target, owner=NOBODY)
+    monkeypatch.chdir(sticky)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        m = wattmeter.Meter(period=0.05).start()
+        m.stop()
+    assert m.recorded is False
+    assert any("protected_symlinks" in str(x.message) for x in w), [str(x.message) for x in w]
+    assert list(target.iterdir()) == []
