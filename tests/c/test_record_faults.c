@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -452,6 +453,94 @@ static void test_unwritten_spans_from_lines_then_meta(void **state)
 	fx_rmtree(root);
 }
 
+/* ---- a meter whose disk fills, frees, and fills again to the end ------------------- */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* The whole sink path: lines fail mid-run and resume (a marker on the next
+ * line, the span in meta.json), then fail again until the end (the last line
+ * retried at stop, the span not resumed, the stop's error names it); every
+ * sample the meter took is either a line or counted in a span. */
+static void test_meter_names_what_it_could_not_write(void **state)
+{
+	(void)state;
+	char root[4096], sys[4200], out[4200], samples[4300], meta[4300];
+	fx_mkdtemp(root, sizeof root);
+	(void)snprintf(sys, sizeof sys, "%s/sys", root);
+	(void)snprintf(out, sizeof out, "%s/rec", root);
+	(void)snprintf(samples, sizeof samples, "%s/samples.jsonl", out);
+	(void)snprintf(meta, sizeof meta, "%s/meta.json", out);
+	fx_mkdir(root, "sys");
+	fx_rapl_zone(sys, "intel-rapl", "intel-rapl:0", "package-0", 0, 1000000000);
+
+	wm_meter_config c;
+	wm_meter_config_init(&c);
+	c.sysfs_root = sys;
+	c.output_dir = out;
+	c.period_s = 0.01;
+	c.proc_period_s = 0.05;
+	wm_meter *m = NULL;
+	char err[512] = "";
+	if (wm_meter_start(&c, &m, err, sizeof err) < 0)
+		fail_msg("start: %s", err);
+	sleep_ms(200);
+	limit_file_size((rlim_t)file_size(samples) + 700); /* a line or two more, then full */
+	sleep_ms(300);
+	restore_file_size();
+	sleep_ms(200);
+	limit_file_size((rlim_t)file_size(samples) + 10); /* full again, to the end */
+	sleep_ms(200);
+	int rc = wm_meter_stop(m, 0, err, sizeof err);
+	restore_file_size();
+	wm_meter_free(m);
+	assert_true(rc < 0);
+	assert_non_null(strstr(err, "to the end"));
+	assert_non_null(strstr(err, "File too large"));
+
+	/* every line whole; the marker once, on the line after the first span */
+	char *text = slurp(samples);
+	size_t lines = 0, markers = 0;
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		json_error_t je;
+		json_t *o = json_loads(line, 0, &je);
+		if (!o)
+			fail_msg("line %zu does not parse: %s", lines + 1, je.text);
+		markers += json_object_get(o, "unwritten") != NULL;
+		lines++;
+		json_decref(o);
+	}
+	free(text);
+	assert_int_equal(markers, 1);
+
+	json_error_t je;
+	json_t *mj = json_load_file(meta, 0, &je);
+	assert_non_null(mj);
+	assert_true(json_is_true(json_object_get(mj, "complete")));
+	json_t *spans = json_object_get(mj, "unwritten");
+	assert_int_equal(json_array_size(spans), 2);
+	json_t *g0 = json_array_get(spans, 0), *g1 = json_array_get(spans, 1);
+	assert_true(json_is_true(json_object_get(g0, "resumed")));
+	assert_true(json_is_false(json_object_get(g1, "resumed")));
+	assert_string_equal(json_string_value(json_object_get(g0, "error")), "File too large");
+	json_int_t lost = json_integer_value(json_object_get(g0, "samples")) +
+			  json_integer_value(json_object_get(g1, "samples"));
+	json_int_t taken = json_integer_value(json_object_get(json_object_get(mj, "self"), "samples"));
+	assert_true(lost >= 10);
+	assert_int_equal((json_int_t)lines + lost, taken);
+	json_decref(mj);
+
+	char *sum = summary_of(out);
+	assert_non_null(strstr(sum, "a gap in the time series"));
+	assert_non_null(strstr(sum, "the totals stop at the last sample written"));
+	free(sum);
+	fx_rmtree(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +552,7 @@ int main(void)
 		cmocka_unit_test(test_outfile_replaces_by_rename_and_keeps_the_mode),
 		cmocka_unit_test(test_lock_says_still_running_until_closed),
 		cmocka_unit_test(test_unwritten_spans_from_lines_then_meta),
+		cmocka_unit_test(test_meter_names_what_it_could_not_write),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
