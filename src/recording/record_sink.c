@@ -54,9 +54,7 @@ struct rec_sink {
 	size_t n_gaps;
 	bool gap_open;    /* the last line was not written: gaps[n_gaps - 1] is open */
 	bool have_line;   /* line holds the last sample's line */
-	double line_t_s;  /* its t_s */
 	double prev_unwritten_t_s; /* t_s of the unwritten line before it, in the open gap */
-	int write_errno;  /* first failure to append, 0 if none */
 };
 
 /* Energies at microjoule resolution, powers at milliwatts: short on the wire. */
@@ -443,8 +441,6 @@ static int write_line(struct rec_sink *k)
 /* The line for t_s was not written (error e): it opens or extends a gap. */
 static void note_unwritten(struct rec_sink *k, double t_s, int e)
 {
-	if (!k->write_errno)
-		k->write_errno = e;
 	if (k->gap_open || k->n_gaps == WM_MAX_UNWRITTEN) {
 		struct unwritten *g = &k->gaps[k->n_gaps - 1];
 		k->prev_unwritten_t_s = g->to_s;
@@ -481,11 +477,8 @@ static int rs_sample(void *ctx, const wm_meter *m, const wm_sample *s)
 	if (!rc)
 		rc = write_line(k);
 	k->have_line = rc != -ENOMEM && k->line.len;
-	k->line_t_s = s->t_s;
 	if (rc < 0 && s->baseline) {
 		/* not even the first line: the meter does not start */
-		if (!k->write_errno)
-			k->write_errno = -rc;
 		return rc;
 	}
 	if (rc < 0) {
