@@ -13,12 +13,14 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +109,39 @@ static void assert_victim_untouched(const char *path)
 	"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
 	"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
 	"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}"
+
+/* ---- file systems without O_TMPFILE, users without CAP_DAC_READ_SEARCH ---------
+ * Interposed for this executable (the library's calls land here): while
+ * no_tmpfile is set, O_TMPFILE fails with EOPNOTSUPP as on NFS or FUSE, so
+ * the named-temp path runs; while no_empty_path is set, linkat(AT_EMPTY_PATH)
+ * fails with ENOENT as it does without the capability, so the /proc path
+ * runs. (The build defines _FILE_OFFSET_BITS=64: openat is openat64.) */
+static int no_tmpfile, no_empty_path;
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	if (flags & O_CREAT || (flags & O_TMPFILE) == O_TMPFILE) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	if (no_tmpfile && (flags & O_TMPFILE) == O_TMPFILE) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	return (int)syscall(SYS_openat, dirfd, path, flags, mode);
+}
+
+int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)
+{
+	if (no_empty_path && (flags & AT_EMPTY_PATH)) {
+		errno = ENOENT;
+		return -1;
+	}
+	return (int)syscall(SYS_linkat, olddirfd, oldpath, newdirfd, newpath, flags);
+}
 
 /* ---- short writes ---------------------------------------------------------------- */
 
@@ -453,6 +488,57 @@ static void test_unwritten_spans_from_lines_then_meta(void **state)
 	fx_rmtree(root);
 }
 
+/* Where O_TMPFILE is missing, meta.json goes through a fresh named temp
+ * (O_EXCL|O_NOFOLLOW), renamed over a planted meta.json link, and nothing is
+ * left behind; where AT_EMPTY_PATH is refused, /proc's link names the
+ * unnamed temp. */
+static void test_named_temps_and_the_proc_link(void **state)
+{
+	(void)state;
+	char root[4096], victim[4200], dir[4200], meta[4300], path[4300], err[512];
+	fx_mkdtemp(root, sizeof root);
+	make_victim(root, victim, sizeof victim);
+	fx_mkdir(root, "rec");
+	fx_symlink(root, "rec/meta.json", victim);
+	fx_symlink(root, "rec/meta.json.tmp", victim);
+	(void)snprintf(dir, sizeof dir, "%s/rec", root);
+	(void)snprintf(meta, sizeof meta, "%s/meta.json", dir);
+	const char *json = "{\"schema\":\"wattmeter.recording\",\"schema_version\":1}";
+	for (int mode = 0; mode < 2; mode++) {
+		no_tmpfile = mode == 0;
+		no_empty_path = mode == 1;
+		wm_recorder r;
+		if (mode == 1) {
+			fx_unlink(root, "rec/samples.jsonl");
+			fx_unlink(root, "rec/meta.json");
+			fx_symlink(root, "rec/meta.json", victim);
+		}
+		assert_int_equal(wm_recorder_open(&r, dir, err, sizeof err), 0);
+		assert_int_equal(wm_recorder_write_meta(&r, json, strlen(json)), 0);
+		assert_int_equal(wm_recorder_write_meta(&r, json, strlen(json)), 0);
+		wm_recorder_close(&r);
+		assert_victim_untouched(victim);
+		struct stat st;
+		assert_int_equal(lstat(meta, &st), 0);
+		assert_true(S_ISREG(st.st_mode));
+		char *s = slurp(meta);
+		assert_int_equal(strncmp(s, json, strlen(json)), 0);
+		free(s);
+		assert_int_equal(count_entries(dir), 3); /* meta.json, samples.jsonl, meta.json.tmp */
+
+		(void)snprintf(path, sizeof path, "%s/out.json", root);
+		wm_outfile f;
+		assert_int_equal(wm_outfile_open(&f, path, err, sizeof err), 0);
+		assert_int_equal(wm_outfile_commit(&f, "{}\n", 3), 0);
+		s = slurp(path);
+		assert_string_equal(s, "{}\n");
+		free(s);
+		assert_int_equal(count_entries(root), 3); /* victim, rec, out.json */
+	}
+	no_tmpfile = no_empty_path = 0;
+	fx_rmtree(root);
+}
+
 /* ---- a meter whose disk fills, frees, and fills again to the end ------------------- */
 
 static void sleep_ms(long ms)
@@ -550,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_planted_samples_link_is_refused),
 		cmocka_unit_test(test_links_in_sticky_folders_follow_protected_symlinks),
 		cmocka_unit_test(test_outfile_replaces_by_rename_and_keeps_the_mode),
+		cmocka_unit_test(test_named_temps_and_the_proc_link),
 		cmocka_unit_test(test_lock_says_still_running_until_closed),
 		cmocka_unit_test(test_unwritten_spans_from_lines_then_meta),
 		cmocka_unit_test(test_meter_names_what_it_could_not_write),
