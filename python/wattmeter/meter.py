@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import itertools
 import math
 import numbers
 import os
+import stat
 import sys
 import time
 import warnings
@@ -61,7 +63,21 @@ def _py_oserror(e: OSError) -> OSError:
 def _default_output_dir() -> str:
     """A new folder ./wattmeter-runs/<UTC time>-<pid>[-<n>], created here with
     os.mkdir, which fails rather than share a folder: meters started in the
-    same second, in any number of processes (or threads), each get their own."""
+    same second, in any number of processes (or threads), each get their own.
+    A ./wattmeter-runs that is a symlink is followed only by the rule of
+    docs/privileges.md, as the C recorder does (not one another user planted
+    in a sticky world-writable folder such as /tmp)."""
+    try:
+        st = os.lstat("wattmeter-runs")
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        cwd = os.stat(".")
+        sticky_shared = cwd.st_mode & stat.S_ISVTX and cwd.st_mode & stat.S_IWOTH
+        if sticky_shared and st.st_uid not in (os.geteuid(), cwd.st_uid):
+            raise PermissionError(errno.EPERM, f"./wattmeter-runs is a symbolic link owned by uid {st.st_uid} "
+                                  "in a sticky world-writable folder: not followed, by the rule of the kernel's "
+                                  "fs.protected_symlinks (docs/privileges.md); remove it or choose a folder")
     os.makedirs("wattmeter-runs", exist_ok=True)
     stamp = time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime())
     base = os.path.join("wattmeter-runs", f"{stamp}-{os.getpid()}")

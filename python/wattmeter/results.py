@@ -116,6 +116,10 @@ class Results:
             ``gpu_attributed``.
         processes: per PID (a str) its command line, attributed energy, CPU time.
         summary: the whole summary, a dict (also callable; ``str()`` is a table).
+        running_pid: the pid of the process still writing the recording
+            (``str(summary)`` then says "still running (pid N)"), else None.
+        unwritten: spans of sample lines the writer could not write (a full
+            disk): ``{"from_s", "to_s", "samples", "error", "resumed"}``.
 
     Analysis: ``metrics()``, ``total()``, ``average()``, ``max()``,
     ``duration()``, ``window()``, ``per_device()``, ``per_gpu()``,
@@ -133,6 +137,12 @@ class Results:
         self.gpu_info: List[Dict[str, Any]] = list(summary.get("gpus", []))
         self.truncated: bool = bool(summary.get("truncated", False))
         self.complete: bool = bool(summary.get("complete", False))
+        # The writer's pid while the run is still being recorded (it holds
+        # the recording's lock), else None; spans of lines it could not
+        # write (disk full ...), each {from_s, to_s, samples, error, resumed}.
+        rp = summary.get("running_pid")
+        self.running_pid: Optional[int] = int(rp) if rp is not None else None
+        self.unwritten: List[Dict[str, Any]] = list(summary.get("unwritten", []))
         self._columns: Optional[Dict[str, List[Optional[float]]]] = None
         self._detail: Optional[Dict[str, Dict[str, List[Optional[float]]]]] = None
         self._meta: Optional[Dict[str, Any]] = None

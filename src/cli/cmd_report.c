@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/safepath.h"
 #include "cli.h"
 #include "base/util.h"
 #include "recording/carbon.h"
@@ -71,22 +72,18 @@ int cli_parse_seconds(const char *s, int allow_zero, double *out)
 	return 0;
 }
 
-/* Writes the whole buffer to path (created 0644, truncated). */
+/* Writes the whole buffer to path: a temp file in its folder renamed over
+ * it, never through a planted link (base/safepath.h, docs/privileges.md). */
 static int write_file(const char *path, const char *data, size_t n)
 {
-	int fd;
-	do
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
-	while (fd < 0 && errno == EINTR);
-	if (fd < 0) {
-		int e = errno;
+	wm_outfile f;
+	char why[512];
+	if (wm_outfile_open(&f, path, why, sizeof why) < 0) {
 		fprintf(stderr, "wattmeter report: cannot write %s: %s (choose a writable path for --html)\n", path,
-			strerror(e));
+			why);
 		return 1;
 	}
-	int rc = wm_write_all(fd, data, n);
-	if (close(fd) < 0 && !rc)
-		rc = -errno;
+	int rc = wm_outfile_commit(&f, data, n);
 	if (rc < 0) {
 		fprintf(stderr, "wattmeter report: cannot write %s: %s\n", path, strerror(-rc));
 		return 1;

@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/safepath.h"
+
 #include "cli.h"
 #include "base/util.h"
 #include "wattmeter.h"
@@ -153,28 +155,41 @@ static int resolve_command(const char *cmd, char *out, size_t outlen)
  * recycled pid left one in the same second) with mkdir(2), which fails with
  * EEXIST rather than share a folder: runs started in the same second, in
  * any number of processes, each get their own, with no stat-then-create
- * race. Returns 0 with the path in out, or -errno with a message in err. */
+ * race. A ./wattmeter-runs that is a symlink is followed only by the rule
+ * of docs/privileges.md (not one planted by another user in /tmp).
+ * Returns 0 with the path in out, or -errno with a message in err. */
 static int default_output_dir(char *out, size_t outlen, char *err, size_t errlen)
 {
 	const char *base = "wattmeter-runs";
-	if (mkdir(base, 0755) < 0 && errno != EEXIST)
-		return wm_err(err, errlen, -errno, "cannot create ./%s: %s", base, strerror(errno));
+	int bfd = wm_dir_open_safe(base, 1, err, errlen);
+	if (bfd < 0)
+		return bfd;
 	time_t now = time(NULL);
 	struct tm tm;
 	char stamp[32];
-	if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof stamp, "%Y-%m-%dT%H-%M-%SZ", &tm) == 0)
+	if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof stamp, "%Y-%m-%dT%H-%M-%SZ", &tm) == 0) {
+		close(bfd);
 		return wm_err(err, errlen, -EINVAL, "cannot format the time for a folder name");
+	}
 	int pid = (int)getpid();
 	for (int i = 1; i <= 1000; i++) {
 		int n = i == 1 ? snprintf(out, outlen, "%s/%s-%d", base, stamp, pid)
 			       : snprintf(out, outlen, "%s/%s-%d-%d", base, stamp, pid, i);
-		if (n < 0 || (size_t)n >= outlen)
+		if (n < 0 || (size_t)n >= outlen) {
+			close(bfd);
 			return wm_err(err, errlen, -ENAMETOOLONG, "folder name too long");
-		if (mkdir(out, 0755) == 0)
+		}
+		if (mkdirat(bfd, out + strlen(base) + 1, 0755) == 0) {
+			close(bfd);
 			return 0;
-		if (errno != EEXIST)
-			return wm_err(err, errlen, -errno, "cannot create %s: %s", out, strerror(errno));
+		}
+		if (errno != EEXIST) {
+			int e = errno;
+			close(bfd);
+			return wm_err(err, errlen, -e, "cannot create %s: %s", out, strerror(e));
+		}
 	}
+	close(bfd);
 	return wm_err(err, errlen, -EEXIST, "every name for %s/%s-%d-N is taken", base, stamp, pid);
 }
 
@@ -564,13 +579,9 @@ static char *name_the_real_cause(char *text, const char *cause)
 	return b.data;
 }
 
-static int write_summary_file(const char *path, int fd, const char *json)
+static int write_summary_file(const char *path, wm_outfile *f, const char *json)
 {
-	int rc = wm_write_all(fd, json, strlen(json));
-	if (!rc && fsync(fd) < 0 && errno != EINVAL)
-		rc = -errno;
-	if (close(fd) < 0 && !rc)
-		rc = -errno;
+	int rc = wm_outfile_commit(f, json, strlen(json));
 	if (rc)
 		fprintf(stderr, "wattmeter run: cannot write the summary to %s: %s\n", path, strerror(-rc));
 	return rc;
@@ -636,16 +647,18 @@ int cmd_run(int argc, char **argv)
 
 	/* The scripts' channel is opened first: a path that cannot be written
 	 * is known before anything runs. */
-	int summary_fd = -1;
+	/* Written through a temp file renamed over it, never through a planted
+	 * link (base/safepath.h, docs/privileges.md). */
+	int summary_fd = -1; /* >= 0: summary_out is open */
+	wm_outfile summary_out;
 	if (o.summary_json) {
-		do
-			summary_fd = open(o.summary_json, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
-		while (summary_fd < 0 && errno == EINTR);
-		if (summary_fd < 0) {
+		char serr[512];
+		if (wm_outfile_open(&summary_out, o.summary_json, serr, sizeof serr) < 0) {
 			fprintf(stderr, "wattmeter run: cannot write --summary-json %s: %s (choose a writable path)\n",
-				o.summary_json, strerror(errno));
+				o.summary_json, serr);
 			return CLI_EXIT_FAILURE;
 		}
+		summary_fd = 1;
 	}
 
 	char err[1024] = "";
@@ -655,7 +668,7 @@ int cmd_run(int argc, char **argv)
 		if (snprintf(outdir, sizeof outdir, "%s", o.output) >= (int)sizeof outdir) {
 			fprintf(stderr, "wattmeter run: output folder name too long\n");
 			if (summary_fd >= 0)
-				close(summary_fd);
+				wm_outfile_abort(&summary_out);
 			return CLI_EXIT_USAGE;
 		}
 	} else if (default_output_dir(outdir, sizeof outdir, err, sizeof err) < 0) {
@@ -705,7 +718,7 @@ int cmd_run(int argc, char **argv)
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		fprintf(stderr, "wattmeter run: %s\n", err);
 		if (summary_fd >= 0)
-			close(summary_fd);
+			wm_outfile_abort(&summary_out);
 		return CLI_EXIT_FAILURE;
 	}
 	if (why_unrecorded[0])
@@ -809,9 +822,9 @@ int cmd_run(int argc, char **argv)
 	}
 	if (summary_fd >= 0) {
 		if (json) {
-			(void)write_summary_file(o.summary_json, summary_fd, json);
+			(void)write_summary_file(o.summary_json, &summary_out, json);
 		} else {
-			close(summary_fd);
+			wm_outfile_abort(&summary_out);
 			fprintf(stderr, "wattmeter run: no summary to write to %s\n", o.summary_json);
 		}
 		fprintf(stderr, "summary: %s\n", o.summary_json);

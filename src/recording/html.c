@@ -548,7 +548,9 @@ static int facts(wm_buf *b, const struct wm_recording *r)
 	if (r->has_exit)
 		wm_buf_printf(b, "<tr><th>exit status</th><td>%lld</td></tr>\n", (long long)r->exit_status);
 	wm_buf_printf(b, "<tr><th>samples</th><td>%zu</td></tr>\n<tr><th>state</th><td>%s%s</td></tr>\n", r->n_rows,
-		      r->complete ? "complete" : "incomplete: the run was killed; totals up to the last complete sample",
+		      r->complete  ? "complete"
+		      : r->running ? "still running: totals up to the last sample written so far"
+				   : "incomplete: the run was killed; totals up to the last complete sample",
 		      r->truncated ? " (the last line was cut mid-write and ignored)" : "");
 	if (!isnan(r->self_cpu_s))
 		wm_buf_printf(b, "<tr><th>measuring cost</th><td>%.2f s CPU%s", r->self_cpu_s,

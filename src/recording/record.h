@@ -17,21 +17,42 @@
 #define WM_SCHEMA_VERSION 1
 
 /* ---- writer ---------------------------------------------------------------- */
+/* Every file is created relative to dir_fd with O_EXCL|O_NOFOLLOW (or as an
+ * unnamed O_TMPFILE) and replaced by rename within the folder: a link planted
+ * in the folder is never written through (base/safepath.h). */
 typedef struct wm_recorder {
 	int dir_fd;        /* O_PATH|O_DIRECTORY|O_CLOEXEC on the recording folder */
-	int samples_fd;    /* samples.jsonl, O_WRONLY|O_APPEND|O_CLOEXEC */
+	int samples_fd;    /* samples.jsonl, O_WRONLY|O_APPEND|O_CLOEXEC; holds the write lock */
+	int reserve_fd;    /* an unnamed file holding disk space for the last meta.json; -1 if none */
+	long long good_off; /* bytes of samples.jsonl that are complete lines */
+	int need_cut;       /* a failed append left a partial line that could not be cut yet */
 	char dir[4096];
 } wm_recorder;
 
-/* Creates dir (mkdir -p), refuses a folder that already holds a recording
- * (-EEXIST) or that cannot be written (-EACCES, -EROFS ...), and creates
- * samples.jsonl. All with a message that names the folder and the fix. */
+/* Opens dir, creating it (mkdir -p; a symlink on the way is followed only by
+ * the rule of docs/privileges.md), refuses a folder that already holds a
+ * recording (-EEXIST) or that cannot be written (-EACCES, -EROFS ...),
+ * creates samples.jsonl and takes the recording's lock: an open file
+ * description lock (F_OFD_SETLK, F_WRLCK) on samples.jsonl, held until
+ * wm_recorder_close, never inherited across exec (O_CLOEXEC). All with a
+ * message that names the folder and the fix. */
 int wm_recorder_open(wm_recorder *r, const char *dir, char *err, size_t errlen);
-/* Writes meta.json atomically (meta.json.tmp, fsync, rename). */
+/* Writes meta.json atomically (a fresh temp file, fsync, rename): when the
+ * new one cannot be written (ENOSPC ...) the old one stays. */
 int wm_recorder_write_meta(wm_recorder *r, const char *json, size_t n);
-/* Appends line (without newline) plus '\n' in one write. */
+/* Appends line (without newline) plus '\n' in one write. On a short write or
+ * an error (ENOSPC, EIO ...) the file is cut back to its last complete line
+ * (retried before the next append if the cut itself fails) and -errno
+ * returned: samples.jsonl never holds a partial line followed by others. */
 int wm_recorder_append(wm_recorder *r, const char *line, size_t n);
-void wm_recorder_close(wm_recorder *r);   /* harmless twice */
+/* Sets aside bytes of disk (an unnamed file, fallocate) for the end of the
+ * run; 0 or -errno (then there is no reserve). */
+int wm_recorder_reserve(wm_recorder *r, size_t bytes);
+void wm_recorder_release_reserve(wm_recorder *r);
+void wm_recorder_close(wm_recorder *r);   /* harmless twice; releases the lock */
+/* 1 if another open file description holds the recording's lock on the
+ * samples.jsonl open as fd (a writer is still at work), 0 if not, -errno. */
+int wm_recorder_lock_held(int fd);
 
 /* The recording as a sink of the meter (record_sink.c, meter/meter.h):
  * opens dir at begin (refusing an existing recording), writes meta.json at

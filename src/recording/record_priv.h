@@ -52,6 +52,14 @@ struct wm_rec_proc {
 	uint64_t peak_rss_bytes;
 };
 
+/* A span of sample lines that could not be written (docs/recording.md). */
+struct wm_rec_unwritten {
+	double from_s, to_s;  /* t_s of its first and last line */
+	double samples;       /* how many lines */
+	char *error;          /* why ("No space left on device"), "" if not said */
+	bool resumed;         /* lines were written after it */
+};
+
 /* Columns of one row (a sample line); then 3 per device. */
 enum { WM_COL_T = 0, WM_COL_CPU_UTIL, WM_COL_SELF_CPU, WM_COL_MEM_USED, WM_COL_FIXED };
 enum { WM_DCOL_ENERGY = 0, WM_DCOL_POWER, WM_DCOL_ATTR, WM_DCOL_N };
@@ -76,6 +84,16 @@ struct wm_recording {
 	int64_t exit_status;
 	bool complete;
 	bool truncated;
+	/* An incomplete recording whose writer still holds its lock: still
+	 * running, not killed. writer_pid from meta.json (0 if absent). */
+	bool running;
+	int64_t writer_pid;
+	/* Spans of sample lines the writer could not write (disk full ...):
+	 * from meta.json "unwritten" when it has the list (the run ended),
+	 * else from the lines' "unwritten" markers. */
+	struct wm_rec_unwritten *unwritten;
+	size_t n_unwritten, cap_unwritten;
+	bool unwritten_from_meta;
 	double duration_s;
 	double self_cpu_s;   /* NAN if unknown */
 

@@ -108,6 +108,9 @@ void wm_recording_free(wm_recording *r)
 		free(r->procs[i].energy_seen);
 	}
 	free(r->procs);
+	for (size_t i = 0; i < r->n_unwritten; i++)
+		free(r->unwritten[i].error);
+	free(r->unwritten);
 	free(r->ptab);
 	free(r->rows);
 	free(r->start_utc);
@@ -211,6 +214,58 @@ static int string_array(const json_t *arr, char ***out, size_t *n_out)
 	return 0;
 }
 
+/* ---- the writer's state: lock and unwritten spans (record_write.c) ------------ */
+
+/* One {"from_s","to_s","samples","error","resumed"} object; others skipped.
+ * Only -ENOMEM fails. */
+static int take_unwritten(struct wm_recording *r, const json_t *o, bool resumed_default)
+{
+	double from, to, n = 0;
+	if (!json_is_object(o) || !get_num(json_object_get(o, "from_s"), &from) ||
+	    !get_num(json_object_get(o, "to_s"), &to))
+		return 0;
+	(void)get_num(json_object_get(o, "samples"), &n);
+	if (r->n_unwritten == r->cap_unwritten) {
+		size_t cap = r->cap_unwritten ? r->cap_unwritten * 2 : 8;
+		struct wm_rec_unwritten *u = realloc(r->unwritten, cap * sizeof *u);
+		if (!u)
+			return -ENOMEM;
+		r->unwritten = u;
+		r->cap_unwritten = cap;
+	}
+	const json_t *res = json_object_get(o, "resumed");
+	struct wm_rec_unwritten *u = &r->unwritten[r->n_unwritten];
+	u->from_s = from;
+	u->to_s = to;
+	u->samples = n;
+	u->resumed = json_is_boolean(res) ? json_is_true(res) : resumed_default;
+	u->error = dup_or(json_object_get(o, "error"), "");
+	if (!u->error)
+		return -ENOMEM;
+	r->n_unwritten++;
+	return 0;
+}
+
+/* meta.json's writer_pid and, at the end of a run, its "unwritten" list. */
+static int meta_writer(struct wm_recording *r, const json_t *m)
+{
+	const json_t *v = json_object_get(m, "writer_pid");
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		r->writer_pid = (int64_t)json_integer_value(v);
+	v = json_object_get(m, "unwritten");
+	if (!json_is_array(v))
+		return 0;
+	r->unwritten_from_meta = true;
+	size_t i;
+	const json_t *o;
+	json_array_foreach(v, i, o) {
+		int rc = take_unwritten(r, o, false);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* Fills r from meta.json; the version check comes before anything else is
  * trusted. */
 static int read_meta(struct wm_recording *r, int dfd, const char *dir, char *err, size_t errlen)
@@ -281,6 +336,8 @@ static int read_meta(struct wm_recording *r, int dfd, const char *dir, char *err
 	v = json_object_get(json_object_get(m, "model"), "name");
 	if (!rc && json_is_string(v) && !(r->model_name = strdup(json_string_value(v))))
 		rc = -ENOMEM;
+	if (!rc)
+		rc = meta_writer(r, m);
 	if (rc) {
 		rc = wm_err(err, errlen, rc, "cannot read %s/meta.json: out of memory", dir);
 		goto out;
@@ -509,6 +566,10 @@ static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t 
 	int rc = take_procs(r, json_object_get(o, "procs"));
 	if (!rc)
 		rc = take_new_procs(r, json_object_get(o, "new_procs"));
+	/* lines written after a gap name it (meta.json's list, when there is
+	 * one, has them all) */
+	if (!rc && !r->unwritten_from_meta)
+		rc = take_unwritten(r, json_object_get(o, "unwritten"), true);
 	return rc;
 }
 
@@ -661,7 +722,19 @@ int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t err
 		return rc;
 	}
 
+	/* Incomplete: killed, or still being written? The writer holds a lock
+	 * on samples.jsonl for as long as it runs (record_write.c) and writes
+	 * its final meta.json before it lets go, so the lock is looked at
+	 * before meta.json is read: a run that ends in between reads as
+	 * complete, never as killed. */
+	bool locked = false;
+	int sfd = openat(dfd, "samples.jsonl", O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (sfd >= 0) {
+		locked = wm_recorder_lock_held(sfd) == 1;
+		close(sfd);
+	}
 	rc = read_meta(r, dfd, dir, err, errlen);
+	r->running = !rc && locked && !r->complete;
 	if (!rc) {
 		r->stride = WM_COL_FIXED + r->n_devs * WM_DCOL_N;
 		rc = read_samples(r, dfd, dir, err, errlen);

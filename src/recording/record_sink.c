@@ -1,6 +1,17 @@
 /* record_sink.c — the recording (docs/recording.md) as a sink of the meter:
  * meta.json at begin and end, one samples.jsonl line per sample.
  *
+ * A line that cannot be written (disk full, EIO) is not a lost recording:
+ * the writer cuts the file back to its last complete line, the sampler keeps
+ * sampling (energies are cumulative, so the next line written carries every
+ * joule), and the span of lines not written is a gap the recording names:
+ * the first line written after it carries "unwritten" {from_s, to_s,
+ * samples, error}, and meta.json at the end lists every span. Command lines
+ * of processes first seen on an unwritten line ride on the next line
+ * written. Disk space for the last line and meta.json is set aside at the
+ * start (an unnamed file) and freed at the end, so a disk still full when
+ * the run ends still gets its totals and its end.
+ *
  * Formatting is here, not in the sampler: the meter hands over a wm_sample
  * (numbers), this file turns it into one line and appends it with a single
  * write(2). It runs on the sampler thread without the meter's lock, so a
@@ -8,18 +19,42 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "meter/meter.h"
 #include "recording/record.h"
+
+/* A span of sample lines that could not be written. */
+struct unwritten {
+	double from_s, to_s; /* t_s of its first and last line */
+	unsigned long long samples;
+	int err;             /* the errno of its first failure */
+	bool resumed;        /* a later line was written */
+};
+
+/* Spans kept at most; later failures extend the last one. */
+#define WM_MAX_UNWRITTEN 1024
+/* new_procs entries kept for the next line written, at most (bytes). */
+#define WM_MAX_PENDING_NEW (4u << 20)
+/* Disk set aside for the end of the run, at least (bytes). */
+#define WM_RESERVE_MIN (256u << 10)
 
 struct rec_sink {
 	wm_recorder rec;
 	char *dir;
 	wm_buf line;      /* reused for every sample line */
-	int write_errno;  /* first failure to append, 0 if none */
+	wm_buf out;       /* the line as written: with the "unwritten" marker after a gap */
+	wm_buf cur_new;   /* this line's new_procs entries (comma-separated objects) */
+	wm_buf pend_new;  /* new_procs entries of lines not written */
+	struct unwritten *gaps;
+	size_t n_gaps;
+	bool gap_open;    /* the last line was not written: gaps[n_gaps - 1] is open */
+	bool have_line;   /* line holds the last sample's line */
+	double prev_unwritten_t_s; /* t_s of the unwritten line before it, in the open gap */
 };
 
 /* Energies at microjoule resolution, powers at milliwatts: short on the wire. */
@@ -77,7 +112,18 @@ static void meta_devices(const wm_meter *m, wm_buf *b)
 	wm_buf_puts(b, "]");
 }
 
-static int build_meta(const wm_meter *m, const wm_stop_info *st, wm_buf *b)
+static void json_unwritten(const struct unwritten *g, wm_buf *b)
+{
+	wm_buf_puts(b, "{\"from_s\":");
+	put_num(b, g->from_s, 6);
+	wm_buf_puts(b, ",\"to_s\":");
+	put_num(b, g->to_s, 6);
+	wm_buf_printf(b, ",\"samples\":%llu,\"error\":", g->samples);
+	wm_buf_json_str(b, strerror(g->err));
+	wm_buf_printf(b, ",\"resumed\":%s}", g->resumed ? "true" : "false");
+}
+
+static int build_meta(const struct rec_sink *k, const wm_meter *m, const wm_stop_info *st, wm_buf *b)
 {
 	char ts[40];
 	wm_buf_printf(b, "{\"schema\":\"wattmeter.recording\",\"schema_version\":%d,"
@@ -145,6 +191,18 @@ static int build_meta(const wm_meter *m, const wm_stop_info *st, wm_buf *b)
 	} else {
 		wm_buf_puts(b, ",\"complete\":false");
 	}
+	/* Who writes: readers say "still running (pid N)" while it holds the
+	 * recording's lock. At the end, every span of lines not written. */
+	wm_buf_printf(b, ",\"writer_pid\":%d", (int)getpid());
+	if (st) {
+		wm_buf_puts(b, ",\"unwritten\":[");
+		for (size_t i = 0; i < k->n_gaps; i++) {
+			if (i)
+				wm_buf_puts(b, ",");
+			json_unwritten(&k->gaps[i], b);
+		}
+		wm_buf_puts(b, "]");
+	}
 	wm_buf_puts(b, "}");
 	return wm_buf_error(b);
 }
@@ -153,7 +211,7 @@ static int write_meta(struct rec_sink *k, const wm_meter *m, const wm_stop_info 
 {
 	wm_buf b;
 	wm_buf_init(&b);
-	int rc = build_meta(m, st, &b);
+	int rc = build_meta(k, m, st, &b);
 	if (!rc)
 		rc = wm_recorder_write_meta(&k->rec, b.data, b.len);
 	wm_buf_free(&b);
@@ -162,7 +220,7 @@ static int write_meta(struct rec_sink *k, const wm_meter *m, const wm_stop_info 
 
 /* ---- samples.jsonl ------------------------------------------------------------- */
 
-static void line_procs(const wm_meter *m, const wm_sample *s, wm_buf *b)
+static void line_procs(const wm_meter *m, const wm_sample *s, wm_buf *b, wm_buf *new_procs)
 {
 	size_t nd = wm_meter_n_devices(m);
 	wm_buf_puts(b, ",\"procs\":[");
@@ -204,22 +262,33 @@ static void line_procs(const wm_meter *m, const wm_sample *s, wm_buf *b)
 		wm_buf_puts(b, "}");
 	}
 	wm_buf_puts(b, "]");
-	int first = 1;
 	for (size_t i = 0; i < s->n_procs; i++) {
 		const wm_sample_proc *p = &s->procs[i];
 		if (!p->cmdline)
 			continue;
-		wm_buf_printf(b, "%s{\"pid\":%d,\"ppid\":%d,\"starttime_ticks\":%llu,\"cmdline\":",
-			      first ? ",\"new_procs\":[" : ",", p->pid, p->ppid, (unsigned long long)p->starttime_ticks);
-		first = 0;
-		wm_buf_json_str(b, p->cmdline);
-		wm_buf_puts(b, "}");
+		wm_buf_printf(new_procs, "%s{\"pid\":%d,\"ppid\":%d,\"starttime_ticks\":%llu,\"cmdline\":",
+			      new_procs->len ? "," : "", p->pid, p->ppid, (unsigned long long)p->starttime_ticks);
+		wm_buf_json_str(new_procs, p->cmdline);
+		wm_buf_puts(new_procs, "}");
 	}
-	if (!first)
-		wm_buf_puts(b, "]");
 }
 
-static void format_line(const wm_meter *m, const wm_sample *s, wm_buf *b)
+/* new_procs: those of lines not written first, then this line's. */
+static void line_new_procs(wm_buf *b, const wm_buf *pend, const wm_buf *cur)
+{
+	if (!pend->len && !cur->len)
+		return;
+	wm_buf_puts(b, ",\"new_procs\":[");
+	if (pend->len)
+		wm_buf_append(b, pend->data, pend->len);
+	if (pend->len && cur->len)
+		wm_buf_puts(b, ",");
+	if (cur->len)
+		wm_buf_append(b, cur->data, cur->len);
+	wm_buf_puts(b, "]");
+}
+
+static void format_line(struct rec_sink *k, const wm_meter *m, const wm_sample *s, wm_buf *b)
 {
 	size_t nd = wm_meter_n_devices(m), nc = wm_meter_n_channels(m);
 	wm_buf_puts(b, "{\"t_s\":");
@@ -312,8 +381,9 @@ static void format_line(const wm_meter *m, const wm_sample *s, wm_buf *b)
 			put_num(b, s->devices[d].attributed_j, 6);
 		}
 		wm_buf_printf(b, "},\"mem_used_bytes\":%llu", (unsigned long long)s->mem_used_bytes);
-		line_procs(m, s, b);
+		line_procs(m, s, b, &k->cur_new);
 	}
+	line_new_procs(b, &k->pend_new, &k->cur_new);
 	wm_buf_puts(b, ",\"self_cpu_s\":");
 	put_num(b, s->self_cpu_s, 6);
 	wm_buf_puts(b, "}");
@@ -327,39 +397,136 @@ static int rs_begin(void *ctx, const wm_meter *m, char *err, size_t errlen)
 	int rc = wm_recorder_open(&k->rec, k->dir, err, errlen);
 	if (rc < 0)
 		return rc;
-	rc = write_meta(k, m, NULL);
+	wm_buf b;
+	wm_buf_init(&b);
+	rc = build_meta(k, m, NULL, &b);
+	if (!rc)
+		rc = wm_recorder_write_meta(&k->rec, b.data, b.len);
+	size_t meta_len = b.len;
+	wm_buf_free(&b);
 	if (rc < 0)
 		return wm_err(err, errlen, rc, "cannot write %s/meta.json: %s", k->dir, strerror(-rc));
+	/* Room for the last line and the last meta.json (twice its size, for
+	 * the end fields and the unwritten spans). Without it (no O_TMPFILE
+	 * here, or no room already) the run goes on: a full disk at the end
+	 * then keeps the meta.json of the start. */
+	size_t want = 2 * meta_len + (64u << 10);
+	(void)wm_recorder_reserve(&k->rec, want > WM_RESERVE_MIN ? want : WM_RESERVE_MIN);
 	return 0;
+}
+
+/* Writes k->line, with the "unwritten" marker of the open gap, if any, and
+ * closes that gap. 0 or -errno. */
+static int write_line(struct rec_sink *k)
+{
+	if (!k->gap_open)
+		return wm_recorder_append(&k->rec, k->line.data, k->line.len);
+	const struct unwritten *g = &k->gaps[k->n_gaps - 1];
+	wm_buf_reset(&k->out);
+	/* the line is one object: the marker goes before its closing brace */
+	wm_buf_append(&k->out, k->line.data, k->line.len - 1);
+	wm_buf_puts(&k->out, ",\"unwritten\":");
+	json_unwritten(g, &k->out);
+	wm_buf_puts(&k->out, "}");
+	int rc = wm_buf_error(&k->out);
+	if (!rc)
+		rc = wm_recorder_append(&k->rec, k->out.data, k->out.len);
+	if (!rc) {
+		k->gaps[k->n_gaps - 1].resumed = true;
+		k->gap_open = false;
+	}
+	return rc;
+}
+
+/* The line for t_s was not written (error e): it opens or extends a gap. */
+static void note_unwritten(struct rec_sink *k, double t_s, int e)
+{
+	if (k->gap_open || k->n_gaps == WM_MAX_UNWRITTEN) {
+		struct unwritten *g = &k->gaps[k->n_gaps - 1];
+		k->prev_unwritten_t_s = g->to_s;
+		g->to_s = t_s;
+		g->samples++;
+		g->resumed = false;
+	} else {
+		if (!k->gaps) {
+			k->gaps = calloc(WM_MAX_UNWRITTEN, sizeof *k->gaps);
+			if (!k->gaps)
+				return; /* out of memory: the span is not named, the totals stay whole */
+		}
+		k->gaps[k->n_gaps++] = (struct unwritten){.from_s = t_s, .to_s = t_s, .samples = 1, .err = e};
+		k->prev_unwritten_t_s = NAN;
+	}
+	k->gap_open = true;
+	/* processes first seen on this line: named on the next line written */
+	if (k->cur_new.len && k->pend_new.len + k->cur_new.len < WM_MAX_PENDING_NEW) {
+		if (k->pend_new.len)
+			wm_buf_puts(&k->pend_new, ",");
+		wm_buf_append(&k->pend_new, k->cur_new.data, k->cur_new.len);
+	}
 }
 
 static int rs_sample(void *ctx, const wm_meter *m, const wm_sample *s)
 {
 	struct rec_sink *k = ctx;
 	wm_buf_reset(&k->line);
-	format_line(m, s, &k->line);
+	wm_buf_reset(&k->cur_new);
+	format_line(k, m, s, &k->line);
 	int rc = wm_buf_error(&k->line);
+	if (!rc && !k->line.len)
+		rc = -EINVAL;
 	if (!rc)
-		rc = wm_recorder_append(&k->rec, k->line.data, k->line.len);
-	if (rc < 0 && !k->write_errno)
-		k->write_errno = -rc;
-	return rc;
+		rc = write_line(k);
+	k->have_line = rc != -ENOMEM && k->line.len;
+	if (rc < 0 && s->baseline) {
+		/* not even the first line: the meter does not start */
+		return rc;
+	}
+	if (rc < 0) {
+		note_unwritten(k, s->t_s, -rc);
+		return 0; /* handled: the recording names the span */
+	}
+	wm_buf_reset(&k->pend_new);
+	return 0;
 }
 
 static int rs_end(void *ctx, const wm_meter *m, const wm_stop_info *st, char *err, size_t errlen)
 {
 	struct rec_sink *k = ctx;
+	/* The reserve is free for the end: first the last line, which holds the
+	 * final totals, if it was not written; then meta.json. */
+	wm_recorder_release_reserve(&k->rec);
+	if (k->gap_open && k->have_line && k->n_gaps) {
+		struct unwritten *g = &k->gaps[k->n_gaps - 1];
+		struct unwritten saved = *g;
+		size_t saved_n = k->n_gaps;
+		/* the span, without the line tried now */
+		if (g->samples == 1) {
+			k->n_gaps--;
+			k->gap_open = false;
+		} else {
+			g->samples--;
+			g->to_s = isnan(k->prev_unwritten_t_s) ? g->from_s : k->prev_unwritten_t_s;
+		}
+		if (write_line(k) < 0) {
+			k->n_gaps = saved_n;
+			k->gaps[k->n_gaps - 1] = saved;
+			k->gap_open = true;
+		}
+	}
 	int mrc = write_meta(k, m, st);
 	wm_recorder_close(&k->rec);
-	if (k->write_errno)
-		return wm_err(err, errlen, -k->write_errno,
-			      "some samples could not be written to %s/samples.jsonl: %s%s", k->dir,
-			      strerror(k->write_errno),
-			      k->write_errno == ENOSPC || k->write_errno == EDQUOT
-				      ? " (the disk is full: free space or record elsewhere with -o)"
-				      : "");
+	if (k->gap_open) {
+		const struct unwritten *g = &k->gaps[k->n_gaps - 1];
+		int e = g->err;
+		return wm_err(err, errlen, -e,
+			      "samples from %.2f s to the end (%.2f s) could not be written to %s/samples.jsonl: %s%s",
+			      g->from_s, g->to_s, k->dir, strerror(e),
+			      e == ENOSPC || e == EDQUOT ? " (the disk is full: free space or record elsewhere with -o)" : "");
+	}
 	if (mrc < 0)
-		return wm_err(err, errlen, mrc, "cannot complete %s/meta.json: %s", k->dir, strerror(-mrc));
+		return wm_err(err, errlen, mrc, "cannot complete %s/meta.json: %s%s", k->dir, strerror(-mrc),
+			      mrc == -ENOSPC || mrc == -EDQUOT ? " (the disk is full; the meta.json of the start is kept)"
+							       : "");
 	return 0;
 }
 
@@ -370,6 +537,10 @@ static void rs_free(void *ctx)
 		return;
 	wm_recorder_close(&k->rec);
 	wm_buf_free(&k->line);
+	wm_buf_free(&k->out);
+	wm_buf_free(&k->cur_new);
+	wm_buf_free(&k->pend_new);
+	free(k->gaps);
 	free(k->dir);
 	free(k);
 }
@@ -389,8 +560,11 @@ int wm_record_sink_new(const char *dir, wm_sink *out)
 		free(k);
 		return -ENOMEM;
 	}
-	k->rec.dir_fd = k->rec.samples_fd = -1;
+	k->rec.dir_fd = k->rec.samples_fd = k->rec.reserve_fd = -1;
 	wm_buf_init(&k->line);
+	wm_buf_init(&k->out);
+	wm_buf_init(&k->cur_new);
+	wm_buf_init(&k->pend_new);
 	out->ops = &record_sink_ops;
 	out->ctx = k;
 	return 0;

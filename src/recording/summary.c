@@ -227,6 +227,33 @@ static int json_processes(const struct wm_recording *r, wm_buf *b)
 	return wm_buf_error(b);
 }
 
+/* ---- the writer's state: still running, lines not written ------------------- */
+
+/* "running_pid" (the writer still holds the lock; null if not running) and
+ * "unwritten" (spans of lines the writer could not write). */
+static void json_writer_state(const struct wm_recording *r, wm_buf *b)
+{
+	wm_buf_puts(b, ",\"running_pid\":");
+	if (r->running && r->writer_pid > 0)
+		wm_buf_printf(b, "%lld", (long long)r->writer_pid);
+	else
+		wm_buf_puts(b, r->running ? "0" : "null");
+	wm_buf_puts(b, ",\"unwritten\":[");
+	for (size_t i = 0; i < r->n_unwritten; i++) {
+		const struct wm_rec_unwritten *u = &r->unwritten[i];
+		wm_buf_puts(b, i ? ",{\"from_s\":" : "{\"from_s\":");
+		wm_buf_json_double(b, u->from_s);
+		wm_buf_puts(b, ",\"to_s\":");
+		wm_buf_json_double(b, u->to_s);
+		wm_buf_puts(b, ",\"samples\":");
+		wm_buf_json_double(b, u->samples);
+		wm_buf_puts(b, ",\"error\":");
+		wm_buf_json_str(b, u->error);
+		wm_buf_printf(b, ",\"resumed\":%s}", u->resumed ? "true" : "false");
+	}
+	wm_buf_puts(b, "]");
+}
+
 int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 {
 	bool first;
@@ -349,6 +376,7 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 		wm_buf_json_str(b, r->start_utc);
 	else
 		wm_buf_puts(b, "null");
+	json_writer_state(r, b);
 	wm_buf_append(b, "}", 1);
 	return wm_buf_error(b);
 }
@@ -721,6 +749,31 @@ static int text_processes(const struct wm_recording *r, int top_n, wm_buf *b)
 	return wm_buf_error(b);
 }
 
+/* The notes of the text summary on lines not written (json_writer_state); at most 5 spans listed. */
+static void text_unwritten(const struct wm_recording *r, wm_buf *b)
+{
+	size_t shown = r->n_unwritten < 5 ? r->n_unwritten : 5;
+	for (size_t i = 0; i < shown; i++) {
+		const struct wm_rec_unwritten *u = &r->unwritten[i];
+		wm_buf_printf(b, "  note: %.0f sample%s from %.2f s to %.2f s could not be written to samples.jsonl",
+			      u->samples, u->samples == 1 ? "" : "s", u->from_s, u->to_s);
+		if (u->error[0]) {
+			wm_buf_puts(b, " (");
+			put_safe(b, u->error);
+			wm_buf_puts(b, ")");
+		}
+		wm_buf_puts(b, u->resumed ? ": a gap in the time series; the totals are whole (energies are cumulative)\n"
+					  : ": the totals stop at the last sample written\n");
+	}
+	if (shown < r->n_unwritten) {
+		double n = 0;
+		for (size_t i = shown; i < r->n_unwritten; i++)
+			n += r->unwritten[i].samples;
+		wm_buf_printf(b, "  note: ... and %zu more spans (%.0f samples) not written (`wattmeter report --json` lists them)\n",
+			      r->n_unwritten - shown, n);
+	}
+}
+
 int wm_recording_summary_text(const wm_recording *r, int top_n, wm_buf *b)
 {
 	char dur[64];
@@ -765,8 +818,14 @@ int wm_recording_summary_text(const wm_recording *r, int top_n, wm_buf *b)
 	}
 	if (r->n_rows == 0)
 		wm_buf_puts(b, "  no samples were recorded: the run ended or was killed before the first one\n");
-	if (!r->complete)
+	if (r->running && r->writer_pid > 0)
+		wm_buf_printf(b, "  still running (pid %lld): totals up to the last sample written so far\n",
+			      (long long)r->writer_pid);
+	else if (r->running)
+		wm_buf_puts(b, "  still running: totals up to the last sample written so far\n");
+	else if (!r->complete)
 		wm_buf_puts(b, "  recording incomplete: the run was killed; totals up to the last complete sample\n");
+	text_unwritten(r, b);
 	if (r->truncated)
 		wm_buf_puts(b, "  note: the last line of samples.jsonl was cut mid-write and was ignored\n");
 	return wm_buf_error(b);
@@ -1170,7 +1229,9 @@ int wm_recording_compare_text(const wm_recording *const *recs, size_t n, const s
 			put_command(b, recs[i]->command, recs[i]->n_command);
 			wm_buf_puts(b, ")");
 		}
-		if (!recs[i]->complete)
+		if (recs[i]->running)
+			wm_buf_puts(b, "  [still running]");
+		else if (!recs[i]->complete)
 			wm_buf_puts(b, "  [incomplete: the run was killed]");
 		wm_buf_puts(b, "\n");
 	}
