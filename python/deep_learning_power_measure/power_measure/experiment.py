@@ -26,6 +26,7 @@ import atexit
 import datetime
 import multiprocessing
 import os
+import queue as _queue
 import signal
 import sys
 import threading
@@ -275,12 +276,15 @@ class RecorderQueue:
     def __init__(self) -> None:
         self._to: Any = _CTX.Queue()
         self._from: Any = _CTX.Queue()
+        self._stop_sent = False
 
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         self._to.put(obj, block, timeout)
+        if obj == STOP_MESSAGE:
+            self._stop_sent = True
 
     def put_nowait(self, obj: Any) -> None:
-        self._to.put_nowait(obj)
+        self.put(obj, False)
 
     def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
         return self._from.get(block, timeout)
@@ -307,11 +311,41 @@ class RecorderQueue:
         self._from.cancel_join_thread()
 
 
-def _recv_stop(queue: Any, timeout: Optional[float] = None) -> Any:
-    """The recorder's side of a queue: a RecorderQueue's inbound pipe, or any
-    queue a caller of Experiment.measure() passes."""
+def _wait_stop(queue: Any, parent: Optional[int]) -> None:
+    """Returns when STOP_MESSAGE arrives on the recorder's side of a queue (a
+    RecorderQueue's inbound pipe, or any queue a caller of
+    Experiment.measure() passes), or when the process that started the
+    recorder is gone (killed before it could say stop: the recorder must not
+    outlive it)."""
     q = queue._to if isinstance(queue, RecorderQueue) else queue
-    return q.get(True, timeout)
+    if parent is None:
+        parent = os.getppid()
+    while True:
+        try:
+            if q.get(True, 0.5) == STOP_MESSAGE:
+                return
+        except _queue.Empty:
+            pass
+        if os.getppid() != parent:
+            return
+
+
+# Recorders started by this process, so a folder is read only once the
+# recorders told to stop have finished writing it (AIPowerMeter's scripts
+# read the results right after q.put(STOP_MESSAGE), without p.join()).
+_RECORDERS: List["Recorder"] = []
+
+
+def _settle(folder: str, timeout_s: float = 60.0) -> None:
+    """Waits for this process's recorders that write into folder and have
+    been told to stop."""
+    folder = os.path.abspath(folder)
+    for r in list(_RECORDERS):
+        try:
+            if r._q._stop_sent and r.folder == folder and r.is_alive():
+                r.join(timeout_s)
+        except (ValueError, AssertionError):  # closed, or not our child
+            pass
 
 
 class _Terminated(BaseException):
@@ -368,15 +402,18 @@ class Recorder(_CTX.Process):  # type: ignore[name-defined,misc]
         if error is not None:
             sys.exit(1)
 
-    def wait_started(self, timeout: float = 30.0) -> Optional[str]:
-        """None once the recording runs, else why it could not start."""
+    def wait_started(self, timeout: float = 30.0) -> Tuple[Optional[str], List[str]]:
+        """(None once the recording runs, else why it could not start; the
+        meter's warnings)."""
         self._ready_w.close()
         try:
             if not self._ready_r.poll(timeout):
-                return f"the recorder did not start within {timeout:.0f} s"
-            return self._ready_r.recv()  # type: ignore[no-any-return]
+                return f"the recorder did not start within {timeout:.0f} s", []
+            state, detail = self._ready_r.recv()
+            return (None, list(detail)) if state == "ok" else (str(detail), [])
         except EOFError:
-            return f"the recorder ended before the recording started (exit code {self.exitcode})"
+            self.join(5)
+            return f"the recorder ended before the recording started (exit code {self.exitcode})", []
         finally:
             self._ready_r.close()
 
@@ -460,18 +497,23 @@ class Experiment:
                                  proc_period=period, mem_period=period, pids=pids, include_self=include_self,
                                  sysfs_root=self.sysfs_root, procfs_root=self.procfs_root)
         try:
-            m.start()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                m.start()
         except BaseException as e:
             if _ready is not None:
-                _ready.send(f"{type(e).__name__}: {e}")
+                _ready.send(("error", f"{type(e).__name__}: {e}"))
                 _ready.close()
             raise
-        if _ready is not None:
-            _ready.send(None)
+        msgs = [str(w.message) for w in caught]
+        if _ready is not None:  # the experiment's process shows the meter's warnings
+            _ready.send(("ok", msgs))
             _ready.close()
+        else:
+            for w in caught:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         try:
-            while _recv_stop(queue) != STOP_MESSAGE:
-                pass  # AIPowerMeter ignores other messages too
+            _wait_stop(queue, getattr(self, "_parent_pid", None) if current_pid is not None else os.getppid())
         finally:
             m.stop()
 
@@ -483,14 +525,19 @@ class Experiment:
         if not period > 0:
             raise ValueError(f"period must be a positive number of seconds, not {period!r}")
         q = RecorderQueue()
+        self._parent_pid = os.getpid()
         p = Recorder(self, q, pid_args, period, self.db_driver.new_recording_dir())
+        p.folder = os.path.abspath(str(getattr(self.db_driver, "folder", "")))
+        _RECORDERS.append(p)
         with warnings.catch_warnings():
             # Python >= 3.12 warns when a threaded process forks; the recorder
             # only starts wattmeter's meter and reads its queue (as
             # AIPowerMeter's forked recorder).
             warnings.simplefilter("ignore", DeprecationWarning)
             p.start()
-        why = p.wait_started()
+        why, msgs = p.wait_started()
+        for msg in msgs:
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
         if why is not None:
             # A measuring problem must not stop the user's experiment: it
             # runs unrecorded, and says so. p ends (exitcode 1) and q.get()
