@@ -780,7 +780,11 @@ class ExpResults:
         segments (pauses between segments excluded)."""
         for metrics in (self.cpu_metrics, self.gpu_metrics, self.exp_metrics):
             if metrics:
-                return self.get_duration_metric(next(iter(metrics)), start=start, end=end)
+                # the metric recorded longest: in a folder whose segments
+                # differ (cont=True over measured and modelled ones), the
+                # first metric may cover only some of them
+                return max((self.get_duration_metric(name, start=start, end=end) for name in metrics),
+                           key=lambda r: r[0])
         return 0.0, start or 0.0, end or 0.0
 
     def get_duration(self, start: Optional[float] = None, end: Optional[float] = None) -> Tuple[float, float, float]:

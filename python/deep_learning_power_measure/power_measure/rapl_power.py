@@ -155,6 +155,28 @@ class Process:
     def name(self) -> str:
         return self._stat()[0]
 
+    def ppid(self) -> int:
+        return int(self._stat()[2])
+
+    def children(self, recursive: bool = False) -> List["Process"]:
+        """The processes whose parent is this one (and theirs if recursive)."""
+        from .experiment import _children
+
+        return get_processes(_children(self.pid, recursive=recursive))
+
+    def username(self) -> str:
+        """The name of the process's real user (its uid if it has no name)."""
+        import pwd
+
+        for line in self._read("status").splitlines():
+            if line.startswith("Uid:"):
+                uid = int(line.split()[1])
+                try:
+                    return pwd.getpwuid(uid).pw_name
+                except KeyError:
+                    return str(uid)
+        raise NoSuchProcess(self.pid, f"{_proc(str(self.pid), 'status')} has no Uid line")
+
     def is_running(self) -> bool:
         try:
             self._alive_stat()
