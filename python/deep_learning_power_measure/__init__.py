@@ -32,6 +32,14 @@ __all__ = ["main", "check_installation"]
 _DIST_NAMES = {"deep-learning-power-measure", "deep_learning_power_measure"}
 
 
+def _meta(dist: object, key: str) -> str:
+    try:
+        v = dist.metadata[key]  # type: ignore[attr-defined]
+    except (KeyError, AttributeError):
+        return ""
+    return str(v) if v else ""
+
+
 def check_installation() -> Optional[str]:
     """None, or what is wrong when AIPowerMeter's own distribution
     (``deep_learning_power_measure``, from its ``pip install .``) is installed
@@ -44,11 +52,11 @@ def check_installation() -> Optional[str]:
         return None
     here = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
     for dist in metadata.distributions():
-        name = (dist.metadata.get("Name") or "").strip().lower().replace("_", "-")
+        name = _meta(dist, "Name").strip().lower().replace("_", "-")
         if name.replace("-", "_") not in {n.replace("-", "_") for n in _DIST_NAMES}:
             continue
         loc = _os.path.abspath(str(dist.locate_file("")))
-        ver = dist.metadata.get("Version") or "?"
+        ver = _meta(dist, "Version") or "?"
         fix = ("To use wattmeter's drop-in: `pip uninstall deep_learning_power_measure` (AIPowerMeter), then "
                "reinstall wattmeter (`pip install --force-reinstall .` in wattmeter's source tree), since "
                "that uninstall also deletes the files the two share. To keep AIPowerMeter, install it or "

@@ -27,7 +27,7 @@ from __future__ import annotations
 import collections
 import os
 import time
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 from . import rapl
 
@@ -217,7 +217,7 @@ class _MemInfo(collections.OrderedDict):  # type: ignore[type-arg]
 
     def __getattr__(self, k: str) -> int:
         try:
-            return self[k]
+            return int(self[k])
         except KeyError:
             raise AttributeError(k) from None
 
@@ -403,7 +403,7 @@ def get_rel_power(rel_uses: Dict[int, float], power: float) -> Dict[int, float]:
     return {pid: rel * power for pid, rel in rel_uses.items()}
 
 
-def get_relative_mem_use(mem_info_per_process: Dict[int, float]) -> Dict[int, float]:
+def get_relative_mem_use(mem_info_per_process: Mapping[int, float]) -> Dict[int, float]:
     """{pid: memory / memory in use on the machine} (a fraction)."""
     _, used = virtual_memory_used_bytes()
     return {pid: (mem / float(used) if used else 0.0) for pid, mem in mem_info_per_process.items()}
