@@ -622,3 +622,36 @@ def test_the_drop_in_passes_mypy_strict(tmp_path):
                         str(tmp_path / ".mypy_cache"), "-p", "deep_learning_power_measure"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def _mock_nvml() -> str:
+    from conftest import REPO
+
+    for c in [os.environ.get("WM_MOCK_NVML", "")] + [str(REPO / d / "tests" / "c" / "libmock_nvml.so")
+                                                     for d in ("build-test", "build")]:
+        if c and os.path.isfile(c):
+            return c
+    return ""
+
+
+@pytest.mark.skipif(not _mock_nvml(), reason="mock libnvidia-ml not built: meson compile -C build-test "
+                    "(or set WM_MOCK_NVML)")
+def test_gpu_test_script_gives_each_gpus_power_from_wattmeters_nvml_reader(tmp_path):
+    # unit_tests/gpu_test.py: two samples 2 s apart and their difference
+    (tmp_path / "scenario").write_text("gpus=2\ngpu0.watts=250\ngpu1.watts=100\n")
+    out = read_stdout("""
+import json, time
+from deep_learning_power_measure.power_measure import gpu_power
+ok, msg = gpu_power.is_nvidia_compatible()
+gpu1 = gpu_power.get_gpu_sample()
+time.sleep(2)
+gpu2 = gpu_power.get_gpu_sample()
+diff = gpu_power.get_diff_gpu_sample(gpu1, gpu2)
+print(json.dumps([ok, msg, diff]))
+""", {"WATTMETER_NVML_LIB": _mock_nvml(), "WM_MOCK_NVML_SCENARIO": str(tmp_path / "scenario")})
+    ok, msg, diff = json.loads(out.splitlines()[-1])
+    assert ok and msg == "GPU power will be measured with nvidia"
+    # the meter's samples are 0.05 s apart: each end of the 2 s window may be off by one
+    for gpu, w in (("0", 250.0), ("1", 100.0)):
+        assert abs(diff["per_gpu_nvidia_power"][gpu] - w) <= 0.02 * w + w * 0.1 / 2, diff
+    assert abs(diff["nvidia_power"] - 350.0) <= 0.02 * 350 + 350 * 0.1 / 2

@@ -138,12 +138,13 @@ def _children(pid: int, recursive: bool = True) -> List[int]:
     return out
 
 
-def get_pid_list(current_pid: int, parent_pid: Optional[int] = None) -> List[int]:
+def get_pid_list(current_pid: Optional[int], parent_pid: Optional[int] = None) -> List[int]:
     """The experiment's PIDs: parent_pid (default: this process's parent) and
     its descendants, minus current_pid (the recorder) and its descendants."""
     root = os.getppid() if parent_pid is None else int(parent_pid)
     pids = [root] + _children(root)
-    mine = {int(current_pid), *_children(int(current_pid))}
+    me = os.getpid() if current_pid is None else int(current_pid)
+    mine = {me, *_children(me)}
     return [p for p in pids if p not in mine]
 
 

@@ -54,7 +54,7 @@ def _snapshot() -> Dict[str, Any]:
     with _meter_lock:
         if _meter is None:
             # an unrecorded whole-machine meter: its GPU energies count from now
-            _meter = _native.meter_start(None, period_s=0.1, pids=[], measure_self=False,
+            _meter = _native.meter_start(None, period_s=0.05, pids=[], measure_self=False,
                                          sysfs_root=rapl.current_sysfs_root(),
                                          procfs_root=rapl_power.procfs_root)
             time.sleep(0.15)  # its first counter reading
