@@ -655,3 +655,16 @@ print(json.dumps([ok, msg, diff]))
     for gpu, w in (("0", 250.0), ("1", 100.0)):
         assert abs(diff["per_gpu_nvidia_power"][gpu] - w) <= 0.02 * w + w * 0.1 / 2, diff
     assert abs(diff["nvidia_power"] - 350.0) <= 0.02 * 350 + 350 * 0.1 / 2
+
+
+def test_a_recording_that_cannot_start_warns_and_q_returns_the_error(fake_rapl, tmp_path):
+    fake = fake_rapl("intel-2pkg")
+    gone = subprocess.Popen([PY, "-c", "pass"])
+    gone.wait()  # a PID that no longer runs
+    exp = experiment.Experiment(parsers.JsonParser(str(tmp_path / "o")), sysfs_root=fake.root)
+    with pytest.warns(RuntimeWarning, match="UNRECORDED"):
+        p, q = exp.measure_from_pid_list([gone.pid], period=0.2)
+    ret, err = q.get(timeout=30)
+    assert ret is None and issubclass(err[0], Exception) and str(gone.pid) in str(err[1])
+    p.join(10)
+    assert p.exitcode == 1

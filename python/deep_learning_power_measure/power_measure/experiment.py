@@ -2,8 +2,11 @@
 
 - ``Experiment(driver, cont=False)`` records with wattmeter's native meter:
   ``measure_yourself(period=...)`` and ``measure_from_pid_list(pid_list,
-  period=...)`` return ``(p, q)``; ``q.put(STOP_MESSAGE)`` stops the
-  recording and ``p.join()`` returns once it is complete on disk.
+  period=...)`` return ``(p, q)``, ``p`` the recorder process (a
+  multiprocessing.Process, as AIPowerMeter's); ``q.put(STOP_MESSAGE)`` stops
+  the recording, and ``p.join()`` returns, and ``q.get()`` gives ``(None,
+  None)``, once it is complete on disk. ``measure(queue, pid_args, ...)`` is
+  the blocking loop they run in the recorder.
   ``monitor_machine(period=...)`` serves the machine's figures to Prometheus
   through ``wattmeter.serve``.
 - ``ExpResults(driver)`` reads what a driver (``parsers.JsonParser``) holds
@@ -26,6 +29,7 @@ import atexit
 import datetime
 import multiprocessing
 import os
+import pickle
 import queue as _queue
 import signal
 import sys
@@ -390,6 +394,10 @@ class Recorder(_CTX.Process):  # type: ignore[name-defined,misc]
             terminated = True
         except BaseException as e:
             error = (type(e), e, "".join(traceback.format_tb(e.__traceback__)))
+            try:
+                pickle.dumps(error)
+            except Exception:  # it must cross the pipe
+                error = (RuntimeError, RuntimeError(f"{type(e).__name__}: {e}"), error[2])
         if not terminated:
             try:
                 self._q._from.put((None, error))
