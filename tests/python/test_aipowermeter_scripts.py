@@ -668,3 +668,22 @@ def test_a_recording_that_cannot_start_warns_and_q_returns_the_error(fake_rapl, 
     assert ret is None and issubclass(err[0], Exception) and str(gone.pid) in str(err[1])
     p.join(10)
     assert p.exitcode == 1
+
+
+def test_cont_after_an_aipowermeter_file_keeps_its_rapl_energy_apart_from_the_model(tmp_path, capsys):
+    # the case: examples/measure_power (RAPL, AIPowerMeter's file) then
+    # exp_matmul.py with cont=True on a machine without RAPL
+    folder = _aipm_folder(tmp_path, "cpu_segments")
+    before = experiment.ExpResults(parsers.JsonParser(str(folder))).total_("intel_power")
+    (tmp_path / "nosys" / "class").mkdir(parents=True)
+    with _nothing():
+        exp = experiment.Experiment(parsers.JsonParser(str(folder)), cont=True, sysfs_root=str(tmp_path / "nosys"))
+    p, q = exp.measure_yourself(period=0.2)
+    time.sleep(0.8)
+    q.put(experiment.STOP_MESSAGE)
+    p.join(30)
+    r = experiment.ExpResults(parsers.JsonParser(str(folder)))
+    assert r.total_("intel_power") == before  # not a joule of the model added
+    assert r.total_("modeled_cpu_power") > 0
+    r.print()
+    assert "and not added" in capsys.readouterr().out
