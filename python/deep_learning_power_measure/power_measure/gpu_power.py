@@ -20,9 +20,10 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 from . import rapl, rapl_power
 
@@ -57,6 +58,7 @@ def _snapshot() -> Dict[str, Any]:
             _meter = _native.meter_start(None, period_s=0.05, pids=[], measure_self=False,
                                          sysfs_root=rapl.current_sysfs_root(),
                                          procfs_root=rapl_power.procfs_root)
+            atexit.register(_close)
             time.sleep(0.15)  # its first counter reading
         snap: Dict[str, Any] = _native.meter_snapshot(_meter)
     return snap
@@ -120,7 +122,7 @@ get_min_power = _nvidia_smi("get_min_power")
 get_nvidia_gpu_power = _nvidia_smi("get_nvidia_gpu_power")
 
 
-def _close() -> Optional[None]:
+def _close() -> None:
     global _meter
     from wattmeter import _native
 
@@ -128,4 +130,3 @@ def _close() -> Optional[None]:
         if _meter is not None:
             _native.meter_stop(_meter)
             _meter = None
-    return None
