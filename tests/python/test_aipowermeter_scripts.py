@@ -490,14 +490,15 @@ def test_processify_runs_the_method_in_a_process_and_answers_on_the_queue():
     class Job:
         @experiment.processify
         def work(self, queue, x):
-            return (os.getpid(), x * 2)
+            told = queue.get(timeout=10)  # the PID the wrapper puts, as measure_yourself reads it
+            return (os.getpid(), told, x * 2)
 
     p, q = Job().work(21)
-    first = q.get(timeout=10)
-    assert first == p.pid != os.getpid()  # the PID first, as AIPowerMeter's wrapper puts it
-    (pid, val), err = q.get(timeout=10)
-    assert (pid, val, err) == (p.pid, 42, None)
     p.join(10)
+    (pid, told, val), err = q.get(timeout=10)
+    assert pid == told == p.pid != os.getpid()
+    assert (val, err) == (42, None)
+    assert p.exitcode == 0
 
 
 def test_get_pid_list_takes_the_parent_tree_minus_the_recorder():
