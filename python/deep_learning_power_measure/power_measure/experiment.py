@@ -2,8 +2,11 @@
 
 - ``Experiment(driver, cont=False)`` records with wattmeter's native meter:
   ``measure_yourself(period=...)`` and ``measure_from_pid_list(pid_list,
-  period=...)`` return ``(p, q)``; ``q.put(STOP_MESSAGE)`` stops the
-  recording and ``p.join()`` returns once it is complete on disk.
+  period=...)`` return ``(p, q)``, ``p`` the recorder process (a
+  multiprocessing.Process, as AIPowerMeter's); ``q.put(STOP_MESSAGE)`` stops
+  the recording, and ``p.join()`` returns, and ``q.get()`` gives ``(None,
+  None)``, once it is complete on disk. ``measure(queue, pid_args, ...)`` is
+  the blocking loop they run in the recorder.
   ``monitor_machine(period=...)`` serves the machine's figures to Prometheus
   through ``wattmeter.serve``.
 - ``ExpResults(driver)`` reads what a driver (``parsers.JsonParser``) holds
@@ -24,10 +27,16 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import multiprocessing
 import os
+import pickle
 import queue as _queue
+import signal
+import sys
 import threading
+import traceback
 import warnings
+from functools import wraps
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import parsers
@@ -101,51 +110,331 @@ def total(metric: Any, start: Optional[float] = None, end: Optional[float] = Non
     return None
 
 
+# ---- processes (AIPowerMeter's helpers) ----------------------------------------------
+
+
+def _children(pid: int, recursive: bool = True) -> List[int]:
+    """The PIDs of pid's children (and theirs), from procfs's parent links."""
+    from .rapl_power import procfs_root
+
+    kids: Dict[int, List[int]] = {}
+    try:
+        entries = os.listdir(procfs_root)
+    except OSError:
+        return []
+    for e in entries:
+        if not e.isdigit():
+            continue
+        try:
+            with open(os.path.join(procfs_root, e, "stat"), encoding="utf-8", errors="replace") as f:
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # ended while we looked
+        kids.setdefault(ppid, []).append(int(e))
+    out: List[int] = []
+    todo = [int(pid)]
+    while todo:
+        for c in sorted(kids.get(todo.pop(0), [])):
+            if c not in out:
+                out.append(c)
+                if recursive:
+                    todo.append(c)
+    return out
+
+
+def get_pid_list(current_pid: Optional[int], parent_pid: Optional[int] = None) -> List[int]:
+    """The experiment's PIDs: parent_pid (default: this process's parent) and
+    its descendants, minus current_pid (the recorder) and its descendants."""
+    root = os.getppid() if parent_pid is None else int(parent_pid)
+    pids = [root] + _children(root)
+    me = os.getpid() if current_pid is None else int(current_pid)
+    mine = {me, *_children(me)}
+    return [p for p in pids if p not in mine]
+
+
+def collect_all(p: Any, d: Dict[str, List[int]]) -> None:
+    """Adds p's descendants to d, keyed "user_name" (AIPowerMeter's helper;
+    p is a rapl_power.Process or a psutil.Process)."""
+    for c in p.children():
+        try:
+            name = c.username() + "_" + c.name()
+        except Exception:  # ended meanwhile
+            continue
+        d.setdefault(name, []).append(c.pid)
+        collect_all(c, d)
+
+
+def get_pid_list_all() -> Dict[str, List[int]]:
+    """Every process of the machine below PID 1, keyed "user_name"."""
+    from .rapl_power import Process
+
+    d: Dict[str, List[int]] = {}
+    collect_all(Process(1), d)
+    return d
+
+
+def interpolate(metric1: List[Dict[str, float]], metric2: List[Dict[str, float]]
+                ) -> Tuple[List[Dict[str, float]], List[Dict[str, float]]]:
+    """Both curves ([{'date', 'value'}]) on the union of their dates, by
+    linear interpolation (a curve's first/last value held outside its
+    range, as numpy.interp)."""
+    xs = sorted({m["date"] for m in metric1} | {m["date"] for m in metric2})
+
+    def interp(metric: List[Dict[str, float]]) -> List[Dict[str, float]]:
+        pts = sorted((m["date"], m["value"]) for m in metric)
+        out = []
+        j = 0
+        for x in xs:
+            if not pts:
+                break
+            if x <= pts[0][0]:
+                y = pts[0][1]
+            elif x >= pts[-1][0]:
+                y = pts[-1][1]
+            else:
+                while pts[j + 1][0] < x:
+                    j += 1
+                (x1, y1), (x2, y2) = pts[j], pts[j + 1]
+                y = y1 + (y2 - y1) * (x - x1) / (x2 - x1) if x2 != x1 else y2
+            out.append({"date": x, "value": y})
+        return out
+
+    return interp(metric1), interp(metric2)
+
+
+def cumsum(metric: List[Dict[str, float]]) -> Any:
+    """The running sum of a curve's values (a numpy array when numpy is
+    installed, as AIPowerMeter's, else a list)."""
+    vals = [m["value"] for m in metric]
+    try:
+        import numpy as np
+    except ImportError:
+        out, s = [], 0.0
+        for v in vals:
+            s += v
+            out.append(s)
+        return out
+    return np.cumsum(vals)
+
+
+def get_usage_duration(curve: Any) -> Any:
+    """Seconds during which a usage curve was above 0: the sum of the
+    intervals (between consecutive samples of a segment) whose closing
+    sample is > 0, each sample holding its interval's average. A curve is a
+    list of segments ([[{'date', 'value'}]]) or a {device: segments} dict
+    (one figure per device); None gives None. (AIPowerMeter's is a stub
+    returning None.)"""
+    if curve is None:
+        return None
+    if isinstance(curve, dict):
+        return {dev: get_usage_duration(c) for dev, c in curve.items()}
+    segs = curve if curve and isinstance(curve[0], list) else [curve]
+    tot = 0.0
+    for seg in segs:
+        for m1, m2 in zip(seg, seg[1:]):
+            if m2["value"] is not None and m2["value"] > 0:
+                tot += m2["date"] - m1["date"]
+    return tot
+
+
+def processify(func: Any) -> Any:
+    """Decorator (AIPowerMeter's): ``obj.method(*args)`` runs
+    ``func(obj, queue, *args)`` in a forked process and returns ``(p, queue)``
+    at once; the process's PID is the first item put on the queue, and when
+    func returns (or raises) ``(result, error)`` is put on it, error being
+    None or ``(type, value, traceback text)``."""
+
+    def process_func(self: Any, queue: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            ret = func(self, queue, *args, **kwargs)
+        except Exception as e:
+            queue.put((None, (type(e), e, "".join(traceback.format_tb(e.__traceback__)))))
+            raise
+        queue.put((ret, None))
+
+    @wraps(func)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Tuple[Any, Any]:
+        queue = _CTX.Queue()
+        p = _CTX.Process(target=process_func, args=[self, queue, *args], kwargs=kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            p.start()
+        queue.put(p.pid)
+        return p, queue
+
+    return wrapper
+
+
 # ---- recording ----------------------------------------------------------------------
 
+_CTX = multiprocessing.get_context("fork")
 
-class _Recording(threading.Thread):
-    """The ``p`` of ``(p, q)``: a thread that owns a wattmeter Meter and
-    stops it when ``STOP_MESSAGE`` arrives on ``q``; ``join()`` returns once
-    the recording is complete on disk. ``exitcode`` is 0 after a clean stop,
-    1 if stopping failed (``error`` holds why)."""
 
-    def __init__(self, meter: Any, q: "_queue.Queue[Any]") -> None:
-        super().__init__(name="deep_learning_power_measure recording", daemon=True)
-        self.meter = meter
-        self.q = q
-        self.exitcode: Optional[int] = None
-        self.error: Optional[BaseException] = None
-        self.pid = os.getpid()
-        self._lock = threading.Lock()
-        atexit.register(self._at_exit)
+class RecorderQueue:
+    """The ``q`` of ``(p, q)``. ``q.put(STOP_MESSAGE)`` goes to the recorder;
+    ``q.get()`` returns what the recorder sends back: ``(None, None)`` once
+    the recording is complete on disk, ``(None, (type, value, traceback
+    text))`` if it failed, as AIPowerMeter's processified recorder. Two pipes
+    underneath, so ``q.get()`` never takes back the STOP_MESSAGE meant for
+    the recorder."""
 
-    def run(self) -> None:
-        while True:
-            msg = self.q.get()
-            if msg == STOP_MESSAGE:
-                break
-        self._stop_meter()
+    def __init__(self) -> None:
+        self._to: Any = _CTX.Queue()
+        self._from: Any = _CTX.Queue()
+        self._stop_sent = False
 
-    def _stop_meter(self) -> None:
-        with self._lock:
-            if self.exitcode is not None:
+    def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        self._to.put(obj, block, timeout)
+        if obj == STOP_MESSAGE:
+            self._stop_sent = True
+
+    def put_nowait(self, obj: Any) -> None:
+        self.put(obj, False)
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        return self._from.get(block, timeout)
+
+    def get_nowait(self) -> Any:
+        return self._from.get_nowait()
+
+    def empty(self) -> bool:
+        return bool(self._from.empty())
+
+    def qsize(self) -> int:
+        return int(self._from.qsize())
+
+    def close(self) -> None:
+        self._to.close()
+        self._from.close()
+
+    def join_thread(self) -> None:
+        self._to.join_thread()
+        self._from.join_thread()
+
+    def cancel_join_thread(self) -> None:
+        self._to.cancel_join_thread()
+        self._from.cancel_join_thread()
+
+
+def _wait_stop(queue: Any, parent: Optional[int]) -> None:
+    """Returns when STOP_MESSAGE arrives on the recorder's side of a queue (a
+    RecorderQueue's inbound pipe, or any queue a caller of
+    Experiment.measure() passes), or when the process that started the
+    recorder is gone (killed before it could say stop: the recorder must not
+    outlive it)."""
+    q = queue._to if isinstance(queue, RecorderQueue) else queue
+    if parent is None:
+        parent = os.getppid()
+    while True:
+        try:
+            if q.get(True, 0.5) == STOP_MESSAGE:
                 return
+        except _queue.Empty:
+            pass
+        if os.getppid() != parent:
+            return
+
+
+# Recorders started by this process, so a folder is read only once the
+# recorders told to stop have finished writing it (AIPowerMeter's scripts
+# read the results right after q.put(STOP_MESSAGE), without p.join()).
+_RECORDERS: List["Recorder"] = []
+
+
+def _settle(folder: str, timeout_s: float = 60.0) -> None:
+    """Waits for this process's recorders that write into folder and have
+    been told to stop."""
+    folder = os.path.abspath(folder)
+    for r in list(_RECORDERS):
+        try:
+            if r._q._stop_sent and r.folder == folder and r.is_alive():
+                r.join(timeout_s)
+        except (ValueError, AssertionError):  # closed, or not our child
+            pass
+
+
+class _Terminated(BaseException):
+    """SIGTERM in the recorder: complete the recording, then die of SIGTERM."""
+
+
+class Recorder(_CTX.Process):  # type: ignore[name-defined,misc]
+    """The ``p`` of ``(p, q)``: the recorder process, a
+    ``multiprocessing.Process`` as AIPowerMeter's (its own ``pid``,
+    ``join()``, ``is_alive()``, ``exitcode``, ``terminate()``, ``kill()``,
+    ``close()``). It runs wattmeter's native meter (a C thread: the recorder
+    uses next to no CPU, and what it uses is not billed to you).
+    ``terminate()`` (SIGTERM) completes the recording first, then the
+    process ends by SIGTERM (``exitcode == -15``); ``kill()`` (SIGKILL) cuts it
+    where it is, and the samples written so far stay readable."""
+
+    def __init__(self, exp: "Experiment", q: RecorderQueue, pid_args: Optional[List[int]], period: float,
+                 out_dir: str) -> None:
+        super().__init__(name="deep_learning_power_measure recorder", daemon=True)
+        self._exp = exp
+        self._q = q
+        self._pid_args = pid_args
+        self._period = period
+        self._out_dir = out_dir
+        self._ready_r, self._ready_w = _CTX.Pipe(duplex=False)
+
+    def run(self) -> None:  # in the recorder process
+        self._ready_r.close()
+
+        def on_term(signum: int, frame: Any) -> None:
+            raise _Terminated()
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the experiment, which then stops us
+        terminated = False
+        error = None
+        try:
+            self._exp.measure(self._q, self._pid_args, current_pid=os.getpid(), period=self._period,
+                              _out_dir=self._out_dir, _ready=self._ready_w)
+        except _Terminated:
+            terminated = True
+        except BaseException as e:
+            error = (type(e), e, "".join(traceback.format_tb(e.__traceback__)))
             try:
-                if self.meter is not None and self.meter.running:
-                    self.meter.stop()
-                self.exitcode = 0
-            except BaseException as e:  # reported through exitcode/error, as a process would
-                self.error = e
-                self.exitcode = 1
+                pickle.dumps(error)
+            except Exception:  # it must cross the pipe
+                error = (RuntimeError, RuntimeError(f"{type(e).__name__}: {e}"), error[2])
+        if not terminated:
+            try:
+                self._q._from.put((None, error))
+                self._q._from.close()
+                self._q._from.join_thread()
+            except Exception:
+                pass
+        if terminated:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+        if error is not None:
+            sys.exit(1)
+
+    def wait_started(self, timeout: float = 30.0) -> Tuple[Optional[str], List[str]]:
+        """(None once the recording runs, else why it could not start; the
+        meter's warnings)."""
+        self._ready_w.close()
+        try:
+            if not self._ready_r.poll(timeout):
+                return f"the recorder did not start within {timeout:.0f} s", []
+            state, detail = self._ready_r.recv()
+            return (None, list(detail)) if state == "ok" else (str(detail), [])
+        except EOFError:
+            self.join(5)
+            return f"the recorder ended before the recording started (exit code {self.exitcode})", []
+        finally:
+            self._ready_r.close()
 
     def _at_exit(self) -> None:
-        # The script ended without STOP_MESSAGE: complete the recording
-        # rather than leave it cut (AIPowerMeter's child would be killed).
-        self._stop_meter()
-
-    def terminate(self) -> None:
-        self.q.put(STOP_MESSAGE)
+        # The script ends without STOP_MESSAGE: complete the recording (as a
+        # daemon, the process would otherwise be killed with it cut short).
+        try:
+            if self.is_alive():
+                self._q.put(STOP_MESSAGE)
+                self.join(30)
+        except (ValueError, AssertionError, OSError):
+            pass
 
 
 class Experiment:
@@ -160,6 +449,8 @@ class Experiment:
             adds a new recording segment beside them.
         sysfs_root, procfs_root: read /sys and /proc from elsewhere (a
             container's /host/sys, test fixtures); wattmeter's extension.
+            Default: $WATTMETER_SYSFS_ROOT / $WATTMETER_PROCFS_ROOT, else
+            /sys and /proc.
     """
 
     def __init__(self, driver: Any, model: Any = None, input_size: Any = None, cont: bool = False,
@@ -167,12 +458,12 @@ class Experiment:
         import wattmeter
 
         self.db_driver = driver
-        self.sysfs_root = sysfs_root
-        self.procfs_root = procfs_root
+        self.sysfs_root = sysfs_root or os.environ.get("WATTMETER_SYSFS_ROOT") or None
+        self.procfs_root = procfs_root or os.environ.get("WATTMETER_PROCFS_ROOT") or None
         if not cont and hasattr(driver, "erase"):
             driver.erase()
         try:
-            sens = wattmeter.sensors(sysfs_root or "/sys", procfs_root or "/proc")
+            sens = wattmeter.sensors(self.sysfs_root or "/sys", self.procfs_root or "/proc")
         except OSError as e:
             sens = {}
             warnings.warn(f"cannot probe the energy sensors: {e}", RuntimeWarning)
@@ -184,52 +475,101 @@ class Experiment:
         if not self.rapl_available:
             warnings.warn("RAPL not available: " + " ".join(x for x in (rapl.get("state", "absent"),
                           rapl.get("detail", ""), rapl.get("fix", "")) if x)
-                          + "; the CPU will be modelled (labelled 'modeled' in the recording)",
+                          + "; the CPU will be modelled (recorded as modeled_cpu_power, never as intel_power)",
                           RuntimeWarning)
 
-    def _recorder(self, pids: Optional[Iterable[int]], include_self: bool, period: float) -> Tuple[_Recording, "_queue.Queue[Any]"]:
+    def measure(self, queue: Any, pid_args: Optional[Iterable[int]], current_pid: Optional[int] = None,
+                period: float = 1, measurement_period: float = 2, *, _out_dir: Optional[str] = None,
+                _ready: Any = None) -> None:
+        """Records until STOP_MESSAGE arrives on ``queue`` (blocking), as
+        AIPowerMeter's: pid_args (and their children), or if None the
+        parent of this process and its descendants (the recorder itself
+        included, its own sampling cost taken out). measure_yourself() and
+        measure_from_pid_list() run it in the recorder process."""
         import wattmeter
 
+        if not hasattr(self.db_driver, "new_recording_dir"):
+            raise TypeError("measure() needs a driver that stores recordings, such as "
+                            "parsers.JsonParser(folder); PrometheusClient is for monitor_machine()")
+        period = float(period)
+        if not period > 0:
+            raise ValueError(f"period must be a positive number of seconds, not {period!r}")
+        if pid_args is None:
+            pids, include_self = [os.getppid()], True
+        else:
+            pids, include_self = [int(p) for p in pid_args], False
+        # AIPowerMeter's period is the interval of its samples (process CPU
+        # shares, memory, power): our process tier. Counters are read at
+        # least twice a second so power curves keep their shape; totals are
+        # counter differences and do not depend on either.
+        m: Any = wattmeter.Meter(_out_dir or self.db_driver.new_recording_dir(), period=min(period, 0.5),
+                                 proc_period=period, mem_period=period, pids=pids, include_self=include_self,
+                                 sysfs_root=self.sysfs_root, procfs_root=self.procfs_root)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                m.start()
+        except BaseException as e:
+            if _ready is not None:
+                _ready.send(("error", f"{type(e).__name__}: {e}"))
+                _ready.close()
+            raise
+        msgs = [str(w.message) for w in caught]
+        if _ready is not None:  # the experiment's process shows the meter's warnings
+            _ready.send(("ok", msgs))
+            _ready.close()
+        else:
+            for w in caught:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        try:
+            _wait_stop(queue, getattr(self, "_parent_pid", None) if current_pid is not None else os.getppid())
+        finally:
+            m.stop()
+
+    def _recorder(self, pid_args: Optional[List[int]], period: float) -> Tuple[Recorder, RecorderQueue]:
         if not hasattr(self.db_driver, "new_recording_dir"):
             raise TypeError("measure_*() needs a driver that stores recordings, such as "
                             "parsers.JsonParser(folder); PrometheusClient is for monitor_machine()")
         period = float(period)
         if not period > 0:
             raise ValueError(f"period must be a positive number of seconds, not {period!r}")
-        # AIPowerMeter's period is the interval of its samples (process CPU
-        # shares, memory, power): our process tier. Counters are read at
-        # least twice a second so power curves keep their shape; totals are
-        # counter differences and do not depend on either.
-        m: Any = wattmeter.Meter(self.db_driver.new_recording_dir(), period=min(period, 0.5),
-                            proc_period=period, mem_period=period,
-                            pids=list(pids or ()), include_self=include_self,
-                            sysfs_root=self.sysfs_root, procfs_root=self.procfs_root)
-        try:
-            m.start()
-        except OSError as e:
+        q = RecorderQueue()
+        self._parent_pid = os.getpid()
+        p = Recorder(self, q, pid_args, period, self.db_driver.new_recording_dir())
+        p.folder = os.path.abspath(str(getattr(self.db_driver, "folder", "")))
+        _RECORDERS.append(p)
+        with warnings.catch_warnings():
+            # Python >= 3.12 warns when a threaded process forks; the recorder
+            # only starts wattmeter's meter and reads its queue (as
+            # AIPowerMeter's forked recorder).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            p.start()
+        why, msgs = p.wait_started()
+        for msg in msgs:
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        if why is not None:
             # A measuring problem must not stop the user's experiment: it
-            # runs unrecorded, and says so.
-            warnings.warn(f"the experiment runs UNRECORDED: {e}", RuntimeWarning, stacklevel=3)
-            m = None  # p then only waits for STOP_MESSAGE
-        q: "_queue.Queue[Any]" = _queue.Queue()
-        p = _Recording(m, q)
-        p.start()
+            # runs unrecorded, and says so. p ends (exitcode 1) and q.get()
+            # returns its error.
+            warnings.warn(f"the experiment runs UNRECORDED: {why}", RuntimeWarning, stacklevel=3)
+        atexit.register(p._at_exit)
         return p, q
 
-    def measure_yourself(self, period: float = 1, measurement_period: float = 2) -> Tuple[_Recording, "_queue.Queue[Any]"]:
+    def measure_yourself(self, period: float = 1, measurement_period: float = 2) -> Tuple[Recorder, RecorderQueue]:
         """Records this process and its children (started before or after)
-        until ``q.put(STOP_MESSAGE)``; returns ``(p, q)``. ``measurement_period``
-        (how often AIPowerMeter wrote its file) is accepted and not needed:
-        every sample is written as it is taken."""
-        return self._recorder(None, True, period)
+        until ``q.put(STOP_MESSAGE)``; returns ``(p, q)``: ``p.join()`` or
+        ``q.get()`` wait until the recording is complete on disk.
+        ``measurement_period`` (how often AIPowerMeter wrote its file) is
+        accepted and not needed: every sample is written as it is taken."""
+        return self._recorder(None, period)
 
-    def measure_from_pid_list(self, pid_list: Iterable[int], period: float = 1) -> Tuple[_Recording, "_queue.Queue[Any]"]:
+    def measure_from_pid_list(self, pid_list: Iterable[int], period: float = 1) -> Tuple[Recorder, RecorderQueue]:
         """Records the processes of pid_list (and their children) until
         ``q.put(STOP_MESSAGE)``; returns ``(p, q)``."""
         pids = [int(p) for p in pid_list]
         if not pids:
             raise ValueError("pid_list is empty: give the PIDs to measure")
-        return self._recorder(pids, False, period)
+        return self._recorder(pids, period)
 
     def monitor_machine(self, pid_args: Any = None, parent_pid: int = 1, period: float = 1,
                         measurement_period: float = 2) -> Any:
@@ -449,7 +789,11 @@ class ExpResults:
         segments (pauses between segments excluded)."""
         for metrics in (self.cpu_metrics, self.gpu_metrics, self.exp_metrics):
             if metrics:
-                return self.get_duration_metric(next(iter(metrics)), start=start, end=end)
+                # the metric recorded longest: in a folder whose segments
+                # differ (cont=True over measured and modelled ones), the
+                # first metric may cover only some of them
+                return max((self.get_duration_metric(name, start=start, end=end) for name in metrics),
+                           key=lambda r: r[0])
         return 0.0, start or 0.0, end or 0.0
 
     def get_duration(self, start: Optional[float] = None, end: Optional[float] = None) -> Tuple[float, float, float]:
@@ -586,8 +930,23 @@ class ExpResults:
             else:
                 print("Total CPU consumption:", total_cpu_power, "joules, your experiment consumption: ",
                       rel_cpu_power, "joules")
-            print("total intel power: ", total_intel_power, "joules",
-                  *((", your experiment consumption: ", rel_intel_power, "joules") if rel_intel_power is not None else ()))
+            modeled_j = self.total_("modeled_cpu_power")
+            if total_intel_power is None and modeled_j is not None:
+                print("total intel power:  not available (no RAPL counters were read)")
+            else:
+                extra: Tuple[Any, ...] = ()
+                if modeled_j is not None:  # cont=True over measured and modelled segments
+                    d_rapl = self.get_duration_metric("intel_power")[0]
+                    extra = ("(RAPL, over {:.1f} s of the {:.1f} s recorded; the rest is modelled, below, "
+                             "and not added)".format(d_rapl, d),)
+                print("total intel power: ", total_intel_power, "joules",
+                      *((", your experiment consumption: ", rel_intel_power, "joules")
+                        if rel_intel_power is not None else ()), *extra)
+            if modeled_j is not None:
+                rel_m = self.total_("rel_modeled_cpu_power")
+                print("MODELED cpu energy (wattmeter's CPU model, no RAPL; not measured): ", modeled_j, "joules",
+                      *((", your experiment: ", rel_m, "joules") if rel_m is not None else ()),
+                      "over {:.1f} s".format(self.get_duration_metric("modeled_cpu_power")[0]))
             print("total psys power: ", total_psys_power if total_psys_power is not None else "not available",
                   "joules" if total_psys_power is not None else "")
         if self.gpu_metrics is not None:
@@ -613,15 +972,87 @@ class ExpResults:
                     print("    gpu:", dev, "sm usage not available")
                 else:
                     print("    gpu: {}: {:0.3f} %".format(dev, mx))
-            att = self.total_("per_gpu_attributable_power") or {}
+            att = self.total_("per_gpu_attributable_power")
+            whole = ""
+            if not att:
+                # NVML-generation files hold no attribution: the whole GPU's
+                # energy, as AIPowerMeter prints there, and said so
+                att = self.total_("per_gpu_nvidia_power") or self.total_("per_gpu_power_draw") or {}
+                whole = " (whole GPU: the recording has no per-process attribution)"
             print("Attributable usage per GPU")
             for dev, mx in att.items():
                 if mx is None:
                     print("    gpu:", dev, "power draw not available")
                 else:
-                    print("    gpu: {}: {:0.3f} joules".format(dev, mx))
+                    print("    gpu: {}: {:0.3f} joules{}".format(dev, mx, whole))
+
+    def split_into_segments(self, curve: List[Dict[str, float]]) -> Curve:
+        """A flat curve ([{'date', 'value'}], dates increasing) cut into the
+        recording segments: after each segment's last date
+        (``self.segments``, as get_segments() returns them)."""
+        out: Curve = []
+        cur: List[Dict[str, float]] = []
+        ends = [time_to_sec(t) for t in self.segments]
+        k = 0
+        for m in curve:
+            while k < len(ends) and m["date"] > ends[k] + 1e-6:
+                if cur:
+                    out.append(cur)
+                cur = []
+                k += 1
+            cur.append(m)
+        out.append(cur)
+        return out
+
+    def get_gpu_usage_duration(self) -> Any:
+        """Seconds, per GPU, during which the measured processes used it
+        (per_gpu_absolute_percent_usage above 0); see get_usage_duration."""
+        return get_usage_duration(self.get_curve("per_gpu_absolute_percent_usage"))
 
     # -- plots ----------------------------------------------------------------------
+
+    def display_2_curves(self, metric_name1: str, metric_name2: str, saveto: Optional[str] = None) -> Any:
+        """Plots two metrics against time on two y axes (the first on the
+        left in blue, the second on the right in red; per GPU for per-GPU
+        metrics). Saves to ``saveto`` if given, else shows the figure.
+        Returns the matplotlib Figure."""
+        from wattmeter.results import _figure, _need
+
+        names = [metric_name1, metric_name2]
+        curves = [self.get_curve(n) for n in names]
+        missing = [n for n, c in zip(names, curves) if c is None]
+        if missing:
+            avail = self.list_metrics()
+            raise ValueError("no metric " + " or ".join(repr(n) for n in missing) + " in this recording; it has: "
+                             + ", ".join(avail["CPU"] + avail["GPU"] + avail["Experiment"]))
+        if saveto:
+            fig = _figure("display_2_curves()")(figsize=(9, 4.5), layout="constrained")
+            ax = fig.subplots()
+            plt = None
+        else:
+            plt = _need("matplotlib.pyplot", "plot", "display_2_curves()")
+            fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
+        axes = [ax, ax.twinx()]
+        for axis, name, curve, color in zip(axes, names, curves, ("blue", "red")):
+            series = curve.items() if isinstance(curve, dict) else [(None, curve)]
+            label = name
+            for dev, segs in series:
+                label = name if dev is None else f"{name}:{dev}"
+                for i, seg in enumerate(segs):
+                    axis.plot([datetime.datetime.fromtimestamp(p["date"]) for p in seg], [p["value"] for p in seg],
+                              color=color, label=label if i == 0 else None,
+                              linestyle="-" if dev is None or dev == next(iter(curve)) else "--")
+            axis.set_ylabel(label if not isinstance(curve, dict) or len(curve) == 1 else name,
+                            color=color, fontsize=14)
+        ax.set_xlabel("time")
+        for lab in ax.get_xticklabels():
+            lab.set_rotation(45)
+        if saveto:
+            fig.savefig(saveto)
+        elif plt is not None:
+            plt.show()
+        return fig
+
 
     def display_curves(self, metric_names: Union[str, List[str]], saveto: Optional[str] = None) -> Any:
         """Plots the metrics over time (one line per segment, per GPU for a

@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import shutil
+import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 SEGMENT_END = "END OF RECORDING SEGMENT"
@@ -35,26 +36,38 @@ POWER_METRICS = {
     "total_dram_power", "per_process_cpu_power", "per_process_dram_power", "dram_power",
     "cpu_power", "nvidia_draw_absolute", "nvidia_attributable_power", "per_gpu_power_draw",
     "per_gpu_attributable_power", "nvidia_power", "per_gpu_nvidia_power",
+    "modeled_cpu_power", "rel_modeled_cpu_power", "modeled_dram_power", "rel_modeled_dram_power",
+    "modeled_psys_power",
 }
 # Metrics whose values are seconds spent in each sample's interval: their
 # total is their sum (AIPowerMeter integrates them over time, giving s²).
 COUNT_METRICS = {"absolute_cpu_time_per_pid"}
 
-# Print order of the CPU and GPU groups (others follow, in file order).
+# Print order of the CPU and GPU groups: the order of AIPowerMeter's docs
+# ("Available metrics", docs/usage/in_details), then the metrics those docs
+# define later, then wattmeter's modelled ones; others follow in file order.
 CPU_ORDER = [
-    "intel_power", "rel_intel_power", "total_cpu_power", "psys_power", "uncore_power",
-    "total_dram_power", "per_process_cpu_power", "per_process_dram_power",
-    "per_process_cpu_uses", "per_process_mem_use_abs", "per_process_mem_use_percent",
-    "per_process_mem_use_uss", "cpu_uses", "mem_use_abs", "mem_use_percent", "total_mem_use",
-    "absolute_cpu_time_per_pid",
+    "per_process_mem_use_abs", "per_process_cpu_uses", "per_process_mem_use_percent",
+    "intel_power", "psys_power", "uncore_power", "per_process_cpu_power", "total_cpu_power",
+    "per_process_mem_use_uss",
+    "rel_intel_power", "total_dram_power", "per_process_dram_power", "cpu_uses", "mem_use_abs",
+    "mem_use_percent", "total_mem_use", "absolute_cpu_time_per_pid",
+    "modeled_cpu_power", "rel_modeled_cpu_power",
 ]
 GPU_ORDER = [
     "nvidia_draw_absolute", "nvidia_attributable_power", "nvidia_mem_use", "nvidia_sm_use",
-    "per_gpu_power_draw", "per_gpu_attributable_power", "per_gpu_attributable_mem_use",
-    "per_gpu_per_pid_utilization_absolute", "per_gpu_absolute_percent_usage",
-    "per_gpu_estimated_attributable_utilization", "nvidia_power", "nvidia_memory",
-    "nvidia_use_rate", "per_gpu_nvidia_power", "per_gpu_nvidia_memory", "per_gpu_nvidia_use_rate",
+    "per_gpu_power_draw", "per_gpu_attributable_power", "per_gpu_estimated_attributable_utilization",
+    "per_gpu_attributable_mem_use", "per_gpu_per_pid_utilization_absolute", "per_gpu_absolute_percent_usage",
+    "nvidia_power", "nvidia_memory", "nvidia_use_rate", "per_gpu_nvidia_power", "per_gpu_nvidia_memory",
+    "per_gpu_nvidia_use_rate",
 ]
+
+# Modelled energy (no RAPL: wattmeter's CPU model) goes under these names,
+# never under the RAPL ones: intel_power and rel_intel_power are measured
+# RAPL energy only.
+MODELED_NAMES = {"intel_power": "modeled_cpu_power", "rel_intel_power": "rel_modeled_cpu_power",
+                 "total_dram_power": "modeled_dram_power", "per_process_dram_power": "rel_modeled_dram_power",
+                 "psys_power": "modeled_psys_power"}
 
 
 class Segment:
@@ -290,6 +303,12 @@ def read_wattmeter(path: str) -> Optional[Segment]:
         xs = [v for v in vals[a + 1: b + 1] if v is not None]
         return sum(xs) / len(xs) if xs else None
 
+    method: Dict[str, str] = dict(getattr(res, "method", {}) or {})
+
+    def nm(dev: str, name: str) -> str:
+        """The RAPL name for measured energy; a name that says "modeled" else."""
+        return MODELED_NAMES[name] if method.get(dev) == "modeled" else name
+
     samples: List[Dict[str, Any]] = []
     for k in range(1, len(sel)):
         a, b = sel[k - 1], sel[k]
@@ -307,9 +326,9 @@ def read_wattmeter(path: str) -> Optional[Segment]:
 
         for dev, name in (("cpu", "intel_power"), ("dram", "total_dram_power"), ("psys", "psys_power")):
             if dev in devices:
-                put(cpu, name, delta(Ef[dev], a, b))
+                put(cpu, nm(dev, name), delta(Ef[dev], a, b))
         if "cpu" in devices and Af.get("cpu") is not None:
-            put(cpu, "rel_intel_power", delta(Af["cpu"], a, b))
+            put(cpu, nm("cpu", "rel_intel_power"), delta(Af["cpu"], a, b))
         e_core = zone_delta(core, a, b)
         put(cpu, "total_cpu_power", e_core)
         put(cpu, "uncore_power", zone_delta(uncore, a, b))
@@ -335,7 +354,7 @@ def read_wattmeter(path: str) -> Optional[Segment]:
             if e_core is not None:
                 put(cpu, "per_process_cpu_power", sum(shares) * e_core)
         if "dram" in devices and Af.get("dram") is not None:
-            put(cpu, "per_process_dram_power", delta(Af["dram"], a, b))
+            put(cpu, nm("dram", "per_process_dram_power"), delta(Af["dram"], a, b))
         if mem_used[b] is not None:
             cpu["total_mem_use"] = mem_used[b]
 
@@ -406,8 +425,10 @@ def read_wattmeter(path: str) -> Optional[Segment]:
                        "energy": {}, "has_cpu": first["has_cpu"], "has_gpu": first["has_gpu"]})
 
     series: Dict[str, Any] = {
-        "intel_power": ["cpu"], "total_dram_power": ["dram"], "psys_power": ["psys"],
-        "rel_intel_power": ["cpu_attributed"], "per_process_dram_power": ["dram_attributed"],
+        nm("cpu", "intel_power"): ["cpu"], nm("dram", "total_dram_power"): ["dram"],
+        nm("psys", "psys_power"): ["psys"],
+        nm("cpu", "rel_intel_power"): ["cpu_attributed"],
+        nm("dram", "per_process_dram_power"): ["dram_attributed"],
         "total_cpu_power": core, "uncore_power": uncore,
         "nvidia_draw_absolute": gpus, "nvidia_power": gpus,
         "nvidia_attributable_power": [g + "_attributed" for g in gpus],
@@ -456,6 +477,13 @@ class JsonParser:
                             + str(meta_data.__class__))
         self.metadata: Dict[str, Any] = {"description": meta_data} if isinstance(meta_data, str) else dict(meta_data)
         self._segments: Optional[List[Segment]] = None
+        # As AIPowerMeter: the folder and its metadata.json (the description
+        # and the date) are created here if missing. A folder that cannot be
+        # written (read-only, another user's) can still be read.
+        try:
+            self._write_metadata()
+        except OSError:
+            pass
 
     # -- writing (Experiment) --------------------------------------------------------
 
@@ -548,6 +576,9 @@ class JsonParser:
 
     def segments(self) -> List[Segment]:
         """Every recording segment of the folder, oldest first."""
+        exp = sys.modules.get(__name__.rpartition(".")[0] + ".experiment")
+        if exp is not None and self._segments is None:
+            exp._settle(self.folder)  # recorders of this process told to stop: let them finish
         if self._segments is None:
             segs: List[Segment] = []
             if os.path.isfile(self.power_metric_filename):
