@@ -759,7 +759,7 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 			goto fail;
 		}
 		if (c->reaper_pid > 0)
-			(void)add_root(m, c->reaper_pid, 0);
+			(void)wm_proctree_add_reaper(m->tree, c->reaper_pid);
 	}
 
 	m->wall0_s = wm_now_wall_s();
