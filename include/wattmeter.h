@@ -108,9 +108,11 @@ typedef struct wm_snapshot {
 	double elapsed_s;
 	size_t n_devices;
 	wm_snapshot_device *devices;   /* [n_devices], owned by the snapshot */
-	size_t n_procs_alive;
+	size_t n_procs_alive;   /* measured processes running at the last process scan */
 	double self_cpu_s;
 	uint64_t samples;
+	size_t n_procs_seen;    /* measured processes so far, running or exited (the
+	                           summary lists these) */
 } wm_snapshot;
 
 /* A new snapshot (free with wm_snapshot_free), or NULL with errno set

@@ -110,7 +110,8 @@ class Results:
             processes (``cpu_attributed`` ...), in joules.
         method: for every key of energy_j, ``"measured"`` or ``"modeled"``.
         gpu_info: per GPU (the summary's ``gpus``) its device, index, name,
-            uuid, energy_j, attributed_j, source (``energy-counter`` or
+            uuid, energy_j, attributed_j, source (``nvml``, as in
+            ``per_gpu()`` and meta.json), source_detail (``energy-counter`` or
             ``power-integrated-*``) and used_by_run; energy_j also holds
             ``gpu`` (all GPUs), ``gpu_run`` (the GPUs the run uses) and
             ``gpu_attributed``.
@@ -360,13 +361,17 @@ class Results:
         return out
 
     def per_gpu(self, start: Optional[float] = None, end: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
-        """per_device() for the GPUs only, each with the averages of its gauges
-        (``util``, ``mem_used_bytes`` ... where recorded). Empty without GPUs."""
+        """per_device() for the GPUs only, each with its ``source_detail``
+        (``energy-counter``, ``power-integrated-*``, as in gpu_info) and the
+        averages of its gauges (``util``, ``mem_used_bytes`` ... where
+        recorded). Empty without GPUs."""
         devs = self.per_device(start, end)
         rows = self.detail()["rows"]
+        info = {str(g.get("device")): g for g in self.gpu_info}
         out: Dict[str, Dict[str, Any]] = {}
         for g in self.gpus:
             row = dict(devs[g])
+            row["source_detail"] = info.get(g, {}).get("source_detail", "")
             for name in rows:
                 if name.startswith(f"gauges.{g}."):
                     v = self.average(name, start, end)

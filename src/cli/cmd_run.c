@@ -61,9 +61,10 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: wattmeter run [options] [--] CMD [ARGS...]\n"
 		"\n"
-		"Run CMD (without a shell), measure the energy of the CPU packages, DRAM and\n"
-		"platform while it runs, attribute it to CMD's whole process tree (orphans it\n"
-		"leaves behind included), write a recording and print a summary on stderr.\n"
+		"Run CMD (without a shell), measure the energy of the CPU packages, DRAM,\n"
+		"platform and NVIDIA GPUs while it runs, attribute it to CMD's whole process\n"
+		"tree (orphans it leaves behind included), write a recording and print a\n"
+		"summary on stderr.\n"
 		"Exits with CMD's exit status.\n"
 		"\n"
 		"options:\n"
@@ -272,7 +273,12 @@ static void live_draw(struct live *l, wm_meter *m)
 			wm_buf_printf(&b, " | %s - W %.1f J%s", s->devices[i].name, s->devices[i].energy_j,
 				      s->devices[i].modeled ? " MODELED" : "");
 	}
-	wm_buf_printf(&b, " | %zu procs", s->n_procs_alive);
+	/* As many as the summary will list (exited ones too), and how many of
+	 * them run now when that differs. */
+	if (s->n_procs_seen != s->n_procs_alive)
+		wm_buf_printf(&b, " | %zu procs (%zu running)", s->n_procs_seen, s->n_procs_alive);
+	else
+		wm_buf_printf(&b, " | %zu procs", s->n_procs_seen);
 	/* b.len is only meaningful while the buffer holds no error */
 	if (!wm_buf_error(&b) && b.len - text_at > (size_t)cols - 1)
 		b.len = text_at + (size_t)cols - 1; /* never wrap: a wrap would scroll */

@@ -270,6 +270,9 @@ void wm_attribute(wm_meter *m, const wm_cpu_times *ct, wm_sample *s)
 	/* The per-process rows of this sample. */
 	s->n_procs = 0;
 	s->n_procs_alive = 0;
+	s->n_procs_seen = (size_t)m->procs_folded;
+	for (size_t i = 0; i < n; i++)
+		s->n_procs_seen += wm_proctree_get(t, i)->count_own;
 	if (grow_scratch(m, n) < 0)
 		return;
 	for (size_t i = 0; i < n; i++) {

@@ -76,7 +76,9 @@ static struct gpu_totals gpu_totals(const struct wm_recording *r)
 	return t;
 }
 
-/* "gpus":[{index, name, uuid, energy_j, attributed_j, source, used_by_run}] */
+/* "gpus":[{index, name, uuid, energy_j, attributed_j, source, source_detail,
+ * used_by_run}]: source and source_detail as meta.json's devices[] name them
+ * ("nvml", "energy-counter"), so "source" means the same everywhere. */
 static void json_gpus(const struct wm_recording *r, wm_buf *b)
 {
 	bool first = true;
@@ -101,6 +103,8 @@ static void json_gpus(const struct wm_recording *r, wm_buf *b)
 		wm_buf_puts(b, ",\"attributed_j\":");
 		wm_buf_json_double(b, d->attributed_j);
 		wm_buf_puts(b, ",\"source\":");
+		wm_buf_json_str(b, d->source);
+		wm_buf_puts(b, ",\"source_detail\":");
 		wm_buf_json_str(b, d->source_detail);
 		wm_buf_printf(b, ",\"used_by_run\":%s}", d->used_by_run < 0 ? "null" : d->used_by_run ? "true" : "false");
 	}
