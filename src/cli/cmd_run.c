@@ -866,7 +866,12 @@ int cmd_run(int argc, char **argv)
 	rc = wm_meter_stop(m, code, err, sizeof err);
 	wm_snapshot *last = why_unrecorded[0] ? snapshot_take(m) : NULL;
 	wm_meter_free(m);
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	/* The supervisor's signals stay blocked until we exit: one that came
+	 * after the command's exit (`timeout -s INT` signals us and then our
+	 * whole group, so a second SIGINT can be pending) would otherwise kill
+	 * us here, at the default action, before the summary and the
+	 * `recording:` line (issue 15 item 10). What is pending is dropped at
+	 * exit; the command's status is what we exit with. */
 	char stop_err[1024] = "";
 	if (rc < 0)
 		(void)snprintf(stop_err, sizeof stop_err, "%s", err);
