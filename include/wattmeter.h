@@ -116,7 +116,9 @@ typedef struct wm_snapshot {
 } wm_snapshot;
 
 /* A new snapshot (free with wm_snapshot_free), or NULL with errno set
- * (ECHILD in a forked child, ENOMEM). */
+ * (ECHILD in a forked child, ENOMEM). After wm_meter_stop (and before
+ * wm_meter_free) it holds the stop's final sample: the totals of a meter
+ * without a recording, up to the stop. */
 wm_snapshot *wm_meter_snapshot(wm_meter *m);
 void wm_snapshot_free(wm_snapshot *s);
 

@@ -675,11 +675,7 @@ def load(dir: Union[str, "os.PathLike[str]"]) -> Results:
     """Reads a recording folder (even one cut short by a crash) and returns
     its Results. Raises OSError naming the problem if it cannot be read."""
     d = os.fspath(dir)
-    summary = json.loads(_native.report_json(d))
-    # as the summary of an unrecorded measurement says "recorded": False
-    summary.setdefault("recorded", True)
-    summary.setdefault("recording", d)
-    return Results(d, summary)
+    return Results(d, json.loads(_native.report_json(d)))
 
 
 # ---- several runs -----------------------------------------------------------------

@@ -613,8 +613,7 @@ static int write_summary_file(const char *path, int fd, const char *json)
 }
 
 /* The recording's JSON summary as `run` prints and writes it: the
- * reader's, with "recorded": true and the folder first (the keys an
- * unrecorded run's summary has), ending with a newline. */
+ * reader's, ending with a newline (a JSON line of its own). */
 static char *recorded_json(const char *dir, char *err, size_t errlen)
 {
 	char *json = wm_report_json(dir, err, errlen);
@@ -622,12 +621,7 @@ static char *recorded_json(const char *dir, char *err, size_t errlen)
 		return NULL;
 	wm_buf b;
 	wm_buf_init(&b);
-	const char *rest = json[0] == '{' ? json + 1 : json;
-	wm_buf_puts(&b, "{\"recorded\":true,\"recording\":");
-	wm_buf_json_str(&b, dir);
-	if (*rest && *rest != '}')
-		wm_buf_puts(&b, ",");
-	wm_buf_puts(&b, rest);
+	wm_buf_puts(&b, json);
 	while (b.len && !wm_buf_error(&b) && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == ' '))
 		b.data[--b.len] = '\0';
 	wm_buf_puts(&b, "\n");

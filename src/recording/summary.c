@@ -235,7 +235,15 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 {
 	bool first;
 	int rc;
-	wm_buf_printf(b, "{\"schema_version\":%lld,\"duration_s\":", (long long)r->schema_version);
+	wm_buf_printf(b, "{\"schema_version\":%lld", (long long)r->schema_version);
+	/* As an unrecorded run's summary says "recorded": false (cmd_run.c,
+	 * meter.py): a summary read from a folder names it. */
+	wm_buf_puts(b, ",\"recorded\":true,\"recording\":");
+	if (r->dir)
+		wm_buf_json_str(b, r->dir);
+	else
+		wm_buf_puts(b, "null");
+	wm_buf_puts(b, ",\"duration_s\":");
 	wm_buf_json_double(b, r->duration_s);
 
 	wm_buf_puts(b, ",\"energy_j\":{");
