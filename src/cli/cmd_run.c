@@ -1,5 +1,11 @@
 /* cmd_run.c — `wattmeter run [options] -- CMD [ARGS...]`.
  *
+ * The exit status is the command's whatever happens to our own output:
+ * SIGPIPE is ignored (the command gets the default back before its exec),
+ * a write to a stderr nobody reads drops the summary, and the supervisor's
+ * signals stay blocked until we exit, so a late SIGINT cannot kill us
+ * between the command's exit and the summary.
+ *
  * As perf stat does: the meter starts (baseline sample) before the command
  * exists; the command is then forked and executed without a shell, and an
  * exec failure comes back through a close-on-exec pipe. Only once that pipe
