@@ -101,6 +101,12 @@ class Meter:
         @Meter()            # a new recording folder for every call
         def step(): ...
 
+        @Meter()            # async def too: measured while awaited
+        async def fetch(): ...
+
+        async with Meter("runs/serve"):
+            await fetch()
+
     The sampling runs on a native thread that never takes the GIL. A process
     forked from this one (a PyTorch DataLoader worker) is measured as a child
     and never writes to this recording.
@@ -108,8 +114,9 @@ class Meter:
     Measuring never stops your code: if the recording cannot be made (the
     folder cannot be created or already holds a recording), the block runs
     measured but unrecorded, with a warning, and ``results`` holds the totals
-    (``results.summary["recorded"]`` is False). If the meter cannot start at
-    all, a ``with`` block or decorated function still runs, unmeasured, with a
+    (``results.summary["recorded"]`` is False; str(), total(), average()
+    and report() work from the totals, what needs the time series says so).
+    If the meter cannot start at all, a ``with`` block or decorated function still runs, unmeasured, with a
     warning; only an explicit ``start()`` raises.
 
     Args:

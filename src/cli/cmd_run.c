@@ -516,13 +516,11 @@ static int supervise(pid_t child, wm_meter *m, struct live *live, const sigset_t
 
 /* ---- the summary when there is no recording ------------------------------------ */
 
-/* One argument of the command for the header line, as the recorded
- * summary shows it (summary.c's put_command): quoted where a shell would
- * need it, control characters (a newline) as '?', so the command cannot
- * break the line or drive the terminal. */
-static void put_arg(wm_buf *b, const char *a)
+/* Text for the unrecorded summary with control characters (a newline) as
+ * '?', so a command or folder name cannot break a line or drive the
+ * terminal; quoted for a shell if asked. */
+static void put_text(wm_buf *b, const char *a, int quote)
 {
-	int quote = !*a || strpbrk(a, " \t'\"\\$`!*?;&|<>()[]{}#~") != NULL;
 	if (quote)
 		wm_buf_puts(b, "'");
 	for (const unsigned char *p = (const unsigned char *)a; *p; p++) {
@@ -537,7 +535,16 @@ static void put_arg(wm_buf *b, const char *a)
 		wm_buf_puts(b, "'");
 }
 
-/* The summary of an unrecorded run, from the meter's last snapshot: JSON
+/* One argument of the command for the header line, as the recorded
+ * summary shows it (summary.c's put_command): quoted where a shell would
+ * need it. */
+static void put_arg(wm_buf *b, const char *a)
+{
+	put_text(b, a, !*a || strpbrk(a, " \t'\"\\$`!*?;&|<>()[]{}#~") != NULL);
+}
+
+/* The summary of an unrecorded run, from the snapshot after the stop's
+ * final sample: JSON
  * (the same keys as a recording's summary where they exist, plus
  * "recorded": false and why) or text. */
 static char *unrecorded_summary(const wm_snapshot *s, char **cmd, int code, const char *why, int as_json)
@@ -573,7 +580,9 @@ static char *unrecorded_summary(const wm_snapshot *s, char **cmd, int code, cons
 		for (size_t i = 0; s && i < s->n_devices; i++)
 			wm_buf_printf(&b, "  %-6s %.1f J  %s\n", s->devices[i].name, s->devices[i].energy_j,
 				      s->devices[i].modeled ? "modeled" : "measured");
-		wm_buf_printf(&b, "  not recorded: %s\n", why);
+		wm_buf_puts(&b, "  not recorded: ");
+		put_text(&b, why, 0); /* it names the folder the user gave */
+		wm_buf_puts(&b, "\n");
 	}
 	if (wm_buf_error(&b)) {
 		wm_buf_free(&b);
