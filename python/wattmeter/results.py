@@ -694,7 +694,8 @@ class Comparison:
             raise ValueError("compare() needs at least one recording")
         self.runs: List[Results] = list(runs)
         if names is None:
-            names = [os.path.basename(os.path.normpath(r.dir)) or r.dir for r in self.runs]
+            names = [(os.path.basename(os.path.normpath(r.dir)) or r.dir) if r.recorded else f"unrecorded-{k + 1}"
+                     for k, r in enumerate(self.runs)]
         if len(names) != len(self.runs):
             raise ValueError(f"{len(names)} names for {len(self.runs)} runs")
         self.names: List[str] = list(names)

@@ -157,6 +157,19 @@ def test_what_needs_the_time_series_says_the_run_was_not_recorded(tmp_path, fake
         eval("r." + call, {"r": r})
 
 
+def test_an_unrecorded_run_compares_beside_a_recorded_one(tmp_path, fake_rapl):
+    fake = fake_rapl("intel-2pkg")
+    u = unrecorded_results(tmp_path, fake)
+    with wattmeter.Meter(str(tmp_path / "rec"), period=0.05, sysfs_root=fake.root) as m:
+        time.sleep(0.2)
+    c = wattmeter.compare([m.results, u])
+    assert c.names == ["rec", "unrecorded-2"]
+    table = str(c)
+    assert "unrecorded-2" in table and f"{u.energy_j['cpu']:.1f}" in table, table
+    if __import__("importlib").util.find_spec("matplotlib"):
+        c.plot()  # the unrecorded run has bars, no curve
+
+
 def test_a_recorded_summary_says_recorded(tmp_path):
     with wattmeter.Meter(str(tmp_path / "rec"), period=0.05) as m:
         time.sleep(0.1)
