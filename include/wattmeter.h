@@ -108,13 +108,17 @@ typedef struct wm_snapshot {
 	double elapsed_s;
 	size_t n_devices;
 	wm_snapshot_device *devices;   /* [n_devices], owned by the snapshot */
-	size_t n_procs_alive;
+	size_t n_procs_alive;   /* measured processes running at the last process scan */
 	double self_cpu_s;
 	uint64_t samples;
+	size_t n_procs_seen;    /* measured processes so far, running or exited (the
+	                           summary lists these) */
 } wm_snapshot;
 
 /* A new snapshot (free with wm_snapshot_free), or NULL with errno set
- * (ECHILD in a forked child, ENOMEM). */
+ * (ECHILD in a forked child, ENOMEM). After wm_meter_stop (and before
+ * wm_meter_free) it holds the stop's final sample: the totals of a meter
+ * without a recording, up to the stop. */
 wm_snapshot *wm_meter_snapshot(wm_meter *m);
 void wm_snapshot_free(wm_snapshot *s);
 

@@ -90,11 +90,35 @@ def serve(
     >>> urllib.request.urlopen(srv.url + "/metrics")   # doctest: +SKIP
     >>> srv.stop()                                      # doctest: +SKIP
 
-    Raises OSError (with the fix in its message) for an address in use, a bad
-    web config, or a meter that cannot start.
+    Raises OSError (with the fix in its message, naming these arguments) for
+    an address in use, a bad web config, or a meter that cannot start.
     """
-    handle = _native.exporter_start(
-        listen, period_s, sysfs_root, procfs_root, nvml_lib, no_gpu, per_process, per_cgroup,
-        max_series, web_config_file, record_dir,
-    )
+    try:
+        handle = _native.exporter_start(
+            listen, period_s, sysfs_root, procfs_root, nvml_lib, no_gpu, per_process, per_cgroup,
+            max_series, web_config_file, record_dir,
+        )
+    except OSError as e:
+        msg = str(e.strerror or e)
+        for cli, py in _SERVE_ADVICE:
+            msg = msg.replace(cli, py)
+        raise (type(e)(e.errno, msg) if e.errno is not None else type(e)(msg)) from None
     return Server(handle)
+
+
+# The core's messages name `wattmeter serve`'s options; from Python the same
+# fix is an argument of serve().
+_SERVE_ADVICE = (
+    ("pick another with --listen", "pick another with serve(listen=...), e.g. \"127.0.0.1:0\" for any free port"),
+    ("--listen ", "listen="),
+    ("--web.config.file", "web_config_file="),
+    ("--record", "record_dir="),
+    ("--period", "period_s="),
+    ("--sysfs-root", "sysfs_root="),
+    ("--procfs-root", "procfs_root="),
+    ("--nvml-lib", "nvml_lib="),
+    ("--no-gpu", "no_gpu=True"),
+    ("--max-series", "max_series="),
+    ("--per-cgroup", "per_cgroup=True"),
+    ("--per-process", "per_process=True"),
+)

@@ -230,8 +230,9 @@ static PyObject *py_meter_snapshot(PyObject *self, PyObject *args)
 		}
 		Py_DECREF(d);
 	}
-	PyObject *r = Py_BuildValue("{s:d,s:O,s:n,s:d,s:K}", "elapsed_s", s->elapsed_s, "devices", devices,
-				    "n_procs_alive", (Py_ssize_t)s->n_procs_alive, "self_cpu_s", s->self_cpu_s,
+	PyObject *r = Py_BuildValue("{s:d,s:O,s:n,s:n,s:d,s:K}", "elapsed_s", s->elapsed_s, "devices", devices,
+				    "n_procs_alive", (Py_ssize_t)s->n_procs_alive, "n_procs_seen",
+				    (Py_ssize_t)s->n_procs_seen, "self_cpu_s", s->self_cpu_s,
 				    "samples", (unsigned long long)s->samples);
 	Py_DECREF(devices);
 	wm_snapshot_free(s);

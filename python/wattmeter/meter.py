@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import inspect
 import itertools
 import math
 import numbers
@@ -116,6 +117,12 @@ class Meter:
         @Meter()            # a new recording folder for every call
         def step(): ...
 
+        @Meter()            # async def too: measured while awaited
+        async def fetch(): ...
+
+        async with Meter("runs/serve"):
+            await fetch()
+
     The sampling runs on a native thread that never takes the GIL. A process
     forked from this one (a PyTorch DataLoader worker) is measured as a child
     and never writes to this recording.
@@ -123,8 +130,9 @@ class Meter:
     Measuring never stops your code: if the recording cannot be made (the
     folder cannot be created or already holds a recording), the block runs
     measured but unrecorded, with a warning, and ``results`` holds the totals
-    (``results.summary["recorded"]`` is False). If the meter cannot start at
-    all, a ``with`` block or decorated function still runs, unmeasured, with a
+    (``results.summary["recorded"]`` is False; str(), total(), average()
+    and report() work from the totals, what needs the time series says so).
+    If the meter cannot start at all, a ``with`` block or decorated function still runs, unmeasured, with a
     warning; only an explicit ``start()`` raises.
 
     Args:
@@ -288,11 +296,14 @@ class Meter:
         handle, self._handle = self._handle, None
         if self._owner_pid != os.getpid():
             return None
-        last = _native.meter_snapshot(handle) if not self.recorded else None
         try:
             _native.meter_stop(handle)
         except OSError as e:
             raise _py_oserror(e) from None
+        # After the stop, which takes the final sample (as a recording's
+        # last line): taken before it, an unrecorded measurement lost up to
+        # a period at its end, all of one shorter than a period.
+        last = _native.meter_snapshot(handle) if not self.recorded else None
         if self.recorded:
             assert self.dir is not None
             try:
@@ -304,8 +315,9 @@ class Meter:
         return self._results
 
     def _unrecorded_summary(self, snap: Dict[str, Any]) -> Dict[str, Any]:
-        """The totals of an unrecorded run, from the meter's last snapshot
-        (up to one period before stop)."""
+        """The totals of an unrecorded run, from the meter's snapshot after
+        the stop's final sample: the same figures a recording's last line
+        holds."""
         energy: Dict[str, float] = {}
         method: Dict[str, str] = {}
         for name, d in dict(snap.get("devices", {})).items():
@@ -316,7 +328,9 @@ class Meter:
                 method[f"{name}_attributed"] = method[name]
         return {
             "recorded": False,
+            "recording": None,
             "why_not_recorded": self._why_unrecorded,
+            "command": list(sys.argv),
             "duration_s": float(snap.get("elapsed_s", 0.0)),
             "energy_j": energy,
             "method": method,
@@ -378,7 +392,72 @@ class Meter:
             self._started_by_with = False
             self._stop_or_warn()
 
+    # ``async with Meter(...)``: the same as ``with``. Starting and stopping
+    # take a few milliseconds (the baseline and the final sample, on the
+    # native thread) and are done in place rather than in an executor, so the
+    # measurement's edges are where the block's are.
+    async def __aenter__(self) -> "Meter":
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__(*exc)
+
     def __call__(self, func: F) -> F:
+        """Decorates a function so that every call is measured. A coroutine
+        function is measured while it is awaited (not when the coroutine is
+        created); a generator or async generator function from its first
+        step to its end (exhausted, closed or raising)."""
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                started = self._start_or_warn()
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    if started and self._handle is not None:
+                        self._stop_or_warn()
+
+            return awrapper  # type: ignore[return-value]
+
+        if inspect.isasyncgenfunction(func):
+            @functools.wraps(func)
+            async def agwrapper(*args: Any, **kwargs: Any) -> Any:
+                started = self._start_or_warn()
+                try:
+                    gen = func(*args, **kwargs)
+                    try:
+                        item = await gen.__anext__()
+                        while True:
+                            try:
+                                sent = yield item
+                            except GeneratorExit:
+                                raise
+                            except BaseException as e:  # athrow() from the caller: pass it on
+                                item = await gen.athrow(e)
+                            else:
+                                item = await gen.asend(sent)
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        await gen.aclose()
+                finally:
+                    if started and self._handle is not None:
+                        self._stop_or_warn()
+
+            return agwrapper  # type: ignore[return-value]
+
+        if inspect.isgeneratorfunction(func):
+            @functools.wraps(func)
+            def gwrapper(*args: Any, **kwargs: Any) -> Any:
+                started = self._start_or_warn()
+                try:
+                    return (yield from func(*args, **kwargs))
+                finally:
+                    if started and self._handle is not None:
+                        self._stop_or_warn()
+
+            return gwrapper  # type: ignore[return-value]
+
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             started = self._start_or_warn()

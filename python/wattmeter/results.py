@@ -7,10 +7,18 @@ the answers into dicts, tables, DataFrames and figures. Energies are never
 integrated here: a device's energy over any window is the difference of its
 cumulative counter at the window's sample boundaries, computed in C.
 
-pandas and matplotlib are optional: ``to_pandas()`` needs
-``pip install 'wattmeter[pandas]'``, ``plot()`` needs ``pip install
-'wattmeter[plot]'``; without them those two raise ``ModuleNotFoundError``
-naming the extra, and everything else works.
+pandas and matplotlib are optional: ``to_pandas()`` needs ``pip install
+pandas``, ``plot()`` needs ``pip install matplotlib`` (into the environment
+wattmeter is installed in; from wattmeter's source tree, ``pip install
+'.[pandas]'`` or ``'.[plot]'`` does the same); without them those raise
+``ModuleNotFoundError`` saying which command to run, and everything else
+works.
+
+A measurement that could not be recorded (``Meter`` fell back to measuring
+unrecorded) gives Results that hold the summary only: totals, duration,
+averages over the whole run, ``str()`` and ``report()`` work from it;
+what needs the time series (windows, peaks, columns, DataFrames, plots)
+raises ``RuntimeError`` saying the run was not recorded and why.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import datetime as _dt
 import json
 import math
 import os
+import sys
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _native
@@ -27,18 +36,22 @@ from . import _native
 
 
 def _need(module: str, extra: str, what: str) -> Any:
-    """Imports an optional module, or raises ModuleNotFoundError naming the
-    extra that installs it (not a bare "No module named ...")."""
+    """Imports an optional module, or raises ModuleNotFoundError with a
+    command that installs it where wattmeter is installed (not a bare "No
+    module named ..."). wattmeter is not on the package index, so
+    ``pip install 'wattmeter[extra]'`` would fail: the package itself is
+    named, and the extra only from the source tree."""
     import importlib
 
+    top = module.split(".")[0]
     try:
         return importlib.import_module(module)
     except ImportError as e:  # ModuleNotFoundError, or a broken install
         err = ModuleNotFoundError(
-            f"{what} needs {module.split('.')[0]}, which is not installed: "
-            f"pip install 'wattmeter[{extra}]'"
+            f"{what} needs {top}, which is not installed: {sys.executable} -m pip install {top} "
+            f"(or, from wattmeter's source tree, pip install '.[{extra}]')"
         )
-        err.name = module.split(".")[0]
+        err.name = top
         raise err from e
 
 
@@ -91,7 +104,26 @@ class Summary(dict):  # type: ignore[type-arg]
         return self
 
     def __str__(self) -> str:
+        if self.get("recorded") is False:
+            return _unrecorded_text(self)
         return _native.report_text(self._dir, 10)
+
+
+def _unrecorded_text(s: Dict[str, Any]) -> str:
+    """The human summary of an unrecorded measurement, from its totals (as
+    ``wattmeter run`` prints one): duration, energy and average power per
+    device, and why nothing was recorded."""
+    d = float(s.get("duration_s") or 0.0)
+    energy: Dict[str, float] = dict(s.get("energy_j", {}))
+    method: Dict[str, str] = dict(s.get("method", {}))
+    cmd = " ".join(str(a) for a in s.get("command") or [])
+    cmd = "".join("?" if ord(c) < 0x20 or c == "\x7f" else c for c in cmd)
+    lines = [f"wattmeter: {cmd + '  ' if cmd else ''}({d:.2f} s, NOT RECORDED)"]
+    for name, e in energy.items():
+        avg = f"  avg {e / d:.1f} W" if d > 0 and not name.endswith("_attributed") else ""
+        lines.append(f"  {name:<16} {e:.2f} J{avg}  {method.get(name, 'measured')}")
+    lines.append(f"  not recorded: {s.get('why_not_recorded') or 'unknown'}")
+    return "\n".join(lines) + "\n"
 
 
 # ---- Results ------------------------------------------------------------------------
@@ -110,7 +142,8 @@ class Results:
             processes (``cpu_attributed`` ...), in joules.
         method: for every key of energy_j, ``"measured"`` or ``"modeled"``.
         gpu_info: per GPU (the summary's ``gpus``) its device, index, name,
-            uuid, energy_j, attributed_j, source (``energy-counter`` or
+            uuid, energy_j, attributed_j, source (``nvml``, as in
+            ``per_gpu()`` and meta.json), source_detail (``energy-counter`` or
             ``power-integrated-*``) and used_by_run; energy_j also holds
             ``gpu`` (all GPUs), ``gpu_run`` (the GPUs the run uses) and
             ``gpu_attributed``.
@@ -129,6 +162,9 @@ class Results:
     def __init__(self, dir: str, summary: Dict[str, Any]) -> None:
         self.dir = dir
         self.summary: Summary = Summary(summary, dir)
+        #: False for a measurement that could not be recorded: then only the
+        #: summary's totals exist (see the module's docstring).
+        self.recorded: bool = summary.get("recorded") is not False
         self.duration_s: float = float(summary.get("duration_s") or 0.0)
         self.energy_j: Dict[str, float] = dict(summary.get("energy_j", {}))
         self.method: Dict[str, str] = dict(summary.get("method", {}))
@@ -147,6 +183,20 @@ class Results:
         self._detail: Optional[Dict[str, Dict[str, List[Optional[float]]]]] = None
         self._meta: Optional[Dict[str, Any]] = None
 
+    def _need_recording(self, what: str) -> None:
+        """Raises RuntimeError for what needs the time series of a
+        measurement that was not recorded."""
+        if not self.recorded:
+            why = self.summary.get("why_not_recorded") or "unknown"
+            raise RuntimeError(
+                f"{what} needs the recording, and this measurement was not recorded ({why}): "
+                "only its totals are kept (energy_j, duration_s, total(), average(), str()); "
+                "give Meter(output_dir=...) a folder that can hold a new recording")
+
+    def _whole_run(self, what: str, start: Optional[float], end: Optional[float]) -> None:
+        if start is not None or end is not None:
+            self._need_recording(f"{what} with start/end")
+
     # -- what is in it --------------------------------------------------------------
 
     @property
@@ -158,6 +208,8 @@ class Results:
     def devices(self) -> List[str]:
         """The devices of the recording, in meta.json order: ``cpu``,
         ``dram``, ``psys``, ``gpu0`` ... (whatever the machine had)."""
+        if not self.recorded:  # no meta.json: the devices the totals name
+            return [k for k in self.energy_j if not k.endswith("_attributed")]
         return list(self.summary.get("source", {}))
 
     @property
@@ -178,6 +230,7 @@ class Results:
 
     def meta(self) -> Dict[str, Any]:
         """meta.json as written (host, sensors, devices, periods ...)."""
+        self._need_recording("meta()")
         if self._meta is None:
             with open(os.path.join(self.dir, "meta.json"), encoding="utf-8") as f:
                 self._meta = json.load(f)
@@ -187,6 +240,7 @@ class Results:
         """Time series as plain lists: ``t_s``, ``energy_j.cpu``, ``power_w.cpu``,
         ``attributed_j.cpu``, ``cpu_util`` ... (one element per sample line,
         None where a line lacks the value; see docs/recording.md "Columns")."""
+        self._need_recording("columns()")
         if self._columns is None:
             self._columns = json.loads(_native.report_columns_json(self.dir))
         return self._columns
@@ -198,6 +252,7 @@ class Results:
         (one element per process per process-tier line: ``row``, ``t_s``,
         ``pid``, ``cpu_s``, ``cpu_share``, ``rss_bytes``, ``pss_bytes``,
         ``uss_bytes``, ``mem_pct``, ``energy_j.<dev>`` ...)."""
+        self._need_recording("detail()")
         if self._detail is None:
             self._detail = json.loads(_native.report_detail_json(self.dir))
         return self._detail
@@ -207,8 +262,12 @@ class Results:
         ``{"energy_j.cpu": "J", "power_w.cpu": "W", "attributed_j.cpu": "J",
         "cpu_util": "fraction", "zones_energy_j.package-0/core": "J",
         "gauges.gpu0.util": "fraction", "procs.pss_bytes": "bytes", ...}``.
-        A metric no line carries is not listed."""
+        A metric no line carries is not listed. Unrecorded: the energies of
+        the totals only."""
         out: Dict[str, str] = {}
+        if not self.recorded:
+            return {f"energy_j.{k}" if not k.endswith("_attributed") else
+                    f"attributed_j.{k[:-len('_attributed')]}": "J" for k in self.energy_j}
         for name, vals in self.columns().items():
             if name != "t_s" and any(v is not None for v in vals):
                 out[name] = _unit(name)
@@ -235,7 +294,9 @@ class Results:
         {dev: J}}}``. Attributed and per-process energy, recorded on
         process-tier lines only, are cut at those lines.
 
-        Raises ValueError for start > end or a window holding no sample."""
+        Raises ValueError for start > end or a window holding no sample,
+        RuntimeError for a measurement that was not recorded."""
+        self._need_recording("window()")
         try:
             w: Dict[str, Any] = json.loads(_native.report_window_json(
                 self.dir, None if start is None else float(start),
@@ -274,6 +335,13 @@ class Results:
 
         Raises KeyError for an unknown metric, ValueError for one that is not
         an energy (utilisation, memory: use average() or max())."""
+        if not self.recorded:
+            self._whole_run("total()", start, end)
+            key = self._energy_key(metric)
+            if key is None or key not in self.energy_j:
+                raise KeyError(f"no energy {metric!r} in this unrecorded measurement; "
+                               f"available: {', '.join(self.energy_j)}")
+            return float(self.energy_j[key])
         self._check_metric(metric)
         key = self._energy_key(metric)
         if key is not None:
@@ -322,6 +390,9 @@ class Results:
         duration; for a gauge (``cpu_util``, ``gauges.gpu0.util``,
         ``mem_used_bytes``, ``procs.pss_bytes`` ...) the mean of its samples in
         the window. NaN if the window has no duration or no sample."""
+        if not self.recorded:
+            e = self.total(metric, start, end)
+            return e / self.duration_s if self.duration_s > 0 else math.nan
         self._check_metric(metric)
         if self._energy_key(metric) is not None or metric.startswith(("zones_energy_j.", "procs.energy_j.")):
             e = self.total(metric, start, end)
@@ -334,6 +405,7 @@ class Results:
         """Highest value in the window: for a device, its peak power in watts
         (over one counter period, ``power_w.<dev>``); for a gauge its highest
         sample. NaN if the window has none."""
+        self._need_recording("max()")
         self._check_metric(metric)
         key = self._energy_key(metric)
         if key is not None and not key.endswith("_attributed"):
@@ -348,7 +420,19 @@ class Results:
     def per_device(self, start: Optional[float] = None, end: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
         """Per device (cpu, dram, psys, gpu0 ...): ``energy_j``,
         ``attributed_j`` (None where not attributed), ``avg_w``, ``peak_w``,
-        ``method`` and ``source``, over the window (the whole run by default)."""
+        ``method`` and ``source``, over the window (the whole run by default).
+        Unrecorded: the whole run only, without peak_w (None) or source ("")."""
+        if not self.recorded:
+            self._whole_run("per_device()", start, end)
+            dur = self.duration_s
+            return {dev: {
+                "energy_j": self.energy_j.get(dev),
+                "attributed_j": self.energy_j.get(dev + "_attributed"),
+                "avg_w": (self.energy_j[dev] / dur) if dur > 0 else None,
+                "peak_w": None,
+                "method": self.method.get(dev, "unknown"),
+                "source": "",
+            } for dev in self.devices}
         w = self.window(start, end)
         d = float(w["duration_s"])
         out: Dict[str, Dict[str, Any]] = {}
@@ -370,13 +454,19 @@ class Results:
         return out
 
     def per_gpu(self, start: Optional[float] = None, end: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
-        """per_device() for the GPUs only, each with the averages of its gauges
-        (``util``, ``mem_used_bytes`` ... where recorded). Empty without GPUs."""
+        """per_device() for the GPUs only, each with its ``source_detail``
+        (``energy-counter``, ``power-integrated-*``, as in gpu_info) and the
+        averages of its gauges (``util``, ``mem_used_bytes`` ... where
+        recorded). Empty without GPUs."""
         devs = self.per_device(start, end)
+        if not self.recorded:
+            return {g: devs[g] for g in self.gpus}
         rows = self.detail()["rows"]
+        info = {str(g.get("device")): g for g in self.gpu_info}
         out: Dict[str, Dict[str, Any]] = {}
         for g in self.gpus:
             row = dict(devs[g])
+            row["source_detail"] = info.get(g, {}).get("source_detail", "")
             for name in rows:
                 if name.startswith(f"gauges.{g}."):
                     v = self.average(name, start, end)
@@ -388,6 +478,7 @@ class Results:
         """Per PID: ``cmdline``, ``energy_j`` {device: J attributed in the
         window}, and over the whole run ``cpu_s`` and ``peak_rss_bytes``;
         largest energy first."""
+        self._need_recording("per_process()")
         w = self.window(start, end)
         out: Dict[int, Dict[str, Any]] = {}
         for pid, e in w.get("processes", {}).items():
@@ -401,7 +492,10 @@ class Results:
         return dict(sorted(out.items(), key=lambda kv: -sum(v or 0.0 for v in kv[1]["energy_j"].values())))
 
     def report(self, top: int = 5) -> str:
-        """The human summary, as ``wattmeter report`` prints it."""
+        """The human summary, as ``wattmeter report`` prints it (for an
+        unrecorded measurement, its totals and why it was not recorded)."""
+        if not self.recorded:
+            return _unrecorded_text(self.summary)
         return _native.report_text(self.dir, top)
 
     def __str__(self) -> str:
@@ -423,6 +517,7 @@ class Results:
         ``form="long"``: one row per (t_s, metric) with ``series``, ``device``,
         ``value`` and ``unit`` columns, absent values left out (for seaborn,
         groupby, or concatenating runs)."""
+        self._need_recording("to_pandas()")
         pd = _pandas("to_pandas()")
         if form not in ("wide", "long"):
             raise ValueError(f"form must be 'wide' or 'long', not {form!r}")
@@ -500,6 +595,7 @@ class Results:
         (modelled series dashed and labelled so); and the energy attributed
         to each of the ``top`` processes, per device. Save it with
         ``fig.savefig("run.png")``."""
+        self._need_recording("plot()")
         Figure = _figure("plot()")
         cols = self.columns()
         t = cols.get("t_s", [])
@@ -547,6 +643,11 @@ class Results:
     def __repr__(self) -> str:
         parts = ", ".join(f"{k}={v:.3f} J ({self.method.get(k, '?')})" for k, v in self.energy_j.items())
         return f"<wattmeter.Results {self.duration_s:.2f} s: {parts}>"
+
+
+# The hatch of the attributed part in Comparison.plot(): one colour that
+# shows on every bar colour of matplotlib's default cycle.
+_HATCH_COLOR = "white"
 
 
 def _short_cmd(cmdline: Optional[str], width: int = 28) -> str:
@@ -603,7 +704,8 @@ class Comparison:
             raise ValueError("compare() needs at least one recording")
         self.runs: List[Results] = list(runs)
         if names is None:
-            names = [os.path.basename(os.path.normpath(r.dir)) or r.dir for r in self.runs]
+            names = [(os.path.basename(os.path.normpath(r.dir)) or r.dir) if r.recorded else f"unrecorded-{k + 1}"
+                     for k, r in enumerate(self.runs)]
         if len(names) != len(self.runs):
             raise ValueError(f"{len(names)} names for {len(self.runs)} runs")
         self.names: List[str] = list(names)
@@ -668,8 +770,9 @@ class Comparison:
             pos = [x - 0.4 + width * (k + 0.5) for x in xs]
             bars = axb.bar(pos, vals, width, label=d)
             if any(att):
-                axb.bar(pos, att, width, color="none", edgecolor=bars.patches[0].get_facecolor(),
-                        hatch="//", linewidth=0)
+                # The hatch is drawn in the edge colour: in the bar's own
+                # colour, over the bar, it cannot be seen.
+                axb.bar(pos, att, width, color="none", edgecolor=_HATCH_COLOR, hatch="//", linewidth=0)
         axb.set_xticks(xs, self.names)
         axb.set_ylabel("energy (J)")
         axb.set_title("energy per device (hatched: attributed to the measured processes)")
@@ -677,6 +780,8 @@ class Comparison:
         dev = "cpu" if "cpu" in self.devices else (self.devices[0] if self.devices else None)
         if dev:
             for name, r in zip(self.names, self.runs):
+                if not r.recorded:  # totals only: no curve to draw
+                    continue
                 c = r.columns()
                 pts = [(x, y) for x, y in zip(c.get("t_s", []), c.get(f"power_w.{dev}", []))
                        if x is not None and y is not None]

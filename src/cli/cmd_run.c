@@ -1,5 +1,11 @@
 /* cmd_run.c — `wattmeter run [options] -- CMD [ARGS...]`.
  *
+ * The exit status is the command's whatever happens to our own output:
+ * SIGPIPE is ignored (the command gets the default back before its exec),
+ * a write to a stderr nobody reads drops the summary, and the supervisor's
+ * signals stay blocked until we exit, so a late SIGINT cannot kill us
+ * between the command's exit and the summary.
+ *
  * As perf stat does: the meter starts (baseline sample) before the command
  * exists; the command is then forked and executed without a shell, and an
  * exec failure comes back through a close-on-exec pipe. Only once that pipe
@@ -28,6 +34,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,9 +69,10 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: wattmeter run [options] [--] CMD [ARGS...]\n"
 		"\n"
-		"Run CMD (without a shell), measure the energy of the CPU packages, DRAM and\n"
-		"platform while it runs, attribute it to CMD's whole process tree (orphans it\n"
-		"leaves behind included), write a recording and print a summary on stderr.\n"
+		"Run CMD (without a shell), measure the energy of the CPU packages, DRAM,\n"
+		"platform and NVIDIA GPUs while it runs, attribute it to CMD's whole process\n"
+		"tree (orphans it leaves behind included), write a recording and print a\n"
+		"summary on stderr.\n"
 		"Exits with CMD's exit status.\n"
 		"\n"
 		"options:\n"
@@ -286,7 +294,12 @@ static void live_draw(struct live *l, wm_meter *m)
 			wm_buf_printf(&b, " | %s - W %.1f J%s", s->devices[i].name, s->devices[i].energy_j,
 				      s->devices[i].modeled ? " MODELED" : "");
 	}
-	wm_buf_printf(&b, " | %zu procs", s->n_procs_alive);
+	/* As many as the summary will list (exited ones too), and how many of
+	 * them run now when that differs. */
+	if (s->n_procs_seen != s->n_procs_alive)
+		wm_buf_printf(&b, " | %zu procs (%zu running)", s->n_procs_seen, s->n_procs_alive);
+	else
+		wm_buf_printf(&b, " | %zu procs", s->n_procs_seen);
 	/* b.len is only meaningful while the buffer holds no error */
 	if (!wm_buf_error(&b) && b.len - text_at > (size_t)cols - 1)
 		b.len = text_at + (size_t)cols - 1; /* never wrap: a wrap would scroll */
@@ -444,6 +457,12 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
  * already runs in the parent). */
 static void child_exec(int err_w, const char *path, char **argv, const sigset_t *mask)
 {
+	/* wattmeter ignores SIGPIPE for its own writes; an ignored signal stays
+	 * ignored across exec, so the command gets the default back (a
+	 * `yes | head` inside it must still end on SIGPIPE). */
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigemptyset(&dfl.sa_mask);
+	sigaction(SIGPIPE, &dfl, NULL);
 	sigprocmask(SIG_SETMASK, mask, NULL);
 	execv(path, argv);
 	int e = errno;
@@ -512,7 +531,35 @@ static int supervise(pid_t child, wm_meter *m, struct live *live, const sigset_t
 
 /* ---- the summary when there is no recording ------------------------------------ */
 
-/* The summary of an unrecorded run, from the meter's last snapshot: JSON
+/* Text for the unrecorded summary with control characters (a newline) as
+ * '?', so a command or folder name cannot break a line or drive the
+ * terminal; quoted for a shell if asked. */
+static void put_text(wm_buf *b, const char *a, int quote)
+{
+	if (quote)
+		wm_buf_puts(b, "'");
+	for (const unsigned char *p = (const unsigned char *)a; *p; p++) {
+		if (quote && *p == '\'')
+			wm_buf_puts(b, "'\\''");
+		else {
+			char c = (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
+			wm_buf_append(b, &c, 1);
+		}
+	}
+	if (quote)
+		wm_buf_puts(b, "'");
+}
+
+/* One argument of the command for the header line, as the recorded
+ * summary shows it (summary.c's put_command): quoted where a shell would
+ * need it. */
+static void put_arg(wm_buf *b, const char *a)
+{
+	put_text(b, a, !*a || strpbrk(a, " \t'\"\\$`!*?;&|<>()[]{}#~") != NULL);
+}
+
+/* The summary of an unrecorded run, from the snapshot after the stop's
+ * final sample: JSON
  * (the same keys as a recording's summary where they exist, plus
  * "recorded": false and why) or text. */
 static char *unrecorded_summary(const wm_snapshot *s, char **cmd, int code, const char *why, int as_json)
@@ -540,13 +587,17 @@ static char *unrecorded_summary(const wm_snapshot *s, char **cmd, int code, cons
 		wm_buf_puts(&b, "}}\n");
 	} else {
 		wm_buf_puts(&b, "wattmeter:");
-		for (size_t i = 0; cmd[i] && i < 8; i++)
-			wm_buf_printf(&b, " %s", cmd[i]);
+		for (size_t i = 0; cmd[i]; i++) {
+			wm_buf_puts(&b, " ");
+			put_arg(&b, cmd[i]);
+		}
 		wm_buf_printf(&b, "  (exit %d, %.1f s, NOT RECORDED)\n", code, s ? s->elapsed_s : 0);
 		for (size_t i = 0; s && i < s->n_devices; i++)
 			wm_buf_printf(&b, "  %-6s %.1f J  %s\n", s->devices[i].name, s->devices[i].energy_j,
 				      s->devices[i].modeled ? "modeled" : "measured");
-		wm_buf_printf(&b, "  not recorded: %s\n", why);
+		wm_buf_puts(&b, "  not recorded: ");
+		put_text(&b, why, 0); /* it names the folder the user gave */
+		wm_buf_puts(&b, "\n");
 	}
 	if (wm_buf_error(&b)) {
 		wm_buf_free(&b);
@@ -585,6 +636,47 @@ static int write_summary_file(const char *path, wm_outfile *f, const char *json)
 	if (rc)
 		fprintf(stderr, "wattmeter run: cannot write the summary to %s: %s\n", path, strerror(-rc));
 	return rc;
+}
+
+/* The recording's JSON summary as `run` prints and writes it: the
+ * reader's, ending with a newline (a JSON line of its own). */
+static char *recorded_json(const char *dir, char *err, size_t errlen)
+{
+	char *json = wm_report_json(dir, err, errlen);
+	if (!json)
+		return NULL;
+	wm_buf b;
+	wm_buf_init(&b);
+	wm_buf_puts(&b, json);
+	while (b.len && !wm_buf_error(&b) && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == ' '))
+		b.data[--b.len] = '\0';
+	wm_buf_puts(&b, "\n");
+	free(json);
+	if (wm_buf_error(&b)) {
+		wm_buf_free(&b);
+		(void)wm_err(err, errlen, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	return b.data;
+}
+
+/* Writes to stderr until the first failure (EPIPE: nobody reads it any
+ * more), then stays silent: what cannot be shown is dropped, never fatal. */
+struct out_state {
+	int broken;
+};
+
+static void say(struct out_state *os, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct out_state *os, const char *fmt, ...)
+{
+	if (os->broken)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (n < 0 || fflush(stderr) == EOF)
+		os->broken = 1;
 }
 
 /* The meter's config from the options (no recording, command or reaper
@@ -681,6 +773,15 @@ int cmd_run(int argc, char **argv)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		fprintf(stderr, "wattmeter run: warning: cannot become a subreaper (%s): processes the command "
 				"orphans will not be measured\n", strerror(errno));
+
+	/* A reader of stderr that goes away (`wattmeter run ... 2>&1 | head`)
+	 * must not kill wattmeter with SIGPIPE before it reaps the command and
+	 * exits with its status: our writes get EPIPE instead. The command gets
+	 * the default back before its exec (child_exec). Set before any thread
+	 * exists; the sampler never writes to a pipe. */
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGPIPE, &ign, NULL);
 
 	/* Signals for the supervisor are blocked before any thread exists, so the
 	 * sampler thread inherits the mask and only sigtimedwait sees them. */
@@ -779,30 +880,43 @@ int cmd_run(int argc, char **argv)
 		close(errp[0]);
 	live_end(&live);
 
-	/* An unrecorded run's figures come from the last snapshot. */
-	wm_snapshot *last = why_unrecorded[0] ? snapshot_take(m) : NULL;
+	/* Both paths take their figures after the stop, which takes a final
+	 * sample (process tier forced): the recording's last line, and for an
+	 * unrecorded run the snapshot that sample leaves. Taken before the stop,
+	 * an unrecorded run lost its tail (up to a period: all of a run shorter
+	 * than one). */
 	rc = wm_meter_stop(m, code, err, sizeof err);
+	wm_snapshot *last = why_unrecorded[0] ? snapshot_take(m) : NULL;
 	wm_meter_free(m);
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	/* The supervisor's signals stay blocked until we exit: one that came
+	 * after the command's exit (`timeout -s INT` signals us and then our
+	 * whole group, so a second SIGINT can be pending) would otherwise kill
+	 * us here, at the default action, before the summary and the
+	 * `recording:` line (issue 15 item 10). What is pending is dropped at
+	 * exit; the command's status is what we exit with. */
 	char stop_err[1024] = "";
 	if (rc < 0)
 		(void)snprintf(stop_err, sizeof stop_err, "%s", err);
 
+	/* From here on every write to stderr goes through say(): a reader that
+	 * went away (`2>&1 | head -1`) gives EPIPE (SIGPIPE is ignored), the
+	 * summary is not shown, and the exit status is still the command's. */
+	struct out_state os = {0};
 	char *json = NULL;
 	if (why_unrecorded[0]) {
 		if (o.json || summary_fd >= 0)
 			json = unrecorded_summary(last, cmd, code, why_unrecorded, 1);
 		char *text = o.json ? NULL : unrecorded_summary(last, cmd, code, why_unrecorded, 0);
 		if (o.json && json)
-			fputs(json, stderr);
+			say(&os, "%s", json);
 		else if (text)
-			fputs(text, stderr);
+			say(&os, "%s", text);
 		free(text);
 	} else {
 		if (o.json || summary_fd >= 0) {
-			json = wm_report_json(outdir, err, sizeof err);
+			json = recorded_json(outdir, err, sizeof err);
 			if (!json)
-				fprintf(stderr, "wattmeter run: cannot summarise %s: %s\n", outdir, err);
+				say(&os, "wattmeter run: cannot summarise %s: %s\n", outdir, err);
 		}
 		char *text = o.json ? NULL : wm_report_text(outdir, 5, err, sizeof err);
 		if (text && stop_err[0]) {
@@ -812,27 +926,27 @@ int cmd_run(int argc, char **argv)
 			text = t;
 		}
 		if (o.json && json)
-			fputs(json, stderr);
+			say(&os, "%s", json); /* ends with its newline: a JSON line of its own */
 		else if (text)
-			fputs(text, stderr);
+			say(&os, "%s", text);
 		else if (!o.json)
-			fprintf(stderr, "wattmeter run: cannot summarise %s: %s\n", outdir, err);
+			say(&os, "wattmeter run: cannot summarise %s: %s\n", outdir, err);
 		free(text);
-		fprintf(stderr, "recording: %s   (wattmeter report %s)\n", outdir, outdir);
+		say(&os, "recording: %s   (wattmeter report %s)\n", outdir, outdir);
 	}
 	if (summary_fd >= 0) {
 		if (json) {
-			(void)write_summary_file(o.summary_json, &summary_out, json);
+			(void)write_summary_file(o.summary_json, &summary_out, json); /* says why it failed */
 		} else {
 			wm_outfile_abort(&summary_out);
-			fprintf(stderr, "wattmeter run: no summary to write to %s\n", o.summary_json);
+			say(&os, "wattmeter run: no summary to write to %s\n", o.summary_json);
 		}
-		fprintf(stderr, "summary: %s\n", o.summary_json);
+		say(&os, "summary: %s\n", o.summary_json);
 	}
 	/* Last, where it is seen, unless the summary said it: why the recording
 	 * is incomplete (a full disk, not a killed run). */
 	if (stop_err[0])
-		fprintf(stderr, "wattmeter run: the recording is incomplete (the run was not killed): %s\n", stop_err);
+		say(&os, "wattmeter run: the recording is incomplete (the run was not killed): %s\n", stop_err);
 	free(json);
 	snapshot_free(last);
 	return code;

@@ -16,6 +16,7 @@
 
 #include "base/util.h"
 #include "cli.h"
+#include "outputs/http.h"
 #include "wattmeter.h"
 #include "wattmeter_exporter.h"
 
@@ -31,10 +32,11 @@ static void usage(FILE *out)
 		"options:\n"
 		"  --listen ADDR:PORT       address to serve on (default %s; [::1]:PORT for\n"
 		"                           IPv6, :PORT for every interface, port 0: any free one)\n"
-		"  --period SECONDS         counter sampling period (default %g)\n"
+		"  --period SECONDS         counter sampling period, %g to %g (default %g)\n"
 		"  --sysfs-root PATH        read powercap below PATH (default /sys)\n"
 		"  --procfs-root PATH       read processes below PATH (default /proc)\n"
-		"  --nvml-lib PATH          NVML library to load (default libnvidia-ml.so.1)\n"
+		"  --nvml-lib PATH          NVIDIA GPUs: load this libnvidia-ml (default:\n"
+		"                           $WATTMETER_NVML_LIB, then libnvidia-ml.so.1)\n"
 		"  --no-gpu                 do not load NVML\n"
 		"  --per-process            export energy per process (scans every process)\n"
 		"  --per-cgroup             export energy per cgroup v2 (containers, services)\n"
@@ -49,7 +51,8 @@ static void usage(FILE *out)
 		"\n"
 		"example: wattmeter serve --listen 127.0.0.1:5001\n"
 		"         curl -s localhost:5001/metrics | grep wattmeter_cpu_power_watts\n",
-		WM_EXPORTER_DEFAULT_LISTEN, WM_DEFAULT_PERIOD_S, WM_EXPORTER_DEFAULT_MAX_SERIES);
+		WM_EXPORTER_DEFAULT_LISTEN, WM_MIN_PERIOD_S, WM_MAX_PERIOD_S, WM_DEFAULT_PERIOD_S,
+		WM_EXPORTER_DEFAULT_MAX_SERIES);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -79,15 +82,22 @@ int cmd_serve(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		double v;
 		uint64_t n;
+		char lerr[512];
 		switch (c) {
 		case 'h': usage(stdout); return cli_finish_stdout();
-		case O_LISTEN: ec.listen = optarg; break;
-		case O_PERIOD:
-			if (cli_parse_seconds(optarg, 0, &v) < 0) {
-				fprintf(stderr, "wattmeter serve: '%s' is not a valid number of seconds for --period\n",
-					optarg);
+		case O_LISTEN:
+			/* The syntax now, as run checks its values: exit 2 before
+			 * anything starts (binding is for the start: exit 1). */
+			if (wm_http_check_listen(optarg, lerr, sizeof lerr) < 0) {
+				fprintf(stderr, "wattmeter serve: %s (see 'wattmeter serve --help')\n", lerr);
 				return CLI_EXIT_USAGE;
 			}
+			ec.listen = optarg;
+			break;
+		case O_PERIOD:
+			if (cli_number_option("serve", "--period", optarg, WM_MIN_PERIOD_S, WM_MAX_PERIOD_S, 0, "seconds",
+					      "0.1", &v) < 0)
+				return CLI_EXIT_USAGE;
 			mc.period_s = v;
 			if (mc.proc_period_s < v)
 				mc.proc_period_s = v;
@@ -108,7 +118,9 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case O_WEB: ec.web_config_file = optarg; break;
 		case O_REC: ec.record_dir = optarg; break;
-		default: usage(stderr); return CLI_EXIT_USAGE;
+		default:
+			fprintf(stderr, "See 'wattmeter serve --help'.\n");
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {

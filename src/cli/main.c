@@ -94,9 +94,9 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: wattmeter [--version] [--help] <command> [<args>]\n"
 		"\n"
-		"Measure the energy that CPU packages, DRAM and the platform spend while a\n"
-		"command runs, from hardware counters (RAPL) where the machine has them and\n"
-		"from a documented, clearly labelled model where it does not.\n"
+		"Measure the energy that CPU packages, DRAM, the platform and NVIDIA GPUs spend\n"
+		"while a command runs, from hardware counters (RAPL, NVML) where the machine has\n"
+		"them and from a documented, clearly labelled model where it does not.\n"
 		"\n"
 		"commands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
@@ -122,9 +122,17 @@ int main(int argc, char **argv)
 		printf("wattmeter %s\n", WM_VERSION);
 		return cli_finish_stdout();
 	}
-	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-		if (strcmp(cmd, commands[i].name) == 0)
-			return commands[i].fn(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		if (strcmp(cmd, commands[i].name) != 0)
+			continue;
+		/* getopt names the program by argv[0] in its own messages
+		 * ("unrecognized option"): "wattmeter run", as every other
+		 * message of the command starts. */
+		static char name[32];
+		(void)snprintf(name, sizeof name, "wattmeter %s", commands[i].name);
+		argv[1] = name;
+		return commands[i].fn(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "wattmeter: '%s' is not a command. See 'wattmeter --help'.\n", cmd);
 	return 2;
 }

@@ -26,10 +26,22 @@
 #include "meter/meter_priv.h"
 #include "procs/cgroup.h"
 
+/* Who inherits a reaper's tail: a measured child of r that vanished this
+ * interval (mode 0), else a measured root that r parents, the command,
+ * alive or just gone (mode 1): an orphan reaped before any scan saw it
+ * was the command's. */
+static int tail_heir(const wm_proc *c, const wm_proc *r, int mode)
+{
+	if (!c->count_own || c->ppid != r->pid)
+		return 0;
+	return mode == 0 ? c->vanished : c->is_root && (c->alive || c->vanished);
+}
+
 /* A root that does not count its own CPU (the CLI, parent of the command)
  * only reaps: the tail it shows is the last moments of the measured children
  * it reaped this interval. Hand that tail to them, so the command, not
- * wattmeter, carries its own energy. */
+ * wattmeter, carries its own energy, and wattmeter never shows up among the
+ * measured processes (its own cost is reported apart, as self_cpu_s). */
 static void give_reaper_tail(wm_proctree *t, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -37,16 +49,19 @@ static void give_reaper_tail(wm_proctree *t, size_t n)
 		if (!r->is_root || r->count_own || !r->d_tail_ticks)
 			continue;
 		size_t heirs = 0;
-		for (size_t j = 0; j < n; j++) {
-			const wm_proc *c = wm_proctree_get(t, j);
-			heirs += c->vanished && c->count_own && c->ppid == r->pid;
+		int mode;
+		for (mode = 0; mode < 2; mode++) {
+			for (size_t j = 0; j < n; j++)
+				heirs += (size_t)tail_heir(wm_proctree_get(t, j), r, mode);
+			if (heirs)
+				break;
 		}
 		if (!heirs)
 			continue;
 		uint64_t share = r->d_tail_ticks / heirs, rest = r->d_tail_ticks % heirs;
 		for (size_t j = 0; j < n; j++) {
 			wm_proc *c = wm_proctree_get(t, j);
-			if (c->vanished && c->count_own && c->ppid == r->pid) {
+			if (tail_heir(c, r, mode)) {
 				c->d_tail_ticks += share + rest;
 				c->total_cpu_ticks += share + rest;
 				rest = 0;
@@ -208,7 +223,7 @@ void wm_attribute(wm_meter *m, const wm_cpu_times *ct, wm_sample *s)
 		if (m->measure_self && p->pid == me && p->is_root)
 			p->d_cpu_ticks = p->d_cpu_ticks > self_d_ticks ? p->d_cpu_ticks - self_d_ticks : 0;
 		sum_ticks += (p->count_own ? p->d_cpu_ticks : 0) + p->d_tail_ticks;
-		if (p->alive)
+		if (p->alive && p->count_own)
 			sum_mem += (double)(p->have_pss ? p->pss_bytes : p->rss_bytes);
 	}
 	/* Process and machine ticks are read at slightly different instants:
@@ -236,7 +251,9 @@ void wm_attribute(wm_meter *m, const wm_cpu_times *ct, wm_sample *s)
 				w = (double)((p->count_own ? p->d_cpu_ticks : 0) + p->d_tail_ticks);
 				den = cpu_den;
 			} else if (rule == WM_ATTR_MEMORY) {
-				w = p->alive ? (double)(p->have_pss ? p->pss_bytes : p->rss_bytes) : 0;
+				/* Only the measured processes' memory: the CLI's own
+				 * (a root that only reaps) is wattmeter's cost. */
+				w = p->alive && p->count_own ? (double)(p->have_pss ? p->pss_bytes : p->rss_bytes) : 0;
 				den = mem_den;
 			}
 			if (!(den > 0) || !(w > 0))
@@ -253,6 +270,9 @@ void wm_attribute(wm_meter *m, const wm_cpu_times *ct, wm_sample *s)
 	/* The per-process rows of this sample. */
 	s->n_procs = 0;
 	s->n_procs_alive = 0;
+	s->n_procs_seen = (size_t)m->procs_folded;
+	for (size_t i = 0; i < n; i++)
+		s->n_procs_seen += wm_proctree_get(t, i)->count_own;
 	if (grow_scratch(m, n) < 0)
 		return;
 	for (size_t i = 0; i < n; i++) {

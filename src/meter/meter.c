@@ -235,8 +235,10 @@ static void update_snapshot(wm_meter *m, const wm_sample *s)
 		o->energy_j = s->devices[d].energy_j;
 		o->attributed_j = s->devices[d].attributed_j;
 	}
-	if (s->proc_tier)
+	if (s->proc_tier) {
 		m->snap_alive = s->n_procs_alive;
+		m->snap_seen = s->n_procs_seen;
+	}
 	m->snap_self_cpu_s = s->self_cpu_s;
 	m->snap_samples = s->seq + 1;
 	pthread_mutex_unlock(&m->snap_lock);
@@ -759,7 +761,7 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 			goto fail;
 		}
 		if (c->reaper_pid > 0)
-			(void)add_root(m, c->reaper_pid, 0);
+			(void)wm_proctree_add_reaper(m->tree, c->reaper_pid);
 	}
 
 	m->wall0_s = wm_now_wall_s();
@@ -839,6 +841,7 @@ wm_snapshot *wm_meter_snapshot(wm_meter *m)
 	s->n_devices = m->n_dev;
 	s->elapsed_s = m->snap_elapsed_s;
 	s->n_procs_alive = m->snap_alive;
+	s->n_procs_seen = m->snap_seen;
 	s->self_cpu_s = m->snap_self_cpu_s;
 	s->samples = m->snap_samples;
 	pthread_mutex_unlock(&m->snap_lock);

@@ -86,6 +86,8 @@ typedef struct wm_sample {
 	const wm_sample_proc *procs;
 	size_t n_procs_alive;
 	uint64_t procs_folded;       /* exited processes folded into totals so far */
+	size_t n_procs_seen;         /* measured processes so far, alive or exited: the
+	                                summary's process list */
 } wm_sample;
 
 /* What a sink learns at the end. */

@@ -119,6 +119,7 @@ struct wm_meter {
 	wm_snapshot_device *snap_dev;
 	double snap_elapsed_s, snap_self_cpu_s;
 	size_t snap_alive;
+	size_t snap_seen;
 	uint64_t snap_samples;
 };
 

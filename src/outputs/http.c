@@ -336,6 +336,13 @@ static int split_listen(const char *listen, char *host, size_t hostlen, unsigned
 	return 0;
 }
 
+int wm_http_check_listen(const char *listen, char *err, size_t errlen)
+{
+	char host[256];
+	unsigned port;
+	return split_listen(listen, host, sizeof host, &port, err, errlen);
+}
+
 static int bind_listen(const char *addr, int *fd_out, int *port_out, int *v6_out, char *err, size_t errlen)
 {
 	char host[256];

@@ -43,6 +43,10 @@ typedef struct wm_http wm_http;
 /* Binds, reads the TLS PEM files, starts libmicrohttpd's threads. 0, or
  * -errno with a message naming the address or file and the fix. */
 int wm_http_start(const wm_http_opts *o, wm_http **out, char *err, size_t errlen);
+/* The syntax of a --listen value alone (nothing is resolved or bound): 0 or
+ * -EINVAL with the message wm_http_start would give, for a command line
+ * to refuse before anything starts. */
+int wm_http_check_listen(const char *listen, char *err, size_t errlen);
 
 /* The bound port (the chosen one when asked for 0), and "http(s)://host:port". */
 int wm_http_port(const wm_http *h);

@@ -782,6 +782,19 @@ static int lookup(const wm_proctree *t, int pid)
 
 /* ---- steps 4-5: link and grow the set ------------------------------------------------ */
 
+/* Scan entry c, a new child of tracked entry x, is a reaper's fork that has
+ * not exec'd yet: x was added by wm_proctree_add_reaper (the CLI) and c still
+ * bears its name. It is not measured yet: the CLI adds it as a root once the
+ * exec is confirmed (wm_proctree_add_root reads it then), so its first entry
+ * carries the command's name, never "wattmeter". */
+static int fork_before_exec(const wm_proctree *t, int x, int c)
+{
+	int k = t->ents[x].proc_idx;
+	if (k < 0 || (size_t)k >= t->n || !t->procs[k].reaper)
+		return 0;
+	return strcmp(t->ents[c].st.comm, t->ents[x].st.comm) == 0;
+}
+
 /* from: walk from every tracked entry (-1), or only from table entry `from`
  * (add_root: baselining the new root's descendants must not swallow a child
  * that another root's process started since the last scan: that child counts
@@ -815,7 +828,7 @@ static void link_and_grow(wm_proctree *t, int from)
 	while (top > 0) {
 		int x = t->stack[--top];
 		for (int c = t->ents[x].first_child; c >= 0; c = t->ents[c].next_sibling) {
-			if (!t->ents[c].tracked) {
+			if (!t->ents[c].tracked && !fork_before_exec(t, x, c)) {
 				t->ents[c].tracked = 1;   /* each entry is pushed once */
 				t->stack[top++] = c;
 			}
@@ -1015,7 +1028,7 @@ int wm_proctree_scan(wm_proctree *t)
 	return 0;
 }
 
-int wm_proctree_add_root(wm_proctree *t, int pid, int count_own)
+static int add_root_as(wm_proctree *t, int pid, int count_own, int reaper)
 {
 	if (!t || pid <= 0)
 		return -EINVAL;
@@ -1041,6 +1054,7 @@ int wm_proctree_add_root(wm_proctree *t, int pid, int count_own)
 			memcpy(p->comm, st.comm, sizeof p->comm);
 			p->is_root = 1;
 			p->count_own = count_own ? 1 : 0;
+			p->reaper |= reaper;
 			return 0;
 		}
 	}
@@ -1054,6 +1068,7 @@ int wm_proctree_add_root(wm_proctree *t, int pid, int count_own)
 	enter_new(t, &root, MODE_BASELINE);
 	t->procs[k].is_root = 1;
 	t->procs[k].count_own = count_own ? 1 : 0;
+	t->procs[k].reaper = reaper; /* before its descendants are walked */
 
 	/* Its descendants that exist now are baselined too. Every pid is
 	 * read; known[] may hold some of them, so it is not trusted by the
@@ -1070,6 +1085,16 @@ int wm_proctree_add_root(wm_proctree *t, int pid, int count_own)
 		if (t->ents[i].tracked && t->ents[i].proc_idx < 0)
 			enter_new(t, &t->ents[i], MODE_BASELINE);
 	return 0;
+}
+
+int wm_proctree_add_root(wm_proctree *t, int pid, int count_own)
+{
+	return add_root_as(t, pid, count_own, 0);
+}
+
+int wm_proctree_add_reaper(wm_proctree *t, int pid)
+{
+	return add_root_as(t, pid, 0, 1);
 }
 
 size_t wm_proctree_forget_exited(wm_proctree *t, void (*drop)(wm_proc *p, void *arg), void *arg)

@@ -41,6 +41,7 @@ typedef struct wm_proc {
 	char cmdline[512];
 	int is_root;
 	int count_own;           /* own utime+stime is part of the measured set */
+	int reaper;              /* added by wm_proctree_add_reaper */
 	int alive;               /* seen in the last scan */
 	int is_new;              /* first seen in the last scan */
 	int vanished;            /* disappeared in the last scan (alive was 1 before) */
@@ -79,6 +80,13 @@ void wm_proctree_free(wm_proctree *t);
 /* Adds a root before or between scans. count_own: 1 to count its own CPU.
  * -ESRCH if the process does not exist. */
 int wm_proctree_add_root(wm_proctree *t, int pid, int count_own);
+
+/* A root that only reaps (count_own 0): the wattmeter CLI, which forks
+ * the command and adopts its orphans. A child of it that still bears its
+ * name (comm) has not exec'd yet and is not measured: the CLI adds the
+ * command with wm_proctree_add_root once its exec is confirmed, so the
+ * command's first entry carries its own name, never the CLI's. */
+int wm_proctree_add_reaper(wm_proctree *t, int pid);
 
 /* Scans the procfs root: refreshes every tracked process, finds new
  * descendants, marks vanished ones, fills the d_* fields. 0 or -errno

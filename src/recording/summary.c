@@ -76,7 +76,9 @@ static struct gpu_totals gpu_totals(const struct wm_recording *r)
 	return t;
 }
 
-/* "gpus":[{index, name, uuid, energy_j, attributed_j, source, used_by_run}] */
+/* "gpus":[{index, name, uuid, energy_j, attributed_j, source, source_detail,
+ * used_by_run}]: source and source_detail as meta.json's devices[] name them
+ * ("nvml", "energy-counter"), so "source" means the same everywhere. */
 static void json_gpus(const struct wm_recording *r, wm_buf *b)
 {
 	bool first = true;
@@ -101,6 +103,8 @@ static void json_gpus(const struct wm_recording *r, wm_buf *b)
 		wm_buf_puts(b, ",\"attributed_j\":");
 		wm_buf_json_double(b, d->attributed_j);
 		wm_buf_puts(b, ",\"source\":");
+		wm_buf_json_str(b, d->source);
+		wm_buf_puts(b, ",\"source_detail\":");
 		wm_buf_json_str(b, d->source_detail);
 		wm_buf_printf(b, ",\"used_by_run\":%s}", d->used_by_run < 0 ? "null" : d->used_by_run ? "true" : "false");
 	}
@@ -258,7 +262,15 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 {
 	bool first;
 	int rc;
-	wm_buf_printf(b, "{\"schema_version\":%lld,\"duration_s\":", (long long)r->schema_version);
+	wm_buf_printf(b, "{\"schema_version\":%lld", (long long)r->schema_version);
+	/* As an unrecorded run's summary says "recorded": false (cmd_run.c,
+	 * meter.py): a summary read from a folder names it. */
+	wm_buf_puts(b, ",\"recorded\":true,\"recording\":");
+	if (r->dir)
+		wm_buf_json_str(b, r->dir);
+	else
+		wm_buf_puts(b, "null");
+	wm_buf_puts(b, ",\"duration_s\":");
 	wm_buf_json_double(b, r->duration_s);
 
 	wm_buf_puts(b, ",\"energy_j\":{");

@@ -791,12 +791,13 @@ static int src_describe_text(const wm_source *s, wm_buf *b)
 	const wm_rapl *r = s->priv;
 	if (!r || !r->n_zones)
 		return wm_buf_error(b);
-	wm_buf_printf(b, "\nRAPL zones:\n  %-22s %-20s %-8s %-18s %-10s %s\n", "LABEL", "ID", "DOMAIN", "STATE",
+	/* DEVICE is as wide as its longest value, "(in package)" */
+	wm_buf_printf(b, "\nRAPL zones:\n  %-22s %-20s %-8s %-18s %-12s %s\n", "LABEL", "ID", "DOMAIN", "STATE",
 		      "DEVICE", "WRAPS AT");
 	for (size_t i = 0; i < r->n_zones; i++) {
 		const wm_rapl_zone *z = &r->zones[i];
 		const char *dev = z->counted && z->device ? z->device : z->mmio ? "(duplicate)" : "(in package)";
-		wm_buf_printf(b, "  %-22s %-20s %-8s %-18s %-10s %.1f J\n", z->label, z->id,
+		wm_buf_printf(b, "  %-22s %-20s %-8s %-18s %-12s %.1f J\n", z->label, z->id,
 			      wm_rapl_domain_name(z->domain), wm_source_state_name(z->state), dev,
 			      (double)z->max_energy_range_uj / 1e6);
 	}

@@ -118,8 +118,10 @@ static int fx_teardown(void **state)
 /* ---- (a) fixture trees ---- */
 
 /* A child first seen before its exec (it still looks like its parent, the
- * wattmeter CLI) and then added as a root once the exec is confirmed takes
- * its new command line and comm: the recorded name is the command's (issue 6). */
+ * wattmeter CLI) is not measured yet (issue 15 item 3: it was listed as
+ * "wattmeter"); added as a root once the exec is confirmed it takes its new
+ * command line and comm: the recorded name is the command's from its first
+ * entry (issue 6). */
 static void root_added_after_exec_is_read_again(void **state)
 {
 	struct fx *f = *state;
@@ -129,10 +131,10 @@ static void root_added_after_exec_is_read_again(void **state)
 	put_proc(f->root, (struct fxp){ 101, 100, "wattmeter", 0, 0, 0, 0, 1100, 20 });
 	put_cmdline(f->root, 101, "wattmeter\0run\0--\0sh\0", 21);
 	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
-	assert_int_equal(wm_proctree_add_root(f->t, 100, 0), 0);
+	assert_int_equal(wm_proctree_add_reaper(f->t, 100), 0);
 	assert_int_equal(wm_proctree_scan(f->t), 0);
-	assert_non_null(find(f->t, 101));
-	assert_non_null(strstr(find(f->t, 101)->cmdline, "wattmeter"));
+	if (find(f->t, 101))
+		fail_msg("the CLI's fork, before its exec, is measured as '%s'", find(f->t, 101)->cmdline);
 
 	/* the exec: same pid and start time, new comm and command line */
 	put_proc(f->root, (struct fxp){ 101, 100, "sh", 0, 0, 0, 0, 1100, 20 });

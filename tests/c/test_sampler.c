@@ -298,6 +298,37 @@ static void bad_configurations_are_refused_with_a_reason(void **state)
 	fx_rmtree(root);
 }
 
+/* A meter without a recording (the CLI's and Python's fallback) has its
+ * final sample too: after wm_meter_stop the snapshot holds the energy up to
+ * the stop, even of a run shorter than one period (issue 15 item 1: the
+ * callers read the snapshot before the stop and lost the tail). */
+static void unrecorded_snapshot_after_stop_holds_the_final_sample(void **state)
+{
+	(void)state;
+	char root[4096], sys[4200], out[4200];
+	make_scratch(root, sys, out);
+	wm_meter *m = NULL;
+	start_meter(sys, NULL, 2.0, &m);
+	fx_rapl_set(sys, "intel-rapl:0", 900000 + 50000);
+	fx_rapl_set(sys, "intel-rapl-mmio:0", 900000 + 50000);
+	sleep_ms(150);
+	wm_snapshot *before = wm_meter_snapshot(m);
+	assert_non_null(before);
+	char err[512] = "";
+	assert_int_equal(wm_meter_stop(m, 0, err, sizeof err), 0);
+	wm_snapshot *s = wm_meter_snapshot(m);
+	assert_non_null(s);
+	assert_true(s->elapsed_s >= 0.15 && s->elapsed_s < 2.0);
+	assert_true(s->samples == before->samples + 1);
+	for (size_t i = 0; i < s->n_devices; i++)
+		if (strcmp(s->devices[i].name, "cpu") == 0)
+			assert_float_equal(s->devices[i].energy_j, 0.05, 1e-9);
+	wm_snapshot_free(before);
+	wm_snapshot_free(s);
+	wm_meter_free(m);
+	fx_rmtree(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -306,6 +337,7 @@ int main(void)
 		cmocka_unit_test(no_counters_means_modeled_cpu),
 		cmocka_unit_test(forked_child_never_touches_the_recording),
 		cmocka_unit_test(bad_configurations_are_refused_with_a_reason),
+		cmocka_unit_test(unrecorded_snapshot_after_stop_holds_the_final_sample),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,9 @@
 /* mock_nvml.c — a stand-in libnvidia-ml for the tests, built by meson.
  *
+ * To build it by hand (outside meson), give the source tree's src/ as an
+ * include path, for sources/nvml_api.h, from the repository root:
+ *   cc -shared -fPIC -Isrc -o libmock_nvml.so tests/mock_nvml/mock_nvml.c -lm
+ *
  * It exports the NVML functions wattmeter calls (declared as in
  * src/sources/nvml_api.h) and plays a scenario read at nvmlInit from the
  * file named by $WM_MOCK_NVML_SCENARIO: `key=value` lines, `#` comments.

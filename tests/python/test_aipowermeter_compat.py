@@ -220,7 +220,10 @@ def wm_rec(fake_rapl, tmp_path, wm):
     fake = fake_rapl("intel-2pkg")
     out = tmp_path / "your_output_folder"
     code = busy_code(2.0)
-    p = run_wm(["run", "-q", "-o", str(out), "--sysfs-root", fake.root, *FAST, "--", *py_cmd(code)])
+    # PSS/USS read while the command runs (at the default 10 s period only at
+    # start and stop, when it does not run: its uss came from wattmeter's own row)
+    p = run_wm(["run", "-q", "-o", str(out), "--sysfs-root", fake.root, *FAST, "--mem-period", "0.4", "--",
+                *py_cmd(code)])
     assert p.returncode == 0, p.stderr
     return out
 

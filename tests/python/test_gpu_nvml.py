@@ -71,8 +71,10 @@ def test_run_reports_the_scenario_gpu_energy_within_1pct(tmp_path):
     assert s["method"]["gpu"] == "measured"
     gpus = {g["device"]: g for g in s["gpus"]}
     assert gpus["gpu0"]["name"] == "NVIDIA H200"
-    assert gpus["gpu0"]["source"] == "energy-counter"
-    assert gpus["gpu1"]["source"] == "power-integrated-instant"
+    # "source" as in meta.json and per_device(): the source; how, apart
+    assert gpus["gpu0"]["source"] == gpus["gpu1"]["source"] == "nvml"
+    assert gpus["gpu0"]["source_detail"] == "energy-counter"
+    assert gpus["gpu1"]["source_detail"] == "power-integrated-instant"
     assert gpus["gpu0"]["used_by_run"] is False and gpus["gpu1"]["used_by_run"] is True
     assert gpus["gpu0"]["uuid"].startswith("GPU-")
     # nothing of ours ran on the GPUs: nothing attributed, all of it said so
@@ -206,7 +208,8 @@ def test_python_meter_with_the_mock(tmp_path):
         del os.environ["WM_MOCK_NVML_SCENARIO"]
     assert r is not None
     assert r.energy_j["gpu0"] == pytest.approx(120.0 * r.duration_s, rel=0.01)
-    assert r.gpu_info[0]["source"] == "energy-counter"
+    assert r.gpu_info[0]["source"] == r.per_gpu()["gpu0"]["source"] == "nvml"
+    assert r.gpu_info[0]["source_detail"] == r.per_gpu()["gpu0"]["source_detail"] == "energy-counter"
     assert r.gpus == ["gpu0"]
     assert any(x["name"] == "nvml" and x["detail"] == "turned off (--no-gpu)"
                for x in wattmeter.sensors(no_gpu=True)["sensors"])
