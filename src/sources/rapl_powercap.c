@@ -272,6 +272,21 @@ static void probe_zone(int cdir, wm_rapl_zone *z)
 			z->max_energy_range_uj = range;
 	}
 
+	/* The power limits' ceilings: a bound on what the zone can draw. The
+	 * kernel numbers constraints from 0 (long term, short term, peak). */
+	z->max_power_uw = 0;
+	for (int ci = 0; ci < 8; ci++) {
+		rc = snprintf(path, sizeof path, "%s/constraint_%d_max_power_uw", z->id, ci);
+		if (rc < 0 || (size_t)rc >= sizeof path)
+			break;
+		uint64_t p;
+		n = wm_read_file_at(cdir, path, buf, sizeof buf);
+		if (n == -ENOENT)
+			break;
+		if (n > 0 && wm_parse_u64_full(buf, &p) == 0 && p > z->max_power_uw)
+			z->max_power_uw = p;
+	}
+
 	rc = snprintf(path, sizeof path, "%s/energy_uj", z->id);
 	if (rc < 0 || (size_t)rc >= sizeof path) {
 		z->state = WM_SRC_ERROR;
@@ -649,6 +664,48 @@ int wm_rapl_read_uj(const wm_rapl *r, size_t i, uint64_t *energy_uj)
 	return read_counter_fd(z->fd, energy_uj);
 }
 
+double wm_rapl_zone_bound_w(const wm_rapl_zone *z, const char **basis)
+{
+	if (z->max_power_uw > 0) {
+		*basis = "2 x constraint max_power_uw";
+		return WM_RAPL_CONSTRAINT_FACTOR * (double)z->max_power_uw / 1e6;
+	}
+	switch (z->domain) {
+	case WM_RAPL_DRAM:
+		*basis = "ceiling for DRAM";
+		return WM_RAPL_CEILING_DRAM_W;
+	case WM_RAPL_PSYS:
+		*basis = "ceiling for the platform";
+		return WM_RAPL_CEILING_PSYS_W;
+	case WM_RAPL_PACKAGE:
+	case WM_RAPL_CORE:
+	case WM_RAPL_UNCORE:
+	case WM_RAPL_OTHER:
+		break;
+	}
+	*basis = "ceiling for a CPU package";
+	return WM_RAPL_CEILING_PACKAGE_W;
+}
+
+/* Why a read failed, for the recording's gap causes (static strings). */
+static const char *read_error_name(int e)
+{
+	switch (e) {
+	case EIO: return "EIO";
+	case ENODEV: return "ENODEV (zone vanished)";
+	case ENOENT: return "ENOENT (zone vanished)";
+	case EACCES:
+	case EPERM: return "permission denied";
+	case ENODATA: return "empty value";
+	case EINVAL:
+	case ERANGE:
+	case EOVERFLOW: return "malformed value";
+	case EAGAIN:
+	case EINTR: return "interrupted";
+	default: return "read error";
+	}
+}
+
 double wm_rapl_min_wrap_s(const wm_rapl *r, double max_w)
 {
 	if (!r || !(max_w > 0) || !isfinite(max_w))
@@ -701,6 +758,11 @@ void wm_rapl_free(wm_rapl *r)
  * (turbostat does the same with the TDP; 1 kW covers today's servers). */
 #define WRAP_CHECK_MAX_W 1000.0
 
+/* The bound applies over at least this long: a read sees the counter as
+ * the hardware last updated it (~1 ms), a fixture's up to a few ms late. */
+#define RAPL_BOUND_WINDOW_S 0.05
+
+
 static int src_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t errlen)
 {
 	wm_rapl *r = NULL;
@@ -742,6 +804,10 @@ static int src_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t e
 		c->range = z->max_energy_range_uj;
 		c->joules_per_unit = 1e-6;
 		c->readable = z->fd >= 0;
+		const char *basis = "";
+		c->max_power_w = wm_rapl_zone_bound_w(z, &basis);
+		c->bound_window_s = RAPL_BOUND_WINDOW_S;
+		(void)snprintf(c->bound_basis, sizeof c->bound_basis, "%s", basis);
 	}
 	return 0;
 }
@@ -759,7 +825,10 @@ static void src_read(wm_source *s, const wm_tick *tick, uint64_t *raw, unsigned 
 		 * per-zone counters, and AIPowerMeter's core power, from every
 		 * sample. (Reading core/uncore only on process ticks saves a pread
 		 * per tick, but made their exported power spiky: not done.) */
-		ok[i] = r->zones[i].fd >= 0 && read_counter_fd(r->zones[i].fd, &raw[i]) == 0;
+		int rc = r->zones[i].fd >= 0 ? read_counter_fd(r->zones[i].fd, &raw[i]) : -EBADF;
+		ok[i] = rc == 0;
+		if (i < s->n_channels)
+			s->channels[i].read_error = rc ? read_error_name(-rc) : NULL;
 	}
 }
 
@@ -777,10 +846,17 @@ static int src_describe_json(const wm_source *s, wm_buf *b)
 		wm_buf_json_str(b, z->name);
 		wm_buf_printf(b,
 			      ",\"domain\":\"%s\",\"device\":%s%s%s,\"counted\":%s,\"mmio\":%s,"
-			      "\"max_energy_range_uj\":%llu,\"state\":\"%s\"}",
+			      "\"max_energy_range_uj\":%llu,\"state\":\"%s\"",
 			      wm_rapl_domain_name(z->domain), z->device ? "\"" : "", z->device ? z->device : "null",
 			      z->device ? "\"" : "", z->counted ? "true" : "false", z->mmio ? "true" : "false",
 			      (unsigned long long)z->max_energy_range_uj, wm_source_state_name(z->state));
+		const char *basis = "";
+		double bw = wm_rapl_zone_bound_w(z, &basis);
+		wm_buf_puts(b, ",\"max_power_w\":");
+		wm_buf_json_fixed(b, bw, 3);
+		wm_buf_puts(b, ",\"max_power_basis\":");
+		wm_buf_json_str(b, basis);
+		wm_buf_puts(b, "}");
 	}
 	wm_buf_puts(b, "]");
 	return wm_buf_error(b);
