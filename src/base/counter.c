@@ -94,8 +94,22 @@ static wm_counter_result update(wm_counter *c, uint64_t raw, uint64_t now_ns, in
 		(void)take(c, raw, now_ns, 0, WM_COUNTER_DELTA, NULL);
 		return WM_COUNTER_STALLED;
 	}
-	if (plausible(c, d, dt_s))
+	if (plausible(c, d, dt_s)) {
+		if (c->have_cand) {
+			/* Plausible from the last good value and from the rejected
+			 * one: which the counter went on from cannot be told. Count
+			 * the step from the last good value (what a one-off glitch
+			 * gives) but call the gap's energy uncertain: missing. */
+			wm_counter_result ck;
+			uint64_t dc = step_from(c, c->cand_raw, raw, &ck);
+			double dtc = now_ns > c->cand_ns ? (double)(now_ns - c->cand_ns) / 1e9 : 0.0;
+			if ((wrap_s == 0 || dtc < wrap_s) && plausible(c, dc, dtc)) {
+				(void)take(c, raw, now_ns, d, kind, delta);
+				return WM_COUNTER_REBASED;
+			}
+		}
 		return take(c, raw, now_ns, d, kind, delta);
+	}
 	if (c->have_cand) {
 		/* Implausible from the last good value: is it plausible from the
 		 * value rejected before? Then the counter really jumped. */

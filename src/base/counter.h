@@ -20,8 +20,11 @@
  * is remembered: if the next read is plausible from it but not from the last
  * good value, the counter really moved (a reset, a re-enumeration) and
  * restarts from it (WM_COUNTER_REBASED: what lay between is missing).
- * A read plausible from the last good value after a glitch or a gap counts
- * the whole step: the energy across the gap is measured by the counter.
+ * A read plausible from the last good value only, after a glitch or a gap,
+ * counts the whole step: the energy across the gap is measured by the
+ * counter. Plausible from both, it is ambiguous: the step from the last good
+ * value is counted and the result is WM_COUNTER_REBASED (the gap's energy is
+ * then reported missing: uncertain).
  *
  * Without a bound (the legacy wm_counter_update) only the range check
  * applies.

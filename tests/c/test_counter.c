@@ -193,9 +193,9 @@ static wm_counter bounded(uint64_t range, double max_w)
 static void five_joules_back_on_a_262_kJ_range_is_a_glitch_not_a_wrap(void **state)
 {
 	(void)state;
-	/* 30 W: 3 J per 0.1 s; bound 2 kW. The unchecked counter took the
+	/* 30 W: 3 J per 0.1 s; bound 60 W. The unchecked counter took the
 	 * step back as a wrap: 262 kJ "measured" for 0.5 s at 30 W. */
-	wm_counter c = bounded(RAPL_RANGE, 2000);
+	wm_counter c = bounded(RAPL_RANGE, 60);
 	uint64_t d, v = 1000000000ull;
 	assert_int_equal(wm_counter_update_at(&c, v, 0, &d), WM_COUNTER_FIRST);
 	v += 3000000;
@@ -210,6 +210,21 @@ static void five_joules_back_on_a_262_kJ_range_is_a_glitch_not_a_wrap(void **sta
 	assert_int_equal(c.total, 9000000); /* 0.3 s x 30 W, exactly */
 	assert_int_equal(c.wraps, 0);
 	assert_int_equal(c.glitches, 1);
+}
+
+static void a_read_plausible_from_both_values_is_ambiguous(void **state)
+{
+	(void)state;
+	/* bound 2 kW: after a 5 J step back, the next read is plausible as a
+	 * +6 J step from the last good value and as +11 J from the rejected
+	 * one: which is true cannot be told */
+	wm_counter c = bounded(RAPL_RANGE, 2000);
+	uint64_t d, v = 1000000000ull;
+	wm_counter_update_at(&c, v, 0, &d);
+	assert_int_equal(wm_counter_update_at(&c, v - 5000000, 100 * MS, &d), WM_COUNTER_GLITCH_STEP);
+	assert_int_equal(wm_counter_update_at(&c, v + 6000000, 200 * MS, &d), WM_COUNTER_REBASED);
+	assert_int_equal(d, 6000000);
+	assert_true(wm_counter_result_is_gap(WM_COUNTER_REBASED));
 }
 
 static void a_counter_that_really_moved_back_is_rebased_losing_one_interval(void **state)
@@ -356,6 +371,7 @@ int main(void)
 		cmocka_unit_test(a_value_above_the_range_is_a_glitch_not_a_baseline_nor_a_delta),
 		cmocka_unit_test(five_joules_back_on_a_262_kJ_range_is_a_glitch_not_a_wrap),
 		cmocka_unit_test(a_counter_that_really_moved_back_is_rebased_losing_one_interval),
+		cmocka_unit_test(a_read_plausible_from_both_values_is_ambiguous),
 		cmocka_unit_test(a_10_kJ_jump_is_a_glitch_and_the_energy_across_it_is_measured),
 		cmocka_unit_test(a_value_above_the_range_with_a_bound_is_skipped),
 		cmocka_unit_test(real_wraps_within_the_bound_are_counted_exactly),
