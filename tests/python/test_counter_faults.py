@@ -114,7 +114,9 @@ def test_a_5_J_step_back_on_a_262_kJ_range_is_no_wrap(fault_tree, tmp_path):
 @needs_fuse
 def test_a_value_above_the_range_and_a_10_kJ_jump_are_glitches(fault_tree, tmp_path):
     """Seen: 267 kJ from a value above max_energy_range_uj, a 99.98 kW peak
-    from a +10 kJ jump. Both transient: the energy across them is measured."""
+    from a +10 kJ jump. Neither is energy: what the counter says across the
+    gap is counted, and what it cannot say (a jump that lasts two reads may
+    be for good, so the meter follows it) is reported missing."""
     tree = fault_tree()
     s = run_with_faults(tree, tmp_path / "rec", 4.0, [
         (1.0, {"zone": "intel-rapl:0", "fault": "above_range", "for_s": 0.3}),
@@ -122,10 +124,12 @@ def test_a_value_above_the_range_and_a_10_kJ_jump_are_glitches(fault_tree, tmp_p
     ])
     cpu = s["energy_j"]["cpu"]
     truth = 30.0 * s["duration_s"]
-    assert abs(cpu - truth) < 1.0, (cpu, truth)
-    assert s["power_w"]["cpu"]["peak"] < 40.0, s["power_w"]
     g = s["gaps"]["cpu"]
-    assert g["energy"] == "measured" and g["count"] >= 2, g
+    assert cpu <= truth + 1.0, (cpu, truth)  # nothing invented
+    assert cpu >= truth - 30.0 * g["energy_missing_s"] - 1.0, (cpu, truth, g)  # only what it says is missing
+    assert g["energy_missing_s"] <= 0.5, g
+    assert s["power_w"]["cpu"]["peak"] < 40.0, s["power_w"]
+    assert g["count"] >= 2, g
     assert "value above range" in g["causes"] and "implausible step" in g["causes"], g
 
 
