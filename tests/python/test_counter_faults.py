@@ -63,6 +63,8 @@ class FaultTree:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        # a fixture that died leaves its mount point disconnected: detach it
+        subprocess.run(["fusermount", "-u", "-z", str(self.mount)], capture_output=True)
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def test_reprobe_off_stays_on_the_model(serve, tmp_path):
 
 
 @needs_fuse
-def test_sensor_up_is_0_while_the_counter_fails_and_errors_are_counted(serve, fault_tree):
+def test_sensor_up_is_0_while_the_counter_fails_and_errors_are_counted(fault_tree, serve):
     tree = fault_tree(limit_uw=40_000_000)
     s = serve("--sysfs-root", str(tree.mount), "--period", "0.1", "--no-gpu", "--reprobe", "0")
     up = 'wattmeter_sensor_up{sensor="rapl-powercap",state="ok"}'
