@@ -197,3 +197,23 @@ def test_a_meter_stopped_past_the_wrap_time_marks_the_interval_missing(fault_tre
     # what is counted is exact: the rate over the time that was read
     counted_s = s["duration_s"] - g["energy_missing_s"]
     assert abs(s["energy_j"]["cpu"] - 12.0 * counted_s) < 1.5, (s["energy_j"], counted_s)
+
+
+def test_a_lost_gpu_is_a_gap_to_the_end_with_its_energy_missing(tmp_path):
+    """NVML_ERROR_GPU_IS_LOST: the summary says how long and why, and that
+    the energy since is missing (seen: no word at all)."""
+    from test_gpu_nvml import MOCK, scenario
+    if not MOCK:
+        pytest.skip("mock libnvidia-ml not built")
+    env = scenario(tmp_path, "gpus=2\ngpu0.watts=200\ngpu0.lost_at_s=0.6\ngpu1.watts=50\n")
+    out = tmp_path / "rec"
+    p = run_wm(["run", "-q", "--nvml-lib", MOCK, "-o", str(out), "--period", "0.05", "--proc-period", "0.1",
+                "--", "sleep", "1.6"], env=env)
+    assert p.returncode == 0, p.stderr
+    s = report_json(out)
+    g = s["gaps"]["gpu0"]
+    assert g["causes"] == ["GPU is lost"] and g["open_at_end"] is True and g["energy"] == "missing", g
+    assert 0.6 <= g["energy_missing_s"] <= s["duration_s"], g
+    assert "gpu1" not in s["gaps"]
+    text = run_wm(["report", str(out)]).stdout
+    assert "gap: gpu0 unreadable for" in text and "GPU is lost" in text, text
