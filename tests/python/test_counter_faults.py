@@ -171,6 +171,8 @@ def test_a_zone_that_vanishes_is_reported_missing_not_measured(fault_tree, tmp_p
     assert s["energy_j"]["cpu"] < 30.0 * 2.0
     text = run_wm(["report", str(out)]).stdout
     assert "its energy is missing" in text and "still unreadable at the end" in text, text
+    import wattmeter
+    assert wattmeter.load(str(out)).gaps["cpu"]["energy"] == "missing"
     html = run_wm(["report", str(out), "--html", str(tmp_path / "r.html")])
     assert html.returncode == 0, html.stderr
     assert "gap: cpu unreadable" in (tmp_path / "r.html").read_text()
