@@ -272,19 +272,26 @@ static void probe_zone(int cdir, wm_rapl_zone *z)
 			z->max_energy_range_uj = range;
 	}
 
-	/* The power limits' ceilings: a bound on what the zone can draw. The
-	 * kernel numbers constraints from 0 (long term, short term, peak). */
+	/* A bound on what the zone can draw: the largest of its power limits
+	 * (constraint_N_power_limit_uw: long term, short term, peak) and of
+	 * their ceilings (constraint_N_max_power_uw). Both, as firmware may
+	 * give a ceiling below the short-term limit the package runs at, or 0. */
 	z->max_power_uw = 0;
 	for (int ci = 0; ci < 8; ci++) {
-		rc = snprintf(path, sizeof path, "%s/constraint_%d_max_power_uw", z->id, ci);
-		if (rc < 0 || (size_t)rc >= sizeof path)
+		static const char *const files[] = {"max_power_uw", "power_limit_uw"};
+		int any = 0;
+		for (size_t f = 0; f < 2; f++) {
+			rc = snprintf(path, sizeof path, "%s/constraint_%d_%s", z->id, ci, files[f]);
+			if (rc < 0 || (size_t)rc >= sizeof path)
+				continue;
+			uint64_t p;
+			n = wm_read_file_at(cdir, path, buf, sizeof buf);
+			any |= n != -ENOENT;
+			if (n > 0 && wm_parse_u64_full(buf, &p) == 0 && p > z->max_power_uw)
+				z->max_power_uw = p;
+		}
+		if (!any)
 			break;
-		uint64_t p;
-		n = wm_read_file_at(cdir, path, buf, sizeof buf);
-		if (n == -ENOENT)
-			break;
-		if (n > 0 && wm_parse_u64_full(buf, &p) == 0 && p > z->max_power_uw)
-			z->max_power_uw = p;
 	}
 
 	rc = snprintf(path, sizeof path, "%s/energy_uj", z->id);
@@ -667,7 +674,7 @@ int wm_rapl_read_uj(const wm_rapl *r, size_t i, uint64_t *energy_uj)
 double wm_rapl_zone_bound_w(const wm_rapl_zone *z, const char **basis)
 {
 	if (z->max_power_uw > 0) {
-		*basis = "2 x constraint max_power_uw";
+		*basis = "2 x largest power limit";
 		return WM_RAPL_CONSTRAINT_FACTOR * (double)z->max_power_uw / 1e6;
 	}
 	switch (z->domain) {
