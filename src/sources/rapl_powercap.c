@@ -766,8 +766,10 @@ void wm_rapl_free(wm_rapl *r)
 #define WRAP_CHECK_MAX_W 1000.0
 
 /* The bound applies over at least this long: a read sees the counter as
- * the hardware last updated it (~1 ms), a fixture's up to a few ms late. */
-#define RAPL_BOUND_WINDOW_S 0.05
+ * the hardware last updated it (~1 ms), but a loaded machine reads late and
+ * a fixture's writer runs late too, so a step may hold a few periods' worth.
+ * At 2 kW that still leaves 500 J: a 10 kJ jump or a 262 kJ "wrap" stand out. */
+#define RAPL_BOUND_WINDOW_S 0.25
 
 
 static int src_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t errlen)
