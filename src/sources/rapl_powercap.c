@@ -761,10 +761,6 @@ void wm_rapl_free(wm_rapl *r)
  * counted zone is readable. Channels: every zone, counted or not, so
  * core/uncore and mmio duplicates are recorded beside the totals. */
 
-/* Worst-case package power used to check the period against the wrap time
- * (turbostat does the same with the TDP; 1 kW covers today's servers). */
-#define WRAP_CHECK_MAX_W 1000.0
-
 /* The bound applies over at least this long: a read sees the counter as
  * the hardware last updated it (~1 ms), but a loaded machine reads late and
  * a fixture's writer runs late too, so a step may hold a few periods' worth.
@@ -891,12 +887,26 @@ static int src_describe_text(const wm_source *s, wm_buf *b)
 static void src_check_period(const wm_source *s, double period_s, char *warn, size_t warnlen)
 {
 	const wm_rapl *r = s->priv;
-	double wrap_s = r && r->state == WM_SRC_OK ? wm_rapl_min_wrap_s(r, WRAP_CHECK_MAX_W) : 0;
+	/* The shortest wrap at each zone's own bound: a read later than that is
+	 * a gap whose energy is missing (docs/recording.md "Gaps"). */
+	double wrap_s = 0, bound_w = 0;
+	for (size_t i = 0; r && r->state == WM_SRC_OK && i < r->n_zones; i++) {
+		const wm_rapl_zone *z = &r->zones[i];
+		if (!z->counted || z->state != WM_SRC_OK || z->max_energy_range_uj == 0)
+			continue;
+		const char *basis;
+		double w = wm_rapl_zone_bound_w(z, &basis);
+		double t = (double)z->max_energy_range_uj / 1e6 / w;
+		if (wrap_s == 0 || t < wrap_s) {
+			wrap_s = t;
+			bound_w = w;
+		}
+	}
 	if (wrap_s > 0 && period_s > wrap_s / 2)
 		(void)snprintf(warn, warnlen,
 			       "period %.3g s is not well inside the RAPL wrap time (%.3g s at %.0f W): "
-			       "energy may be lost; use a shorter --period",
-			       period_s, wrap_s, WRAP_CHECK_MAX_W);
+			       "a sample later than that is a gap whose energy is missing; use a shorter --period",
+			       period_s, wrap_s, bound_w);
 }
 
 static void src_close(wm_source *s)
