@@ -84,3 +84,44 @@ def test_sensor_up_is_0_while_the_counter_fails_and_errors_are_counted(fault_tre
     tree.fault(zone="intel-rapl:0", fault="jump", j=10000, for_s=0.15)
     assert wait_for(lambda: parse_series(metrics_when_ready(s.url))[
         'wattmeter_sensor_rejected_readings_total{sensor="rapl-powercap"}'] >= 1, timeout=5.0)
+
+
+@needs_fuse
+def test_serve_heals_after_a_driver_reload_and_counters_go_on(fault_tree, serve):
+    """A driver reload kills the open counter files for good (ENODEV): the
+    meter alone can never read them again. The re-probe of a source failing
+    for an interval finds the zone anew and switches to it."""
+    tree = fault_tree(limit_uw=40_000_000)
+    s = serve("--sysfs-root", str(tree.mount), "--period", "0.1", "--no-gpu", "--reprobe", "0.5")
+    up = 'wattmeter_sensor_up{sensor="rapl-powercap",state="ok"}'
+    m0 = parse_series(metrics_when_ready(s.url))
+    assert m0[up] == 1
+    tree.fault(zone="intel-rapl:0", fault="reload")
+    assert wait_for(lambda: parse_series(metrics_when_ready(s.url))[up] == 0, timeout=5.0)
+    assert wait_for(lambda: parse_series(metrics_when_ready(s.url))[up] == 1, timeout=10.0)
+    m1 = parse_series(metrics_when_ready(s.url))
+    assert m1[MEASURED] >= m0[MEASURED]  # carried over: never back
+    t1 = time.monotonic()
+    time.sleep(1.5)
+    m2 = parse_series(metrics_when_ready(s.url))
+    rate = (m2[MEASURED] - m1[MEASURED]) / (time.monotonic() - t1)
+    assert abs(rate - 30.0) < 30.0 * 0.2, rate
+    rc, err = s.stop()
+    assert rc == 0, err
+    assert "re-probe: rapl-powercap readable again (was failing)" in err, err
+
+
+def test_a_lost_gpu_is_down_and_its_read_errors_count(serve, tmp_path, monkeypatch):
+    from test_gpu_nvml import MOCK, scenario
+    if not MOCK:
+        pytest.skip("mock libnvidia-ml not built")
+    env = scenario(tmp_path, "gpus=1\ngpu0.watts=200\ngpu0.lost_at_s=0.5\n")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    root = tmp_path / "sys"
+    root.mkdir()
+    s = serve("--sysfs-root", str(root), "--period", "0.1", "--nvml-lib", MOCK, "--reprobe", "0")
+    up = 'wattmeter_sensor_up{sensor="nvml",state="ok"}'
+    errors = 'wattmeter_sensor_read_errors_total{sensor="nvml"}'
+    assert wait_for(lambda: parse_series(metrics_when_ready(s.url)).get(up) == 0, timeout=10.0)
+    assert wait_for(lambda: parse_series(metrics_when_ready(s.url))[errors] >= 3, timeout=5.0)
