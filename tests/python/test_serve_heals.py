@@ -125,3 +125,20 @@ def test_a_lost_gpu_is_down_and_its_read_errors_count(serve, tmp_path, monkeypat
     errors = 'wattmeter_sensor_read_errors_total{sensor="nvml"}'
     assert wait_for(lambda: parse_series(metrics_when_ready(s.url)).get(up) == 0, timeout=10.0)
     assert wait_for(lambda: parse_series(metrics_when_ready(s.url))[errors] >= 3, timeout=5.0)
+
+
+def test_python_serve_re_probes_too(tmp_path):
+    import wattmeter
+    root = tmp_path / "sys"
+    root.mkdir()
+    srv = wattmeter.serve("127.0.0.1:0", period_s=0.1, sysfs_root=str(root), no_gpu=True, reprobe_s=0.3)
+    try:
+        metrics_when_ready(srv.url)
+        fake = FakeRapl(str(root), layout="amd-1pkg")
+        fake.start(interval_s=0.005)
+        try:
+            assert wait_for(lambda: MEASURED in parse_series(metrics_when_ready(srv.url)), timeout=10.0)
+        finally:
+            fake.stop()
+    finally:
+        srv.stop()
