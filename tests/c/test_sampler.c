@@ -105,9 +105,9 @@ static void totals_are_exact_through_wraps(void **state)
 	(void)state;
 	char root[4096], sys[4200], out[4200];
 	make_scratch(root, sys, out);
-	/* psys below spends 16 W: limits of 8 W, a bound of 16 W, a wrap
-	 * at best every 62 ms, read every 10 ms */
-	set_limits(sys, 8000000);
+	/* psys below spends 8 W (0.4 J every 50 ms): limits of 4 W, a bound
+	 * of 8 W, a wrap at best every 125 ms, read every 10 ms */
+	set_limits(sys, 4000000);
 	wm_meter *m = NULL;
 	start_meter(sys, out, 0.01, &m);
 
@@ -125,7 +125,7 @@ static void totals_are_exact_through_wraps(void **state)
 		fx_rapl_set(sys, "intel-rapl-mmio:0", pkg);
 		fx_rapl_set(sys, "intel-rapl:0:0", dram);
 		fx_rapl_set(sys, "intel-rapl:1", psys);
-		sleep_ms(25);
+		sleep_ms(50);
 	}
 	char err[512] = "";
 	assert_int_equal(wm_meter_stop(m, 0, err, sizeof err), 0);
