@@ -82,8 +82,14 @@ def fault_tree(tmp_path):
 
 
 def run_with_faults(tree: FaultTree, out: Path, seconds: float, schedule, period: str = "0.1") -> Dict[str, Any]:
-    """wattmeter run -- sleep SECONDS on the tree, firing (at_s, cmd) faults."""
+    """wattmeter run -- sleep SECONDS on the tree, firing (at_s, cmd) faults,
+    at_s counted from the recording's first sample (a loaded machine may
+    take a while to start it)."""
     def fire() -> None:
+        samples = out / "samples.jsonl"
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not (samples.exists() and samples.stat().st_size > 0):
+            time.sleep(0.01)
         t_start = time.monotonic()
         for at, cmd in schedule:
             time.sleep(max(0.0, at - (time.monotonic() - t_start)))
@@ -186,7 +192,11 @@ def test_a_meter_stopped_past_the_wrap_time_marks_the_interval_missing(fault_tre
     out = tmp_path / "rec"
     p = subprocess.Popen([WATTMETER, "run", "-q", "-o", str(out), "--sysfs-root", str(tree.mount), "--period", "0.1",
                           "--", "sleep", "6"], stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    samples = out / "samples.jsonl"
+    end = time.monotonic() + 20
+    while time.monotonic() < end and not (samples.exists() and samples.stat().st_size > 0):
+        time.sleep(0.01)
+    time.sleep(0.5)
     os.kill(p.pid, signal.SIGSTOP)
     time.sleep(4.0)
     os.kill(p.pid, signal.SIGCONT)
