@@ -23,6 +23,7 @@ extern "C" {
 
 #define WM_EXPORTER_DEFAULT_LISTEN "127.0.0.1:5001" /* AIPowerMeter's port, loopback only */
 #define WM_EXPORTER_DEFAULT_MAX_SERIES 2000
+#define WM_EXPORTER_DEFAULT_REPROBE_S 30.0  /* re-probe absent, forbidden or failing sources */
 
 /* Size-tagged like wm_meter_config: set `size` with wm_exporter_config_init;
  * fields are only ever appended. */
@@ -36,6 +37,17 @@ typedef struct wm_exporter_config {
 	size_t max_series;             /* cap per family of per-process/per-cgroup series;
 	                                  0: WM_EXPORTER_DEFAULT_MAX_SERIES */
 	const char *record_dir;        /* also keep a recording there; NULL: none */
+	/* Every reprobe_s seconds, sources that are absent, forbidden, failing
+	 * or whose counters have all failed to read for that long are probed
+	 * again; when one becomes readable the meter is restarted on it (the
+	 * CPU model gives way to RAPL), exported counters carry on from their
+	 * last values (monotonic), and a recording goes on in record_dir-N.
+	 * 0 or less: never. Default WM_EXPORTER_DEFAULT_REPROBE_S. */
+	double reprobe_s;
+	/* Called (from the re-probe thread) with one line saying what changed;
+	 * NULL: nothing is said. The library itself never prints. */
+	void (*on_event)(void *arg, const char *msg);
+	void *on_event_arg;
 } wm_exporter_config;
 
 void wm_exporter_config_init(wm_exporter_config *c);

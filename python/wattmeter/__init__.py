@@ -81,6 +81,7 @@ def serve(
     max_series: int = 0,
     web_config_file: "str | None" = None,
     record_dir: "str | None" = None,
+    reprobe_s: float = _native.DEFAULT_REPROBE_S,
 ) -> Server:
     """Exposes this machine's energy and power to Prometheus, as
     ``wattmeter serve`` does, from a native thread (no GIL) until
@@ -90,13 +91,17 @@ def serve(
     >>> urllib.request.urlopen(srv.url + "/metrics")   # doctest: +SKIP
     >>> srv.stop()                                      # doctest: +SKIP
 
+    Every ``reprobe_s`` seconds (0: never) sources that are absent,
+    forbidden or failing are probed again and the meter switches to one that
+    now reads, the exported counters carrying on (docs/exporter.md).
+
     Raises OSError (with the fix in its message, naming these arguments) for
     an address in use, a bad web config, or a meter that cannot start.
     """
     try:
         handle = _native.exporter_start(
             listen, period_s, sysfs_root, procfs_root, nvml_lib, no_gpu, per_process, per_cgroup,
-            max_series, web_config_file, record_dir,
+            max_series, web_config_file, record_dir, reprobe_s,
         )
     except OSError as e:
         msg = str(e.strerror or e)

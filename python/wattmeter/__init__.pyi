@@ -32,4 +32,5 @@ def serve(
     max_series: int = ...,
     web_config_file: str | None = ...,
     record_dir: str | None = ...,
+    reprobe_s: float = ...,
 ) -> Server: ...

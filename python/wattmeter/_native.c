@@ -375,7 +375,8 @@ static PyObject *py_exporter_start(PyObject *self, PyObject *args, PyObject *kw)
 {
 	(void)self;
 	static char *kwlist[] = {"listen", "period_s", "sysfs_root", "procfs_root", "nvml_lib", "no_gpu",
-				 "per_process", "per_cgroup", "max_series", "web_config_file", "record_dir", NULL};
+				 "per_process", "per_cgroup", "max_series", "web_config_file", "record_dir", "reprobe_s",
+				 NULL};
 	wm_exporter_config ec;
 	wm_exporter_config_init(&ec);
 	wm_meter_config mc;
@@ -383,9 +384,9 @@ static PyObject *py_exporter_start(PyObject *self, PyObject *args, PyObject *kw)
 	double period = WM_DEFAULT_PERIOD_S;
 	Py_ssize_t max_series = 0;
 	int no_gpu = 0;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|zdzzzpppnzz", kwlist, &ec.listen, &period, &mc.sysfs_root,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|zdzzzpppnzzd", kwlist, &ec.listen, &period, &mc.sysfs_root,
 					 &mc.procfs_root, &mc.nvml_lib, &no_gpu, &ec.per_process, &ec.per_cgroup,
-					 &max_series, &ec.web_config_file, &ec.record_dir))
+					 &max_series, &ec.web_config_file, &ec.record_dir, &ec.reprobe_s))
 		return NULL;
 	if (max_series < 0) {
 		PyErr_SetString(PyExc_ValueError, "max_series must be >= 0 (0: the default)");
@@ -478,7 +479,8 @@ PyMODINIT_FUNC PyInit__native(void)
 	if (PyModule_AddStringConstant(mod, "version", WM_VERSION) < 0 ||
 	    PyModule_AddObject(mod, "DEFAULT_PERIOD_S", PyFloat_FromDouble(WM_DEFAULT_PERIOD_S)) < 0 ||
 	    PyModule_AddObject(mod, "DEFAULT_PROC_PERIOD_S", PyFloat_FromDouble(WM_DEFAULT_PROC_PERIOD_S)) < 0 ||
-	    PyModule_AddObject(mod, "DEFAULT_MEM_PERIOD_S", PyFloat_FromDouble(WM_DEFAULT_MEM_PERIOD_S)) < 0) {
+	    PyModule_AddObject(mod, "DEFAULT_MEM_PERIOD_S", PyFloat_FromDouble(WM_DEFAULT_MEM_PERIOD_S)) < 0 ||
+	    PyModule_AddObject(mod, "DEFAULT_REPROBE_S", PyFloat_FromDouble(WM_EXPORTER_DEFAULT_REPROBE_S)) < 0) {
 		Py_DECREF(mod);
 		return NULL;
 	}

@@ -2,6 +2,7 @@ from typing import Any, Dict, Optional, Sequence
 
 version: str
 DEFAULT_PERIOD_S: float
+DEFAULT_REPROBE_S: float
 DEFAULT_PROC_PERIOD_S: float
 DEFAULT_MEM_PERIOD_S: float
 
@@ -48,6 +49,7 @@ def exporter_start(
     max_series: int = ...,
     web_config_file: Optional[str] = ...,
     record_dir: Optional[str] = ...,
+    reprobe_s: float = ...,
 ) -> Any: ...
 def exporter_info(handle: Any) -> tuple[str, int]: ...
 def exporter_stop(handle: Any) -> None: ...

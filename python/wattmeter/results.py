@@ -171,6 +171,8 @@ class Results:
         self.processes: Dict[str, Any] = dict(summary.get("processes", {}))
         self.power_w: Dict[str, Any] = dict(summary.get("power_w", {}))
         self.gpu_info: List[Dict[str, Any]] = list(summary.get("gpus", []))
+        # per device with gaps: unreadable_s, causes, energy measured/missing (docs/recording.md "Gaps")
+        self.gaps: Dict[str, Any] = dict(summary.get("gaps", {}))
         self.truncated: bool = bool(summary.get("truncated", False))
         self.complete: bool = bool(summary.get("complete", False))
         # The writer's pid while the run is still being recorded (it holds

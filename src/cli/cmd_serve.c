@@ -44,7 +44,11 @@ static void usage(FILE *out)
 		"                           (default %d; what is left out is counted)\n"
 		"  --web.config.file FILE   TLS and basic auth, in Prometheus exporter-toolkit's\n"
 		"                           format (tls_server_config, basic_auth_users)\n"
-		"  --record DIR             also keep a recording in DIR\n"
+		"  --record DIR             also keep a recording in DIR (after a re-probe switch:\n"
+		"                           DIR-1, DIR-2 ...)\n"
+		"  --reprobe SECONDS        probe absent, forbidden or failing sources again this\n"
+		"                           often and switch to them when they read (default %g;\n"
+		"                           0: never)\n"
 		"  -h, --help               show this help\n"
 		"\n"
 		"exit status: 0 after SIGINT/SIGTERM, 1 if it could not start, 2 for bad options.\n"
@@ -52,12 +56,22 @@ static void usage(FILE *out)
 		"example: wattmeter serve --listen 127.0.0.1:5001\n"
 		"         curl -s localhost:5001/metrics | grep wattmeter_cpu_power_watts\n",
 		WM_EXPORTER_DEFAULT_LISTEN, WM_MIN_PERIOD_S, WM_MAX_PERIOD_S, WM_DEFAULT_PERIOD_S,
-		WM_EXPORTER_DEFAULT_MAX_SERIES);
+		WM_EXPORTER_DEFAULT_MAX_SERIES,
+		WM_EXPORTER_DEFAULT_REPROBE_S);
+}
+
+/* The exporter's events (a re-probe switch) go to stderr: the journal. */
+static void log_event(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "wattmeter serve: %s\n", msg);
+	fflush(stderr);
 }
 
 int cmd_serve(int argc, char **argv)
 {
-	enum { O_LISTEN = 256, O_PERIOD, O_SYS, O_PROCFS, O_NVML, O_NOGPU, O_PERPROC, O_PERCG, O_MAX, O_WEB, O_REC };
+	enum { O_LISTEN = 256, O_PERIOD, O_SYS, O_PROCFS, O_NVML, O_NOGPU, O_PERPROC, O_PERCG, O_MAX, O_WEB, O_REC,
+	       O_REPROBE };
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"period", required_argument, NULL, O_PERIOD},
@@ -70,6 +84,7 @@ int cmd_serve(int argc, char **argv)
 		{"max-series", required_argument, NULL, O_MAX},
 		{"web.config.file", required_argument, NULL, O_WEB},
 		{"record", required_argument, NULL, O_REC},
+		{"reprobe", required_argument, NULL, O_REPROBE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -118,6 +133,14 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case O_WEB: ec.web_config_file = optarg; break;
 		case O_REC: ec.record_dir = optarg; break;
+		case O_REPROBE:
+			if (cli_parse_seconds(optarg, 1, &v) < 0) {
+				fprintf(stderr, "wattmeter serve: '%s' is not a valid number of seconds for --reprobe "
+						"(0: never)\n", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			ec.reprobe_s = v;
+			break;
 		default:
 			fprintf(stderr, "See 'wattmeter serve --help'.\n");
 			return CLI_EXIT_USAGE;
@@ -142,6 +165,7 @@ int cmd_serve(int argc, char **argv)
 	sigemptyset(&ign.sa_mask);
 	sigaction(SIGPIPE, &ign, NULL);
 
+	ec.on_event = log_event;
 	char err[1024];
 	wm_exporter *e = NULL;
 	int rc = wm_exporter_start(&ec, &mc, &e, err, sizeof err);

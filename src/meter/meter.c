@@ -171,6 +171,56 @@ static double read_cpu_util(wm_meter *m, wm_cpu_times *ct_out)
 	return util;
 }
 
+/* Feeds channel i's read into its counter and keeps its gap state: a read
+ * that failed or was rejected opens a gap (since the last good read), a good
+ * one closes it (gap_ends: measured when the counter's step across it was
+ * counted). Returns 1 when a gap ended at this tick. */
+static int track_gap(wm_meter *m, size_t i, uint64_t now_ns, double t_s)
+{
+	const char *cause = NULL;
+	int measured = 1, good = 0;
+	if (m->ch_ok[i]) {
+		wm_counter_result r = wm_counter_update_at(&m->ctr[i], m->raw[i], now_ns, NULL);
+		if (r == WM_COUNTER_GLITCH_RANGE || r == WM_COUNTER_GLITCH_STEP) {
+			cause = wm_counter_result_cause(r);
+			m->rejected[i]++;
+			m->ch_ok[i] = 0;
+		} else {
+			good = 1;
+			if (r == WM_COUNTER_STALLED || r == WM_COUNTER_REBASED) {
+				/* this read is good, but the energy since the last good one is unknown */
+				measured = 0;
+				m->rejected[i] += r == WM_COUNTER_STALLED;
+				if (isnan(m->gap_since_s[i])) {
+					m->gap_since_s[i] = m->last_good_s[i];
+					m->gap_open_cause[i] = wm_counter_result_cause(r);
+				}
+			}
+		}
+	} else {
+		m->read_errors[i]++;
+		cause = m->ch[i].ch->read_error ? m->ch[i].ch->read_error : "unreadable";
+	}
+	if (!good) {
+		m->gap_cause[i] = cause;
+		if (isnan(m->gap_since_s[i])) {
+			m->gap_since_s[i] = m->last_good_s[i];
+			m->gap_open_cause[i] = cause;
+		}
+		return 0;
+	}
+	m->last_good_s[i] = t_s;
+	if (isnan(m->gap_since_s[i]))
+		return 0;
+	m->gap_ends[m->n_gap_ends++] = (wm_gap_end){
+		.channel = i, .from_s = m->gap_since_s[i], .to_s = t_s,
+		.cause = m->gap_open_cause[i], .energy_measured = measured,
+	};
+	m->gap_since_s[i] = NAN;
+	m->gap_open_cause[i] = NULL;
+	return 1;
+}
+
 /* Reads every active source; device energy = sum of its channels' totals. */
 static void read_sources(wm_meter *m, const wm_tick *tick)
 {
@@ -190,22 +240,27 @@ static void read_sources(wm_meter *m, const wm_tick *tick)
 				memcpy(m->sdev[ms->dev_map[d]].gauge, ms->gauges + d * WM_GAUGE_N,
 				       sizeof m->sdev[0].gauge);
 	}
-	for (size_t d = 0; d < m->n_dev; d++)
+	for (size_t d = 0; d < m->n_dev; d++) {
 		m->energy_j[d] = 0;
+		m->dev_gap[d] = 0;
+	}
+	double t_s = (double)(tick->now_ns - m->t0_ns) / 1e9;
+	m->n_gap_ends = 0;
 	for (size_t i = 0; i < m->n_ch; i++) {
 		const wm_meter_channel *c = &m->ch[i];
+		m->gap_cause[i] = NULL;
 		if (!c->ch->readable) {
 			m->ch_ok[i] = 1; /* never readable: not a gap at any tick */
 			continue;
 		}
-		if (m->ch_ok[i])
-			(void)wm_counter_update(&m->ctr[i], m->raw[i], NULL);
-		/* else: a gap; the counter resumes from its last raw value, so the
-		 * energy of the gap is not lost if the channel comes back */
+		int ended = track_gap(m, i, tick->now_ns, t_s);
+		/* A gap leaves the counter at its last good value: when the channel
+		 * comes back, the step across the gap is counted if plausible. */
 		m->ch_energy_j[i] = (double)m->ctr[i].total * c->ch->joules_per_unit;
 		if (c->device >= 0) {
 			m->energy_j[c->device] += m->ch_energy_j[i];
 			m->sdev[c->device].gap |= !m->ch_ok[i];
+			m->dev_gap[c->device] |= !m->ch_ok[i] || ended;
 		}
 	}
 }
@@ -278,7 +333,11 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 		wm_sample_dev *sd = &m->sdev[d];
 		sd->energy_j = m->energy_j[d];
 		sd->power_w = dt_s > 0 ? (m->energy_j[d] - m->before_j[d]) / dt_s : NAN;
-		if (dt_s > 0)
+		/* An interval in a gap, or ending one, has no power of its own (the
+		 * energy of a whole gap in one period would be a false peak). */
+		if (m->dev_gap[d])
+			sd->power_w = NAN;
+		if (dt_s > 0 && isfinite(sd->power_w))
 			m->power_smooth_w[d] = m->have_power ? m->power_smooth_w[d] + alpha * (sd->power_w -
 				m->power_smooth_w[d]) : sd->power_w;
 		sd->power_smooth_w = m->power_smooth_w[d];
@@ -304,6 +363,12 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 		.channel_ok = m->ch_ok,
 		.cpu_util = util,
 		.procs_folded = m->procs_folded,
+		.channel_gap_cause = m->gap_cause,
+		.channel_gap_since_s = m->gap_since_s,
+		.channel_read_errors = m->read_errors,
+		.channel_rejected = m->rejected,
+		.gap_ends = m->gap_ends,
+		.n_gap_ends = m->n_gap_ends,
 	};
 
 	pthread_mutex_lock(&m->lock);
@@ -438,6 +503,14 @@ static void free_meter(wm_meter *m)
 	free(m->raw);
 	free(m->ch_ok);
 	free(m->ch_energy_j);
+	free(m->gap_cause);
+	free(m->gap_open_cause);
+	free(m->gap_since_s);
+	free(m->last_good_s);
+	free(m->read_errors);
+	free(m->rejected);
+	free(m->gap_ends);
+	free(m->dev_gap);
 	free(m->dev_dbl);
 	free(m->sdev);
 	free(m->snap_dev);
@@ -536,8 +609,21 @@ static int build_tables(wm_meter *m, char *err, size_t errlen)
 	m->raw = calloc(n_ch ? n_ch : 1, sizeof *m->raw);
 	m->ch_ok = calloc(n_ch ? n_ch : 1, sizeof *m->ch_ok);
 	m->ch_energy_j = calloc(n_ch ? n_ch : 1, sizeof *m->ch_energy_j);
-	if (!m->msrc || !m->dev || !m->ch || !m->ctr || !m->raw || !m->ch_ok || !m->ch_energy_j)
+	size_t nc1 = n_ch ? n_ch : 1;
+	m->gap_cause = calloc(nc1, sizeof *m->gap_cause);
+	m->gap_open_cause = calloc(nc1, sizeof *m->gap_open_cause);
+	m->gap_since_s = calloc(nc1, sizeof *m->gap_since_s);
+	m->last_good_s = calloc(nc1, sizeof *m->last_good_s);
+	m->read_errors = calloc(nc1, sizeof *m->read_errors);
+	m->rejected = calloc(nc1, sizeof *m->rejected);
+	m->gap_ends = calloc(nc1, sizeof *m->gap_ends);
+	m->dev_gap = calloc(n_dev ? n_dev : 1, sizeof *m->dev_gap);
+	if (!m->msrc || !m->dev || !m->ch || !m->ctr || !m->raw || !m->ch_ok || !m->ch_energy_j || !m->gap_cause ||
+	    !m->gap_open_cause || !m->gap_since_s || !m->last_good_s || !m->read_errors || !m->rejected ||
+	    !m->gap_ends || !m->dev_gap)
 		return wm_err(err, errlen, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < nc1; i++)
+		m->gap_since_s[i] = NAN;
 
 	for (size_t i = 0; i < all->n; i++) {
 		wm_source *s = &all->v[i];
@@ -577,6 +663,9 @@ static int build_tables(wm_meter *m, char *err, size_t errlen)
 			m->ch[k].device = ch->device >= 0 && (size_t)ch->device < s->n_devices ? ms->dev_map[ch->device]
 											 : -1;
 			wm_counter_init(&m->ctr[k], ch->range);
+			if (ch->max_power_w > 0 && ch->joules_per_unit > 0)
+				wm_counter_set_bound(&m->ctr[k], ch->max_power_w / ch->joules_per_unit,
+						     ch->bound_window_s);
 		}
 	}
 	/* Compact replaced devices away, renumbering the maps. */

@@ -66,6 +66,16 @@ typedef struct wm_sample_proc {
 	const double *dev_mem_bytes; /* [n_devices] device memory (GPU), NaN if none */
 } wm_sample_proc;
 
+/* A gap of one channel that ended at this sample (docs/recording.md "Gaps"):
+ * from the last good read before it to the read that ended it. */
+typedef struct wm_gap_end {
+	size_t channel;              /* meter order */
+	double from_s, to_s;         /* t_s of the last good read before, of the read after */
+	const char *cause;           /* what opened it: "EIO", "implausible step", ... */
+	int energy_measured;         /* 1: the counter's step across it was counted (exact);
+	                                0: the energy over it is missing */
+} wm_gap_end;
+
 typedef struct wm_sample {
 	uint64_t seq;                /* 0 for the baseline */
 	int baseline;                /* the first sample: energies 0, no power */
@@ -88,6 +98,13 @@ typedef struct wm_sample {
 	uint64_t procs_folded;       /* exited processes folded into totals so far */
 	size_t n_procs_seen;         /* measured processes so far, alive or exited: the
 	                                summary's process list */
+	/* gaps (docs/recording.md "Gaps"), [n_channels] each: */
+	const char *const *channel_gap_cause;  /* why channel_ok is 0 at this tick (NULL if ok) */
+	const double *channel_gap_since_s;     /* t_s of the last good read while a gap is open, NaN if none */
+	const uint64_t *channel_read_errors;   /* cumulative reads that failed */
+	const uint64_t *channel_rejected;      /* cumulative reads rejected as implausible (and stalls) */
+	const wm_gap_end *gap_ends;            /* gaps that ended at this sample */
+	size_t n_gap_ends;
 } wm_sample;
 
 /* What a sink learns at the end. */

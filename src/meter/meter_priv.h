@@ -81,6 +81,15 @@ struct wm_meter {
 	uint64_t *raw;
 	unsigned char *ch_ok;
 	double *ch_energy_j;
+	/* gaps, per channel (read_sources) */
+	const char **gap_cause;     /* this tick's cause, NULL if read and counted */
+	const char **gap_open_cause;/* the cause that opened the current gap */
+	double *gap_since_s;        /* t_s of the last good read of an open gap, NaN none */
+	double *last_good_s;        /* t_s of the last good read */
+	uint64_t *read_errors, *rejected;
+	wm_gap_end *gap_ends;       /* [n_ch] at most one per channel per tick */
+	size_t n_gap_ends;
+	unsigned char *dev_gap;     /* [n_dev] a counted channel is in a gap or ended one */
 
 	/* processes */
 	wm_proctree *tree;          /* NULL for a whole-machine meter */

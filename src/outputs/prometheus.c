@@ -58,6 +58,9 @@ struct wm_prom {
 	double t_s;
 	wm_sample_dev *sdev;       /* [n_devices] */
 	double *ch_energy_j;       /* [n_channels] */
+	unsigned char *ch_ok;      /* [n_channels] 0: in a gap at the last sample */
+	uint64_t *ch_errors;       /* [n_channels] cumulative failed reads */
+	uint64_t *ch_rejected;     /* [n_channels] cumulative implausible reads */
 	double cpu_util;           /* last known, NaN until read */
 	double self_cpu_s, sample_cost_s;
 	int have_mem;
@@ -324,8 +327,14 @@ int wm_prom_new(const wm_prom_view *v, const wm_prom_opts *o, wm_prom **out, cha
 	p->kinds = calloc(nd ? nd : 1, sizeof *p->kinds);
 	p->sdev = calloc(nd ? nd : 1, sizeof *p->sdev);
 	p->ch_energy_j = calloc(nc ? nc : 1, sizeof *p->ch_energy_j);
+	p->ch_ok = calloc(nc ? nc : 1, sizeof *p->ch_ok);
+	p->ch_errors = calloc(nc ? nc : 1, sizeof *p->ch_errors);
+	p->ch_rejected = calloc(nc ? nc : 1, sizeof *p->ch_rejected);
+	for (size_t c = 0; p->ch_ok && c < nc; c++)
+		p->ch_ok[c] = 1;
 	p->core_ch = calloc(nc ? nc : 1, sizeof *p->core_ch);
-	if (!p->dev || !p->kinds || !p->sdev || !p->ch_energy_j || !p->core_ch) {
+	if (!p->dev || !p->kinds || !p->sdev || !p->ch_energy_j || !p->core_ch || !p->ch_ok || !p->ch_errors ||
+	    !p->ch_rejected) {
 		wm_prom_free(p);
 		return wm_err(err, errlen, -ENOMEM, "prometheus: out of memory");
 	}
@@ -376,6 +385,9 @@ void wm_prom_free(wm_prom *p)
 	free(p->procs_energy);
 	free(p->core_ch);
 	free(p->ch_energy_j);
+	free(p->ch_ok);
+	free(p->ch_errors);
+	free(p->ch_rejected);
 	free(p->sdev);
 	free(p->kinds);
 	free(p->dev);
@@ -607,6 +619,12 @@ int wm_prom_update(wm_prom *p, const wm_sample *s, const char *const *proc_cgrou
 	memcpy(p->sdev, s->devices, nd * sizeof *p->sdev);
 	if (s->channel_energy_j)
 		memcpy(p->ch_energy_j, s->channel_energy_j, nc * sizeof(double));
+	if (s->channel_ok)
+		memcpy(p->ch_ok, s->channel_ok, nc);
+	if (s->channel_read_errors)
+		memcpy(p->ch_errors, s->channel_read_errors, nc * sizeof *p->ch_errors);
+	if (s->channel_rejected)
+		memcpy(p->ch_rejected, s->channel_rejected, nc * sizeof *p->ch_rejected);
 	if (isfinite(s->cpu_util))
 		p->cpu_util = s->cpu_util;
 	if (s->mem_total_bytes) { /* carried on every sample once read (process tier) */
@@ -838,6 +856,10 @@ static int fmt_sensors(const wm_prom *p, int om, wm_buf *b)
 	for (size_t i = 0; all && i < all->n; i++) {
 		const wm_source *s = &all->v[i];
 		int up = s->active && (s->state == WM_SRC_OK || s->state == WM_SRC_MODELED);
+		/* failing now: a channel it counts in a device has no good read */
+		for (size_t c = 0; up && c < p->v.n_channels; c++)
+			if (p->v.channels[c].src == s && p->v.channels[c].device >= 0 && !p->ch_ok[c])
+				up = 0;
 		lbl l[2] = {{"sensor", s->ops && s->ops->name ? s->ops->name : "unknown"}, {"state", wm_source_state_label(s)}};
 		sample_line(b, "wattmeter_sensor_up", NULL, l, 2, up ? 1.0 : 0.0);
 	}
@@ -847,6 +869,35 @@ static int fmt_sensors(const wm_prom *p, int om, wm_buf *b)
 		sample_line(b, "wattmeter_sensor_up", NULL,
 			    (lbl[]){{"sensor", "procfs"}, {"state", all->procfs_ok ? "ok" : "error"}}, 2,
 			    all->procfs_ok ? 1.0 : 0.0);
+	/* Reads of the active sources' counters that failed, and that were
+	 * rejected as impossible (docs/recording.md "Gaps"). */
+	family(b, om, "wattmeter_sensor_read_errors", FAM_COUNTER, NULL,
+	       "Counter reads that failed (EIO, vanished zone, malformed value, lost GPU) since the exporter started.");
+	for (size_t i = 0; all && i < all->n; i++) {
+		const wm_source *s = &all->v[i];
+		if (!s->active)
+			continue;
+		double n = 0;
+		for (size_t c = 0; c < p->v.n_channels; c++)
+			if (p->v.channels[c].src == s)
+				n += (double)p->ch_errors[c];
+		sample_line(b, "wattmeter_sensor_read_errors", "_total",
+			    (lbl[]){{"sensor", s->ops && s->ops->name ? s->ops->name : "unknown"}}, 1, n);
+	}
+	family(b, om, "wattmeter_sensor_rejected_readings", FAM_COUNTER, NULL,
+	       "Counter readings rejected as physically impossible (above the range, a step above the power "
+	       "bound, a stall past the wrap time): never counted as energy.");
+	for (size_t i = 0; all && i < all->n; i++) {
+		const wm_source *s = &all->v[i];
+		if (!s->active)
+			continue;
+		double n = 0;
+		for (size_t c = 0; c < p->v.n_channels; c++)
+			if (p->v.channels[c].src == s)
+				n += (double)p->ch_rejected[c];
+		sample_line(b, "wattmeter_sensor_rejected_readings", "_total",
+			    (lbl[]){{"sensor", s->ops && s->ops->name ? s->ops->name : "unknown"}}, 1, n);
+	}
 	return wm_buf_error(b);
 }
 

@@ -896,6 +896,16 @@ static void provenance_section(wm_buf *b, const struct wm_recording *r)
 		wm_html_escape(b, r->warnings[i]);
 		wm_buf_puts(b, "</p>\n");
 	}
+	for (size_t k = 0; k < r->n_devs; k++) {
+		wm_buf line;
+		wm_buf_init(&line);
+		if (wm_rec_gaps_line(r, k, &line) == 0 && line.len) {
+			wm_buf_puts(b, "<p class=\"note gap\">gap: ");
+			wm_html_escape(b, line.data);
+			wm_buf_puts(b, "</p>\n");
+		}
+		wm_buf_free(&line);
+	}
 }
 
 static int run_section(wm_buf *b, const struct wm_recording *r, const struct wm_html_opts *o, const char *heading_id)

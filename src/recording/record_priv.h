@@ -31,6 +31,7 @@ struct wm_rec_dev {
 	int64_t index;       /* info.index, -1 if absent */
 	char *info_name;     /* info.name, "" if absent */
 	char *info_uuid;     /* info.uuid, "" if absent */
+	struct wm_rec_gaps *gaps; /* its gaps (gaps.c); NULL before meta is read */
 };
 
 /* A sensor from meta.json "sensors", for the human summary's notes. */
@@ -106,6 +107,17 @@ struct wm_recording {
 	size_t *ptab;        /* open addressing on pid: index + 1, 0 = empty */
 	size_t ptab_cap;     /* a power of two, or 0 */
 };
+
+/* gaps.c: the gaps of each device (docs/recording.md "Gaps"). */
+struct json_t;
+int wm_rec_gaps_meta_device(struct wm_rec_dev *d, const struct json_t *dev);
+int wm_rec_gaps_take_line(struct wm_recording *r, const struct json_t *o, double t_s, double prev_t_s);
+bool wm_rec_gaps_in_gap(const struct wm_rec_dev *d);
+void wm_rec_gaps_finish(struct wm_recording *r, double last_t_s);
+void wm_rec_gaps_free(struct wm_rec_dev *d);
+int wm_rec_gaps_json(const struct wm_recording *r, wm_buf *b);  /* ,"gaps":{...} */
+int wm_rec_gaps_text(const struct wm_recording *r, wm_buf *b);
+int wm_rec_gaps_line(const struct wm_recording *r, size_t k, wm_buf *b);
 
 static inline double wm_rec_cell(const struct wm_recording *r, size_t row, size_t col)
 {

@@ -86,6 +86,7 @@ void wm_recording_free(wm_recording *r)
 		free(r->devs[i].source_detail);
 		free(r->devs[i].info_name);
 		free(r->devs[i].info_uuid);
+		wm_rec_gaps_free(&r->devs[i]);
 	}
 	free(r->devs);
 	for (size_t i = 0; i < r->n_sensors; i++) {
@@ -158,6 +159,8 @@ static int meta_devices(struct wm_recording *r, const json_t *arr)
 		    !dev->info_uuid)
 			return -ENOMEM;
 		dev->peak_w = NAN;
+		if (wm_rec_gaps_meta_device(dev, d) < 0)
+			return -ENOMEM;
 		/* The attributed devices: reported even when no process interval
 		 * ran (then 0 J attributed, all unattributed). Recordings say so
 		 * in "attribution"; older ones attributed cpu and dram. */
@@ -531,10 +534,13 @@ static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t 
 		(void)snprintf(msg, msglen, "has no numeric \"t_s\"");
 		return -EBADMSG;
 	}
+	double prev_t = r->n_rows ? wm_rec_cell(r, r->n_rows - 1, WM_COL_T) : NAN;
 	double *row = row_add(r);
 	if (!row)
 		return -ENOMEM;
 	row[WM_COL_T] = t;
+	if (wm_rec_gaps_take_line(r, o, t, prev_t) < 0)
+		return -ENOMEM;
 	double d;
 	if (get_num(json_object_get(o, "cpu_util"), &d))
 		row[WM_COL_CPU_UTIL] = d;
@@ -554,7 +560,8 @@ static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t 
 		}
 		if (get_num(json_object_get(power, dev->name), &d)) {
 			row[wm_rec_dcol(k, WM_DCOL_POWER)] = d;
-			if (isnan(dev->peak_w) || d > dev->peak_w)
+			/* an interval in a gap or ending one has no power of its own */
+			if (!wm_rec_gaps_in_gap(dev) && (isnan(dev->peak_w) || d > dev->peak_w))
 				dev->peak_w = d;
 		}
 		if (get_num(json_object_get(attr, dev->name), &d)) {
@@ -745,6 +752,7 @@ int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t err
 		return rc;
 	}
 
+	wm_rec_gaps_finish(r, r->n_rows ? wm_rec_cell(r, r->n_rows - 1, WM_COL_T) : 0.0);
 	/* A killed run has no end fields: its length is that of its samples. */
 	if (isnan(r->duration_s))
 		r->duration_s = r->n_rows ? wm_rec_cell(r, r->n_rows - 1, WM_COL_T) : 0.0;

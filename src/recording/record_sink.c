@@ -288,6 +288,49 @@ static void line_new_procs(wm_buf *b, const wm_buf *pend, const wm_buf *cur)
 	wm_buf_puts(b, "]");
 }
 
+/* Why each channel in "gaps" is one, and since when (docs/recording.md "Gaps"):
+ * "gap_info":{"package-0":{"cause":"EIO","since_s":1.5}} */
+static void line_gap_info(const wm_meter *m, const wm_sample *s, wm_buf *b)
+{
+	if (!s->channel_gap_cause || !s->channel_gap_since_s)
+		return;
+	int first = 1;
+	for (size_t c = 0; c < wm_meter_n_channels(m); c++) {
+		if (s->channel_ok[c])
+			continue;
+		if (first)
+			wm_buf_puts(b, ",\"gap_info\":{");
+		put_key(b, &first, wm_meter_channel_at(m, c)->ch->label);
+		wm_buf_puts(b, "{\"cause\":");
+		wm_buf_json_str(b, s->channel_gap_cause[c] ? s->channel_gap_cause[c] : "unreadable");
+		wm_buf_puts(b, ",\"since_s\":");
+		put_num(b, isfinite(s->channel_gap_since_s[c]) ? s->channel_gap_since_s[c] : s->t_s, 6);
+		wm_buf_puts(b, "}");
+	}
+	if (!first)
+		wm_buf_puts(b, "}");
+}
+
+/* Gaps that ended at this sample, with what became of their energy:
+ * "gaps_closed":[{"zone":..,"from_s":..,"to_s":..,"cause":..,"energy":"measured"|"missing"}] */
+static void line_gaps_closed(const wm_meter *m, const wm_sample *s, wm_buf *b)
+{
+	for (size_t i = 0; i < s->n_gap_ends; i++) {
+		const wm_gap_end *g = &s->gap_ends[i];
+		wm_buf_puts(b, i ? ",{\"zone\":" : ",\"gaps_closed\":[{\"zone\":");
+		wm_buf_json_str(b, wm_meter_channel_at(m, g->channel)->ch->label);
+		wm_buf_puts(b, ",\"from_s\":");
+		put_num(b, g->from_s, 6);
+		wm_buf_puts(b, ",\"to_s\":");
+		put_num(b, g->to_s, 6);
+		wm_buf_puts(b, ",\"cause\":");
+		wm_buf_json_str(b, g->cause ? g->cause : "unreadable");
+		wm_buf_printf(b, ",\"energy\":\"%s\"}", g->energy_measured ? "measured" : "missing");
+	}
+	if (s->n_gap_ends)
+		wm_buf_puts(b, "]");
+}
+
 static void format_line(struct rec_sink *k, const wm_meter *m, const wm_sample *s, wm_buf *b)
 {
 	size_t nd = wm_meter_n_devices(m), nc = wm_meter_n_channels(m);
@@ -343,7 +386,9 @@ static void format_line(struct rec_sink *k, const wm_meter *m, const wm_sample *
 			wm_buf_json_str(b, wm_meter_channel_at(m, c)->ch->label);
 		}
 		wm_buf_puts(b, "]");
+		line_gap_info(m, s, b);
 	}
+	line_gaps_closed(m, s, b);
 	/* Device gauges (GPU utilisation, memory, temperature ...). */
 	int fg = 1;
 	for (size_t d = 0; d < nd; d++) {

@@ -353,6 +353,9 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 	}
 
 	wm_buf_append(b, "}", 1);
+	rc = wm_rec_gaps_json(r, b);
+	if (rc)
+		return rc;
 	if (gt.n)
 		json_gpus(r, b);
 	wm_buf_puts(b, ",\"processes\":");
@@ -811,7 +814,9 @@ int wm_recording_summary_text(const wm_recording *r, int top_n, wm_buf *b)
 	if (rc)
 		return rc;
 	text_sensor_notes(r, b);
-	rc = text_attributed(r, b);
+	rc = wm_rec_gaps_text(r, b);
+	if (!rc)
+		rc = text_attributed(r, b);
 	if (!rc)
 		rc = text_processes(r, top_n, b);
 	if (rc)

@@ -443,6 +443,9 @@ static nvmlReturn_t read_slow_gauges(const nvml_priv *P, nvml_gpu *g)
 	return NVML_SUCCESS;
 }
 
+#define NVML_LIMIT_FACTOR 2.0
+#define NVML_CEILING_W 3000.0 /* no board draws this (B200: 1 kW); the bound without a limit */
+
 static void nvml_read(wm_source *s, const wm_tick *tick, uint64_t *raw, unsigned char *ok, double *gauges)
 {
 	nvml_priv *P = s->priv;
@@ -452,6 +455,7 @@ static void nvml_read(wm_source *s, const wm_tick *tick, uint64_t *raw, unsigned
 		nvml_gpu *g = &P->gpus[i];
 		double *gv = gauges ? gauges + i * WM_GAUGE_N : NULL;
 		ok[i] = 0;
+		s->channels[i].read_error = g->lost ? "GPU is lost" : "NVML error";
 		if (g->lost || g->method == EM_NONE)
 			continue;
 		/* the counter first: it is the value the tick's time stamps */
@@ -505,6 +509,7 @@ static void nvml_read(wm_source *s, const wm_tick *tick, uint64_t *raw, unsigned
 		 * GPU's calls can be slow) and leave a gap for the rest of the run. */
 		g->lost = 1;
 		ok[i] = 0;
+		s->channels[i].read_error = "GPU is lost";
 		if (gv)
 			for (int k = 0; k < WM_GAUGE_N; k++)
 				gv[k] = NAN;
@@ -1183,6 +1188,17 @@ static int nvml_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t 
 		}
 		c->range = 0;               /* backwards = a driver reload (reset) */
 		c->joules_per_unit = 1e-3;  /* millijoules */
+		/* Plausibility: twice the board's power limit (transients exceed
+		 * it briefly), else a ceiling for any board; over >= 1 s, as the
+		 * counter moves in steps of up to ~100 ms. */
+		if (g->power_limit_w > 0) {
+			c->max_power_w = NVML_LIMIT_FACTOR * g->power_limit_w;
+			copy_str(c->bound_basis, sizeof c->bound_basis, "2 x enforced power limit");
+		} else {
+			c->max_power_w = NVML_CEILING_W;
+			copy_str(c->bound_basis, sizeof c->bound_basis, "ceiling for a GPU");
+		}
+		c->bound_window_s = 1.0;
 		c->readable = g->method != EM_NONE;
 		n_measured += g->method != EM_NONE;
 	}

@@ -50,6 +50,8 @@ typedef struct wm_rapl_zone {
 	int counted;       /* 1 if summed into its device total (see overlap rules) */
 	const char *device;/* "cpu", "dram", "psys" or NULL (core, uncore, other) */
 	uint64_t max_energy_range_uj; /* 0 if unreadable: wraps then count as resets */
+	uint64_t max_power_uw; /* largest constraint_N_max_power_uw / _power_limit_uw
+	                          (the zone's power limits), 0 if none is readable */
 	int fd;            /* energy_uj, O_RDONLY|O_CLOEXEC, -1 when not readable */
 	wm_source_state state;
 	int err;           /* positive errno of the probe failure, 0 if ok */
@@ -75,6 +77,15 @@ int wm_rapl_probe(int sysfs_dirfd, wm_rapl **out, char *err, size_t errlen);
  * zone cannot be read right now (the device vanished, an empty or malformed
  * file): the caller records a gap and tries again next time. */
 int wm_rapl_read_uj(const wm_rapl *r, size_t i, uint64_t *energy_uj);
+
+/* Plausibility bound of zone i (W) and where it comes from: twice the zone's
+ * largest power limit or limit ceiling (power may exceed a limit briefly), else
+ * a ceiling per kind (WM_RAPL_CEILING_*_W). */
+#define WM_RAPL_CEILING_PACKAGE_W 2000.0  /* a CPU package, core or uncore */
+#define WM_RAPL_CEILING_DRAM_W 1000.0     /* the DRAM of one socket */
+#define WM_RAPL_CEILING_PSYS_W 5000.0     /* the platform */
+#define WM_RAPL_CONSTRAINT_FACTOR 2.0
+double wm_rapl_zone_bound_w(const wm_rapl_zone *z, const char **basis);
 
 /* Worst-case seconds before the counted zone with the smallest range wraps at
  * max_w watts (used to check that the sampling period is well inside it). */

@@ -272,6 +272,28 @@ static void probe_zone(int cdir, wm_rapl_zone *z)
 			z->max_energy_range_uj = range;
 	}
 
+	/* A bound on what the zone can draw: the largest of its power limits
+	 * (constraint_N_power_limit_uw: long term, short term, peak) and of
+	 * their ceilings (constraint_N_max_power_uw). Both, as firmware may
+	 * give a ceiling below the short-term limit the package runs at, or 0. */
+	z->max_power_uw = 0;
+	for (int ci = 0; ci < 8; ci++) {
+		static const char *const files[] = {"max_power_uw", "power_limit_uw"};
+		int any = 0;
+		for (size_t f = 0; f < 2; f++) {
+			rc = snprintf(path, sizeof path, "%s/constraint_%d_%s", z->id, ci, files[f]);
+			if (rc < 0 || (size_t)rc >= sizeof path)
+				continue;
+			uint64_t p;
+			n = wm_read_file_at(cdir, path, buf, sizeof buf);
+			any |= n != -ENOENT;
+			if (n > 0 && wm_parse_u64_full(buf, &p) == 0 && p > z->max_power_uw)
+				z->max_power_uw = p;
+		}
+		if (!any)
+			break;
+	}
+
 	rc = snprintf(path, sizeof path, "%s/energy_uj", z->id);
 	if (rc < 0 || (size_t)rc >= sizeof path) {
 		z->state = WM_SRC_ERROR;
@@ -649,6 +671,48 @@ int wm_rapl_read_uj(const wm_rapl *r, size_t i, uint64_t *energy_uj)
 	return read_counter_fd(z->fd, energy_uj);
 }
 
+double wm_rapl_zone_bound_w(const wm_rapl_zone *z, const char **basis)
+{
+	if (z->max_power_uw > 0) {
+		*basis = "2 x largest power limit";
+		return WM_RAPL_CONSTRAINT_FACTOR * (double)z->max_power_uw / 1e6;
+	}
+	switch (z->domain) {
+	case WM_RAPL_DRAM:
+		*basis = "ceiling for DRAM";
+		return WM_RAPL_CEILING_DRAM_W;
+	case WM_RAPL_PSYS:
+		*basis = "ceiling for the platform";
+		return WM_RAPL_CEILING_PSYS_W;
+	case WM_RAPL_PACKAGE:
+	case WM_RAPL_CORE:
+	case WM_RAPL_UNCORE:
+	case WM_RAPL_OTHER:
+		break;
+	}
+	*basis = "ceiling for a CPU package";
+	return WM_RAPL_CEILING_PACKAGE_W;
+}
+
+/* Why a read failed, for the recording's gap causes (static strings). */
+static const char *read_error_name(int e)
+{
+	switch (e) {
+	case EIO: return "EIO";
+	case ENODEV: return "ENODEV (zone vanished)";
+	case ENOENT: return "ENOENT (zone vanished)";
+	case EACCES:
+	case EPERM: return "permission denied";
+	case ENODATA: return "empty value";
+	case EINVAL:
+	case ERANGE:
+	case EOVERFLOW: return "malformed value";
+	case EAGAIN:
+	case EINTR: return "interrupted";
+	default: return "read error";
+	}
+}
+
 double wm_rapl_min_wrap_s(const wm_rapl *r, double max_w)
 {
 	if (!r || !(max_w > 0) || !isfinite(max_w))
@@ -697,9 +761,12 @@ void wm_rapl_free(wm_rapl *r)
  * counted zone is readable. Channels: every zone, counted or not, so
  * core/uncore and mmio duplicates are recorded beside the totals. */
 
-/* Worst-case package power used to check the period against the wrap time
- * (turbostat does the same with the TDP; 1 kW covers today's servers). */
-#define WRAP_CHECK_MAX_W 1000.0
+/* The bound applies over at least this long: a read sees the counter as
+ * the hardware last updated it (~1 ms), but a loaded machine reads late and
+ * a fixture's writer runs late too, so a step may hold a few periods' worth.
+ * At 2 kW that still leaves 500 J: a 10 kJ jump or a 262 kJ "wrap" stand out. */
+#define RAPL_BOUND_WINDOW_S 0.25
+
 
 static int src_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t errlen)
 {
@@ -742,6 +809,10 @@ static int src_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t e
 		c->range = z->max_energy_range_uj;
 		c->joules_per_unit = 1e-6;
 		c->readable = z->fd >= 0;
+		const char *basis = "";
+		c->max_power_w = wm_rapl_zone_bound_w(z, &basis);
+		c->bound_window_s = RAPL_BOUND_WINDOW_S;
+		(void)snprintf(c->bound_basis, sizeof c->bound_basis, "%s", basis);
 	}
 	return 0;
 }
@@ -759,7 +830,10 @@ static void src_read(wm_source *s, const wm_tick *tick, uint64_t *raw, unsigned 
 		 * per-zone counters, and AIPowerMeter's core power, from every
 		 * sample. (Reading core/uncore only on process ticks saves a pread
 		 * per tick, but made their exported power spiky: not done.) */
-		ok[i] = r->zones[i].fd >= 0 && read_counter_fd(r->zones[i].fd, &raw[i]) == 0;
+		int rc = r->zones[i].fd >= 0 ? read_counter_fd(r->zones[i].fd, &raw[i]) : -EBADF;
+		ok[i] = rc == 0;
+		if (i < s->n_channels)
+			s->channels[i].read_error = rc ? read_error_name(-rc) : NULL;
 	}
 }
 
@@ -777,10 +851,17 @@ static int src_describe_json(const wm_source *s, wm_buf *b)
 		wm_buf_json_str(b, z->name);
 		wm_buf_printf(b,
 			      ",\"domain\":\"%s\",\"device\":%s%s%s,\"counted\":%s,\"mmio\":%s,"
-			      "\"max_energy_range_uj\":%llu,\"state\":\"%s\"}",
+			      "\"max_energy_range_uj\":%llu,\"state\":\"%s\"",
 			      wm_rapl_domain_name(z->domain), z->device ? "\"" : "", z->device ? z->device : "null",
 			      z->device ? "\"" : "", z->counted ? "true" : "false", z->mmio ? "true" : "false",
 			      (unsigned long long)z->max_energy_range_uj, wm_source_state_name(z->state));
+		const char *basis = "";
+		double bw = wm_rapl_zone_bound_w(z, &basis);
+		wm_buf_puts(b, ",\"max_power_w\":");
+		wm_buf_json_fixed(b, bw, 3);
+		wm_buf_puts(b, ",\"max_power_basis\":");
+		wm_buf_json_str(b, basis);
+		wm_buf_puts(b, "}");
 	}
 	wm_buf_puts(b, "]");
 	return wm_buf_error(b);
@@ -807,12 +888,26 @@ static int src_describe_text(const wm_source *s, wm_buf *b)
 static void src_check_period(const wm_source *s, double period_s, char *warn, size_t warnlen)
 {
 	const wm_rapl *r = s->priv;
-	double wrap_s = r && r->state == WM_SRC_OK ? wm_rapl_min_wrap_s(r, WRAP_CHECK_MAX_W) : 0;
+	/* The shortest wrap at each zone's own bound: a read later than that is
+	 * a gap whose energy is missing (docs/recording.md "Gaps"). */
+	double wrap_s = 0, bound_w = 0;
+	for (size_t i = 0; r && r->state == WM_SRC_OK && i < r->n_zones; i++) {
+		const wm_rapl_zone *z = &r->zones[i];
+		if (!z->counted || z->state != WM_SRC_OK || z->max_energy_range_uj == 0)
+			continue;
+		const char *basis;
+		double w = wm_rapl_zone_bound_w(z, &basis);
+		double t = (double)z->max_energy_range_uj / 1e6 / w;
+		if (wrap_s == 0 || t < wrap_s) {
+			wrap_s = t;
+			bound_w = w;
+		}
+	}
 	if (wrap_s > 0 && period_s > wrap_s / 2)
 		(void)snprintf(warn, warnlen,
 			       "period %.3g s is not well inside the RAPL wrap time (%.3g s at %.0f W): "
-			       "energy may be lost; use a shorter --period",
-			       period_s, wrap_s, WRAP_CHECK_MAX_W);
+			       "a sample later than that is a gap whose energy is missing; use a shorter --period",
+			       period_s, wrap_s, bound_w);
 }
 
 static void src_close(wm_source *s)

@@ -101,6 +101,16 @@ typedef struct wm_channel {
 	                                (then going backwards is a reset: a driver reload) */
 	double joules_per_unit;      /* 1e-6 for microjoules, 1e-3 for millijoules */
 	int readable;                /* 0: listed (probe found it) but never read (forbidden) */
+	/* Plausibility (base/counter.h; docs/recording.md "Gaps"): the most power
+	 * the channel can draw, so a counter step above max_power_w x elapsed
+	 * time is a glitch, never energy; 0 = unchecked (a model's own count). */
+	double max_power_w;
+	double bound_window_s;       /* the bound applies over at least this long (s) */
+	char bound_basis[64];        /* where max_power_w comes from, for meta.json */
+	/* Set by read() when it leaves ok[i] = 0: why, as a short static string
+	 * ("EIO", "ENODEV (vanished)", "malformed value", "GPU is lost"); NULL
+	 * = unreadable, reason unknown. Written on the sampler thread only. */
+	const char *read_error;
 } wm_channel;
 
 /* What a source's probe sees. */

@@ -206,6 +206,14 @@ void fx_rapl_zone(const char *sysroot, const char *type, const char *id, const c
 	}
 }
 
+void fx_rapl_limit(const char *sysroot, const char *type, const char *id, unsigned long long max_power_uw)
+{
+	char dir[1024], rel[1200];
+	zone_dir(type, id, dir, sizeof dir);
+	snprintf(rel, sizeof rel, "%s/constraint_0_max_power_uw", dir);
+	fx_writef(sysroot, rel, "%llu\n", max_power_uw);
+}
+
 void fx_rapl_set(const char *sysroot, const char *id, unsigned long long energy_uj)
 {
 	char p[4096];

@@ -29,6 +29,10 @@ int fx_open_root(const char *root);
  * energy_uj/max_range_uj < 0 leaves the file out. */
 void fx_rapl_zone(const char *sysroot, const char *type, const char *id, const char *name,
 		  long long energy_uj, long long max_range_uj);
+/* Writes a zone's constraint_0_max_power_uw (its power limit's ceiling):
+ * the meter takes twice that as the most the zone can draw, so a counter
+ * step above it is a glitch and a read later than range / bound a stall. */
+void fx_rapl_limit(const char *sysroot, const char *type, const char *id, unsigned long long max_power_uw);
 /* Rewrites a zone's energy_uj in place (same inode, as sysfs updates it). */
 void fx_rapl_set(const char *sysroot, const char *id, unsigned long long energy_uj);
 

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -155,6 +156,9 @@ static void exports_fixture_counters_and_a_registered_gpu(void **state)
 	fx_mkdtemp(root, sizeof root);
 	snprintf(sys, sizeof sys, "%s/sys", root);
 	fx_rapl_zone(sys, "intel-rapl", "intel-rapl:0", "package-0", 1000000, 10000000);
+	/* bound 80 W: the 2.5 J and 7 J steps below are plausible within two
+	 * 50 ms periods; the 10 J range wraps at best every 125 ms */
+	fx_rapl_limit(sys, "intel-rapl", "intel-rapl:0", 40000000);
 
 	wm_exporter_config ec;
 	wm_exporter_config_init(&ec);
@@ -287,6 +291,90 @@ static void older_config_size_and_refusals(void **state)
 	fx_rmtree(root);
 }
 
+/* serve started before the RAPL tree exists: the CPU is modelled; when the
+ * zone appears the re-probe switches the meter to it, says so, and every
+ * counter present before and after goes on rising (carried over). */
+static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
+static char events[2048];
+
+static void on_event(void *arg, const char *msg)
+{
+	(void)arg;
+	pthread_mutex_lock(&events_lock);
+	size_t n = strlen(events);
+	snprintf(events + n, sizeof events - n, "%s\n", msg);
+	pthread_mutex_unlock(&events_lock);
+}
+
+static void reprobe_switches_to_rapl_when_it_appears_and_counters_carry_on(void **state)
+{
+	(void)state;
+	char root[4096], sys[4200];
+	fx_mkdtemp(root, sizeof root);
+	snprintf(sys, sizeof sys, "%s/sys", root);
+	fx_mkdir(root, "sys");
+	wm_meter_config mc;
+	wm_meter_config_init(&mc);
+	mc.sysfs_root = sys;
+	mc.period_s = 0.05;
+	mc.proc_period_s = 0.2;
+	wm_exporter_config ec;
+	wm_exporter_config_init(&ec);
+	ec.listen = "127.0.0.1:0";
+	ec.reprobe_s = 0.2;
+	ec.on_event = on_event;
+	char err[1024] = "";
+	wm_exporter *e = NULL;
+	if (wm_exporter_start(&ec, &mc, &e, err, sizeof err) < 0)
+		fail_msg("start: %s", err);
+	int port = wm_exporter_port(e);
+	char *t = metrics_after_samples(port, 3);
+	assert_non_null(strstr(t, "method=\"modeled\""));
+	assert_true(isnan(value_of(t, CPU_SERIES)));
+	double samples0 = value_of(t, "wattmeter_samples_total");
+	double gpu0 = value_of(t, "wattmeter_gpu_energy_joules_total" GPU_LABELS);
+	assert_true(gpu0 > 0);
+	free(t);
+
+	fx_rapl_zone(sys, "intel-rapl", "intel-rapl:0", "package-0", 1000000, 100000000);
+	fx_rapl_limit(sys, "intel-rapl", "intel-rapl:0", 40000000);
+	double cpu = NAN;
+	for (int i = 0; i < 200 && isnan(cpu); i++) {
+		sleep_ms(25);
+		t = metrics_after_samples(port, 0);
+		cpu = value_of(t, CPU_SERIES);
+		if (!isnan(cpu)) {
+			/* counters of both meters never went back */
+			assert_true(value_of(t, "wattmeter_samples_total") >= samples0);
+			assert_true(value_of(t, "wattmeter_gpu_energy_joules_total" GPU_LABELS) >= gpu0);
+			assert_non_null(strstr(t, "wattmeter_sensor_up{sensor=\"rapl-powercap\",state=\"ok\"} 1\n"));
+		}
+		free(t);
+	}
+	assert_false(isnan(cpu));
+	/* the new counter counts: 2.5 J more in the file, 2.5 J more exported */
+	fx_rapl_set(sys, "intel-rapl:0", 3500000);
+	double before = value_of(t = metrics_after_samples(port, 0), CPU_SERIES);
+	free(t);
+	for (int i = 0; i < 200; i++) {
+		t = metrics_after_samples(port, 0);
+		double now = value_of(t, CPU_SERIES);
+		free(t);
+		if (now - before > 2.5 - 1e-9 || now > cpu + 2.5 - 1e-9)
+			break;
+		sleep_ms(25);
+	}
+	t = metrics_after_samples(port, 0);
+	assert_true(fabs(value_of(t, CPU_SERIES) - (cpu + 2.5)) < 1e-6);
+	free(t);
+	assert_int_equal(wm_exporter_stop(e, err, sizeof err), 0);
+	wm_exporter_free(e);
+	pthread_mutex_lock(&events_lock);
+	assert_non_null(strstr(events, "re-probe: rapl-powercap now readable (was absent)"));
+	pthread_mutex_unlock(&events_lock);
+	fx_rmtree(root);
+}
+
 int main(void)
 {
 	if (wm_source_register(&fake_gpu) < 0) {
@@ -296,6 +384,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(exports_fixture_counters_and_a_registered_gpu),
 		cmocka_unit_test(older_config_size_and_refusals),
+		cmocka_unit_test(reprobe_switches_to_rapl_when_it_appears_and_counters_carry_on),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

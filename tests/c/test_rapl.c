@@ -769,6 +769,30 @@ static void unknown_names_are_other_and_never_counted(void **state)
 	assert_int_equal(n_counted(r, "cpu"), 1);
 }
 
+/* The plausibility bound: twice the zone's largest power limit or limit
+ * ceiling (whichever constraint file says more), else a ceiling per kind. */
+static void bound_is_twice_the_largest_power_limit_else_a_ceiling_per_kind(void **state)
+{
+	tstate *t = *state;
+	fx_rapl_zone(t->root, MSR, "intel-rapl:0", "package-0", 5, PKG_RANGE);
+	fx_rapl_zone(t->root, MSR, "intel-rapl:0:0", "dram", 5, PKG_RANGE);
+	fx_rapl_zone(t->root, MSR, "intel-rapl:1", "psys", 9, PKG_RANGE);
+	fx_rapl_zone(t->root, MSR, "intel-rapl:2", "package-1", 5, PKG_RANGE);
+	fx_rapl_limit(t->root, MSR, "intel-rapl:0", 65000000);
+	/* a short-term limit above the long-term ceiling (firmware does this) */
+	fx_write(t->root, "devices/virtual/powercap/intel-rapl/intel-rapl:0/constraint_1_power_limit_uw", "120000000\n");
+	fx_write(t->root, "devices/virtual/powercap/intel-rapl/intel-rapl:2/constraint_0_max_power_uw", "0\n");
+	wm_rapl *r = probe(t);
+	const char *basis = "";
+	assert_float_equal(wm_rapl_zone_bound_w(zone(r, "package-0"), &basis), 240.0, 1e-9);
+	assert_string_equal(basis, "2 x largest power limit");
+	assert_float_equal(wm_rapl_zone_bound_w(zone(r, "package-0/dram"), &basis), WM_RAPL_CEILING_DRAM_W, 0);
+	assert_float_equal(wm_rapl_zone_bound_w(zone(r, "psys"), &basis), WM_RAPL_CEILING_PSYS_W, 0);
+	/* a limit of 0 says nothing: the package ceiling */
+	assert_float_equal(wm_rapl_zone_bound_w(zone(r, "package-1"), &basis), WM_RAPL_CEILING_PACKAGE_W, 0);
+	assert_string_equal(basis, "ceiling for a CPU package");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -778,6 +802,7 @@ int main(void)
 		T(two_packages_each_counted_with_subzones_taking_their_parents_package),
 		T(multi_die_package_counts_every_die),
 		T(psys_is_its_own_device_and_never_added_to_cpu),
+		T(bound_is_twice_the_largest_power_limit_else_a_ceiling_per_kind),
 		T(top_level_dram_is_counted_as_dram),
 		T(mmio_duplicate_of_a_package_is_kept_but_counted_once),
 		T(mmio_only_package_is_counted_under_its_own_name),

@@ -53,13 +53,24 @@ static const char *method(json_t *summary, const char *key)
 }
 
 /* A package with a 1 J counter range, its DRAM, the package again through
- * MMIO, and psys. */
+ * MMIO, and psys; power limits of limit_uw (the meter's bound is twice that,
+ * its shortest wrap time 1 J / bound). */
+static void set_limits(const char *sys, unsigned long long limit_uw)
+{
+	fx_rapl_limit(sys, "intel-rapl", "intel-rapl:0", limit_uw);
+	fx_rapl_limit(sys, "intel-rapl", "intel-rapl:0:0", limit_uw);
+	fx_rapl_limit(sys, "intel-rapl", "intel-rapl:1", limit_uw);
+	fx_rapl_limit(sys, "intel-rapl-mmio", "intel-rapl-mmio:0", limit_uw);
+}
+
+/* 2 W limits: 4 W at most, 250 ms to wrap, for the hand-set steps below */
 static void make_tree(const char *sys)
 {
 	fx_rapl_zone(sys, "intel-rapl", "intel-rapl:0", "package-0", 900000, 1000000);
 	fx_rapl_zone(sys, "intel-rapl", "intel-rapl:0:0", "dram", 0, 1000000);
 	fx_rapl_zone(sys, "intel-rapl", "intel-rapl:1", "psys", 0, 1000000);
 	fx_rapl_zone(sys, "intel-rapl-mmio", "intel-rapl-mmio:0", "package-0", 900000, 1000000);
+	set_limits(sys, 2000000);
 }
 
 /* A scratch folder holding the fixture tree (sys/) and where the recording
@@ -94,6 +105,9 @@ static void totals_are_exact_through_wraps(void **state)
 	(void)state;
 	char root[4096], sys[4200], out[4200];
 	make_scratch(root, sys, out);
+	/* psys below spends 8 W (0.4 J every 50 ms): limits of 4 W, a bound
+	 * of 8 W, a wrap at best every 125 ms, read every 10 ms */
+	set_limits(sys, 4000000);
 	wm_meter *m = NULL;
 	start_meter(sys, out, 0.01, &m);
 
@@ -111,7 +125,7 @@ static void totals_are_exact_through_wraps(void **state)
 		fx_rapl_set(sys, "intel-rapl-mmio:0", pkg);
 		fx_rapl_set(sys, "intel-rapl:0:0", dram);
 		fx_rapl_set(sys, "intel-rapl:1", psys);
-		sleep_ms(25);
+		sleep_ms(50);
 	}
 	char err[512] = "";
 	assert_int_equal(wm_meter_stop(m, 0, err, sizeof err), 0);
