@@ -730,9 +730,14 @@ static int check_energy(const char *what, const char *dev, double e, double prev
 		return -EDOM;
 	}
 	/* t_s has microsecond resolution: 2 us of slack between two stamps.
-	 * A device's first value has nothing to step from (the baseline line
-	 * gives 0 at 0; a recording without one starts wherever it starts). */
-	double w = isnan(prev_t) ? 0 : (e - prev) / (t - prev_t + 2e-6);
+	 * A device's first value steps from 0 at t = 0, where every energy
+	 * starts; a first value at t = 0 itself closes no interval. */
+	if (isnan(prev_t)) {
+		if (t == 0)
+			return 0;
+		prev_t = 0;
+	}
+	double w = (e - prev) / (t - prev_t + 2e-6);
 	if (w > WM_REC_MAX_DEVICE_W) {
 		(void)snprintf(msg, msglen,
 			       "has %s.%.40s rise by %.6g J in %.6g s, that is %.3g W: no device draws over %.0f kW",
