@@ -614,7 +614,8 @@ class Comparison:
             for d in self.devices:
                 e = r.energy_j.get(d)
                 row[f"energy_j.{d}"] = e
-                row[f"avg_w.{d}"] = (e / r.duration_s) if (e is not None and r.duration_s > 0) else None
+                # the C summary's average: over the span the samples cover
+                row[f"avg_w.{d}"] = (r.power_w.get(d) or {}).get("avg") if e is not None else None
                 row[f"attributed_j.{d}"] = r.energy_j.get(d + "_attributed")
                 row[f"method.{d}"] = r.method.get(d)
             out.append(row)

@@ -695,7 +695,7 @@ static int take_new_procs(struct wm_recording *r, const json_t *arr)
 static double *row_add(struct wm_recording *r)
 {
 	if (r->n_rows == r->cap_rows) {
-		size_t cap = r->cap_rows ? r->cap_rows * 2 : 256;
+		size_t cap = r->cap_rows ? r->cap_rows * 2 : 32;
 		if (cap > SIZE_MAX / sizeof(double) / r->stride)
 			return NULL;
 		double *p = realloc(r->rows, cap * r->stride * sizeof *p);
