@@ -3,7 +3,7 @@
 a clean build folder (so this also proves that fuzz/run.sh builds from a
 clean clone), and the rate of each written to bench/results/.
 
-    python3 bench/fuzz.py [--seconds 60] [--before REF]
+    python3 bench/fuzz.py [--seconds 60] [--before REF] [--targets T...]
 
 Needs clang (libFuzzer). Builds into build-fuzz-bench/ (removed first).
 --before REF (default c118a74, the last commit whose fuzz_recording went
@@ -91,6 +91,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=60, help="per harness (default 60)")
     ap.add_argument("--before", default="c118a74", help="commit whose file-based fuzz_recording to compare")
     ap.add_argument("--no-before", action="store_true")
+    ap.add_argument("--targets", nargs="+", default=TARGETS, choices=TARGETS, help="default: all")
     a = ap.parse_args()
     if not shutil.which("clang"):
         print("bench/fuzz.py: clang not found (libFuzzer comes with it): apt-get install clang", file=sys.stderr)
@@ -99,12 +100,12 @@ def main() -> int:
     out = os.path.join(REPO, "build-fuzz-bench")
     shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ, FUZZ_OUT=out)
-    p = subprocess.run(["sh", os.path.join(REPO, "fuzz", "run.sh"), str(a.seconds)] + TARGETS, env=env,
+    p = subprocess.run(["sh", os.path.join(REPO, "fuzz", "run.sh"), str(a.seconds)] + a.targets, env=env,
                        capture_output=True, text=True)
     sys.stdout.write(p.stdout)
     sys.stderr.write(p.stderr)
     rows: List[Dict[str, object]] = []
-    for t in TARGETS:
+    for t in a.targets:
         st = stats_of(os.path.join(out, t, "log.txt"))
         verdict = re.search(r"^== %s: (clean|FAILED.*|BUILD FAILED)" % t, p.stdout, re.M)
         rows.append({"target": t, "what": WHAT[t], "result": verdict.group(1) if verdict else "not run", **st})
@@ -136,7 +137,8 @@ def main() -> int:
     elif before:
         md += f"\nBefore (`{before['ref']}`): could not be built or run: {before['error']}\n"
     data = {"machine": m, "seconds": a.seconds, "harnesses": rows, "before": before}
-    base = os.path.join(benchlib.RESULTS, f"fuzz-{benchlib.stamp()}-{m['host']}")
+    part = "" if a.targets == TARGETS else "-" + "-".join(t.replace("fuzz_", "") for t in a.targets)
+    base = os.path.join(benchlib.RESULTS, f"fuzz-{benchlib.stamp()}-{m['host']}{part}")
     benchlib.write_results(base, md, data)
     print(md)
     print("written:", base + ".md", file=sys.stderr)
