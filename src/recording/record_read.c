@@ -608,6 +608,17 @@ static bool get_pid(const json_t *o, int64_t *pid)
 	return true;
 }
 
+/* A device name as messages show it: at most 40 bytes, control characters
+ * as '?' (the name comes from the file, the message goes to a terminal). */
+static const char *shown(const char *name, char buf[44])
+{
+	size_t i = 0;
+	for (; name[i] && i < 40; i++)
+		buf[i] = ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) ? '?' : name[i];
+	buf[i] = '\0';
+	return buf;
+}
+
 /* A quantity that cannot be negative, nor beyond WM_REC_MAX_VALUE. */
 static bool plausible(double d)
 {
@@ -652,9 +663,10 @@ static int take_procs(struct wm_recording *r, const json_t *arr, char *msg, size
 		for (size_t k = 0; k < r->n_devs; k++) {
 			if (get_num(json_object_get(e, r->devs[k].name), &d)) {
 				if (!plausible(d)) {
+					char nb[44];
 					(void)snprintf(msg, msglen,
-						       "gives process %lld an energy_j.%.40s of %g J, which no energy is",
-						       (long long)pid, r->devs[k].name, d);
+						       "gives process %lld an energy_j.%s of %g J, which no energy is",
+						       (long long)pid, shown(r->devs[k].name, nb), d);
 					return -EDOM;
 				}
 				p->energy_j[k] = d;
@@ -714,18 +726,20 @@ static double *row_add(struct wm_recording *r)
 /* Checks a cumulative energy (J) of device dev at t: never negative, never
  * down, never a step above WM_REC_MAX_DEVICE_W. prev/prev_t: the last value
  * and its time (0 at 0 before any). 0, or -EDOM with why in msg. */
-static int check_energy(const char *what, const char *dev, double e, double prev, double prev_t, double t,
+static int check_energy(const char *what, const char *name, double e, double prev, double prev_t, double t,
 			char *msg, size_t msglen)
 {
+	char nb[44];
+	const char *dev = shown(name, nb);
 	if (!plausible(e)) {
-		(void)snprintf(msg, msglen, "has %s.%.40s = %g J, which no energy counter reads (it counts up from 0)",
+		(void)snprintf(msg, msglen, "has %s.%s = %g J, which no energy counter reads (it counts up from 0)",
 			       what, dev, e);
 		return -EDOM;
 	}
 	/* values are written with 6 decimals: equal ones may differ by that */
 	if (e < prev - 1e-6 - 1e-12 * prev) {
 		(void)snprintf(msg, msglen,
-			       "has %s.%.40s = %.6g J, down from %.6g J on an earlier line: energies are cumulative and never go down",
+			       "has %s.%s = %.6g J, down from %.6g J on an earlier line: energies are cumulative and never go down",
 			       what, dev, e, prev);
 		return -EDOM;
 	}
@@ -740,7 +754,7 @@ static int check_energy(const char *what, const char *dev, double e, double prev
 	double w = (e - prev) / (t - prev_t + 2e-6);
 	if (w > WM_REC_MAX_DEVICE_W) {
 		(void)snprintf(msg, msglen,
-			       "has %s.%.40s rise by %.6g J in %.6g s, that is %.3g W: no device draws over %.0f kW",
+			       "has %s.%s rise by %.6g J in %.6g s, that is %.3g W: no device draws over %.0f kW",
 			       what, dev, e - prev, t - prev_t, w, WM_REC_MAX_DEVICE_W / 1000);
 		return -EDOM;
 	}
@@ -787,8 +801,9 @@ static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t 
 			rc = check_energy("attributed_j", dev->name, d, dev->attributed_j, NAN, t, msg,
 					  msglen);
 		if (!rc && get_num(json_object_get(power, dev->name), &d) && !(d >= 0 && d <= WM_REC_MAX_DEVICE_W)) {
-			(void)snprintf(msg, msglen, "has power_w.%.40s = %g W, outside 0 to %.0f kW", dev->name, d,
-				       WM_REC_MAX_DEVICE_W / 1000);
+			char nb[44];
+			(void)snprintf(msg, msglen, "has power_w.%s = %g W, outside 0 to %.0f kW", shown(dev->name, nb),
+				       d, WM_REC_MAX_DEVICE_W / 1000);
 			rc = -EDOM;
 		}
 		if (rc)

@@ -164,6 +164,26 @@ static void test_energy_that_drops_or_is_negative_is_damage(void **state)
 	fx_rmtree(root);
 }
 
+/* A device name from the file reaches the message with its control
+ * characters shown as '?': the message goes to a terminal. */
+static void test_damage_messages_do_not_pass_control_characters(void **state)
+{
+	(void)state;
+	char root[4096], err[1024];
+	fx_mkdtemp(root, sizeof root);
+	char *m = meta("[{\"name\":\"cpu\\u001b]0;pwned\\u0007\"}]", "");
+	put_rec(root, m,
+		"{\"t_s\":0,\"energy_j\":{\"cpu\\u001b]0;pwned\\u0007\":0}}\n"
+		"{\"t_s\":0.1,\"energy_j\":{\"cpu\\u001b]0;pwned\\u0007\":-1}}\n");
+	wm_recording *r = NULL;
+	assert_int_equal(wm_recording_open(root, &r, err, sizeof err), -EBADMSG);
+	assert_non_null(strstr(err, "energy_j.cpu?]0;pwned? = -1 J"));
+	assert_null(strchr(err, '\033'));
+	assert_null(strchr(err, '\007'));
+	free(m);
+	fx_rmtree(root);
+}
+
 /* t_s going back: before, a killed run said "duration -100.0 s". */
 static void test_time_going_back_is_damage(void **state)
 {
@@ -542,6 +562,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_energy_that_drops_or_is_negative_is_damage),
+		cmocka_unit_test(test_damage_messages_do_not_pass_control_characters),
 		cmocka_unit_test(test_time_going_back_is_damage),
 		cmocka_unit_test(test_devices_not_a_list_of_named_devices_is_damage),
 		cmocka_unit_test(test_values_no_device_reaches_are_damage),

@@ -112,6 +112,10 @@ def test_samples_cut_short_under_a_complete_meta_average_over_their_span(wm, tmp
     assert t.returncode == 0, t.stderr
     assert "the samples stop at 3.5 s, before the run's end at 5.1 s" in t.stdout, t.stdout
     assert "50.0 W" in t.stdout and "34.3 W" not in t.stdout, t.stdout
+    h = run_wm(["report", str(d), "--html", str(tmp_path / "short.html")])
+    assert h.returncode == 0, h.stderr
+    html = (tmp_path / "short.html").read_text()
+    assert "samples end" in html and "at 3.5 s, before the run" in html and "50.0 W" in html
     # Python's comparison table takes the same average
     code = ("import sys, json, wattmeter\n"
             "c = wattmeter.compare([wattmeter.load(sys.argv[1])])\n"
