@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: the C tests (normal build, then AddressSanitizer +
-# UndefinedBehaviorSanitizer), then the Python package is installed and pytest
-# runs last (its closing line is the verdict CI reads). Fails if any fails.
+# UndefinedBehaviorSanitizer + float-cast-overflow), a fuzz smoke of every
+# libFuzzer harness (a few seconds each, WATTMETER_FUZZ_SECONDS; skipped
+# without clang), then the Python package is installed and pytest runs last
+# (its closing line is the verdict CI reads). Fails if any fails.
 #
 # Everything Python runs in the virtual environment .venv (made here with
 # `python3 -m venv` if missing, as the README's install command does): meson

@@ -181,8 +181,10 @@ int wm_rec_lines_next(struct wm_rec_lines *l, const char **line, size_t *n)
 		return 1;
 	}
 	for (;;) {
-		char *from = l->buf + l->beg + l->scanned;
-		char *nl = l->end > l->beg + l->scanned ? memchr(from, '\n', l->end - l->beg - l->scanned) : NULL;
+		/* (no arithmetic on buf before the first read: it is NULL) */
+		char *nl = l->end > l->beg + l->scanned
+				   ? memchr(l->buf + l->beg + l->scanned, '\n', l->end - l->beg - l->scanned)
+				   : NULL;
 		if (nl) {
 			if ((size_t)(nl - (l->buf + l->beg)) >= WM_REC_MAX_LINE_BYTES)
 				return -EFBIG;
