@@ -115,6 +115,9 @@ class Results:
             ``gpu`` (all GPUs), ``gpu_run`` (the GPUs the run uses) and
             ``gpu_attributed``.
         processes: per PID (a str) its command line, attributed energy, CPU time.
+        samples_short: the samples stop more than a period before the run's
+            end (a full disk, a folder copied while the run wrote): energies
+            are those up to the last sample, averages over the samples' span.
         summary: the whole summary, a dict (also callable; ``str()`` is a table).
 
     Analysis: ``metrics()``, ``total()``, ``average()``, ``max()``,
@@ -132,6 +135,7 @@ class Results:
         self.power_w: Dict[str, Any] = dict(summary.get("power_w", {}))
         self.gpu_info: List[Dict[str, Any]] = list(summary.get("gpus", []))
         self.truncated: bool = bool(summary.get("truncated", False))
+        self.samples_short: bool = bool(summary.get("samples_short", False))
         self.complete: bool = bool(summary.get("complete", False))
         self._columns: Optional[Dict[str, List[Optional[float]]]] = None
         self._detail: Optional[Dict[str, Dict[str, List[Optional[float]]]]] = None

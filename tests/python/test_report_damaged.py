@@ -118,11 +118,13 @@ def test_samples_cut_short_under_a_complete_meta_average_over_their_span(wm, tmp
     assert "samples end" in html and "at 3.5 s, before the run" in html and "50.0 W" in html
     # Python's comparison table takes the same average
     code = ("import sys, json, wattmeter\n"
-            "c = wattmeter.compare([wattmeter.load(sys.argv[1])])\n"
-            "print(json.dumps(c.summary()[0]['avg_w.cpu']))\n")
+            "r = wattmeter.load(sys.argv[1])\n"
+            "c = wattmeter.compare([r])\n"
+            "print(json.dumps([c.summary()[0]['avg_w.cpu'], r.samples_short]))\n")
     q = subprocess.run([PY, "-c", code, str(d)], capture_output=True, text=True, timeout=60)
     assert q.returncode == 0, q.stderr
-    assert json.loads(q.stdout) == pytest.approx(175.1 / 3.5)
+    avg, short = json.loads(q.stdout)
+    assert avg == pytest.approx(175.1 / 3.5) and short is True
 
 
 def test_a_lone_baseline_line_is_no_figure_and_is_flagged(wm, tmp_path):
