@@ -22,7 +22,6 @@ static bool proc_dev_key(const struct wm_recording *r, size_t k)
 	return r->devs[k].has_attr || r->devs[k].proc_energy_seen;
 }
 
-
 static double proc_total_j(const struct wm_recording *r, const struct wm_rec_proc *p)
 {
 	double t = 0;
@@ -156,7 +155,6 @@ double wm_recording_avg_w(const wm_recording *r, size_t k)
 	const struct wm_rec_dev *d = &r->devs[k];
 	return d->energy_t_s > 0 ? d->energy_j / d->energy_t_s : NAN;
 }
-
 
 static double self_pct(const struct wm_recording *r)
 {
