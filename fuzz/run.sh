@@ -48,6 +48,11 @@ if ! command -v "$cc" >/dev/null 2>&1; then
 	exit 2
 fi
 
+# Absolute: each target runs from its own folder (a relative FUZZ_OUT such
+# as build-fuzz would name folders that do not exist from there).
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
 # The header meson generates (include/wattmeter.h includes it), from VERSION.
 mkdir -p "$out/include"
 printf '#define WM_VERSION "%s"\n' "$(tr -d ' \n' <"$top/VERSION")" >"$out/include/wattmeter_version.h"
