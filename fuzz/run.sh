@@ -4,18 +4,25 @@
 #   fuzz/run.sh [SECONDS] [TARGET...]
 #
 # SECONDS: time per target (default 60). TARGET: fuzz_pid_stat, fuzz_proc_files,
-# fuzz_recording, fuzz_cuda_visible, fuzz_cgroup, fuzz_web_config (default: all). Environment: CC (default clang), JOBS
+# fuzz_recording, fuzz_report_html, fuzz_cuda_visible, fuzz_cgroup,
+# fuzz_web_config (default: all). fuzz_report_html reads fuzz_recording's
+# corpus (one input format). Environment: CC (default clang), JOBS
 # (parallel fuzzing processes per target, default 1), FUZZ_OUT (build and
 # output folder, default build-fuzz/ at the repository root; build*/ is
 # ignored by git).
 #
 # No meson needed: each target is compiled straight from the sources with
-# -fsanitize=fuzzer,address,undefined. New inputs that libFuzzer finds go to
+# -fsanitize=fuzzer,address,undefined,float-cast-overflow (the one header
+# meson generates, wattmeter_version.h, is written into FUZZ_OUT/include from
+# VERSION, so a clean clone builds). New inputs that libFuzzer finds go to
 # FUZZ_OUT/<target>/corpus, never into the committed fuzz/corpus/<target>
 # (which is read as a second, seed-only folder); crashes go to
 # FUZZ_OUT/<target>/crash-*. Worth committing to fuzz/corpus/ after a run:
 # the crash reproducers once fixed, and a minimised corpus
 # (./target -merge=1 fuzz/corpus/<target> FUZZ_OUT/<target>/corpus).
+#
+# Each target's last line says "== TARGET: clean, N execs/s" (libFuzzer's
+# average_exec_per_sec); bench/fuzz.sh collects them into bench/results/.
 #
 # Exit status: 0 all ran clean, 1 a target crashed or failed to build,
 # 2 no clang.
@@ -25,7 +32,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-"fuzz_pid_stat fuzz_proc_files fuzz_recording fuzz_cuda_visible fuzz_cgroup fuzz_web_config"}
+targets=${*:-"fuzz_pid_stat fuzz_proc_files fuzz_recording fuzz_report_html fuzz_cuda_visible fuzz_cgroup fuzz_web_config"}
 cc=${CC:-clang}
 jobs=${JOBS:-1}
 out=${FUZZ_OUT:-$top/build-fuzz}
@@ -41,9 +48,21 @@ if ! command -v "$cc" >/dev/null 2>&1; then
 	exit 2
 fi
 
+# Absolute: each target runs from its own folder (a relative FUZZ_OUT such
+# as build-fuzz would name folders that do not exist from there).
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+# The header meson generates (include/wattmeter.h includes it), from VERSION.
+mkdir -p "$out/include"
+printf '#define WM_VERSION "%s"\n' "$(tr -d ' \n' <"$top/VERSION")" >"$out/include/wattmeter_version.h"
+
+# float-cast-overflow: a NaN or huge double cast to an integer is undefined
+# behaviour that -fsanitize=undefined does not catch on its own (html.c had one).
 cflags="-g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -fno-omit-frame-pointer
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-	-I$top/include -I$top/src"
+	-fsanitize=fuzzer,address,undefined,float-cast-overflow
+	-fno-sanitize-recover=undefined,float-cast-overflow
+	-I$top/include -I$top/src -I$out/include"
 
 # The sources each target needs. The /proc parsers need util.c only; the
 # recording reader is linked against the whole core (everything under src/
@@ -53,7 +72,7 @@ srcs_for() {
 	case $1 in
 	fuzz_pid_stat|fuzz_proc_files)
 		echo "$top/src/base/util.c $top/src/procs/procfs.c" ;;
-	fuzz_recording|fuzz_web_config)
+	fuzz_recording|fuzz_report_html|fuzz_web_config)
 		ls "$top"/src/*/*.c 2>/dev/null | grep -v /src/cli/ | tr '\n' ' ' ;;
 	fuzz_cuda_visible)
 		echo "$top/src/base/util.c $top/src/sources/source.c $top/src/sources/nvml.c" ;;
@@ -66,7 +85,7 @@ srcs_for() {
 
 libs_for() {
 	case $1 in
-	fuzz_recording|fuzz_web_config)
+	fuzz_recording|fuzz_report_html|fuzz_web_config)
 		if ! pkg-config --exists jansson libmicrohttpd zlib; then
 			echo "$0: jansson, libmicrohttpd or zlib not found (apt-get install libjansson-dev libmicrohttpd-dev zlib1g-dev pkg-config)" >&2
 			return 1
@@ -76,6 +95,24 @@ libs_for() {
 		echo "-lm -ldl" ;;
 	*)
 		echo "" ;;
+	esac
+}
+
+# The committed seeds of each target (fuzz_report_html shares a format).
+corpus_for() {
+	case $1 in
+	fuzz_report_html) echo fuzz_recording ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# Inputs longer than this are not grown by mutation (committed seeds may be
+# longer): a recording of a few lines reaches every branch of the reader, and
+# parsing 90 kB per input cut the rate tenfold.
+max_len_for() {
+	case $1 in
+	fuzz_recording|fuzz_report_html) echo "-max_len=4096" ;;
+	*) echo "" ;;
 	esac
 }
 
@@ -105,8 +142,8 @@ for t in $targets; do
 	# Run from $dir: with -jobs, libFuzzer writes fuzz-N.log to the cwd.
 	# shellcheck disable=SC2086
 	(cd "$dir" && "./$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-		$par -print_final_stats=1 -artifact_prefix="$dir/" \
-		"$dir/corpus" "$here/corpus/$t") >"$dir/log.txt" 2>&1
+		$par $(max_len_for "$t") -print_final_stats=1 -artifact_prefix="$dir/" \
+		"$dir/corpus" "$here/corpus/$(corpus_for "$t")") >"$dir/log.txt" 2>&1
 	rc=$?
 	set -e
 	tail -n 12 "$dir/log.txt"
@@ -116,7 +153,8 @@ for t in $targets; do
 		echo "   replay one with: $dir/$t <file>"
 		status=1
 	else
-		echo "== $t: clean"
+		eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log.txt" | tail -n 1)
+		echo "== $t: clean, ${eps:-?} execs/s"
 	fi
 done
 exit $status

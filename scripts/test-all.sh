@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: the C tests (normal build, then AddressSanitizer +
-# UndefinedBehaviorSanitizer), then the Python package is installed and pytest
-# runs last (its closing line is the verdict CI reads). Fails if any fails.
+# UndefinedBehaviorSanitizer + float-cast-overflow), a fuzz smoke of every
+# libFuzzer harness (a few seconds each, WATTMETER_FUZZ_SECONDS; skipped
+# without clang), then the Python package is installed and pytest runs last
+# (its closing line is the verdict CI reads). Fails if any fails.
 #
 # Everything Python runs in the virtual environment .venv (made here with
 # `python3 -m venv` if missing, as the README's install command does): meson
@@ -40,12 +42,26 @@ if [ -d build-test ]; then meson setup --reconfigure build-test >/dev/null; else
 meson compile -C build-test
 meson test -C build-test --print-errorlogs
 
-echo "== C tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan)"
-if [ -d build-asan ]; then meson setup --reconfigure build-asan >/dev/null
-else meson setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dinstall_lib=false >/dev/null; fi
+echo "== C tests under AddressSanitizer + UndefinedBehaviorSanitizer + float-cast-overflow (build-asan)"
+# float-cast-overflow (a NaN or out-of-range double cast to an integer) is
+# not part of -fsanitize=undefined; gcc and clang both have it.
+ASAN_SETUP=(-Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dinstall_lib=false
+  -Dc_args=-fsanitize=float-cast-overflow -Dc_link_args=-fsanitize=float-cast-overflow)
+if [ -d build-asan ]; then meson setup --reconfigure build-asan "${ASAN_SETUP[@]}" >/dev/null
+else meson setup build-asan "${ASAN_SETUP[@]}" >/dev/null; fi
 meson compile -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --print-errorlogs
+
+echo "== fuzz smoke: every libFuzzer harness for a few seconds (fuzz/run.sh, build-fuzz)"
+# The committed corpora already run as meson tests (suite fuzz) in both
+# builds above; this builds each harness with libFuzzer and lets it mutate.
+# The longer run with its figures: python3 bench/fuzz.py.
+if command -v clang >/dev/null 2>&1; then
+  FUZZ_OUT=build-fuzz sh fuzz/run.sh "${WATTMETER_FUZZ_SECONDS:-5}"
+else
+  echo "   clang not found: fuzz smoke skipped (apt-get install clang)"
+fi
 
 echo "== Python package and pytest (in $VENV)"
 "$VPY" -m pip install -q --disable-pip-version-check .

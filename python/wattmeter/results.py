@@ -148,6 +148,9 @@ class Results:
             ``gpu`` (all GPUs), ``gpu_run`` (the GPUs the run uses) and
             ``gpu_attributed``.
         processes: per PID (a str) its command line, attributed energy, CPU time.
+        samples_short: the samples stop more than a period before the run's
+            end (a full disk, a folder copied while the run wrote): energies
+            are those up to the last sample, averages over the samples' span.
         summary: the whole summary, a dict (also callable; ``str()`` is a table).
         running_pid: the pid of the process still writing the recording
             (``str(summary)`` then says "still running (pid N)"), else None.
@@ -174,6 +177,7 @@ class Results:
         # per device with gaps: unreadable_s, causes, energy measured/missing (docs/recording.md "Gaps")
         self.gaps: Dict[str, Any] = dict(summary.get("gaps", {}))
         self.truncated: bool = bool(summary.get("truncated", False))
+        self.samples_short: bool = bool(summary.get("samples_short", False))
         self.complete: bool = bool(summary.get("complete", False))
         # The writer's pid while the run is still being recorded (it holds
         # the recording's lock), else None; spans of lines it could not
@@ -728,7 +732,8 @@ class Comparison:
             for d in self.devices:
                 e = r.energy_j.get(d)
                 row[f"energy_j.{d}"] = e
-                row[f"avg_w.{d}"] = (e / r.duration_s) if (e is not None and r.duration_s > 0) else None
+                # the C summary's average: over the span the samples cover
+                row[f"avg_w.{d}"] = (r.power_w.get(d) or {}).get("avg") if e is not None else None
                 row[f"attributed_j.{d}"] = r.energy_j.get(d + "_attributed")
                 row[f"method.{d}"] = r.method.get(d)
             out.append(row)

@@ -203,7 +203,9 @@ static void fold(const struct seg *s, size_t n, double t0, double w, size_t nb, 
 		bk[i] = (struct bucket){0, 0, INFINITY, -INFINITY};
 	for (size_t j = 0; j < n; j++) {
 		double a = floor((s[j].t0 - t0) / w);
-		size_t i = a < 0 ? 0 : a >= (double)nb ? nb - 1 : (size_t)a;
+		/* !(a >= 0) and not a < 0: a NaN (inf / inf for absurd times)
+		 * must not reach the cast, whose result would be undefined */
+		size_t i = !(a >= 0) ? 0 : a >= (double)nb ? nb - 1 : (size_t)a;
 		for (; i < nb; i++) {
 			double lo = t0 + (double)i * w, hi = lo + w;
 			if (i == nb - 1)
@@ -300,6 +302,13 @@ static int power_chart(wm_buf *b, const struct wm_recording *r, size_t k)
 	double t0 = ps[0].t0, t1 = ps[np - 1].t1;
 	size_t nb = WM_HTML_MAX_POINTS < PW ? WM_HTML_MAX_POINTS : PW;
 	double w = (t1 - t0) / (double)nb;
+	if (!(w > 0) || !isfinite(w) || !isfinite(t0)) {
+		/* the reader refuses such times; a chart of them would loop on its
+		 * axis ticks forever */
+		wm_buf_puts(b, "<p class=\"muted\">The samples' times cannot be drawn.</p>\n");
+		rc = wm_buf_error(b);
+		goto out;
+	}
 	pb = calloc(nb, sizeof *pb);
 	ab = calloc(nb, sizeof *ab);
 	if (!pb || !ab) {
@@ -552,6 +561,14 @@ static int facts(wm_buf *b, const struct wm_recording *r)
 		      : r->running ? "still running: totals up to the last sample written so far"
 				   : "incomplete: the run was killed; totals up to the last complete sample",
 		      r->truncated ? " (the last line was cut mid-write and ignored)" : "");
+	if (r->samples_short && r->n_rows) {
+		char end[64];
+		rc = wm_recording_fmt_duration(end, sizeof end, r->samples_end_s);
+		if (rc)
+			return rc;
+		wm_buf_printf(b, "<tr><th>samples end</th><td>at %s, before the run's end (the disk filled, or the folder was copied while the run wrote): energies are those up to %s, average powers over the samples' span</td></tr>\n",
+			      end, end);
+	}
 	if (!isnan(r->self_cpu_s))
 		wm_buf_printf(b, "<tr><th>measuring cost</th><td>%.2f s CPU%s", r->self_cpu_s,
 			      r->duration_s > 0 ? "" : "</td></tr>\n");
@@ -607,7 +624,7 @@ static int devices_table(wm_buf *b, const struct wm_recording *r, const struct w
 		if (rc)
 			return rc;
 		wm_buf_printf(b, "<td class=\"n\">%s</td>", s);
-		rc = wm_recording_fmt_power(s, sizeof s, r->duration_s > 0 ? d->energy_j / r->duration_s : NAN);
+		rc = wm_recording_fmt_power(s, sizeof s, wm_recording_avg_w(r, k));
 		if (rc)
 			return rc;
 		wm_buf_printf(b, "<td class=\"n\">%s</td>", s);

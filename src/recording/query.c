@@ -227,7 +227,9 @@ static bool blank(const char *s, size_t n)
 	return true;
 }
 
-/* Reads the details of the r->n_rows complete lines of dir/samples.jsonl. */
+/* Reads the details of the r->n_rows complete lines of dir/samples.jsonl
+ * (or of the samples in memory, for a recording parsed from memory), with
+ * the reader's line source: regular files only, in chunks, lines bounded. */
 static int qdetail_read(const wm_recording *r, const char *dir, struct qdetail *d, char *err,
 			size_t errlen)
 {
@@ -236,38 +238,40 @@ static int qdetail_read(const wm_recording *r, const char *dir, struct qdetail *
 	if (n < 0 || (size_t)n >= sizeof path)
 		return wm_err(err, errlen, -ENAMETOOLONG, "the recording path %s is too long; give a shorter one",
 			      dir);
-	int fd;
-	do
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	while (fd < 0 && errno == EINTR);
-	if (fd < 0) {
-		int e = errno;
-		return wm_err(err, errlen, -e, "cannot open %s: %s (was the recording moved while being read?)",
-			      path, strerror(e));
+	struct wm_rec_lines l;
+	if (r->mem_samples) {
+		wm_rec_lines_mem(&l, r->mem_samples, r->mem_samples_len);
+	} else {
+		int dfd;
+		do
+			dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		while (dfd < 0 && errno == EINTR);
+		int fd = -1;
+		int rc = dfd < 0 ? -errno : wm_rec_open_regular(dfd, "samples.jsonl", &fd);
+		if (dfd >= 0)
+			close(dfd);
+		if (rc < 0)
+			return wm_err(err, errlen, rc, "cannot open %s: %s (was the recording moved while being read?)",
+				      path, rc == -EINVAL ? "it is no longer a regular file" : strerror(-rc));
+		wm_rec_lines_fd(&l, fd);
 	}
-	FILE *f = fdopen(fd, "r");
-	if (!f) {
-		int e = errno;
-		close(fd);
-		return wm_err(err, errlen, -e, "cannot read %s: %s", path, strerror(e));
-	}
-	char *line = NULL;
-	size_t cap = 0, lineno = 0, taken = 0;
+	const char *line = NULL;
+	size_t lineno = 0, taken = 0;
 	int rc = 0;
 	while (taken < r->n_rows) {
-		errno = 0;
-		ssize_t len = getline(&line, &cap, f);
-		if (len < 0) {
-			rc = wm_err(err, errlen, errno ? -errno : -EIO,
+		size_t len = 0;
+		int got = wm_rec_lines_next(&l, &line, &len);
+		if (got <= 0) {
+			rc = wm_err(err, errlen, got < 0 ? got : -EIO,
 				    "%s ended after line %zu while %zu sample lines were expected: the file changed while being read; read it again",
 				    path, lineno, r->n_rows);
 			break;
 		}
 		lineno++;
-		if (blank(line, (size_t)len))
+		if (blank(line, len))
 			continue;
 		json_error_t je;
-		json_t *o = json_loadb(line, (size_t)len, 0, &je);
+		json_t *o = json_loadb(line, len, 0, &je);
 		if (!json_is_object(o)) {
 			json_decref(o);
 			rc = wm_err(err, errlen, -EBADMSG,
@@ -283,8 +287,7 @@ static int qdetail_read(const wm_recording *r, const char *dir, struct qdetail *
 		}
 		taken++;
 	}
-	free(line);
-	fclose(f);
+	wm_rec_lines_close(&l);
 	return rc;
 }
 

@@ -68,6 +68,11 @@ typedef struct wm_recording wm_recording;
  * folder, meta.json or samples.jsonl; -ENOTSUP for a newer schema version;
  * -EBADMSG for damaged data (a malformed line other than a cut last one). */
 int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t errlen);
+/* The same reader on meta.json and samples.jsonl held in memory (the fuzz
+ * harness; tests). label names the recording in messages. samples is
+ * borrowed: it must outlive *out (query.c reads its lines again). */
+int wm_recording_parse(const char *label, const char *meta, size_t meta_len, const char *samples,
+		       size_t samples_len, wm_recording **out, char *err, size_t errlen);
 void wm_recording_free(wm_recording *r);
 
 /* The machine-readable summary (the object `wattmeter report --json` prints),
@@ -90,6 +95,10 @@ double wm_recording_total_j(const wm_recording *r, wm_buf *basis);
 /* The energy attributed to the measured processes, summed over the devices
  * split among processes (cpu, dram, gpuN; never psys). */
 double wm_recording_attributed_j(const wm_recording *r);
+/* Device k's average power: its energy over the span its samples cover
+ * (not meta's duration_s, which may be longer when samples were cut short);
+ * NAN when that span is not positive (only the baseline line). */
+double wm_recording_avg_w(const wm_recording *r, size_t k);
 /* "12.35 kJ (3.43 Wh)" and "12.3 W", as the text summary shows them. */
 int wm_recording_fmt_energy(char *out, size_t len, double energy_j);
 int wm_recording_fmt_power(char *out, size_t len, double power_w);

@@ -23,6 +23,8 @@ struct wm_rec_dev {
 	double energy_j;     /* last cumulative energy seen (0 before any) */
 	double attributed_j; /* last cumulative attributed energy seen (0 before any) */
 	double peak_w;       /* highest power_w seen; NAN if none */
+	double energy_t_s;   /* t_s of the line that gave energy_j (NAN before any) */
+	bool proc_energy_seen; /* some process carried energy for this device */
 	bool has_attr;       /* the summary reports <name>_attributed (cpu, dram, or seen) */
 	/* GPUs (kind "gpu"): identity from meta.json "devices"[].info */
 	char *kind;          /* "cpu", "gpu" ...; "" if absent */
@@ -96,6 +98,13 @@ struct wm_recording {
 	size_t n_unwritten, cap_unwritten;
 	bool unwritten_from_meta;
 	double duration_s;
+	double period_s;     /* meta "period_s"; NAN if absent */
+	/* The samples' own span: t_s of the last complete line (NAN if none).
+	 * Averages are taken over it, not over meta's duration_s: samples cut
+	 * short under a complete meta.json (disk full, a copy taken while the
+	 * run wrote) cover less than the run. samples_short says so. */
+	double samples_end_s;
+	bool samples_short;
 	double self_cpu_s;   /* NAN if unknown */
 
 	/* rows: n_rows x stride doubles, NAN where a line lacked the value */
@@ -106,6 +115,12 @@ struct wm_recording {
 	size_t n_procs, cap_procs;
 	size_t *ptab;        /* open addressing on pid: index + 1, 0 = empty */
 	size_t ptab_cap;     /* a power of two, or 0 */
+
+	/* A recording parsed from memory (wm_recording_parse): its samples,
+	 * borrowed from the caller, for query.c's second pass. NULL when read
+	 * from dir. */
+	const char *mem_samples;
+	size_t mem_samples_len;
 };
 
 /* gaps.c: the gaps of each device (docs/recording.md "Gaps"). */
@@ -118,6 +133,38 @@ void wm_rec_gaps_free(struct wm_rec_dev *d);
 int wm_rec_gaps_json(const struct wm_recording *r, wm_buf *b);  /* ,"gaps":{...} */
 int wm_rec_gaps_text(const struct wm_recording *r, wm_buf *b);
 int wm_rec_gaps_line(const struct wm_recording *r, size_t k, wm_buf *b);
+/* ---- reading lines (record_read.c; query.c reads the same lines again) ---- */
+
+/* Bounds on what the reader holds, whatever the files are: a line longer
+ * than this is damage (a sample line with 100,000 processes is about 25 MB;
+ * parsing one costs about 12 times its size), and so is a meta.json larger
+ * than WM_REC_MAX_META_BYTES (a real one is a few kB). */
+#define WM_REC_MAX_LINE_BYTES ((size_t)32 << 20)
+#define WM_REC_MAX_META_BYTES ((size_t)16 << 20)
+
+/* The lines of samples.jsonl, from a file (read in chunks, never whole) or
+ * from memory. */
+struct wm_rec_lines {
+	int fd;              /* -1 when reading mem */
+	const char *mem;
+	size_t mem_len, mem_pos;
+	char *buf;           /* unread bytes are buf[beg, end) */
+	size_t cap, beg, end, scanned;
+	bool eof;
+};
+
+/* Opens dir_fd/name for reading if it is a regular file: a FIFO would block
+ * and a character device (/dev/zero) never ends, so both are refused with
+ * -EINVAL (opened O_NONBLOCK, so a FIFO without a writer does not hang
+ * here). 0 with *fd_out, or -errno. */
+int wm_rec_open_regular(int dir_fd, const char *name, int *fd_out);
+void wm_rec_lines_fd(struct wm_rec_lines *l, int fd);   /* takes fd */
+void wm_rec_lines_mem(struct wm_rec_lines *l, const char *data, size_t n);
+/* The next line, with its '\n' if it has one (only the last may lack it):
+ * 1 and *line, *n (valid until the next call); 0 at the end; -EFBIG for a
+ * line over WM_REC_MAX_LINE_BYTES; -errno on a read error. */
+int wm_rec_lines_next(struct wm_rec_lines *l, const char **line, size_t *n);
+void wm_rec_lines_close(struct wm_rec_lines *l);        /* closes the fd */
 
 static inline double wm_rec_cell(const struct wm_recording *r, size_t row, size_t col)
 {

@@ -1,10 +1,13 @@
 /* record_read.c — the recording reader (record.h, docs/recording.md).
  *
- * meta.json is parsed whole (it is small). samples.jsonl is read one line at a
- * time with getline(3); each line is parsed with jansson, reduced to one row
- * of doubles plus updates of the device and process totals, and its JSON tree
- * freed at once. Energies are cumulative, so the totals are simply the last
- * values seen.
+ * meta.json is parsed whole (it is small: over WM_REC_MAX_META_BYTES is
+ * damage). samples.jsonl is read in chunks, one line at a time (never the
+ * whole file; a line over WM_REC_MAX_LINE_BYTES is damage); each line is
+ * parsed with jansson, reduced to one row of doubles plus updates of the
+ * device and process totals, and its JSON tree freed at once. Energies are
+ * cumulative, so the totals are simply the last values seen. Only regular
+ * files are read: a FIFO (which would block) or a character device such as
+ * /dev/zero (which never ends) in the folder is refused at once.
  *
  * A line is complete when it ends in '\n' (the writer appends line and
  * newline in one write(2)). The last line may be cut by a killed run: a last
@@ -15,6 +18,13 @@
  * error that says what was found: a cut last line is tolerated only after
  * good ones, and "0 J" for a damaged file would be a wrong answer.
  *
+ * A complete line whose numbers cannot be a recording's is damage too, never
+ * a figure: a cumulative energy that goes down or below 0, t_s that goes
+ * back, a step no device can draw (over WM_REC_MAX_DEVICE_W), a value no
+ * measurement reaches (1.7e308), a meta.json "devices" that is not a list of
+ * named devices, a meta duration shorter than its samples. The message names
+ * the line, the value and what it should be.
+ *
  * The renderers (summary JSON, text, columns) are in summary.c.
  */
 #include <errno.h>
@@ -24,9 +34,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "recording/record_priv.h"
+
+/* No device wattmeter reads draws this much (a whole node's psys is a few
+ * kW, a GPU board about 1 kW): a step above it is damage, not power. */
+#define WM_REC_MAX_DEVICE_W 1e5
+/* No recorded quantity reaches this (J, W, s or bytes): 1e15 J is a
+ * megawatt for 31 years. Larger numbers are damage, and would only
+ * overflow what shows them. */
+#define WM_REC_MAX_VALUE 1e15
+/* t_s and durations: 317 years. */
+#define WM_REC_MAX_T_S 1e10
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -70,6 +91,147 @@ static bool is_blank(const char *s, size_t n)
 		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
 			return false;
 	return true;
+}
+
+/* ---- regular files, lines ---------------------------------------------------- */
+
+int wm_rec_open_regular(int dir_fd, const char *name, int *fd_out)
+{
+	int fd;
+	*fd_out = -1;
+	/* O_NONBLOCK: opening a FIFO without a writer would block here */
+	do
+		fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	*fd_out = fd;
+	return 0;
+}
+
+/* What a non-regular file is, for the message. */
+static const char *file_kind(int dir_fd, const char *name)
+{
+	struct stat st;
+	if (fstatat(dir_fd, name, &st, 0) < 0)
+		return "not a regular file";
+	if (S_ISFIFO(st.st_mode))
+		return "a FIFO (named pipe)";
+	if (S_ISCHR(st.st_mode))
+		return "a character device";
+	if (S_ISBLK(st.st_mode))
+		return "a block device";
+	if (S_ISDIR(st.st_mode))
+		return "a folder";
+	if (S_ISSOCK(st.st_mode))
+		return "a socket";
+	return "not a regular file";
+}
+
+void wm_rec_lines_fd(struct wm_rec_lines *l, int fd)
+{
+	memset(l, 0, sizeof *l);
+	l->fd = fd;
+}
+
+void wm_rec_lines_mem(struct wm_rec_lines *l, const char *data, size_t n)
+{
+	memset(l, 0, sizeof *l);
+	l->fd = -1;
+	l->mem = data ? data : "";
+	l->mem_len = data ? n : 0;
+}
+
+void wm_rec_lines_close(struct wm_rec_lines *l)
+{
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
+	free(l->buf);
+	l->buf = NULL;
+}
+
+int wm_rec_lines_next(struct wm_rec_lines *l, const char **line, size_t *n)
+{
+	if (l->fd < 0) {
+		if (l->mem_pos >= l->mem_len)
+			return 0;
+		const char *p = l->mem + l->mem_pos;
+		size_t left = l->mem_len - l->mem_pos;
+		const char *nl = memchr(p, '\n', left);
+		size_t len = nl ? (size_t)(nl - p) + 1 : left;
+		if (len > WM_REC_MAX_LINE_BYTES)
+			return -EFBIG;
+		l->mem_pos += len;
+		*line = p;
+		*n = len;
+		return 1;
+	}
+	for (;;) {
+		/* (no arithmetic on buf before the first read: it is NULL) */
+		char *nl = l->end > l->beg + l->scanned
+				   ? memchr(l->buf + l->beg + l->scanned, '\n', l->end - l->beg - l->scanned)
+				   : NULL;
+		if (nl) {
+			if ((size_t)(nl - (l->buf + l->beg)) >= WM_REC_MAX_LINE_BYTES)
+				return -EFBIG;
+			*line = l->buf + l->beg;
+			*n = (size_t)(nl - (l->buf + l->beg)) + 1;
+			l->beg += *n;
+			l->scanned = 0;
+			return 1;
+		}
+		l->scanned = l->end - l->beg;
+		if (l->scanned > WM_REC_MAX_LINE_BYTES)
+			return -EFBIG;
+		if (l->eof) {
+			if (l->end == l->beg)
+				return 0;
+			*line = l->buf + l->beg;
+			*n = l->end - l->beg;
+			l->beg = l->end;
+			l->scanned = 0;
+			return 1;
+		}
+		/* room for more: move the unread part down, grow if full */
+		if (l->beg > 0) {
+			memmove(l->buf, l->buf + l->beg, l->end - l->beg);
+			l->end -= l->beg;
+			l->beg = 0;
+		}
+		if (l->end == l->cap) {
+			size_t cap = l->cap ? l->cap * 2 : 65536;
+			if (cap > WM_REC_MAX_LINE_BYTES + 65536)
+				cap = WM_REC_MAX_LINE_BYTES + 65536;
+			char *nb = realloc(l->buf, cap);
+			if (!nb)
+				return -ENOMEM;
+			l->buf = nb;
+			l->cap = cap;
+		}
+		ssize_t got;
+		do
+			got = read(l->fd, l->buf + l->end, l->cap - l->end);
+		while (got < 0 && errno == EINTR);
+		if (got < 0)
+			return -errno;
+		if (got == 0)
+			l->eof = true;
+		l->end += (size_t)got;
+	}
 }
 
 /* ---- freeing --------------------------------------------------------------- */
@@ -122,21 +284,34 @@ void wm_recording_free(wm_recording *r)
 
 /* ---- meta.json --------------------------------------------------------------- */
 
-static int meta_devices(struct wm_recording *r, const json_t *arr)
+/* meta.json "devices": a non-empty array of objects with a name. Anything
+ * else is damage (-EBADMSG, why in msg): read as no device, it would show an
+ * empty table that looks like a run that measured nothing. */
+static int meta_devices(struct wm_recording *r, const json_t *arr, char *msg, size_t msglen)
 {
-	if (!json_is_array(arr))
-		return 0;
+	if (!json_is_array(arr)) {
+		(void)snprintf(msg, msglen, "\"devices\" is %s, not a list of devices",
+			       !arr ? "missing" : json_is_string(arr) ? "a string" : json_is_object(arr) ? "an object" :
+			       json_is_null(arr) ? "null" : "not an array");
+		return -EBADMSG;
+	}
 	size_t n = json_array_size(arr);
-	if (n == 0)
-		return 0;
+	if (n == 0) {
+		(void)snprintf(msg, msglen,
+			       "\"devices\" is empty, yet every recording has at least one (the CPU, measured or modelled)");
+		return -EBADMSG;
+	}
 	r->devs = calloc(n, sizeof *r->devs);
 	if (!r->devs)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const json_t *d = json_array_get(arr, i);
 		const char *name = json_string_value(json_object_get(d, "name"));
-		if (!name || !*name)
-			continue; /* not a device we can key anything on */
+		if (!json_is_object(d) || !name || !*name) {
+			(void)snprintf(msg, msglen, "\"devices\"[%zu] is %s", i,
+				       !json_is_object(d) ? "not an object" : "without a \"name\" string");
+			return -EBADMSG;
+		}
 		bool seen = false;
 		for (size_t k = 0; k < r->n_devs; k++)
 			seen = seen || strcmp(r->devs[k].name, name) == 0;
@@ -161,6 +336,7 @@ static int meta_devices(struct wm_recording *r, const json_t *arr)
 		dev->peak_w = NAN;
 		if (wm_rec_gaps_meta_device(dev, d) < 0)
 			return -ENOMEM;
+		dev->energy_t_s = NAN; /* no value yet */
 		/* The attributed devices: reported even when no process interval
 		 * ran (then 0 J attributed, all unattributed). Recordings say so
 		 * in "attribution"; older ones attributed cpu and dram. */
@@ -269,36 +445,24 @@ static int meta_writer(struct wm_recording *r, const json_t *m)
 	return 0;
 }
 
-/* Fills r from meta.json; the version check comes before anything else is
- * trusted. */
-static int read_meta(struct wm_recording *r, int dfd, const char *dir, char *err, size_t errlen)
+/* Fills r from meta.json's text; the version check comes before anything
+ * else is trusted. label names the recording in messages. */
+static int parse_meta(struct wm_recording *r, const char *label, const char *data, size_t len, char *err,
+		      size_t errlen)
 {
-	wm_buf b;
-	wm_buf_init(&b);
 	json_t *m = NULL;
-	int rc = wm_read_file_buf_at(dfd, "meta.json", &b);
-	if (rc == -ENOENT) {
-		rc = wm_err(err, errlen, rc,
-			    "no recording in %s: meta.json not found (is this the folder that `wattmeter run -o` or wattmeter.Meter(output_dir) wrote?)",
-			    dir);
-		goto out;
-	}
-	if (rc < 0) {
-		rc = wm_err(err, errlen, rc, "cannot read %s/meta.json: %s%s", dir, strerror(-rc),
-			    rc == -EACCES ? " (read it as the user who recorded it, or fix its permissions)" : "");
-		goto out;
-	}
+	int rc;
 	json_error_t je;
-	m = json_loadb(b.data ? b.data : "", b.len, 0, &je);
+	m = json_loadb(data ? data : "", len, 0, &je);
 	if (!m) {
 		rc = wm_err(err, errlen, -EBADMSG,
 			    "%s/meta.json is not valid JSON (line %d, column %d: %s); the recording is damaged",
-			    dir, je.line, je.column, je.text);
+			    label, je.line, je.column, je.text);
 		goto out;
 	}
 	if (!json_is_object(m)) {
 		rc = wm_err(err, errlen, -EBADMSG, "%s/meta.json is not a JSON object; the recording is damaged",
-			    dir);
+			    label);
 		goto out;
 	}
 	const json_t *schema = json_object_get(m, "schema");
@@ -306,25 +470,30 @@ static int read_meta(struct wm_recording *r, int dfd, const char *dir, char *err
 		       strcmp(json_string_value(schema), "wattmeter.recording") != 0)) {
 		rc = wm_err(err, errlen, -EBADMSG,
 			    "%s/meta.json is not a wattmeter recording (its \"schema\" is not \"wattmeter.recording\")",
-			    dir);
+			    label);
 		goto out;
 	}
 	const json_t *ver = json_object_get(m, "schema_version");
 	if (!json_is_integer(ver) || json_integer_value(ver) < 1) {
 		rc = wm_err(err, errlen, -EBADMSG,
 			    "%s/meta.json has no valid schema_version (a positive integer); is this a wattmeter recording?",
-			    dir);
+			    label);
 		goto out;
 	}
 	r->schema_version = (int64_t)json_integer_value(ver);
 	if (r->schema_version > WM_SCHEMA_VERSION) {
 		rc = wm_err(err, errlen, -ENOTSUP,
 			    "%s uses recording schema version %lld, but this wattmeter reads version %d at most: upgrade wattmeter to read it",
-			    dir, (long long)r->schema_version, WM_SCHEMA_VERSION);
+			    label, (long long)r->schema_version, WM_SCHEMA_VERSION);
 		goto out;
 	}
 
-	rc = meta_devices(r, json_object_get(m, "devices"));
+	char why[160] = "";
+	rc = meta_devices(r, json_object_get(m, "devices"), why, sizeof why);
+	if (rc == -EBADMSG) {
+		rc = wm_err(err, errlen, rc, "%s/meta.json: %s; the recording is damaged", label, why);
+		goto out;
+	}
 	if (!rc)
 		rc = meta_sensors(r, json_object_get(m, "sensors"));
 	const json_t *v = json_object_get(m, "command");
@@ -342,7 +511,7 @@ static int read_meta(struct wm_recording *r, int dfd, const char *dir, char *err
 	if (!rc)
 		rc = meta_writer(r, m);
 	if (rc) {
-		rc = wm_err(err, errlen, rc, "cannot read %s/meta.json: out of memory", dir);
+		rc = wm_err(err, errlen, rc, "cannot read %s/meta.json: out of memory", label);
 		goto out;
 	}
 	v = json_object_get(m, "exit_status");
@@ -352,12 +521,76 @@ static int read_meta(struct wm_recording *r, int dfd, const char *dir, char *err
 	}
 	r->complete = json_is_true(json_object_get(m, "complete"));
 	double d;
-	if (get_num(json_object_get(m, "duration_s"), &d) && d >= 0)
+	v = json_object_get(m, "duration_s");
+	if (v && !json_is_null(v)) {
+		if (!get_num(v, &d) || d < 0 || d > WM_REC_MAX_T_S) {
+			rc = wm_err(err, errlen, -EBADMSG,
+				    "%s/meta.json: \"duration_s\" is not a duration (a number of seconds from 0 to %.0e); the recording is damaged",
+				    label, WM_REC_MAX_T_S);
+			goto out;
+		}
 		r->duration_s = d;
-	if (get_num(json_object_get(json_object_get(m, "self"), "cpu_s"), &d) && d >= 0)
+	}
+	if (get_num(json_object_get(m, "period_s"), &d) && d > 0 && d <= WM_REC_MAX_T_S)
+		r->period_s = d;
+	if (get_num(json_object_get(json_object_get(m, "self"), "cpu_s"), &d) && d >= 0 && d <= WM_REC_MAX_VALUE)
 		r->self_cpu_s = d;
 out:
 	json_decref(m);
+	return rc;
+}
+
+/* Reads dir_fd/meta.json (a regular file, at most WM_REC_MAX_META_BYTES)
+ * and parses it. */
+static int read_meta(struct wm_recording *r, int dfd, const char *dir, char *err, size_t errlen)
+{
+	wm_buf b;
+	wm_buf_init(&b);
+	int fd = -1;
+	int rc = wm_rec_open_regular(dfd, "meta.json", &fd);
+	if (rc == -ENOENT) {
+		rc = wm_err(err, errlen, rc,
+			    "no recording in %s: meta.json not found (is this the folder that `wattmeter run -o` or wattmeter.Meter(output_dir) wrote?)",
+			    dir);
+		goto out;
+	}
+	if (rc == -EINVAL) {
+		rc = wm_err(err, errlen, rc,
+			    "%s/meta.json is %s, not a regular file: a recording holds regular files (give the folder that `wattmeter run -o` wrote)",
+			    dir, file_kind(dfd, "meta.json"));
+		goto out;
+	}
+	while (!rc) {
+		if (b.len > WM_REC_MAX_META_BYTES) {
+			rc = wm_err(err, errlen, -EFBIG,
+				    "%s/meta.json is over %zu MiB, yet a real one is a few kB: it is not a wattmeter meta.json; the recording is damaged",
+				    dir, WM_REC_MAX_META_BYTES >> 20);
+			goto out;
+		}
+		rc = wm_buf_reserve(&b, 65536);
+		if (rc)
+			break;
+		ssize_t n = read(fd, b.data + b.len, b.cap - b.len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		b.len += (size_t)n;
+		b.data[b.len] = '\0';
+	}
+	if (rc < 0) {
+		rc = wm_err(err, errlen, rc, "cannot read %s/meta.json: %s%s", dir, strerror(-rc),
+			    rc == -EACCES ? " (read it as the user who recorded it, or fix its permissions)" : "");
+		goto out;
+	}
+	rc = parse_meta(r, dir, b.data, b.len, err, errlen);
+out:
+	if (fd >= 0)
+		close(fd);
 	wm_buf_free(&b);
 	return rc;
 }
@@ -437,7 +670,24 @@ static bool get_pid(const json_t *o, int64_t *pid)
 	return true;
 }
 
-static int take_procs(struct wm_recording *r, const json_t *arr)
+/* A device name as messages show it: at most 40 bytes, control characters
+ * as '?' (the name comes from the file, the message goes to a terminal). */
+static const char *shown(const char *name, char buf[44])
+{
+	size_t i = 0;
+	for (; name[i] && i < 40; i++)
+		buf[i] = ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) ? '?' : name[i];
+	buf[i] = '\0';
+	return buf;
+}
+
+/* A quantity that cannot be negative, nor beyond WM_REC_MAX_VALUE. */
+static bool plausible(double d)
+{
+	return d >= 0 && d <= WM_REC_MAX_VALUE;
+}
+
+static int take_procs(struct wm_recording *r, const json_t *arr, char *msg, size_t msglen)
 {
 	size_t i;
 	const json_t *o;
@@ -450,8 +700,14 @@ static int take_procs(struct wm_recording *r, const json_t *arr)
 			return -ENOMEM;
 		double d;
 		uint64_t u;
-		if (get_num(json_object_get(o, "cpu_s"), &d))
+		if (get_num(json_object_get(o, "cpu_s"), &d)) {
+			if (!plausible(d)) {
+				(void)snprintf(msg, msglen, "gives process %lld a cpu_s of %g s, which no process has",
+					       (long long)pid, d);
+				return -EDOM;
+			}
 			p->cpu_s += d;
+		}
 		if (get_u64(json_object_get(o, "rss_bytes"), &u) && u > p->peak_rss_bytes)
 			p->peak_rss_bytes = u;
 		/* the latest comm: a forked child shows its parent's until it execs */
@@ -468,8 +724,16 @@ static int take_procs(struct wm_recording *r, const json_t *arr)
 			continue;
 		for (size_t k = 0; k < r->n_devs; k++) {
 			if (get_num(json_object_get(e, r->devs[k].name), &d)) {
+				if (!plausible(d)) {
+					char nb[44];
+					(void)snprintf(msg, msglen,
+						       "gives process %lld an energy_j.%s of %g J, which no energy is",
+						       (long long)pid, shown(r->devs[k].name, nb), d);
+					return -EDOM;
+				}
 				p->energy_j[k] = d;
 				p->energy_seen[k] = true;
+				r->devs[k].proc_energy_seen = true;
 			}
 		}
 	}
@@ -505,7 +769,7 @@ static int take_new_procs(struct wm_recording *r, const json_t *arr)
 static double *row_add(struct wm_recording *r)
 {
 	if (r->n_rows == r->cap_rows) {
-		size_t cap = r->cap_rows ? r->cap_rows * 2 : 256;
+		size_t cap = r->cap_rows ? r->cap_rows * 2 : 32;
 		if (cap > SIZE_MAX / sizeof(double) / r->stride)
 			return NULL;
 		double *p = realloc(r->rows, cap * r->stride * sizeof *p);
@@ -521,8 +785,48 @@ static double *row_add(struct wm_recording *r)
 	return row;
 }
 
-/* Validates a parsed line (-EBADMSG with why in msg, nothing changed) and
- * takes its values (-ENOMEM only). */
+/* Checks a cumulative energy (J) of device dev at t: never negative, never
+ * down, never a step above WM_REC_MAX_DEVICE_W. prev/prev_t: the last value
+ * and its time (0 at 0 before any). 0, or -EDOM with why in msg. */
+static int check_energy(const char *what, const char *name, double e, double prev, double prev_t, double t,
+			char *msg, size_t msglen)
+{
+	char nb[44];
+	const char *dev = shown(name, nb);
+	if (!plausible(e)) {
+		(void)snprintf(msg, msglen, "has %s.%s = %g J, which no energy counter reads (it counts up from 0)",
+			       what, dev, e);
+		return -EDOM;
+	}
+	/* values are written with 6 decimals: equal ones may differ by that */
+	if (e < prev - 1e-6 - 1e-12 * prev) {
+		(void)snprintf(msg, msglen,
+			       "has %s.%s = %.6g J, down from %.6g J on an earlier line: energies are cumulative and never go down",
+			       what, dev, e, prev);
+		return -EDOM;
+	}
+	/* t_s has microsecond resolution: 2 us of slack between two stamps.
+	 * A device's first value steps from 0 at t = 0, where every energy
+	 * starts; a first value at t = 0 itself closes no interval. */
+	if (isnan(prev_t)) {
+		if (t == 0)
+			return 0;
+		prev_t = 0;
+	}
+	double w = (e - prev) / (t - prev_t + 2e-6);
+	if (w > WM_REC_MAX_DEVICE_W) {
+		(void)snprintf(msg, msglen,
+			       "has %s.%s rise by %.6g J in %.6g s, that is %.3g W: no device draws over %.0f kW",
+			       what, dev, e - prev, t - prev_t, w, WM_REC_MAX_DEVICE_W / 1000);
+		return -EDOM;
+	}
+	return 0;
+}
+
+/* Validates a parsed line and takes its values. -EBADMSG (why in msg,
+ * nothing changed) for a line of the wrong shape, which may be a cut last
+ * line; -EDOM (why in msg) for a complete line whose numbers cannot be a
+ * recording's, which is damage wherever it is; -ENOMEM. */
 static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t msglen)
 {
 	double t;
@@ -534,29 +838,61 @@ static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t 
 		(void)snprintf(msg, msglen, "has no numeric \"t_s\"");
 		return -EBADMSG;
 	}
-	double prev_t = r->n_rows ? wm_rec_cell(r, r->n_rows - 1, WM_COL_T) : NAN;
-	double *row = row_add(r);
-	if (!row)
-		return -ENOMEM;
-	row[WM_COL_T] = t;
-	if (wm_rec_gaps_take_line(r, o, t, prev_t) < 0)
-		return -ENOMEM;
-	double d;
-	if (get_num(json_object_get(o, "cpu_util"), &d))
-		row[WM_COL_CPU_UTIL] = d;
-	if (get_num(json_object_get(o, "self_cpu_s"), &d))
-		row[WM_COL_SELF_CPU] = d;
-	if (get_num(json_object_get(o, "mem_used_bytes"), &d))
-		row[WM_COL_MEM_USED] = d;
+	if (t < 0 || t > WM_REC_MAX_T_S) {
+		(void)snprintf(msg, msglen, "has t_s = %g s, outside 0 to %.0e s since the start", t, WM_REC_MAX_T_S);
+		return -EDOM;
+	}
+	double prev_t = r->n_rows ? r->samples_end_s : 0.0;
+	if (t < prev_t) {
+		(void)snprintf(msg, msglen, "has t_s = %.6g s, back from %.6g s on the line before: time never goes back",
+			       t, prev_t);
+		return -EDOM;
+	}
+	double prev_row_t = r->n_rows ? r->samples_end_s : NAN; /* for the gaps */
 
 	const json_t *energy = json_object_get(o, "energy_j");
 	const json_t *power = json_object_get(o, "power_w");
 	const json_t *attr = json_object_get(o, "attributed_j");
+	double d;
+	/* every value is checked before any is taken */
+	for (size_t k = 0; k < r->n_devs; k++) {
+		const struct wm_rec_dev *dev = &r->devs[k];
+		int rc = 0;
+		if (get_num(json_object_get(energy, dev->name), &d))
+			rc = check_energy("energy_j", dev->name, d, dev->energy_j, dev->energy_t_s, t, msg, msglen);
+		if (!rc && get_num(json_object_get(attr, dev->name), &d))
+			rc = check_energy("attributed_j", dev->name, d, dev->attributed_j, NAN, t, msg,
+					  msglen);
+		if (!rc && get_num(json_object_get(power, dev->name), &d) && !(d >= 0 && d <= WM_REC_MAX_DEVICE_W)) {
+			char nb[44];
+			(void)snprintf(msg, msglen, "has power_w.%s = %g W, outside 0 to %.0f kW", shown(dev->name, nb),
+				       d, WM_REC_MAX_DEVICE_W / 1000);
+			rc = -EDOM;
+		}
+		if (rc)
+			return rc;
+	}
+
+	double *row = row_add(r);
+	if (!row)
+		return -ENOMEM;
+	row[WM_COL_T] = t;
+	r->samples_end_s = t;
+	if (wm_rec_gaps_take_line(r, o, t, prev_row_t) < 0)
+		return -ENOMEM;
+	if (get_num(json_object_get(o, "cpu_util"), &d))
+		row[WM_COL_CPU_UTIL] = d;
+	if (get_num(json_object_get(o, "self_cpu_s"), &d) && plausible(d))
+		row[WM_COL_SELF_CPU] = d;
+	if (get_num(json_object_get(o, "mem_used_bytes"), &d))
+		row[WM_COL_MEM_USED] = d;
+
 	for (size_t k = 0; k < r->n_devs; k++) {
 		struct wm_rec_dev *dev = &r->devs[k];
 		if (get_num(json_object_get(energy, dev->name), &d)) {
 			row[wm_rec_dcol(k, WM_DCOL_ENERGY)] = d;
 			dev->energy_j = d;
+			dev->energy_t_s = t;
 		}
 		if (get_num(json_object_get(power, dev->name), &d)) {
 			row[wm_rec_dcol(k, WM_DCOL_POWER)] = d;
@@ -570,7 +906,7 @@ static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t 
 			dev->has_attr = true;
 		}
 	}
-	int rc = take_procs(r, json_object_get(o, "procs"));
+	int rc = take_procs(r, json_object_get(o, "procs"), msg, msglen);
 	if (!rc)
 		rc = take_new_procs(r, json_object_get(o, "new_procs"));
 	/* lines written after a gap name it (meta.json's list, when there is
@@ -580,54 +916,41 @@ static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t 
 	return rc;
 }
 
-static int read_samples(struct wm_recording *r, int dfd, const char *dir, char *err, size_t errlen)
+/* Reads every line of l into r. label names the recording in messages. */
+static int read_lines(struct wm_recording *r, struct wm_rec_lines *l, const char *label, char *err,
+		      size_t errlen)
 {
-	int fd;
-	do
-		fd = openat(dfd, "samples.jsonl", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	while (fd < 0 && errno == EINTR);
-	if (fd < 0) {
-		int e = errno;
-		if (e == ENOENT)
-			return wm_err(err, errlen, -e,
-				      "%s has meta.json but no samples.jsonl; the recording is incomplete or damaged",
-				      dir);
-		return wm_err(err, errlen, -e, "cannot open %s/samples.jsonl: %s%s", dir, strerror(e),
-			      e == EACCES ? " (read it as the user who recorded it, or fix its permissions)" : "");
-	}
-	FILE *f = fdopen(fd, "r");
-	if (!f) {
-		int e = errno;
-		close(fd);
-		return wm_err(err, errlen, -e, "cannot read %s/samples.jsonl: %s", dir, strerror(e));
-	}
-
-	char *line = NULL;
-	size_t cap = 0;
+	const char *line = NULL;
 	size_t lineno = 0, bad_line = 0;
 	char bad_msg[256] = "";
 	char first_bad[300] = "";   /* what the first unreadable line was */
 	size_t n_bytes = 0;         /* what the file held, for the no-sample message */
 	int rc = 0;
 	for (;;) {
-		errno = 0;
-		ssize_t n = getline(&line, &cap, f);
-		if (n < 0) {
-			if (!feof(f))
-				rc = wm_err(err, errlen, errno ? -errno : -EIO,
-					    "cannot read %s/samples.jsonl after line %zu: %s", dir, lineno,
-					    strerror(errno ? errno : EIO));
+		size_t n = 0;
+		int got = wm_rec_lines_next(l, &line, &n);
+		if (got == -EFBIG) {
+			rc = wm_err(err, errlen, -EBADMSG,
+				    "%s/samples.jsonl line %zu is longer than %zu MiB: it is not a sample line (is the file something else, or zeroed by a crash?); the recording is damaged",
+				    label, lineno + 1, WM_REC_MAX_LINE_BYTES >> 20);
 			break;
 		}
+		if (got < 0) {
+			rc = wm_err(err, errlen, got, "cannot read %s/samples.jsonl after line %zu: %s", label, lineno,
+				    strerror(-got));
+			break;
+		}
+		if (got == 0)
+			break;
 		lineno++;
-		n_bytes += (size_t)n;
-		if (is_blank(line, (size_t)n))
+		n_bytes += n;
+		if (is_blank(line, n))
 			continue;
 		if (bad_line) {
 			/* the bad line was not the last one: damage, not a cut */
 			rc = wm_err(err, errlen, -EBADMSG,
 				    "%s/samples.jsonl line %zu %s; only a cut last line is tolerated, so the recording is damaged (lines before it are intact)",
-				    dir, bad_line, bad_msg);
+				    label, bad_line, bad_msg);
 			break;
 		}
 		if (line[n - 1] != '\n') {
@@ -635,15 +958,15 @@ static int read_samples(struct wm_recording *r, int dfd, const char *dir, char *
 			r->truncated = true;
 			if (!first_bad[0])
 				(void)snprintf(first_bad, sizeof first_bad,
-					       "line %zu (%zd bytes%s) has no newline, so it is not a complete line",
-					       lineno, n, memchr(line, '\0', (size_t)n) ? ", NUL bytes among them" : "");
+					       "line %zu (%zu bytes%s) has no newline, so it is not a complete line",
+					       lineno, n, memchr(line, '\0', n) ? ", NUL bytes among them" : "");
 			break;
 		}
 		json_error_t je;
-		json_t *o = memchr(line, '\0', (size_t)n) ? NULL : json_loadb(line, (size_t)n, 0, &je);
+		json_t *o = memchr(line, '\0', n) ? NULL : json_loadb(line, n, 0, &je);
 		int lrc;
 		if (!o) {
-			if (memchr(line, '\0', (size_t)n))
+			if (memchr(line, '\0', n))
 				(void)snprintf(bad_msg, sizeof bad_msg,
 					       "holds NUL bytes (blocks zeroed by a crash or a full disk)");
 			else
@@ -654,6 +977,12 @@ static int read_samples(struct wm_recording *r, int dfd, const char *dir, char *
 			lrc = take_line(r, o, bad_msg, sizeof bad_msg);
 			json_decref(o);
 		}
+		if (lrc == -EDOM) {
+			rc = wm_err(err, errlen, -EBADMSG,
+				    "%s/samples.jsonl line %zu %s; the recording is damaged (the lines before it are intact)",
+				    label, lineno, bad_msg);
+			break;
+		}
 		if (lrc == -EBADMSG) {
 			bad_line = lineno;
 			if (!first_bad[0])
@@ -661,7 +990,7 @@ static int read_samples(struct wm_recording *r, int dfd, const char *dir, char *
 			continue;
 		}
 		if (lrc < 0) {
-			rc = wm_err(err, errlen, lrc, "cannot read %s/samples.jsonl line %zu: %s", dir, lineno,
+			rc = wm_err(err, errlen, lrc, "cannot read %s/samples.jsonl line %zu: %s", label, lineno,
 				    strerror(-lrc));
 			break;
 		}
@@ -681,30 +1010,118 @@ static int read_samples(struct wm_recording *r, int dfd, const char *dir, char *
 		if (first_bad[0])
 			rc = wm_err(err, errlen, -EBADMSG,
 				    "%s/samples.jsonl holds no readable sample: %s; %s. The recording is damaged: record the run again",
-				    dir, first_bad, meta_says);
+				    label, first_bad, meta_says);
 		else
 			rc = wm_err(err, errlen, -EBADMSG,
 				    "%s/samples.jsonl holds no sample: it is %s; %s. The recording is damaged or was never written: record the run again",
-				    dir, n_bytes ? "only blank lines" : "empty (0 bytes)", meta_says);
+				    label, n_bytes ? "only blank lines" : "empty (0 bytes)", meta_says);
 	}
-	free(line);
-	fclose(f);
 	return rc;
+}
+
+static int read_samples(struct wm_recording *r, int dfd, const char *dir, char *err, size_t errlen)
+{
+	int fd;
+	int rc = wm_rec_open_regular(dfd, "samples.jsonl", &fd);
+	if (rc == -ENOENT)
+		return wm_err(err, errlen, rc,
+			      "%s has meta.json but no samples.jsonl; the recording is incomplete or damaged", dir);
+	if (rc == -EINVAL)
+		return wm_err(err, errlen, rc,
+			      "%s/samples.jsonl is %s, not a regular file: a recording holds regular files (give the folder that `wattmeter run -o` wrote)",
+			      dir, file_kind(dfd, "samples.jsonl"));
+	if (rc < 0)
+		return wm_err(err, errlen, rc, "cannot open %s/samples.jsonl: %s%s", dir, strerror(-rc),
+			      rc == -EACCES ? " (read it as the user who recorded it, or fix its permissions)" : "");
+	struct wm_rec_lines l;
+	wm_rec_lines_fd(&l, fd);
+	rc = read_lines(r, &l, dir, err, errlen);
+	wm_rec_lines_close(&l);
+	return rc;
+}
+
+static struct wm_recording *recording_new(const char *label)
+{
+	struct wm_recording *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->self_cpu_s = NAN;
+	r->duration_s = NAN;
+	r->period_s = NAN;
+	r->samples_end_s = NAN;
+	r->dir = strdup(label);
+	if (!r->dir) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* After every line: what the samples say against what meta.json says. */
+static int finish_read(struct wm_recording *r, const char *label, char *err, size_t errlen)
+{
+	double end = r->n_rows ? r->samples_end_s : 0.0;
+	wm_rec_gaps_finish(r, end);
+	if (!isnan(r->duration_s) && end > r->duration_s + 0.05 + 1e-6 * r->duration_s)
+		return wm_err(err, errlen, -EBADMSG,
+			      "%s/meta.json says the run lasted %.6g s, but its samples run to %.6g s: one of the two is damaged",
+			      label, r->duration_s, end);
+	/* A killed run has no end fields: its length is that of its samples. */
+	if (isnan(r->duration_s))
+		r->duration_s = end;
+	/* Samples that stop more than a period before the run's end were cut
+	 * short (a full disk, a copy taken while the run wrote): the energies
+	 * are those of the span they cover, and the summary says so. */
+	double period = isnan(r->period_s) ? 0.5 : r->period_s;
+	r->samples_short = r->duration_s - end > period + 0.01;
+	if (isnan(r->self_cpu_s)) {
+		for (size_t i = r->n_rows; i-- > 0;) {
+			double s = wm_rec_cell(r, i, WM_COL_SELF_CPU);
+			if (!isnan(s)) {
+				r->self_cpu_s = s;
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+int wm_recording_parse(const char *label, const char *meta, size_t meta_len, const char *samples,
+		       size_t samples_len, wm_recording **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	struct wm_recording *r = recording_new(label);
+	if (!r)
+		return wm_err(err, errlen, -ENOMEM, "cannot read the recording %s: out of memory", label);
+	int rc = meta_len > WM_REC_MAX_META_BYTES
+			 ? wm_err(err, errlen, -EFBIG, "%s/meta.json is over %zu MiB: it is not a wattmeter meta.json",
+				  label, WM_REC_MAX_META_BYTES >> 20)
+			 : parse_meta(r, label, meta, meta_len, err, errlen);
+	if (!rc) {
+		r->stride = WM_COL_FIXED + r->n_devs * WM_DCOL_N;
+		struct wm_rec_lines l;
+		wm_rec_lines_mem(&l, samples, samples_len);
+		rc = read_lines(r, &l, label, err, errlen);
+		wm_rec_lines_close(&l);
+	}
+	if (!rc)
+		rc = finish_read(r, label, err, errlen);
+	if (rc < 0) {
+		wm_recording_free(r);
+		return rc;
+	}
+	r->mem_samples = samples ? samples : "";
+	r->mem_samples_len = samples ? samples_len : 0;
+	*out = r;
+	return 0;
 }
 
 int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t errlen)
 {
 	*out = NULL;
-	struct wm_recording *r = calloc(1, sizeof *r);
+	struct wm_recording *r = recording_new(dir);
 	if (!r)
 		return wm_err(err, errlen, -ENOMEM, "cannot read the recording %s: out of memory", dir);
-	r->self_cpu_s = NAN;
-	r->duration_s = NAN;
-	r->dir = strdup(dir);
-	if (!r->dir) {
-		wm_recording_free(r);
-		return wm_err(err, errlen, -ENOMEM, "cannot read the recording %s: out of memory", dir);
-	}
 
 	int rc;
 	int dfd;
@@ -747,23 +1164,11 @@ int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t err
 		rc = read_samples(r, dfd, dir, err, errlen);
 	}
 	close(dfd);
+	if (!rc)
+		rc = finish_read(r, dir, err, errlen);
 	if (rc < 0) {
 		wm_recording_free(r);
 		return rc;
-	}
-
-	wm_rec_gaps_finish(r, r->n_rows ? wm_rec_cell(r, r->n_rows - 1, WM_COL_T) : 0.0);
-	/* A killed run has no end fields: its length is that of its samples. */
-	if (isnan(r->duration_s))
-		r->duration_s = r->n_rows ? wm_rec_cell(r, r->n_rows - 1, WM_COL_T) : 0.0;
-	if (isnan(r->self_cpu_s)) {
-		for (size_t i = r->n_rows; i-- > 0;) {
-			double s = wm_rec_cell(r, i, WM_COL_SELF_CPU);
-			if (!isnan(s)) {
-				r->self_cpu_s = s;
-				break;
-			}
-		}
 	}
 	*out = r;
 	return 0;

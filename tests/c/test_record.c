@@ -211,7 +211,10 @@ static void test_totals_exact(void **state)
 	assert_int_equal(json_object_size(get(j, "method", NULL)), 5);
 	assert_string_equal(str(j, "source", "cpu"), "rapl-powercap");
 	assert_int_equal(json_object_size(get(j, "source", NULL)), 3);
-	assert_true(num(get(j, "power_w", NULL), "cpu", "avg") == 12.75 / 12.5);
+	/* over the samples' span (0.4 s), not meta's 12.5 s: they stop early */
+	assert_true(num(get(j, "power_w", NULL), "cpu", "avg") == 12.75 / 0.4);
+	assert_true(num(j, "samples_end_s", NULL) == 0.4);
+	assert_true(json_is_true(get(j, "samples_short", NULL)));
 	assert_true(num(get(j, "power_w", NULL), "cpu", "peak") == 60);
 	assert_true(num(get(j, "power_w", NULL), "psys", "peak") == 80);
 	assert_true(num(j, "self", "cpu_s") == 0.025); /* meta's, not the last sample's */
@@ -536,7 +539,7 @@ static void test_missing_meta(void **state)
 	open_fails(root, -EBADMSG, err, sizeof err);
 	assert_non_null(strstr(err, "schema_version"));
 
-	fx_write(root, "meta.json", "{\"schema\":\"wattmeter.recording\",\"schema_version\":1}");
+	fx_write(root, "meta.json", "{\"schema\":\"wattmeter.recording\",\"schema_version\":1,\"devices\":[{\"name\":\"cpu\"}]}");
 	open_fails(root, -ENOENT, err, sizeof err);
 	assert_non_null(strstr(err, "no samples.jsonl"));
 
@@ -745,11 +748,12 @@ static void test_text_units(void **state)
 	(void)state;
 	char root[4096];
 	fx_mkdtemp(root, sizeof root);
-	char *meta = meta_json(1, DEVICES_MEASURED, "[]", END_FIELDS);
+	/* 4.5 GJ takes a day at 52 kW: a step no device draws would be damage */
+	char *meta = meta_json(1, DEVICES_MEASURED, "[]", ",\"duration_s\":86400,\"complete\":true");
 	fx_write(root, "meta.json", meta);
 	fx_write(root, "samples.jsonl",
 		 "{\"t_s\":0,\"energy_j\":{\"cpu\":0,\"dram\":0,\"psys\":0}}\n"
-		 "{\"t_s\":12.5,\"energy_j\":{\"cpu\":7200,\"dram\":12345.5,\"psys\":4.5e9},"
+		 "{\"t_s\":86400,\"energy_j\":{\"cpu\":7200,\"dram\":12345.5,\"psys\":4.5e9},"
 		 "\"power_w\":{\"cpu\":1500,\"dram\":0.25,\"psys\":0}}\n");
 	wm_recording *r = open_ok(root);
 	char *t = text(r, 5);

@@ -419,7 +419,7 @@ static void test_lock_says_still_running_until_closed(void **state)
 	char err[512];
 	assert_int_equal(wm_recorder_open(&r, dir, err, sizeof err), 0);
 	int n = snprintf(meta, sizeof meta,
-			 "{\"schema\":\"wattmeter.recording\",\"schema_version\":1,\"devices\":[],\"complete\":false,"
+			 "{\"schema\":\"wattmeter.recording\",\"schema_version\":1,\"devices\":[{\"name\":\"cpu\",\"method\":\"measured\"}],\"complete\":false,"
 			 "\"writer_pid\":%d}",
 			 (int)getpid());
 	assert_int_equal(wm_recorder_write_meta(&r, meta, (size_t)n), 0);
