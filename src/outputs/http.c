@@ -507,9 +507,11 @@ static void wipe_free(char *p)
 static void *auth_worker(void *arg)
 {
 	wm_http *h = arg;
-	/* Lowest priority: bcrypt under a flood takes only idle CPU, never
-	 * the server's or the sampler's (nice applies per thread on Linux). */
-	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+	/* Low priority (nice 10, ~1/10 of a nice-0 thread's share): a flood
+	 * of checks takes CPU from no one, while a first check on a busy
+	 * machine still ends within a second or so. Linux applies nice per
+	 * thread. */
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	pthread_mutex_lock(&h->pool_lock);
 	for (;;) {
 		while (!h->q_len && !h->pool_stop)

@@ -60,7 +60,7 @@
 #define WM_HTTP_THREADS 2u             /* libmicrohttpd's: they never run bcrypt */
 
 /* Password checks (bcrypt, ~50-200 ms each) run on WM_HTTP_AUTH_THREADS
- * threads of lowest CPU priority, never on the server's; a request waiting
+ * threads at nice 10, never on the server's; a request waiting
  * for one is suspended. At most WM_HTTP_AUTH_QUEUE checks wait; past that a
  * request whose credential is not already verified gets 429 at once. A
  * credential once verified is remembered (per user) and compared in
