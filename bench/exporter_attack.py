@@ -199,6 +199,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="measurement window per run (default 10)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--compare", default=None, help="a second wattmeter binary to run beside")
+    ap.add_argument("--only", nargs="+", default=None, help="scenarios to run (default: all four)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     htpasswd = shutil.which("htpasswd")
@@ -209,7 +210,7 @@ def main() -> int:
     m = bl.machine()
     print(f"wattmeter: {wm}" + (f"; compared: {a.compare}" if a.compare else "") + f"\n{bl.machine_md(m)}",
           flush=True)
-    scenarios = ["baseline", "slowloris", "auth baseline", "wrong passwords"]
+    scenarios = a.only or ["baseline", "slowloris", "auth baseline", "wrong passwords"]
     res: Dict[str, Dict[str, List[Dict[str, object]]]] = {b: {s: [] for s in scenarios} for b, _ in bins}
     with tempfile.TemporaryDirectory() as d:
         h = subprocess.run([htpasswd, "-nbBC", "10", "prometheus", PASSWORD], check=True, capture_output=True,

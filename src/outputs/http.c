@@ -228,20 +228,26 @@ static void conn_doom(wm_http *h, conn *k)
 	h->dropped++;
 }
 
-/* Victim order for a newcomer (lower is dropped first): slow ones without
- * complete headers, then by the size of their address's share, then idle
- * before fresh, then the oldest. Busy connections are never candidates. */
+/* Victim order for a newcomer (lower is dropped first): slow ones (more
+ * than WM_HTTP_SLOW_S without complete headers, or an answer still going
+ * out after WM_HTTP_HEADER_DEADLINE_S: a reader too slow to take it), then
+ * by the size of their address's share, then idle before fresh, then the
+ * oldest. A request in progress is otherwise never a candidate (-1). */
 static int victim_class(const conn *k, uint64_t now)
 {
-	int waiting = k->phase == PH_NEW || k->phase == PH_PARTIAL;
-	if (waiting && now - k->since_ns > (uint64_t)WM_HTTP_SLOW_S * 1000000000u)
+	const uint64_t s = 1000000000u;
+	uint64_t age = now - k->since_ns;
+	if (k->phase == PH_DOOMED)
+		return -1;
+	if (k->phase == PH_BUSY)
+		return age > WM_HTTP_HEADER_DEADLINE_S * s ? 0 : -1;
+	if (k->phase != PH_IDLE && age > WM_HTTP_SLOW_S * s)
 		return 0;
 	return k->phase == PH_IDLE ? 1 : 2;
 }
 
-static int victim_before(const conn *a, const conn *b, uint64_t now)
+static int victim_before(int ca, const conn *a, int cb, const conn *b)
 {
-	int ca = victim_class(a, now), cb = victim_class(b, now);
 	if ((ca == 0) != (cb == 0))
 		return ca == 0;
 	if (a->g->live != b->g->live)
@@ -255,11 +261,15 @@ static int victim_before(const conn *a, const conn *b, uint64_t now)
 static conn *pick_victim(wm_http *h, addr_group *g, uint64_t now)
 {
 	conn *best = NULL;
+	int best_class = -1;
 	for (conn *k = g ? g->head : h->conns; k; k = g ? k->gnext : k->next) {
-		if (k->phase == PH_DOOMED || k->phase == PH_BUSY)
+		int c = victim_class(k, now);
+		if (c < 0)
 			continue;
-		if (!best || victim_before(k, best, now))
+		if (!best || victim_before(c, k, best_class, best)) {
 			best = k;
+			best_class = c;
+		}
 	}
 	return best;
 }
@@ -751,6 +761,9 @@ static enum MHD_Result queue_auth_fail(struct MHD_Connection *c)
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	/* Closed after a refusal: a password guesser pays a new connection
+	 * per guess, which halves the rate one client can keep up. */
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	enum MHD_Result ret = MHD_queue_basic_auth_fail_response(c, "wattmeter", r);
 	MHD_destroy_response(r);
 	return ret;
@@ -764,6 +777,7 @@ static enum MHD_Result queue_busy(struct MHD_Connection *c)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_TOO_MANY_REQUESTS, r);
 	MHD_destroy_response(r);
 	return ret;

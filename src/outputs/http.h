@@ -44,10 +44,12 @@
  * Past WM_HTTP_PER_IP_LIMIT connections from one address, or
  * WM_HTTP_CONNECTION_LIMIT in all, a new connection is accepted and an
  * older one is closed instead: first one slower than WM_HTTP_SLOW_S without
- * complete headers, then an idle one, then the oldest still without
- * headers; among those, from the address holding the most connections.
- * A busy connection is never dropped for a newcomer, and a fresh one
- * (the scraper's) outlives every older slow one. */
+ * complete headers (or still sending an answer after
+ * WM_HTTP_HEADER_DEADLINE_S: a slow reader), then an idle one, then the
+ * oldest still without headers; among those, from the address holding the
+ * most connections. A request in progress is otherwise never dropped for a
+ * newcomer, and a fresh connection (the scraper's) outlives every older
+ * slow one. */
 #define WM_HTTP_CONNECTION_LIMIT 256u
 #define WM_HTTP_PER_IP_LIMIT 128u      /* Prometheus opens one; exporter_load.py 100 */
 #define WM_HTTP_HEADER_DEADLINE_S 5u
