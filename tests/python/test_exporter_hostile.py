@@ -271,6 +271,45 @@ def test_slowloris_from_16_addresses_leaves_scrapes_working(serve):
     assert code == 0, err
 
 
+def test_one_address_holds_at_most_128_connections_and_the_newest_are_kept(serve):
+    """200 silent connections from 127.0.0.5: past 128 the server closes the
+    oldest of that address for each newcomer, so the last 128 stay and the
+    first 72 are closed; a scrape from the same address is still served."""
+    s = serve()
+    wait_metrics(s.url)
+    socks = []
+    try:
+        for _ in range(200):
+            c = socket.socket()
+            c.bind(("127.0.0.5", 0))
+            c.settimeout(5)
+            c.connect(("127.0.0.1", s.port))
+            socks.append(c)
+            time.sleep(0.002)  # distinct ages
+        time.sleep(1.0)
+
+        def closed(c: socket.socket) -> bool:
+            c.setblocking(False)
+            try:
+                return c.recv(1) == b""
+            except BlockingIOError:
+                return False
+            except OSError:
+                return True
+
+        state = [closed(c) for c in socks]
+        assert sum(state) == 72, f"{sum(state)} of 200 closed; the cap per address is 128"
+        assert all(state[:72]) and not any(state[72:]), "the oldest should be the ones closed"
+        ok = subprocess.run([sys.executable, "-c", (
+            "import socket,sys; c=socket.socket(); c.bind(('127.0.0.5',0)); c.settimeout(5); "
+            f"c.connect(('127.0.0.1',{s.port})); c.sendall(b'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'); "
+            "sys.exit(0 if c.recv(100).startswith(b'HTTP/1.1 200') else 1)")], timeout=20).returncode
+        assert ok == 0
+    finally:
+        for c in socks:
+            c.close()
+
+
 # ---- wrong-password floods -----------------------------------------------------------
 
 
