@@ -48,10 +48,12 @@ class Serve:
     def __init__(self, tmp: Path, *args: str) -> None:
         assert WATTMETER, "wattmeter CLI not installed"
         (tmp / "nosys").mkdir(exist_ok=True)
+        # Unbuffered bytes: the first line is read here, byte by byte, so that
+        # nothing after it is left in a buffer that communicate() would skip.
         self.proc = subprocess.Popen([WATTMETER, "serve", "--listen", "127.0.0.1:0", "--sysfs-root",
                                       str(tmp / "nosys"), "--no-gpu", "--period", "0.2", *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, bufsize=0)
         line = self.readline(15.0)
         m = re.search(r"serving (\S+)/metrics", line)
         if not m:
@@ -62,14 +64,24 @@ class Serve:
 
     def readline(self, timeout: float) -> str:
         assert self.proc.stderr is not None
-        r, _, _ = select.select([self.proc.stderr], [], [], timeout)
-        return self.proc.stderr.readline() if r else ""
+        fd = self.proc.stderr.fileno()
+        out = b""
+        end = time.monotonic() + timeout
+        while not out.endswith(b"\n"):
+            r, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
+            if not r:
+                break
+            b = os.read(fd, 1)
+            if not b:
+                break
+            out += b
+        return out.decode(errors="replace")
 
     def stop(self) -> Tuple[int, str]:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         _, err = self.proc.communicate(timeout=20)
-        return self.proc.returncode, err
+        return self.proc.returncode, err.decode(errors="replace")
 
 
 @pytest.fixture
