@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
@@ -93,7 +93,7 @@ class Scraper:
             self.conn = None
         return r.status
 
-    def scrape(self) -> (int, float):
+    def scrape(self) -> Tuple[int, float]:
         t0 = time.monotonic()
         deadline = t0 + TIMEOUT_S
         reused = self.conn is not None
