@@ -684,6 +684,15 @@ int wm_web_config_parse(const char *text, size_t len, const char *base_dir, wm_w
 		rc = wm_err(err, errlen, -EINVAL,
 			    "web config: tls_server_config.min_version is above max_version; lower min_version or raise "
 			    "max_version");
+	if (!rc && out->n_ciphers && (!out->min_version || out->min_version == WM_TLS12)) {
+		int any12 = 0;
+		for (size_t i = 0; i < out->n_ciphers; i++)
+			any12 |= suites[out->ciphers[i]].kx != NULL;
+		if (!any12)
+			rc = wm_err(err, errlen, -EINVAL,
+				    "web config: cipher_suites lists only TLS 1.3 suites, so no TLS 1.2 client could connect; "
+				    "add a TLS_ECDHE_..._GCM suite, or set min_version: TLS13");
+	}
 	/* As exporter-toolkit: a CA without a policy is a mistake, and a
 	 * verifying policy without a CA could never accept anyone. */
 	if (!rc && out->client_ca_file && out->client_auth == WM_CLIENT_AUTH_NONE)

@@ -88,6 +88,8 @@ static void bad_inputs_are_refused(void **state)
 		{"tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites:\n    - TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA\n",
 		 "broken"},
 		{"tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites:\n    - AES128-SHA\n", "unknown cipher"},
+		{"tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
+		 "only TLS 1.3 suites"},
 		{"tls_server_config:\n  cert_file: a\n  key_file: b\n  curve_preferences: [X25519, CurveP999]\n",
 		 "unknown curve"},
 		{"tls_server_config:\n  cert_file: a\n  key_file: b\n  curve_preferences: [X25519, X25519]\n", "listed twice"},
