@@ -333,6 +333,8 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
 			k->gnext->gprev = k->gprev;
 		group_put(h, k->g);
 		pthread_mutex_unlock(&h->reg_lock);
+		if (k->auth_pass) /* never left there, but a password is wiped */
+			explicit_bzero(k->auth_pass, strlen(k->auth_pass));
 		free(k->auth_pass);
 		free(k);
 		*socket_context = NULL;
@@ -369,9 +371,11 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
 	k->fd = fi->connect_fd;
 	k->phase = PH_NEW;
 	k->auth_user = -1;
+	pthread_mutex_lock(&h->reg_lock);
+	/* Read under the lock, as every since_ns is written: no age is then
+	 * negative (an unsigned wrap would make a fresh request look slow). */
 	uint64_t now = wm_now_mono_ns();
 	k->since_ns = now;
-	pthread_mutex_lock(&h->reg_lock);
 	addr_group *g = group_get(h, key);
 	if (!g) {
 		pthread_mutex_unlock(&h->reg_lock);
@@ -394,10 +398,14 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
 	/* Full: drop someone (maybe the newcomer, if all others are busy). */
 	while (g->live > WM_HTTP_PER_IP_LIMIT) {
 		conn *v = pick_victim(h, g, now);
+		if (!v && k->phase == PH_DOOMED)
+			break;
 		conn_doom(h, v ? v : k);
 	}
 	while (h->live > WM_HTTP_CONNECTION_LIMIT) {
 		conn *v = pick_victim(h, NULL, now);
+		if (!v && k->phase == PH_DOOMED)
+			break;
 		conn_doom(h, v ? v : k);
 	}
 	pthread_mutex_unlock(&h->reg_lock);
