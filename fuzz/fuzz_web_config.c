@@ -36,8 +36,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < c.n_users; i++)
 			if (strchr(c.users[i].name, ':') || !wm_web_is_bcrypt(c.users[i].hash))
 				abort();
+		/* TLS settings: only TLS 1.2/1.3, bounded lists, a CA exactly
+		 * where a policy needs one, and always a priority string. */
+		if ((c.min_version && c.min_version != WM_TLS12 && c.min_version != WM_TLS13) ||
+		    (c.max_version && c.max_version != WM_TLS12 && c.max_version != WM_TLS13) ||
+		    c.n_ciphers > WM_WEB_MAX_LIST || c.n_curves > WM_WEB_MAX_LIST ||
+		    c.client_auth < WM_CLIENT_AUTH_NONE || c.client_auth > WM_CLIENT_AUTH_REQUIRE_VERIFY ||
+		    (c.client_ca_file && c.client_auth == WM_CLIENT_AUTH_NONE) ||
+		    (!c.client_ca_file && (c.client_auth == WM_CLIENT_AUTH_VERIFY_IF_GIVEN ||
+					   c.client_auth == WM_CLIENT_AUTH_REQUIRE_VERIFY)))
+			abort();
+		char prio[512];
+		if (wm_web_tls_priorities(&c, prio, sizeof prio) != 0 || strncmp(prio, "NORMAL:-VERS-ALL:", 17) != 0)
+			abort();
 		wm_web_config_release(&c);
-	} else if (c.users || c.cert_file || c.key_file) {
+	} else if (c.users || c.cert_file || c.key_file || c.client_ca_file) {
 		abort(); /* a failed parse leaves nothing behind */
 	}
 

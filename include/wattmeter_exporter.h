@@ -65,6 +65,10 @@ int wm_exporter_start(const wm_exporter_config *cfg, const wm_meter_config *mete
 int wm_exporter_port(const wm_exporter *e);        /* the bound port (the chosen one for 0) */
 const char *wm_exporter_url(const wm_exporter *e); /* "http://127.0.0.1:5001" */
 
+/* What start found worth a warning (a TLS key file readable by others), one
+ * line each, "" if nothing: the library never prints, `serve` does. */
+const char *wm_exporter_warnings(const wm_exporter *e);
+
 /* Stops sampling (completing the recording, if any) and then the server. */
 int wm_exporter_stop(wm_exporter *e, char *err, size_t errlen);
 void wm_exporter_free(wm_exporter *e);              /* stops first if needed */

@@ -173,7 +173,14 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "wattmeter serve: %s\n", err);
 		return 1;
 	}
+	/* Warnings after the "serving" line: scripts read that line first. */
 	fprintf(stderr, "wattmeter serve: serving %s/metrics (stop with Ctrl-C or SIGTERM)\n", wm_exporter_url(e));
+	for (const char *w = wm_exporter_warnings(e); *w;) {
+		const char *nl = strchr(w, '\n');
+		int n = nl ? (int)(nl - w) : (int)strlen(w);
+		fprintf(stderr, "wattmeter serve: warning: %.*s\n", n, w);
+		w += n + (nl != NULL);
+	}
 	fflush(stderr);
 
 	int sig = 0;

@@ -707,6 +707,11 @@ const char *wm_exporter_url(const wm_exporter *e)
 	return e ? wm_http_url(e->http) : "";
 }
 
+const char *wm_exporter_warnings(const wm_exporter *e)
+{
+	return e ? wm_http_warnings(e->http) : "";
+}
+
 int wm_exporter_stop(wm_exporter *e, char *err, size_t errlen)
 {
 	if (!e || e->stopped || e->owner_pid != getpid())

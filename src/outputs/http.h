@@ -11,7 +11,10 @@
  * Routes: GET/HEAD /metrics (content negotiation, gzip), / (a landing page),
  * /healthz (200 while samples arrive, 503 once they stop); anything else 404,
  * other methods 405. With basic_auth_users every route asks for a password
- * (401 otherwise); with tls_server_config it is HTTPS only.
+ * (401 otherwise, 429 while the password checkers are saturated); with
+ * tls_server_config it is HTTPS only (TLS 1.2+, ECDHE, AEAD by default;
+ * client certificates per client_auth_type). HTTP/1.1 connections are kept
+ * alive between requests, within the limits below.
  */
 #ifndef WM_OUTPUTS_HTTP_H
 #define WM_OUTPUTS_HTTP_H
@@ -21,14 +24,51 @@
 #include "outputs/web_config.h"
 
 #define WM_HTTP_DEFAULT_LISTEN "127.0.0.1:5001"
-/* Server limits (libmicrohttpd options), chosen for a scraper or a few plus
- * a benchmark at 100 concurrent connections; a client past them is refused
- * or cut by the server, never by the sampler. */
+
+/* Limits against hostile clients (docs/exporter.md, "Limits"). A client
+ * past them is cut by the server; the sampler never sees it.
+ *
+ * Every connection is in one phase: new (accepted, the request's headers
+ * not yet complete: the TLS handshake is in this phase), busy (headers in,
+ * the answer being made or sent), idle (keep-alive, between requests) or
+ * partial (bytes of the next request arrived on an idle connection, its
+ * headers not yet complete). A reaper thread, every
+ * WM_HTTP_REAP_PERIOD_MS, closes a connection whose phase outlived its
+ * deadline: headers must be complete WM_HTTP_HEADER_DEADLINE_S after the
+ * connection or the next request's first byte, however slowly they trickle
+ * in (libmicrohttpd's own timeout restarts at every byte, which is what
+ * slowloris exploits); an answer must be out WM_HTTP_REQUEST_DEADLINE_S
+ * after its headers; an idle connection is closed after
+ * WM_HTTP_IDLE_TIMEOUT_S.
+ *
+ * Past WM_HTTP_PER_IP_LIMIT connections from one address, or
+ * WM_HTTP_CONNECTION_LIMIT in all, a new connection is accepted and an
+ * older one is closed instead: first one slower than WM_HTTP_SLOW_S without
+ * complete headers (or still sending an answer after
+ * WM_HTTP_HEADER_DEADLINE_S: a slow reader), then an idle one, then the
+ * oldest still without headers; among those, from the address holding the
+ * most connections. A request in progress is otherwise never dropped for a
+ * newcomer, and a fresh connection (the scraper's) outlives every older
+ * slow one. */
 #define WM_HTTP_CONNECTION_LIMIT 256u
-#define WM_HTTP_PER_IP_LIMIT 128u      /* Prometheus opens one; the benchmark 100 */
-#define WM_HTTP_TIMEOUT_S 10u          /* idle or slow (slowloris) clients are closed */
+#define WM_HTTP_PER_IP_LIMIT 128u      /* Prometheus opens one; exporter_load.py 100 */
+#define WM_HTTP_HEADER_DEADLINE_S 5u
+#define WM_HTTP_REQUEST_DEADLINE_S 30u
+#define WM_HTTP_IDLE_TIMEOUT_S 30u     /* keep-alive; Prometheus' usual 15 s interval reuses it */
+#define WM_HTTP_SLOW_S 1u
+#define WM_HTTP_REAP_PERIOD_MS 250u
+#define WM_HTTP_LISTEN_BACKLOG 1024
 #define WM_HTTP_MEMORY_LIMIT (32u * 1024u) /* per connection: bounds header size (431/413) */
-#define WM_HTTP_THREADS 2u             /* one bcrypt check (~50 ms) does not stall others */
+#define WM_HTTP_THREADS 2u             /* libmicrohttpd's: they never run bcrypt */
+
+/* Password checks (bcrypt, ~50-200 ms each) run on WM_HTTP_AUTH_THREADS
+ * threads at nice 10, never on the server's; a request waiting
+ * for one is suspended. At most WM_HTTP_AUTH_QUEUE checks wait; past that a
+ * request whose credential is not already verified gets 429 at once. A
+ * credential once verified is remembered (per user) and compared in
+ * constant time on the server thread: it never waits behind an attacker. */
+#define WM_HTTP_AUTH_THREADS 2u
+#define WM_HTTP_AUTH_QUEUE 4u
 
 typedef struct wm_http_opts {
 	const char *listen;            /* "HOST:PORT", "[V6]:PORT", ":PORT" (all interfaces);
@@ -55,6 +95,10 @@ const char *wm_http_url(const wm_http *h);
 /* Publishes a snapshot. Takes ownership of text and om (malloc'd, freed
  * when the last scrape using them is done, also on failure). 0 or -ENOMEM. */
 int wm_http_publish(wm_http *h, char *text, size_t text_len, char *om, size_t om_len);
+
+/* Warnings found at start (e.g. a TLS key file readable by others), one per
+ * line; "" if none. */
+const char *wm_http_warnings(const wm_http *h);
 
 /* Stops the server (in-flight responses finish or are cut) and frees it. */
 void wm_http_free(wm_http *h);

@@ -22,11 +22,56 @@
 
 /* Keys exporter-toolkit defines that wattmeter does not honour. */
 static const char *const unsupported_top[] = {"http_server_config", "rate_limit"};
-static const char *const unsupported_tls[] = {
-	"cert", "key", "client_auth_type", "client_ca_file", "client_ca", "cipher_suites",
-	"curve_preferences", "min_version", "max_version", "prefer_server_cipher_suites",
-	"client_allowed_sans",
+static const char *const unsupported_tls[] = {"cert", "key", "client_ca", "client_allowed_sans"};
+
+/* cipher_suites: Go's crypto/tls names of the forward-secret AEAD suites,
+ * as GnuTLS key exchange and cipher. The TLS 1.3 suites have no key
+ * exchange of their own (kx NULL). Go's other names are refused with why. */
+typedef struct suite_def {
+	const char *name, *kx, *cipher;
+} suite_def;
+static const suite_def suites[] = {
+	{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA", "AES-128-GCM"},
+	{"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA", "AES-128-GCM"},
+	{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA", "AES-256-GCM"},
+	{"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA", "AES-256-GCM"},
+	{"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA", "CHACHA20-POLY1305"},
+	{"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA", "CHACHA20-POLY1305"},
+	{"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "ECDHE-ECDSA", "CHACHA20-POLY1305"}, /* Go's older alias */
+	{"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", "ECDHE-RSA", "CHACHA20-POLY1305"},
+	{"TLS_AES_128_GCM_SHA256", NULL, "AES-128-GCM"},
+	{"TLS_AES_256_GCM_SHA384", NULL, "AES-256-GCM"},
+	{"TLS_CHACHA20_POLY1305_SHA256", NULL, "CHACHA20-POLY1305"},
 };
+
+/* curve_preferences: exporter-toolkit's names, as GnuTLS groups. */
+static const struct {
+	const char *name, *group;
+} curves[] = {
+	{"X25519", "GROUP-X25519"},
+	{"CurveP256", "GROUP-SECP256R1"},
+	{"CurveP384", "GROUP-SECP384R1"},
+	{"CurveP521", "GROUP-SECP521R1"},
+};
+
+static const struct {
+	const char *name;
+	int policy;
+} client_auths[] = {
+	{"NoClientCert", WM_CLIENT_AUTH_NONE},
+	{"RequestClientCert", WM_CLIENT_AUTH_REQUEST},
+	{"RequireAnyClientCert", WM_CLIENT_AUTH_REQUIRE_ANY},
+	{"RequireClientCert", WM_CLIENT_AUTH_REQUIRE_ANY}, /* exporter-toolkit's old name */
+	{"VerifyClientCertIfGiven", WM_CLIENT_AUTH_VERIFY_IF_GIVEN},
+	{"RequireAndVerifyClientCert", WM_CLIENT_AUTH_REQUIRE_VERIFY},
+};
+
+/* The tls_server_config keys, for "given twice" (bit = index). */
+static const char *const tls_keys[] = {
+	"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version", "max_version",
+	"cipher_suites", "curve_preferences", "prefer_server_cipher_suites",
+};
+enum { K_CERT, K_KEY, K_CA, K_AUTH, K_MIN, K_MAX, K_CIPHERS, K_CURVES, K_PREFER };
 
 enum section { SEC_NONE, SEC_TLS, SEC_USERS };
 
@@ -39,6 +84,8 @@ typedef struct parser {
 	enum section sec;
 	int child_indent;          /* -1 until the section's first child */
 	int seen_tls, seen_users;
+	unsigned tls_seen_keys;    /* bits of tls_keys */
+	int list_key;              /* K_CIPHERS / K_CURVES while its "- item" lines follow; -1: none */
 } parser;
 
 __attribute__((format(printf, 3, 4))) static int perr(parser *p, int rc, const char *fmt, ...)
@@ -269,6 +316,211 @@ static int add_user(parser *p, char *name, char *hash)
 	return rc;
 }
 
+/* Why a Go cipher suite name that is not in suites[] is refused. */
+static const char *suite_refusal(const char *name)
+{
+	if (strstr(name, "RC4") || strstr(name, "3DES"))
+		return "is broken (RC4/3DES)";
+	if (strncmp(name, "TLS_RSA_", 8) == 0)
+		return "uses static RSA key exchange, which has no forward secrecy";
+	if (strstr(name, "_CBC_"))
+		return "uses CBC with HMAC, not an AEAD cipher";
+	return NULL;
+}
+
+/* One entry of cipher_suites or curve_preferences. */
+static int list_value(parser *p, int which, char *val)
+{
+	wm_web_config *c = p->c;
+	int rc = 0;
+	size_t *n = which == K_CIPHERS ? &c->n_ciphers : &c->n_curves;
+	unsigned char *list = which == K_CIPHERS ? c->ciphers : c->curves;
+	size_t idx = SIZE_MAX;
+	if (which == K_CIPHERS) {
+		for (size_t i = 0; i < WM_ARRAY_LEN(suites); i++)
+			if (strcmp(val, suites[i].name) == 0)
+				idx = i;
+		if (idx == SIZE_MAX) {
+			const char *why = suite_refusal(val);
+			rc = why ? perr(p, -EINVAL,
+					"cipher suite %s %s; wattmeter accepts forward-secret AEAD suites only "
+					"(TLS_ECDHE_{ECDSA,RSA}_WITH_{AES_128_GCM_SHA256,AES_256_GCM_SHA384,"
+					"CHACHA20_POLY1305_SHA256}); remove it",
+					val, why)
+				 : perr(p, -EINVAL,
+					"unknown cipher suite \"%s\"; write Go's name, e.g. "
+					"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+					val);
+		}
+	} else {
+		for (size_t i = 0; i < WM_ARRAY_LEN(curves); i++)
+			if (strcmp(val, curves[i].name) == 0)
+				idx = i;
+		if (idx == SIZE_MAX)
+			rc = perr(p, -EINVAL, "unknown curve \"%s\"; the curves are X25519, CurveP256, CurveP384, CurveP521",
+				  val);
+	}
+	for (size_t i = 0; !rc && i < *n; i++)
+		if (list[i] == idx)
+			rc = perr(p, -EINVAL, "\"%s\" is listed twice; keep one", val);
+	if (!rc && *n >= WM_WEB_MAX_LIST)
+		rc = perr(p, -EINVAL, "more than %d entries in %s; remove some", WM_WEB_MAX_LIST, tls_keys[which]);
+	if (!rc)
+		list[(*n)++] = (unsigned char)idx;
+	free(val);
+	return rc;
+}
+
+/* A "- item" line of the list being read. */
+static int list_item(parser *p, const char *s, const char *end)
+{
+	if (s + 1 < end && s[1] != ' ')
+		return perr(p, -EINVAL, "a list item is written \"- VALUE\"; add a space after the dash");
+	char *val;
+	int rc = parse_scalar(p, s + 1, end, &val, "list item");
+	if (rc)
+		return rc;
+	if (!val[0]) {
+		free(val);
+		return perr(p, -EINVAL, "empty list item; write a value after the dash");
+	}
+	return list_value(p, p->list_key, val);
+}
+
+/* A one-line flow list of plain names: [A, B, C] (or []). */
+static int flow_list(parser *p, int which, const char *v, const char *end)
+{
+	while (v < end && *v == ' ')
+		v++;
+	const char *close = memchr(v, ']', (size_t)(end - v));
+	if (!close || !value_empty(close + 1, end))
+		return perr(p, -EINVAL, "the list [ ... ] must close on its line, with nothing after it; or write one "
+				     "\"- VALUE\" per line");
+	const char *t = v + 1;
+	while (t < close && *t == ' ')
+		t++;
+	if (t == close)
+		return 0; /* [] */
+	int rc = 0;
+	for (;;) {
+		while (t < close && *t == ' ')
+			t++;
+		const char *e = t;
+		while (e < close && *e != ',')
+			e++;
+		const char *ve = e;
+		while (ve > t && ve[-1] == ' ')
+			ve--;
+		if (ve == t)
+			return perr(p, -EINVAL, "empty entry in the [ ... ] list; remove the extra comma");
+		for (const char *q = t; q < ve; q++)
+			if (!((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '_'))
+				return perr(p, -EINVAL,
+					    "only plain names (letters, digits, _) in a [ ... ] list; write one \"- VALUE\" "
+					    "per line for anything else");
+		char *val = strndup(t, (size_t)(ve - t));
+		if (!val)
+			return -ENOMEM;
+		rc = list_value(p, which, val);
+		if (rc || e == close)
+			break;
+		t = e + 1;
+	}
+	return rc;
+}
+
+static int tls_version(parser *p, const char *key, const char *val, int *out)
+{
+	if (strcmp(val, "TLS12") == 0)
+		*out = WM_TLS12;
+	else if (strcmp(val, "TLS13") == 0)
+		*out = WM_TLS13;
+	else if (strcmp(val, "TLS10") == 0 || strcmp(val, "TLS11") == 0)
+		return perr(p, -EINVAL,
+			    "tls_server_config.%s: %s is refused: TLS 1.0 and 1.1 are deprecated (RFC 8996) and "
+			    "wattmeter does not speak them; write TLS12 or TLS13",
+			    key, val);
+	else
+		return perr(p, -EINVAL, "tls_server_config.%s: \"%s\" is not a TLS version; write TLS12 or TLS13", key,
+			    val);
+	return 0;
+}
+
+static int tls_line(parser *p, const char *key, const char *v, const char *end)
+{
+	int k = -1;
+	for (size_t i = 0; i < WM_ARRAY_LEN(tls_keys); i++)
+		if (strcmp(key, tls_keys[i]) == 0)
+			k = (int)i;
+	if (k < 0) {
+		if (in_list(key, unsupported_tls, WM_ARRAY_LEN(unsupported_tls)))
+			return perr(p, -EINVAL,
+				    "tls_server_config.%s is not supported by wattmeter; use cert_file, key_file and "
+				    "client_ca_file (files), or terminate TLS in a proxy",
+				    key);
+		return perr(p, -EINVAL,
+			    "unknown key tls_server_config.%s; the keys are cert_file, key_file, client_ca_file, "
+			    "client_auth_type, min_version, max_version, cipher_suites, curve_preferences, "
+			    "prefer_server_cipher_suites",
+			    key);
+	}
+	if (p->tls_seen_keys & (1u << k))
+		return perr(p, -EINVAL, "tls_server_config.%s is given twice; keep one", key);
+	p->tls_seen_keys |= 1u << k;
+	if (k == K_CIPHERS || k == K_CURVES) {
+		const char *t = v;
+		while (t < end && *t == ' ')
+			t++;
+		if (t < end && *t == '[')
+			return flow_list(p, k, t, end);
+		if (!value_empty(v, end))
+			return perr(p, -EINVAL, "tls_server_config.%s is a list: write \"- VALUE\" lines below it, or "
+					     "[A, B]",
+				    key);
+		p->list_key = k;
+		return 0;
+	}
+	if (value_empty(v, end))
+		return perr(p, -EINVAL, "\"%s\" has no value; write \"%s: VALUE\" on one line", key, key);
+	char *val;
+	int rc = parse_scalar(p, v, end, &val, key);
+	if (rc)
+		return rc;
+	wm_web_config *c = p->c;
+	switch (k) {
+	case K_CERT: return resolve_path(p, val, &c->cert_file);
+	case K_KEY: return resolve_path(p, val, &c->key_file);
+	case K_CA: return resolve_path(p, val, &c->client_ca_file);
+	case K_AUTH: {
+		int found = 0;
+		for (size_t i = 0; i < WM_ARRAY_LEN(client_auths); i++)
+			if (strcmp(val, client_auths[i].name) == 0) {
+				c->client_auth = client_auths[i].policy;
+				found = 1;
+			}
+		if (!found)
+			rc = perr(p, -EINVAL,
+				  "client_auth_type \"%s\" is not a policy; write NoClientCert, RequestClientCert, "
+				  "RequireAnyClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert",
+				  val);
+		break;
+	}
+	case K_MIN: rc = tls_version(p, key, val, &c->min_version); break;
+	case K_MAX: rc = tls_version(p, key, val, &c->max_version); break;
+	case K_PREFER:
+		if (strcmp(val, "true") == 0)
+			c->no_server_cipher_order = 0;
+		else if (strcmp(val, "false") == 0)
+			c->no_server_cipher_order = 1;
+		else
+			rc = perr(p, -EINVAL, "prefer_server_cipher_suites is true or false, not \"%s\"", val);
+		break;
+	default: break;
+	}
+	free(val);
+	return rc;
+}
+
 static int child_line(parser *p, const char *s, const char *end)
 {
 	char *key, *val;
@@ -276,31 +528,13 @@ static int child_line(parser *p, const char *s, const char *end)
 	int rc = split_key(p, s, end, &key, &v);
 	if (rc)
 		return rc;
-	if (value_empty(v, end)) {
-		rc = perr(p, -EINVAL, "\"%s\" has no value; write \"%s: VALUE\" on one line", key, key);
+	if (p->sec == SEC_TLS) {
+		rc = tls_line(p, key, v, end);
 		free(key);
 		return rc;
 	}
-	if (p->sec == SEC_TLS) {
-		char **slot = NULL;
-		if (strcmp(key, "cert_file") == 0)
-			slot = &p->c->cert_file;
-		else if (strcmp(key, "key_file") == 0)
-			slot = &p->c->key_file;
-		else if (in_list(key, unsupported_tls, WM_ARRAY_LEN(unsupported_tls)))
-			rc = perr(p, -EINVAL,
-				  "tls_server_config.%s is not supported by wattmeter (only cert_file and key_file); "
-				  "remove it or terminate TLS in a proxy",
-				  key);
-		else
-			rc = perr(p, -EINVAL, "unknown key tls_server_config.%s; the keys are cert_file and key_file",
-				  key);
-		if (!rc && *slot)
-			rc = perr(p, -EINVAL, "tls_server_config.%s is given twice; keep one", key);
-		if (!rc)
-			rc = parse_scalar(p, v, end, &val, key);
-		if (!rc)
-			rc = resolve_path(p, val, slot);
+	if (value_empty(v, end)) {
+		rc = perr(p, -EINVAL, "\"%s\" has no value; write \"%s: VALUE\" on one line", key, key);
 		free(key);
 		return rc;
 	}
@@ -361,6 +595,7 @@ void wm_web_config_release(wm_web_config *c)
 		return;
 	free(c->cert_file);
 	free(c->key_file);
+	free(c->client_ca_file);
 	for (size_t i = 0; i < c->n_users; i++) {
 		free(c->users[i].name);
 		free(c->users[i].hash);
@@ -373,7 +608,7 @@ int wm_web_config_parse(const char *text, size_t len, const char *base_dir, wm_w
 			size_t errlen)
 {
 	memset(out, 0, sizeof *out);
-	parser p = {.c = out, .base_dir = base_dir, .err = err, .errlen = errlen, .child_indent = -1};
+	parser p = {.c = out, .base_dir = base_dir, .err = err, .errlen = errlen, .child_indent = -1, .list_key = -1};
 	if (err && errlen)
 		err[0] = '\0';
 	if (!text && len)
@@ -415,6 +650,14 @@ int wm_web_config_parse(const char *text, size_t len, const char *base_dir, wm_w
 			s = next;
 			continue;
 		}
+		if (p.list_key >= 0 && indent > 0 && indent >= p.child_indent && *t == '-') {
+			/* An item of the list opened by the key above: at the
+			 * key's indentation or deeper, as YAML allows. */
+			rc = list_item(&p, t, le);
+			s = next;
+			continue;
+		}
+		p.list_key = -1;
 		if (indent == 0) {
 			rc = top_line(&p, t, le);
 		} else if (p.sec == SEC_NONE) {
@@ -437,6 +680,32 @@ int wm_web_config_parse(const char *text, size_t len, const char *base_dir, wm_w
 	if (!rc && p.seen_tls && (!out->cert_file || !out->key_file))
 		rc = wm_err(err, errlen, -EINVAL,
 			    "web config: tls_server_config needs both cert_file and key_file; add the missing one");
+	if (!rc && out->min_version && out->max_version && out->min_version > out->max_version)
+		rc = wm_err(err, errlen, -EINVAL,
+			    "web config: tls_server_config.min_version is above max_version; lower min_version or raise "
+			    "max_version");
+	if (!rc && out->n_ciphers && (!out->min_version || out->min_version == WM_TLS12)) {
+		int any12 = 0;
+		for (size_t i = 0; i < out->n_ciphers; i++)
+			any12 |= suites[out->ciphers[i]].kx != NULL;
+		if (!any12)
+			rc = wm_err(err, errlen, -EINVAL,
+				    "web config: cipher_suites lists only TLS 1.3 suites, so no TLS 1.2 client could connect; "
+				    "add a TLS_ECDHE_..._GCM suite, or set min_version: TLS13");
+	}
+	/* As exporter-toolkit: a CA without a policy is a mistake, and a
+	 * verifying policy without a CA could never accept anyone. */
+	if (!rc && out->client_ca_file && out->client_auth == WM_CLIENT_AUTH_NONE)
+		rc = wm_err(err, errlen, -EINVAL,
+			    "web config: client_ca_file is given without a client_auth_type; add client_auth_type: "
+			    "RequireAndVerifyClientCert (or VerifyClientCertIfGiven)");
+	if (!rc && !out->client_ca_file &&
+	    (out->client_auth == WM_CLIENT_AUTH_VERIFY_IF_GIVEN || out->client_auth == WM_CLIENT_AUTH_REQUIRE_VERIFY))
+		rc = wm_err(err, errlen, -EINVAL,
+			    "web config: client_auth_type %s verifies client certificates and needs client_ca_file; add "
+			    "the CA that signs them",
+			    out->client_auth == WM_CLIENT_AUTH_VERIFY_IF_GIVEN ? "VerifyClientCertIfGiven"
+									   : "RequireAndVerifyClientCert");
 	if (rc)
 		wm_web_config_release(out);
 	return rc;
@@ -496,5 +765,121 @@ int wm_web_check_password(const char *hash, const char *password)
 	}
 	explicit_bzero(data, sizeof *data);
 	free(data);
+	return rc;
+}
+
+/* Appends ":" and item to the priority string being built. */
+static int prio_add(char *out, size_t outlen, size_t *len, const char *item)
+{
+	int n = snprintf(out + *len, outlen - *len, "%s%s", *len ? ":" : "", item);
+	if (n < 0 || (size_t)n >= outlen - *len)
+		return -ENAMETOOLONG;
+	*len += (size_t)n;
+	return 0;
+}
+
+int wm_web_tls_priorities(const wm_web_config *c, char *out, size_t outlen)
+{
+	if (!outlen)
+		return -ENAMETOOLONG;
+	out[0] = '\0';
+	size_t len = 0;
+	int lo = c->min_version ? c->min_version : WM_TLS12;
+	int hi = c->max_version ? c->max_version : WM_TLS13;
+	int rc = prio_add(out, outlen, &len, "NORMAL");
+	rc = rc ? rc : prio_add(out, outlen, &len, "-VERS-ALL");
+	if (!rc && hi >= WM_TLS13 && lo <= WM_TLS13)
+		rc = prio_add(out, outlen, &len, "+VERS-TLS1.3");
+	if (!rc && lo <= WM_TLS12 && hi >= WM_TLS12)
+		rc = prio_add(out, outlen, &len, "+VERS-TLS1.2");
+	/* Key exchange: ECDHE only (no static RSA, no finite-field DHE). */
+	rc = rc ? rc : prio_add(out, outlen, &len, "-KX-ALL");
+	if (!c->n_ciphers) {
+		rc = rc ? rc : prio_add(out, outlen, &len, "+ECDHE-ECDSA");
+		rc = rc ? rc : prio_add(out, outlen, &len, "+ECDHE-RSA");
+	}
+	for (size_t i = 0; !rc && i < c->n_ciphers; i++) {
+		const char *kx = suites[c->ciphers[i]].kx;
+		int dup = kx == NULL;
+		for (size_t j = 0; !dup && j < i; j++)
+			dup = suites[c->ciphers[j]].kx && strcmp(suites[c->ciphers[j]].kx, kx) == 0;
+		if (!dup) {
+			char item[32];
+			snprintf(item, sizeof item, "+%s", kx);
+			rc = prio_add(out, outlen, &len, item);
+		}
+	}
+	/* Ciphers: AEAD only, in the listed order (GnuTLS combines them with
+	 * every listed key exchange, and uses them for TLS 1.3 too). */
+	rc = rc ? rc : prio_add(out, outlen, &len, "-CIPHER-ALL");
+	if (!c->n_ciphers) {
+		rc = rc ? rc : prio_add(out, outlen, &len, "+AES-128-GCM");
+		rc = rc ? rc : prio_add(out, outlen, &len, "+AES-256-GCM");
+		rc = rc ? rc : prio_add(out, outlen, &len, "+CHACHA20-POLY1305");
+	}
+	for (size_t i = 0; !rc && i < c->n_ciphers; i++) {
+		const char *ci = suites[c->ciphers[i]].cipher;
+		int dup = 0;
+		for (size_t j = 0; !dup && j < i; j++)
+			dup = strcmp(suites[c->ciphers[j]].cipher, ci) == 0;
+		if (!dup) {
+			char item[32];
+			snprintf(item, sizeof item, "+%s", ci);
+			rc = prio_add(out, outlen, &len, item);
+		}
+	}
+	rc = rc ? rc : prio_add(out, outlen, &len, "-MAC-ALL");
+	rc = rc ? rc : prio_add(out, outlen, &len, "+AEAD");
+	/* Groups: Go's default set and order, or curve_preferences. */
+	rc = rc ? rc : prio_add(out, outlen, &len, "-GROUP-ALL");
+	if (!c->n_curves)
+		for (size_t i = 0; !rc && i < WM_ARRAY_LEN(curves); i++) {
+			char item[32];
+			snprintf(item, sizeof item, "+%s", curves[i].group);
+			rc = prio_add(out, outlen, &len, item);
+		}
+	for (size_t i = 0; !rc && i < c->n_curves; i++) {
+		char item[32];
+		snprintf(item, sizeof item, "+%s", curves[c->curves[i]].group);
+		rc = prio_add(out, outlen, &len, item);
+	}
+	if (!rc && !c->no_server_cipher_order)
+		rc = prio_add(out, outlen, &len, "%SERVER_PRECEDENCE");
+	if (rc)
+		out[0] = '\0';
+	return rc;
+}
+
+static int dup_str(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (src && !(*dst = strdup(src)))
+		return -ENOMEM;
+	return 0;
+}
+
+int wm_web_config_copy(wm_web_config *dst, const wm_web_config *src)
+{
+	memset(dst, 0, sizeof *dst);
+	if (!src)
+		return 0;
+	*dst = *src;
+	dst->cert_file = dst->key_file = dst->client_ca_file = NULL;
+	dst->users = NULL;
+	dst->n_users = 0;
+	int rc = dup_str(&dst->cert_file, src->cert_file);
+	rc = rc ? rc : dup_str(&dst->key_file, src->key_file);
+	rc = rc ? rc : dup_str(&dst->client_ca_file, src->client_ca_file);
+	if (!rc && src->n_users) {
+		dst->users = calloc(src->n_users, sizeof *dst->users);
+		rc = dst->users ? 0 : -ENOMEM;
+		for (size_t i = 0; !rc && i < src->n_users; i++) {
+			dst->n_users = i + 1;
+			rc = dup_str(&dst->users[i].name, src->users[i].name);
+			rc = rc ? rc : dup_str(&dst->users[i].hash, src->users[i].hash);
+		}
+	}
+	if (rc)
+		wm_web_config_release(dst);
 	return rc;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <crypt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +280,77 @@ static void basic_auth(void **state)
 	wm_http_free(h);
 }
 
+/* Wrong passwords beyond the pool's queue get 429 at once; a verified
+ * password is answered from the cache meanwhile; and stopping the server
+ * with checks queued and connections suspended is clean (libmicrohttpd
+ * panics if stopped with a suspended connection). */
+static void auth_pool_is_bounded_and_stops_cleanly(void **state)
+{
+	(void)state;
+	/* A cost-12 hash (~0.2 s a check) so that checks pile up. */
+	char setting[64], hash[128];
+	struct crypt_data *cd = calloc(1, sizeof *cd);
+	assert_non_null(crypt_gensalt_rn("$2b$", 12, NULL, 0, setting, sizeof setting));
+	const char *hh = crypt_rn("right", setting, cd, (int)sizeof *cd);
+	assert_non_null(hh);
+	snprintf(hash, sizeof hash, "%s", hh);
+	free(cd);
+	wm_web_user u = {.name = "prom", .hash = hash};
+	wm_web_config web = {.users = &u, .n_users = 1};
+	wm_http *h = start(&web);
+	int port = wm_http_port(h);
+	publish(h);
+	/* prom:right, verified once (slow), then cached. */
+	resp r = get(port, "GET", "/metrics", "Authorization: Basic cHJvbTpyaWdodA==\r\n");
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	/* More wrong passwords at once than workers + queue: some get 429. */
+	enum { N = WM_HTTP_AUTH_THREADS + WM_HTTP_AUTH_QUEUE + 6 };
+	int fds[N];
+	static const char bad[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+				  "Authorization: Basic cHJvbTp3cm9uZw==\r\n\r\n"; /* prom:wrong */
+	for (int i = 0; i < N; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+		assert_int_equal(send(fds[i], bad, sizeof bad - 1, MSG_NOSIGNAL), (ssize_t)(sizeof bad - 1));
+	}
+	int n429 = 0, n401 = 0;
+	for (int i = 0; i < N; i++) {
+		char buf[512];
+		ssize_t n = read(fds[i], buf, sizeof buf - 1);
+		assert_true(n > 12);
+		buf[n] = '\0';
+		int st = 0;
+		assert_int_equal(sscanf(buf, "HTTP/1.%*d %d", &st), 1);
+		n429 += st == 429;
+		n401 += st == 401;
+		assert_true(st == 429 || st == 401);
+		close(fds[i]);
+		if (i == 0) {
+			/* The cached credential meanwhile: answered. */
+			r = get(port, "GET", "/metrics", "Authorization: Basic cHJvbTpyaWdodA==\r\n");
+			assert_int_equal(r.status, 200);
+			resp_free(&r);
+		}
+	}
+	assert_true(n429 > 0);
+	assert_true(n401 >= 1);
+	/* Stop with checks queued: requests suspended in the pool. */
+	for (int i = 0; i < 4; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+		assert_int_equal(send(fds[i], bad, sizeof bad - 1, MSG_NOSIGNAL), (ssize_t)(sizeof bad - 1));
+	}
+	usleep(50000);
+	wm_http_free(h);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+}
+
 static void bad_addresses(void **state)
 {
 	(void)state;
@@ -323,6 +395,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(routes_methods_formats),
 		cmocka_unit_test(basic_auth),
+		cmocka_unit_test(auth_pool_is_bounded_and_stops_cleanly),
 		cmocka_unit_test(bad_addresses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -316,7 +316,7 @@ def test_tls_and_basic_auth_through_the_web_config(serve, prometheus, fake_rapl,
 @pytest.mark.parametrize("content,message", [
     ("basic_auth_users:\n  bob: plaintext\n", "not a bcrypt hash"),
     ("tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.key\n", "missing.pem"),
-    ("tls_server_config:\n  client_ca_file: ca.pem\n", "not supported"),
+    ("tls_server_config:\n  client_allowed_sans:\n    - a\n", "not supported"),
 ])
 def test_bad_web_config_refuses_to_start(wm, tmp_path, content, message):
     web = tmp_path / "web.yml"
