@@ -78,6 +78,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -100,6 +101,7 @@ struct proc_priv {
 	int fresh;        /* created since the last scan: is_new in the next one */
 	int seen;         /* linked in the current scan */
 	int fd;           /* <pid>/stat kept open while alive, -1 if none */
+	int cfd;          /* <pid>/task/<pid>/children kept open (child-list discovery), -1 if none */
 	uint64_t sub;     /* last-seen totals of children that vanished this scan */
 };
 
@@ -156,8 +158,18 @@ struct wm_proctree {
 	int range_ok;
 	long pid_pos_off;
 
-	size_t n_kept, max_kept;   /* kept stat fds, and their bound */
+	size_t n_kept, max_kept;   /* kept stat (and children) fds, and their bound */
 	uint64_t n_stat_reads, n_stat_opens;
+
+	/* Discovery (see "discovery through the kernel's child lists" below). */
+	wm_proc_discovery asked;   /* what the caller asked for */
+	int use_children;          /* the scans follow child lists, not the listing */
+	int reread_children;       /* read the child lists at the next scan whatever loadavg says */
+	int has_init_root;         /* pid 1 is a root: the whole machine is measured */
+	char why[160];             /* why the scans discover as they do, in words */
+	char *cbuf;                /* a children file's text, grown as needed */
+	size_t cbuf_cap;
+	uint64_t n_child_reads;
 };
 
 enum collect_mode {
@@ -173,6 +185,9 @@ enum apply_mode {
 };
 
 #define WM_PROC_SUPER_MAGIC 0x9fa0   /* linux/magic.h PROC_SUPER_MAGIC */
+
+static void choose_discovery(wm_proctree *t, int whole_machine);
+static int reserve_new(wm_proctree *t);
 
 /* ---- the last allocated pid ---------------------------------------------------------- */
 
@@ -272,6 +287,8 @@ int wm_proctree_new(int procfs_dirfd, wm_proctree **out)
 	t->is_procfs = fstatfs(procfs_dirfd, &sfs) == 0 && sfs.f_type == WM_PROC_SUPER_MAGIC &&
 		       t->loadavg_fd >= 0;
 	t->scans_since_full = 0;
+	t->asked = WM_DISCOVERY_AUTO;
+	choose_discovery(t, 0);
 	*out = t;
 	return 0;
 }
@@ -280,9 +297,13 @@ void wm_proctree_free(wm_proctree *t)
 {
 	if (!t)
 		return;
-	for (size_t k = 0; k < t->n; k++)
+	for (size_t k = 0; k < t->n; k++) {
 		if (t->priv[k].fd >= 0)
 			close(t->priv[k].fd);
+		if (t->priv[k].cfd >= 0)
+			close(t->priv[k].cfd);
+	}
+	free(t->cbuf);
 	free(t->known);
 	free(t->cur);
 	free(t->stack);
@@ -575,6 +596,11 @@ static void drop_fd(wm_proctree *t, size_t k)
 		t->priv[k].fd = -1;
 		t->n_kept--;
 	}
+	if (t->priv[k].cfd >= 0) {
+		close(t->priv[k].cfd);
+		t->priv[k].cfd = -1;
+		t->n_kept--;
+	}
 }
 
 static void init_ent(struct scan_ent *e)
@@ -823,6 +849,310 @@ static void link_and_grow(wm_proctree *t, int from)
 	}
 }
 
+/* ---- discovery through the kernel's child lists -------------------------------------- */
+
+/* <root>/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN) holds the pids of
+ * the processes whose parent is thread tid: the kernel's own list, the one
+ * the ppid in their stat names. The measured set is every root and what
+ * descends from it, so following these lists from every tracked process
+ * finds exactly what the full scan's ppid walk finds (step 5), reading the
+ * files of the measured processes only, whatever else runs on the machine:
+ *   - a process that forks from a thread other than its main one has that
+ *     child in the thread's list: a process with num_threads > 1 has every
+ *     thread's list read (its task directory listed);
+ *   - an orphan goes to the nearest child subreaper among its ancestors or
+ *     to the namespace's init, and its ppid then names that process: it is
+ *     in the new parent's list exactly when the scan's walk would reach it
+ *     (`wattmeter run` is a subreaper and a root, so orphans stay ours; in a
+ *     --pid tree an orphan not yet seen goes to init for the scan as well,
+ *     and one already seen stays tracked through its kept stat fd either
+ *     way);
+ *   - pid reuse cannot mislead a list: a listed pid is a child now, and a
+ *     table entry is only linked by (pid, starttime), as in the scan.
+ * The kernel's note on these files (Documentation/filesystems/proc.rst):
+ * the list is exact only while the parent and its children are stopped. A
+ * read that runs while a listed sibling exits may skip a child; the next
+ * scan that reads the list finds it (counted from zero, as every process
+ * born since the last scan), and a scan right after any tracked process
+ * vanished reads the lists whatever loadavg says.
+ * No pid allocated since the last scan (loadavg's last pid unchanged, as in
+ * COLLECT_TRACKED) means no process was created, so no list can have grown
+ * with a new process: the lists are read only when a pid was allocated, or
+ * after a tracked process vanished. */
+
+/* Reads fd from offset 0 to its end into t->cbuf, NUL-terminated. A seq_file
+ * hands over at most a page or so per read, so read until a read returns 0. */
+static ssize_t read_whole_fd(wm_proctree *t, int fd)
+{
+	size_t len = 0;
+	for (;;) {
+		if (t->cbuf_cap - len < 4096 + 1) {
+			size_t cap = t->cbuf_cap ? t->cbuf_cap * 2 : 8192;
+			if (cap > (size_t)64 << 20)
+				return -EOVERFLOW;   /* ~9 million children: not a real list */
+			char *b = realloc(t->cbuf, cap);
+			if (!b)
+				return -ENOMEM;
+			t->cbuf = b;
+			t->cbuf_cap = cap;
+		}
+		ssize_t n;
+		do
+			n = pread(fd, t->cbuf + len, t->cbuf_cap - len - 1, (off_t)len);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	t->cbuf[len] = '\0';
+	return (ssize_t)len;
+}
+
+static int open_at(int dirfd, const char *path, int flags)
+{
+	int fd;
+	do
+		fd = openat(dirfd, path, flags | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : fd;
+}
+
+/* "<pid>/task/<tid>/children" into path (64 bytes). */
+static void children_path(char *path, size_t size, int pid, int tid)
+{
+	(void)snprintf(path, size, "%d/task/%d/children", pid, tid);
+}
+
+/* Scan entry index of pid, entered into the index as it grows. */
+static int index_add(wm_proctree *t, size_t i)
+{
+	if (2 * t->n_ents > t->hash_size)
+		return build_index(t);   /* doubles: amortised */
+	size_t mask = t->hash_size - 1;
+	size_t h = hash_pid(t->ents[i].st.pid, mask);
+	while (t->hash[h] >= 0) {
+		if (t->ents[t->hash[h]].st.pid == t->ents[i].st.pid)
+			return 0;
+		h = (h + 1) & mask;
+	}
+	t->hash[h] = (int)i;
+	return 0;
+}
+
+/* One pid from parent entry pi's list: read and entered, tracked, unless it
+ * is in this scan already or is no longer pi's child (it exited and the pid
+ * was reused, or it was reparented, between the list and its stat). */
+static int take_child(wm_proctree *t, size_t pi, int cpid)
+{
+	if (cpid <= 0 || lookup(t, cpid) >= 0)
+		return 0;
+	int rc = reserve_ents(t);
+	if (rc)
+		return rc;
+	struct scan_ent *e = &t->ents[t->n_ents];
+	rc = read_stat_path(t, cpid, &e->st, NULL);
+	if (rc)
+		return 0;   /* gone, or unusable: not part of this scan, as in the scan */
+	if (e->st.ppid != t->ents[pi].st.pid)
+		return 0;
+	init_ent(e);
+	e->tracked = 1;
+	t->n_ents++;
+	return index_add(t, t->n_ents - 1);
+}
+
+static int take_children_text(wm_proctree *t, size_t pi)
+{
+	for (const char *s = t->cbuf; *s;) {
+		while (*s == ' ' || *s == '\n')
+			s++;
+		if (!*s)
+			break;
+		long v = 0;
+		int ok = 1;
+		for (; *s && *s != ' ' && *s != '\n'; s++) {
+			if (*s < '0' || *s > '9' || v > INT_MAX / 10)
+				ok = 0;
+			else
+				v = v * 10 + (*s - '0');
+		}
+		if (ok && v > 0 && v <= INT_MAX) {
+			int rc = take_child(t, pi, (int)v);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* Reads the list of thread tid of entry pi through fd. Gone (the thread
+ * exited): an empty list, its children are in another thread's now. */
+static int take_children_fd(wm_proctree *t, size_t pi, int fd)
+{
+	t->n_child_reads++;
+	ssize_t n = read_whole_fd(t, fd);
+	if (n == -ENOMEM)
+		return -ENOMEM;
+	if (n < 0)
+		return 0;
+	return take_children_text(t, pi);
+}
+
+/* Every child of scan entry pi, read and entered. The main thread's list
+ * is read through a kept fd (table entries, budget allowing); a process with
+ * more threads has its task directory listed and each other thread's list
+ * read by path. */
+static int children_of(wm_proctree *t, size_t pi)
+{
+	struct scan_ent *e = &t->ents[pi];
+	int pid = e->st.pid;
+	char path[64];
+	int rc = 0;
+	struct proc_priv *q = e->proc_idx >= 0 ? &t->priv[e->proc_idx] : NULL;
+	if (q && q->cfd < 0 && t->n_kept < t->max_kept) {
+		children_path(path, sizeof path, pid, pid);
+		int fd = open_at(t->dirfd, path, O_RDONLY);
+		if (fd >= 0) {
+			q->cfd = fd;
+			t->n_kept++;
+		}
+	}
+	if (q && q->cfd >= 0) {
+		rc = take_children_fd(t, pi, q->cfd);
+	} else {
+		children_path(path, sizeof path, pid, pid);
+		int fd = open_at(t->dirfd, path, O_RDONLY);
+		if (fd >= 0) {
+			rc = take_children_fd(t, pi, fd);
+			close(fd);
+		}
+	}
+	if (rc || t->ents[pi].st.num_threads <= 1)
+		return rc;
+
+	(void)snprintf(path, sizeof path, "%d/task", pid);
+	int dfd = open_at(t->dirfd, path, O_RDONLY | O_DIRECTORY);
+	if (dfd < 0)
+		return 0;   /* gone meanwhile */
+	char dents[8192];
+	for (;;) {
+		ssize_t n = getdents64(dfd, dents, sizeof dents);
+		if (n <= 0)
+			break;
+		for (ssize_t off = 0; off < n;) {
+			struct dirent64 *d = (struct dirent64 *)(dents + off);
+			off += d->d_reclen;
+			int tid = name_to_pid(d->d_name);
+			if (!tid || tid == pid)
+				continue;
+			char rel[32];
+			(void)snprintf(rel, sizeof rel, "%d/children", tid);
+			int fd = open_at(dfd, rel, O_RDONLY);
+			if (fd < 0)
+				continue;   /* the thread exited */
+			rc = take_children_fd(t, pi, fd);
+			close(fd);
+			if (rc)
+				break;
+		}
+		if (rc)
+			break;
+	}
+	close(dfd);
+	return rc;
+}
+
+/* Steps 1-5 with child lists: the tracked entries read (step 2a, no
+ * listing), then, when asked, the children of those walked from (every one,
+ * or only table entry `from`: add_root), and theirs, breadth first. */
+static int prepare_children(wm_proctree *t, int from, int read_lists)
+{
+	int rc = collect(t, COLLECT_TRACKED);
+	if (!rc)
+		rc = build_index(t);
+	if (rc)
+		return rc;
+	if (read_lists) {
+		size_t n0 = t->n_ents;
+		for (size_t i = 0; i < n0 && !rc; i++)
+			if (t->ents[i].tracked && (from < 0 || t->ents[i].proc_idx == from))
+				rc = children_of(t, i);
+		for (size_t i = n0; i < t->n_ents && !rc; i++)
+			rc = children_of(t, i);
+		if (rc)
+			return rc;
+	}
+	link_and_grow(t, from);
+	return reserve_new(t);
+}
+
+/* The procfs root has child lists we can read: the calling thread's own. */
+static int children_usable(int procfs_dirfd)
+{
+	char buf[64];
+	return wm_read_file_at(procfs_dirfd, "thread-self/children", buf, sizeof buf) >= 0;
+}
+
+int wm_proctree_children_usable(int procfs_dirfd)
+{
+	struct statfs sfs;
+	return fstatfs(procfs_dirfd, &sfs) == 0 && sfs.f_type == WM_PROC_SUPER_MAGIC &&
+	       children_usable(procfs_dirfd);
+}
+
+/* Sets use_children and why from what was asked, what the root offers and
+ * what is measured. */
+static void choose_discovery(wm_proctree *t, int whole_machine)
+{
+	int was = t->use_children;
+	if (t->asked == WM_DISCOVERY_SCAN) {
+		t->use_children = 0;
+		(void)snprintf(t->why, sizeof t->why, "full scan of the procfs root (asked for)");
+	} else if (!wm_proctree_children_usable(t->dirfd)) {
+		t->use_children = 0;
+		(void)snprintf(t->why, sizeof t->why,
+			       "full scan of the procfs root: no child lists there (task/<tid>/children: "
+			       "not a procfs, or a kernel without CONFIG_PROC_CHILDREN)");
+	} else if (whole_machine && t->asked == WM_DISCOVERY_AUTO) {
+		t->use_children = 0;
+		(void)snprintf(t->why, sizeof t->why,
+			       "full scan of the procfs root: pid 1 is measured, so is every process");
+	} else {
+		t->use_children = 1;
+		(void)snprintf(t->why, sizeof t->why,
+			       "child lists (task/<tid>/children) from the measured processes");
+	}
+	if (was && !t->use_children)
+		t->known_valid = 0;   /* known[] went stale meanwhile: read every pid once */
+}
+
+int wm_proctree_set_discovery(wm_proctree *t, wm_proc_discovery d)
+{
+	if (!t)
+		return -EINVAL;
+	if (d == WM_DISCOVERY_CHILD_LISTS && !wm_proctree_children_usable(t->dirfd))
+		return -ENOTSUP;
+	t->asked = d;
+	choose_discovery(t, t->has_init_root);
+	t->reread_children = 1;
+	return 0;
+}
+
+wm_proc_discovery wm_proctree_discovery(const wm_proctree *t, const char **why)
+{
+	if (why)
+		*why = t ? t->why : "";
+	return t && t->use_children ? WM_DISCOVERY_CHILD_LISTS : WM_DISCOVERY_SCAN;
+}
+
+void wm_proctree_child_reads(const wm_proctree *t, uint64_t *reads)
+{
+	if (reads)
+		*reads = t ? t->n_child_reads : 0;
+}
+
 /* ---- step 6: apply --------------------------------------------------------------------- */
 
 static uint64_t sat_sub(uint64_t a, uint64_t b)
@@ -863,6 +1193,7 @@ static void enter_new(wm_proctree *t, struct scan_ent *e, enum apply_mode mode)
 	}
 	t->priv[k].seen = 1;
 	t->priv[k].fd = -1;   /* opened and kept by the next scan */
+	t->priv[k].cfd = -1;
 	t->priv[k].sub = 0;
 	e->proc_idx = (int)k;
 }
@@ -983,6 +1314,26 @@ static int prepare(wm_proctree *t, int from, enum collect_mode mode)
 	return reserve_new(t);
 }
 
+/* wm_proctree_scan with child lists. */
+static int scan_children(wm_proctree *t, int have_last, uint64_t last)
+{
+	int quiet = have_last && t->have_last_pid && last == t->last_pid && !t->reread_children;
+	int rc = prepare_children(t, -1, !quiet);
+	if (rc)
+		return rc;
+	apply_scan(t);
+	/* A list read while a sibling exited may have skipped a child: the
+	 * next scan reads the lists again (see above). */
+	t->reread_children = 0;
+	for (size_t k = 0; k < t->n; k++)
+		if (t->procs[k].vanished)
+			t->reread_children = 1;
+	t->have_last_pid = have_last;
+	t->last_pid = last;
+	t->n_scans++;
+	return 0;
+}
+
 int wm_proctree_scan(wm_proctree *t)
 {
 	if (!t)
@@ -992,6 +1343,8 @@ int wm_proctree_scan(wm_proctree *t)
 	 * the listing or changes the value seen by the next scan. */
 	uint64_t last = 0;
 	int have_last = t->loadavg_fd >= 0 && read_last_pid(t->loadavg_fd, &last) == 0;
+	if (t->use_children)
+		return scan_children(t, have_last, last);
 	enum collect_mode mode = full ? COLLECT_FULL : COLLECT_NEW;
 	if (!full && have_last && t->have_last_pid) {
 		if (last == t->last_pid)
@@ -1045,6 +1398,10 @@ int wm_proctree_add_root(wm_proctree *t, int pid, int count_own)
 		}
 	}
 
+	if (st.pid == 1 && !t->has_init_root) {
+		t->has_init_root = 1;
+		choose_discovery(t, 1);
+	}
 	rc = reserve_procs(t, 1);
 	if (rc)
 		return rc;
@@ -1060,7 +1417,10 @@ int wm_proctree_add_root(wm_proctree *t, int pid, int count_own)
 	 * next scan, and nothing is committed here (a child that another root
 	 * started since the last scan is left for that scan to find). */
 	t->known_valid = 0;
-	rc = prepare(t, (int)k, COLLECT_FULL);
+	if (t->use_children)
+		rc = prepare_children(t, (int)k, 1);
+	else
+		rc = prepare(t, (int)k, COLLECT_FULL);
 	if (rc) {
 		drop_fd(t, k);
 		t->n = k;   /* as if never added */

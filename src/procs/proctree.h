@@ -73,7 +73,37 @@ typedef struct wm_proctree wm_proctree;
 /* The most <pid>/stat file descriptors a tree keeps open. */
 #define WM_PROCTREE_MAX_KEPT_FDS 4096
 
+/* How scans find the measured processes' descendants.
+ *   CHILD_LISTS: from every measured process, the kernel's list of its
+ *     children (<root>/<pid>/task/<tid>/children), and theirs: only the
+ *     measured processes' files are read, whatever else runs on the machine.
+ *   SCAN: the listing of the procfs root (every pid of the machine), with the
+ *     shortcuts above; the same set, at a cost that grows with the machine.
+ *   AUTO (the default): CHILD_LISTS where the root is a procfs whose
+ *     child lists can be read (CONFIG_PROC_CHILDREN), except once pid 1 is
+ *     a root (the whole machine: the listing is the cheaper walk); SCAN
+ *     otherwise (fixture trees, kernels without the lists). */
+typedef enum wm_proc_discovery {
+	WM_DISCOVERY_AUTO = 0,
+	WM_DISCOVERY_CHILD_LISTS,
+	WM_DISCOVERY_SCAN,
+} wm_proc_discovery;
+
 int wm_proctree_new(int procfs_dirfd, wm_proctree **out);
+
+/* Asks for a discovery method (before or between scans). -ENOTSUP for
+ * CHILD_LISTS where the root has none. */
+int wm_proctree_set_discovery(wm_proctree *t, wm_proc_discovery d);
+
+/* The method the scans use now (CHILD_LISTS or SCAN) and, in *why, a
+ * sentence saying so and why (owned by the tree), for `sensors`/meta.json. */
+wm_proc_discovery wm_proctree_discovery(const wm_proctree *t, const char **why);
+
+/* 1 if procfs_dirfd is a procfs whose child lists this thread can read. */
+int wm_proctree_children_usable(int procfs_dirfd);
+
+/* Cumulative reads of children files since _new, for tests and benchmarks. */
+void wm_proctree_child_reads(const wm_proctree *t, uint64_t *reads);
 void wm_proctree_free(wm_proctree *t);
 
 /* Adds a root before or between scans. count_own: 1 to count its own CPU.
