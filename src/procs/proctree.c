@@ -480,6 +480,22 @@ static int list_pids(wm_proctree *t)
 	return 0;
 }
 
+/* cur[] sorted by pid, each pid once. */
+static void sort_cur(wm_proctree *t)
+{
+	int sorted = 1;
+	for (size_t i = 1; i < t->n_cur && sorted; i++)
+		sorted = t->cur[i - 1].pid < t->cur[i].pid;
+	if (sorted)
+		return;
+	qsort(t->cur, t->n_cur, sizeof *t->cur, cmp_lpid);
+	size_t w = 0;
+	for (size_t i = 0; i < t->n_cur; i++)
+		if (w == 0 || t->cur[i].pid != t->cur[w - 1].pid)
+			t->cur[w++] = t->cur[i];
+	t->n_cur = w;
+}
+
 /* Appends the listed pids in [lo, hi] to cur[], seeking straight to lo:
  * procfs's next_tgid() resumes at the first tgid >= position - offset. */
 static int list_range(wm_proctree *t, long lo, long hi)
@@ -611,12 +627,14 @@ static void init_ent(struct scan_ent *e)
 	e->next_sibling = -1;
 }
 
-/* Step 2a for alive table entry k. listed: cur[] holds this scan's listing. */
-static int collect_tracked(wm_proctree *t, size_t k, int listed)
+/* Step 2a for alive table entry k. listed: cur[] holds this scan's complete
+ * listing; marked: cur[] holds listed pids (complete or a range), marked as
+ * read here. */
+static int collect_tracked(wm_proctree *t, size_t k, int listed, int marked)
 {
 	wm_proc *p = &t->procs[k];
 	struct proc_priv *q = &t->priv[k];
-	long j = listed ? find_cur(t, p->pid) : -1;
+	long j = marked ? find_cur(t, p->pid) : -1;
 	if (listed && j < 0) {
 		drop_fd(t, k);   /* not listed: gone, whatever the fd still reads */
 		return 0;
@@ -686,13 +704,22 @@ static int collect(wm_proctree *t, enum collect_mode mode)
 		rc = list_new_pids(t, t->last_pid, t->pending_last_pid);
 	if (rc)
 		return rc;
+	/* A range holds the pids allocated since the last scan and, once the
+	 * allocation wrapped, those it skipped because they were in use: a
+	 * tracked pid among them is read once, in 2a (find_cur marks it), not
+	 * again in 2b as a new pid (a second entry of the same process, which
+	 * the walk from its tracked parent would enter as new). The wrapped
+	 * range is listed in two ascending runs: sorted for find_cur. */
+	if (mode == COLLECT_RANGE)
+		sort_cur(t);
+	int marked = listed || mode == COLLECT_RANGE;
 	for (size_t k = 0; k < t->n; k++)
 		t->priv[k].seen = 0;
 
 	for (size_t k = 0; k < t->n; k++) {
 		if (!t->procs[k].alive)
 			continue;
-		rc = collect_tracked(t, k, listed);
+		rc = collect_tracked(t, k, listed, marked);
 		if (rc)
 			return rc;
 	}
