@@ -102,6 +102,7 @@ struct proc_priv {
 	int seen;         /* linked in the current scan */
 	int fd;           /* <pid>/stat kept open while alive, -1 if none */
 	int cfd;          /* <pid>/task/<pid>/children kept open (child-list discovery), -1 if none */
+	int dfd;          /* <pid> directory kept open (memory tier: smaps_rollup), -1 if none */
 	uint64_t sub;     /* last-seen totals of children that vanished this scan */
 };
 
@@ -302,6 +303,8 @@ void wm_proctree_free(wm_proctree *t)
 			close(t->priv[k].fd);
 		if (t->priv[k].cfd >= 0)
 			close(t->priv[k].cfd);
+		if (t->priv[k].dfd >= 0)
+			close(t->priv[k].dfd);
 	}
 	free(t->cbuf);
 	free(t->known);
@@ -615,8 +618,21 @@ static void drop_fd(wm_proctree *t, size_t k)
 	if (t->priv[k].cfd >= 0) {
 		close(t->priv[k].cfd);
 		t->priv[k].cfd = -1;
+	t->priv[k].dfd = -1;
 		t->n_kept--;
 	}
+	if (t->priv[k].dfd >= 0) {
+		close(t->priv[k].dfd);
+		t->priv[k].dfd = -1;
+		t->n_kept--;
+	}
+}
+
+/* Room for one more kept fd of the second rank (children, directory): they
+ * take at most half the budget, the stat fds read at every scan come first. */
+static int spare_fd(const wm_proctree *t)
+{
+	return t->n_kept < t->max_kept / 2;
 }
 
 static void init_ent(struct scan_ent *e)
@@ -1038,7 +1054,7 @@ static int children_of(wm_proctree *t, size_t pi)
 	char path[64];
 	int rc = 0;
 	struct proc_priv *q = e->proc_idx >= 0 ? &t->priv[e->proc_idx] : NULL;
-	if (q && q->cfd < 0 && t->n_kept < t->max_kept) {
+	if (q && q->cfd < 0 && spare_fd(t)) {
 		children_path(path, sizeof path, pid, pid);
 		int fd = open_at(t->dirfd, path, O_RDONLY);
 		if (fd >= 0) {
@@ -1221,6 +1237,7 @@ static void enter_new(wm_proctree *t, struct scan_ent *e, enum apply_mode mode)
 	t->priv[k].seen = 1;
 	t->priv[k].fd = -1;   /* opened and kept by the next scan */
 	t->priv[k].cfd = -1;
+	t->priv[k].dfd = -1;
 	t->priv[k].sub = 0;
 	e->proc_idx = (int)k;
 }
@@ -1485,6 +1502,37 @@ size_t wm_proctree_forget_exited(wm_proctree *t, void (*drop)(wm_proc *p, void *
 	return gone_n;
 }
 
+/* Keeps <pid>'s directory open for table entry k, if it still holds the
+ * process (its stat read through the directory shows the same starttime):
+ * files opened relative to it are this process's or fail (ESRCH/ENOENT once
+ * it exited), never those of a process that took the pid over. */
+static void keep_dir(wm_proctree *t, size_t k)
+{
+	char name[16];
+	(void)snprintf(name, sizeof name, "%d", t->procs[k].pid);
+	int fd = open_at(t->dirfd, name, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return;
+	char buf[4096];
+	wm_pid_stat st;
+	if (wm_read_file_at(fd, "stat", buf, sizeof buf) < 0 || wm_parse_pid_stat(buf, &st) != 0 ||
+	    st.pid != t->procs[k].pid || st.starttime_ticks != t->procs[k].starttime_ticks) {
+		close(fd);
+		return;
+	}
+	t->priv[k].dfd = fd;
+	t->n_kept++;
+}
+
+static int read_smaps_at(int dirfd, uint64_t *rss, uint64_t *pss, uint64_t *uss)
+{
+	char buf[4096];   /* about 1 KiB today (25 lines) */
+	ssize_t n = wm_read_file_at(dirfd, "smaps_rollup", buf, sizeof buf);
+	if (n < 0)
+		return (int)n;
+	return wm_parse_smaps_rollup(buf, rss, pss, uss);
+}
+
 int wm_proctree_read_memory(wm_proctree *t)
 {
 	if (!t)
@@ -1496,9 +1544,16 @@ int wm_proctree_read_memory(wm_proctree *t)
 		uint64_t rss, pss, uss;
 		/* Gone (ENOENT/ESRCH), another user's process (EACCES/EPERM: ptrace
 		 * access is needed), a zombie (empty file, EINVAL): keep what we
-		 * had. The pid could have been reused since the last scan; the
-		 * next scan notices, and this one read is then someone else's. */
-		if (wm_read_pid_smaps_rollup(t->dirfd, p->pid, &rss, &pss, &uss) == 0) {
+		 * had. Through the kept directory (budget allowing) the read is
+		 * this process's or fails; by path, the pid could have been
+		 * reused since the last scan, and this one read is then someone
+		 * else's (the next scan notices). */
+		struct proc_priv *q = &t->priv[k];
+		if (q->dfd < 0 && spare_fd(t))
+			keep_dir(t, k);
+		int rc = q->dfd >= 0 ? read_smaps_at(q->dfd, &rss, &pss, &uss)
+				     : wm_read_pid_smaps_rollup(t->dirfd, p->pid, &rss, &pss, &uss);
+		if (rc == 0) {
 			p->pss_bytes = pss;
 			p->uss_bytes = uss;
 			p->have_pss = 1;
