@@ -1134,8 +1134,9 @@ static int prepare_children(wm_proctree *t, int from, int read_lists)
 /* The procfs root has child lists we can read: the calling thread's own. */
 static int children_usable(int procfs_dirfd)
 {
-	char buf[64];
-	return wm_read_file_at(procfs_dirfd, "thread-self/children", buf, sizeof buf) >= 0;
+	char buf[64];   /* a start is enough: longer (many children) is -EOVERFLOW, readable */
+	ssize_t n = wm_read_file_at(procfs_dirfd, "thread-self/children", buf, sizeof buf);
+	return n >= 0 || n == -EOVERFLOW;
 }
 
 int wm_proctree_children_usable(int procfs_dirfd)

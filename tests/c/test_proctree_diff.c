@@ -466,8 +466,77 @@ static int driver_main(int proc_fd, int shape_run, int rounds)
 	return 0;
 }
 
+/* Reads per scan: a root and two children measured, 200 unrelated sleepers
+ * beside them and 5 more each round. The child-list tree reads the three
+ * stat files through its kept fds and opens nothing; the scan opens the
+ * unrelated newcomers' stat files to learn their parents. Both hold the
+ * same three. */
+static int reads_main(int proc_fd)
+{
+	static struct driver d;
+	memset(&d, 0, sizeof d);
+	d.proc_fd = proc_fd;
+	int fds[2];
+	CHECK(pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
+	d.msg_rd = fds[0];
+	g_msg_fd = fds[1];
+	struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0 && sigaction(SIGCHLD, &sa, NULL) == 0);
+	if (!wm_proctree_children_usable(proc_fd))
+		return EXIT_SKIP;
+	pid_t root = fork_sleeper();
+	CHECK(root > 0);
+	note(&d, next_msg(&d).pid, K_SLEEPER);
+	for (int i = 0; i < 2; i++) {
+		CHECK(kill(root, SIGUSR1) == 0);
+		note(&d, next_msg(&d).pid, K_SLEEPER);
+	}
+	for (int i = 0; i < 200; i++) {
+		CHECK(fork_sleeper() > 0);
+		note(&d, next_msg(&d).pid, K_SLEEPER);
+	}
+	settle_all(&d);
+	/* still usable with our own list longer than the probe's buffer */
+	CHECK(wm_proctree_children_usable(proc_fd));
+	wm_proctree *a = NULL, *b = NULL;
+	CHECK(wm_proctree_new(proc_fd, &a) == 0 && wm_proctree_new(proc_fd, &b) == 0);
+	CHECK(wm_proctree_set_discovery(a, WM_DISCOVERY_CHILD_LISTS) == 0);
+	CHECK(wm_proctree_set_discovery(b, WM_DISCOVERY_SCAN) == 0);
+	CHECK(wm_proctree_add_root(a, root, 1) == 0 && wm_proctree_add_root(b, root, 1) == 0);
+	for (int i = 0; i < 2; i++)
+		CHECK(wm_proctree_scan(a) == 0 && wm_proctree_scan(b) == 0);
+	for (int r = 0; r < 5; r++) {
+		for (int i = 0; i < 5; i++) {
+			CHECK(fork_sleeper() > 0);
+			note(&d, next_msg(&d).pid, K_SLEEPER);
+		}
+		settle_all(&d);
+		uint64_t ra0, oa0, rb0, ob0, ra1, oa1, rb1, ob1, ca0, ca1;
+		wm_proctree_stats(a, &ra0, &oa0);
+		wm_proctree_stats(b, &rb0, &ob0);
+		wm_proctree_child_reads(a, &ca0);
+		CHECK(wm_proctree_scan(a) == 0 && wm_proctree_scan(b) == 0);
+		wm_proctree_stats(a, &ra1, &oa1);
+		wm_proctree_stats(b, &rb1, &ob1);
+		wm_proctree_child_reads(a, &ca1);
+		same_sets(a, b, r);
+		CHECK(wm_proctree_count(a) == 3);
+		fprintf(stderr, "round %d: child lists %llu stat reads, %llu opens, %llu list reads; "
+			"scan %llu stat reads, %llu opens\n", r, (unsigned long long)(ra1 - ra0),
+			(unsigned long long)(oa1 - oa0), (unsigned long long)(ca1 - ca0),
+			(unsigned long long)(rb1 - rb0), (unsigned long long)(ob1 - ob0));
+		CHECK(ra1 - ra0 == 3 && oa1 - oa0 == 0 && ca1 - ca0 == 3);
+		CHECK(ob1 - ob0 >= 5);
+	}
+	wm_proctree_free(a);
+	wm_proctree_free(b);
+	return 0;
+}
+
 /* pid 1 of the namespace: mounts its procfs, runs the driver, reaps orphans,
- * and kills what is left when the driver is done. */
+ * and kills what is left when the driver is done. shape_run: 1 "run", 0
+ * "--pid", -1 the reads count. */
 static int ns_init(int shape_run, int rounds)
 {
 	char dir[] = "/tmp/wm-diff-proc-XXXXXX";
@@ -491,7 +560,7 @@ static int ns_init(int shape_run, int rounds)
 	}
 	pid_t drv = fork();
 	if (drv == 0)
-		_exit(driver_main(proc_fd, shape_run, rounds));
+		_exit(shape_run < 0 ? reads_main(proc_fd) : driver_main(proc_fd, shape_run, rounds));
 	int status = 0, rc = 1;
 	for (;;) {
 		int st;
@@ -552,6 +621,13 @@ static void lists_equal_scan_as_pid(void **state)
 	run_shape(0);
 }
 
+/* What a scan reads: only the measured processes' files with child lists. */
+static void lists_read_only_the_measured(void **state)
+{
+	(void)state;
+	run_shape(-1);
+}
+
 /* The default: child lists on a real procfs, the scan on a fixture tree
  * (not a procfs) and once pid 1 is a root (the whole machine). */
 static void auto_choice(void **state)
@@ -592,6 +668,7 @@ int main(void)
 		cmocka_unit_test(auto_choice),
 		cmocka_unit_test(lists_equal_scan_as_run),
 		cmocka_unit_test(lists_equal_scan_as_pid),
+		cmocka_unit_test(lists_read_only_the_measured),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
