@@ -1,6 +1,10 @@
 /* proctree.c — see proctree.h.
  *
- * One scan:
+ * Two ways to find descendants: the kernel's child lists (use_children; see
+ * "discovery through the kernel's child lists" below: steps 2a, then the
+ * lists walked breadth first, then 3-6) or the full scan described here.
+ *
+ * One full scan:
  *   0. mode:    <root>/loadavg (kept fd; only where the root is procfs of our
  *      own pid namespace) ends with the last pid allocated. Unchanged since
  *      the last scan: no process was created, so steps 1 and 2b are skipped

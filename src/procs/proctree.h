@@ -19,11 +19,17 @@
  * Cost: a scan re-reads the stat of each tracked process with one pread on
  * a file descriptor kept open while it lives (up to WM_PROCTREE_MAX_KEPT_FDS,
  * and at most half of RLIMIT_NOFILE; beyond that openat + pread + close).
- * Other pids are read once, when first listed, to see whether their parent
- * is ours; on procfs only the pids created since the last scan are listed
- * (none when loadavg's last pid has not moved). Every
+ * New descendants are found (see wm_proc_discovery below) either through the
+ * kernel's child lists of the tracked processes, read only when a pid was
+ * allocated since the last scan (loadavg) or a tracked process vanished, so
+ * that a scan reads the measured processes' files and nothing else; or, by
+ * the full scan: other pids are read once, when first listed, to see whether
+ * their parent is ours; on procfs only the pids created since the last scan
+ * are listed (none when loadavg's last pid has not moved), and every
  * WM_PROCTREE_FULL_SCAN_EVERY-th scan lists and reads every pid again (see
- * proctree.c). The tree holds its fds (O_CLOEXEC) between scans.
+ * proctree.c). The tree holds its fds (O_CLOEXEC) between scans: stat, and
+ * within half the budget the main thread's children file and (memory tier)
+ * the process's directory.
  */
 #ifndef WM_PROCS_PROCTREE_H
 #define WM_PROCS_PROCTREE_H
@@ -115,8 +121,10 @@ int wm_proctree_add_root(wm_proctree *t, int pid, int count_own);
  * (only for failures of the scan itself: ENOMEM, procfs unreadable). */
 int wm_proctree_scan(wm_proctree *t);
 
-/* Reads smaps_rollup of every alive process (PSS/USS). Slow: walks page
- * tables and briefly stalls the target; the sampler runs it on its slowest tier. */
+/* Reads smaps_rollup of every alive process (PSS/USS), relative to its
+ * directory kept open from the first read (checked against its starttime),
+ * so that a reused pid is never read as ours. Slow: walks page tables and
+ * briefly stalls the target; the sampler runs it on its slowest tier. */
 int wm_proctree_read_memory(wm_proctree *t);
 
 /* Cumulative counts of <pid>/stat preads and openat attempts since _new
