@@ -19,7 +19,7 @@ Per sample = self.cpu_s / samples.
 
 Unrelated processes (--unrelated, its own table): the same measured tree
 (a spawner and 10 sleeping children, measured with --pid as above) on a
-machine holding 0, 1,000, 2,000 and 5,000 more sleeping processes that
+machine holding 0, 1,000, 2,000, 3,000 and 5,000 more sleeping processes that
 are not measured (forked by a helper in its own session). Per count:
 ours with the default discovery (the kernel's child lists), ours with
 WATTMETER_PROC_DISCOVERY=scan (the full scan of the procfs root, the
@@ -29,7 +29,8 @@ processes' stat files on kept fds, plus /proc/stat and meminfo), the
 exporter's `serve --per-process --period 1` (the whole machine, which
 keeps the full scan: its CPU per process scan, from its /proc stat over
 4 s after a warm-up), and the default `run` (period 0.5 s, process
-period 1 s, memory every 10 s) as a share of one core.
+period 1 s, memory every 10 s; and with --no-memory) as a share of one
+core over a 15 s run (self.cpu_s / duration_s).
 """
 
 from __future__ import annotations
@@ -222,8 +223,8 @@ def with_env(var: str, value: str, fn, *args):
             os.environ[var] = old
 
 
-def unrelated(repeats: int, seconds: float, counts=(0, 1000, 2000, 5000), children: int = 10,
-              default_seconds: float = 10.0, log=print) -> dict:
+def unrelated(repeats: int, seconds: float, counts=(0, 1000, 2000, 3000, 5000), children: int = 10,
+              default_seconds: float = 15.0, log=print) -> dict:
     tmp = tempfile.mkdtemp(prefix="wm-unrelated-")
     rows: dict = {}
     args = ["--period", "0.1", "--proc-period", "0.1", "--no-memory"]
@@ -253,6 +254,7 @@ def unrelated(repeats: int, seconds: float, counts=(0, 1000, 2000, 5000), childr
                     fl = floor("--tier", "measured", "--tree", str(sp.pid), "--period", "0.1", "--min-seconds", "1.5")
                     ex = exporter_cost()
                     rd = ours(os.path.join(tmp, f"rec-d{n}-{k}"), tree, default_seconds)
+                    rdn = ours(os.path.join(tmp, f"rec-dn{n}-{k}"), tree + ["--no-memory"], default_seconds)
                 finally:
                     os.killpg(sp.pid, signal.SIGKILL)
                     sp.wait()
@@ -264,12 +266,14 @@ def unrelated(repeats: int, seconds: float, counts=(0, 1000, 2000, 5000), childr
                      "scan_us_per_sample": 1e6 * rs["self_cpu_s"] / rs["samples"],
                      "floor_us": fl["cpu_ns_per_iter"] / 1e3, "ratio_floor": us / (fl["cpu_ns_per_iter"] / 1e3),
                      "exporter_us_per_scan": 1e6 * ex,
-                     "default_core_pct": 100.0 * rd["self_cpu_s"] / rd["duration_s"]}
+                     "default_core_pct": 100.0 * rd["self_cpu_s"] / rd["duration_s"],
+                     "default_no_memory_core_pct": 100.0 * rdn["self_cpu_s"] / rdn["duration_s"]}
                 rows.setdefault(str(n), []).append(x)
                 log(f"  [{k + 1}/{repeats}] {n} unrelated ({fl['pids']} pids): child lists {us:.0f} µs/sample, "
                     f"full scan {x['scan_us_per_sample']:.0f}, measured-set floor {x['floor_us']:.0f}; "
                     f"exporter --per-process {x['exporter_us_per_scan']:.0f} µs/scan; default run "
-                    f"{x['default_core_pct']:.3f}% of a core")
+                    f"{x['default_core_pct']:.3f}% of a core ({x['default_no_memory_core_pct']:.3f}% without the "
+                    f"memory tier)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     summary = {n: {key: bl.stats([r[key] for r in rs]) for key in rs[0]} for n, rs in rows.items()}
@@ -282,13 +286,15 @@ def unrelated(repeats: int, seconds: float, counts=(0, 1000, 2000, 5000), childr
 def unrelated_table(res: dict) -> str:
     lines = ["| unrelated processes | pids on the machine | processes measured | ours (child lists), µs per "
              "process sample | ours / ours with none | measured-set floor, µs | ours / floor | full scan of the same "
-             "tree, µs | exporter --per-process (whole machine, full scan), µs per scan | default `run`, % of a core |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "tree, µs | exporter --per-process (whole machine, full scan), µs per scan | default `run`, % of a core | "
+             "default `run --no-memory`, % of a core |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, x in res["summary"].items():
         lines.append(f"| {int(n):,} | {bl.fmt(x['pids_on_machine'], digits=4)} | {bl.fmt(x['procs_measured'], digits=4)} | "
                      f"{bl.fmt(x['us_per_sample'])} | {x['vs_none']:.2f} | {bl.fmt(x['floor_us'])} | "
                      f"{bl.fmt(x['ratio_floor'])} | {bl.fmt(x['scan_us_per_sample'])} | "
-                     f"{bl.fmt(x['exporter_us_per_scan'])} | {bl.fmt(x['default_core_pct'])} |")
+                     f"{bl.fmt(x['exporter_us_per_scan'])} | {bl.fmt(x['default_core_pct'])} | "
+                     f"{bl.fmt(x['default_no_memory_core_pct'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -324,8 +330,8 @@ if __name__ == "__main__":
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--unrelated", action="store_true",
-                    help="only the table against unrelated processes (0, 1000, 2000, 5000)")
-    ap.add_argument("--counts", type=int, nargs="*", default=[0, 1000, 2000, 5000])
+                    help="only the table against unrelated processes (0, 1000, 2000, 3000, 5000)")
+    ap.add_argument("--counts", type=int, nargs="*", default=[0, 1000, 2000, 3000, 5000])
     ap.add_argument("--json-out", help="also write the results as JSON here")
     a = ap.parse_args()
     if a.unrelated:

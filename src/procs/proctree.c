@@ -622,7 +622,6 @@ static void drop_fd(wm_proctree *t, size_t k)
 	if (t->priv[k].cfd >= 0) {
 		close(t->priv[k].cfd);
 		t->priv[k].cfd = -1;
-	t->priv[k].dfd = -1;
 		t->n_kept--;
 	}
 	if (t->priv[k].dfd >= 0) {
@@ -928,7 +927,11 @@ static void link_and_grow(wm_proctree *t, int from)
  * after a tracked process vanished. */
 
 /* Reads fd from offset 0 to its end into t->cbuf, NUL-terminated. A seq_file
- * hands over at most a page or so per read, so read until a read returns 0. */
+ * hands over at most a page or so per read, so read until a read returns 0,
+ * except after a first read of under half a page: seq_read fills its page
+ * with records until they run out or the next one (11 bytes at most here)
+ * would not fit, so a first read that short holds every record (one pread
+ * per list in the common case instead of two). */
 static ssize_t read_whole_fd(wm_proctree *t, int fd)
 {
 	size_t len = 0;
@@ -952,6 +955,8 @@ static ssize_t read_whole_fd(wm_proctree *t, int fd)
 		if (n == 0)
 			break;
 		len += (size_t)n;
+		if (len == (size_t)n && len < 2048)
+			break;
 	}
 	t->cbuf[len] = '\0';
 	return (ssize_t)len;
