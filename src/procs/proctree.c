@@ -100,6 +100,14 @@ struct scan_ent {
 	int next_sibling; /* next child of the same parent, -1 at the end */
 };
 
+/* A thread's children file kept open: its tid and the d_ino of its task
+ * directory entry (a tid reused by a later thread shows another inode). */
+struct tfd {
+	int tid;
+	int fd;
+	uint64_t ino;
+};
+
 /* Private per-entry state, parallel to procs[]. */
 struct proc_priv {
 	int fresh;        /* created since the last scan: is_new in the next one */
@@ -107,6 +115,9 @@ struct proc_priv {
 	int fd;           /* <pid>/stat kept open while alive, -1 if none */
 	int cfd;          /* <pid>/task/<pid>/children kept open (child-list discovery), -1 if none */
 	int dfd;          /* <pid> directory kept open (memory tier: smaps_rollup), -1 if none */
+	int taskfd;       /* <pid>/task kept open (threads' child lists), -1 if none */
+	struct tfd *tf;   /* the other threads' children files kept open, by tid; owned */
+	size_t n_tf, cap_tf;
 	uint64_t sub;     /* last-seen totals of children that vanished this scan */
 };
 
@@ -174,6 +185,8 @@ struct wm_proctree {
 	char why[160];             /* why the scans discover as they do, in words */
 	char *cbuf;                /* a children file's text, grown as needed */
 	size_t cbuf_cap;
+	struct tfd *ntf;           /* scratch: a process's threads as listed now */
+	size_t cap_ntf;
 	uint64_t n_child_reads;
 };
 
@@ -309,7 +322,13 @@ void wm_proctree_free(wm_proctree *t)
 			close(t->priv[k].cfd);
 		if (t->priv[k].dfd >= 0)
 			close(t->priv[k].dfd);
+		if (t->priv[k].taskfd >= 0)
+			close(t->priv[k].taskfd);
+		for (size_t i = 0; i < t->priv[k].n_tf; i++)
+			close(t->priv[k].tf[i].fd);
+		free(t->priv[k].tf);
 	}
+	free(t->ntf);
 	free(t->cbuf);
 	free(t->known);
 	free(t->cur);
@@ -629,6 +648,16 @@ static void drop_fd(wm_proctree *t, size_t k)
 		t->priv[k].dfd = -1;
 		t->n_kept--;
 	}
+	if (t->priv[k].taskfd >= 0) {
+		close(t->priv[k].taskfd);
+		t->priv[k].taskfd = -1;
+		t->n_kept--;
+	}
+	for (size_t i = 0; i < t->priv[k].n_tf; i++) {
+		close(t->priv[k].tf[i].fd);
+		t->n_kept--;
+	}
+	t->priv[k].n_tf = 0;   /* the array stays, for reuse; freed with the entry */
 }
 
 /* Room for one more kept fd of the second rank (children, directory): they
@@ -1052,6 +1081,139 @@ static int take_children_fd(wm_proctree *t, size_t pi, int fd)
 	return take_children_text(t, pi);
 }
 
+static int cmp_tfd(const void *a, const void *b)
+{
+	int x = ((const struct tfd *)a)->tid, y = ((const struct tfd *)b)->tid;
+	return (x > y) - (x < y);
+}
+
+/* Keeps fd of thread tid in the scratch list ntf[*n], within the budget of
+ * spare fds; 0 if it was not kept (the caller closes it). */
+static int keep_tfd(wm_proctree *t, size_t *n, int tid, int fd, uint64_t ino)
+{
+	if (*n == t->cap_ntf) {
+		size_t cap = t->cap_ntf ? t->cap_ntf * 2 : 64;
+		struct tfd *v = realloc(t->ntf, cap * sizeof *v);
+		if (!v)
+			return 0;
+		t->ntf = v;
+		t->cap_ntf = cap;
+	}
+	t->ntf[(*n)++] = (struct tfd){.tid = tid, .fd = fd, .ino = ino};
+	return 1;
+}
+
+/* The lists of the threads of entry pi other than its main one (pid). A
+ * table entry keeps its task directory and the threads' files open (spare
+ * budget allowing): a scan then lists the directory (lseek + getdents) and
+ * preads each thread's list; a thread new since the last list is opened, a
+ * kept one that exited is closed. Others are read by path. */
+static int thread_lists(wm_proctree *t, size_t pi, struct proc_priv *q, int pid)
+{
+	int dfd = q ? q->taskfd : -1, own = 0;
+	if (dfd >= 0 && lseek(dfd, 0, SEEK_SET) < 0) {
+		close(dfd);
+		q->taskfd = dfd = -1;
+		t->n_kept--;
+	}
+	if (dfd < 0) {
+		char path[32];
+		(void)snprintf(path, sizeof path, "%d/task", pid);
+		dfd = open_at(t->dirfd, path, O_RDONLY | O_DIRECTORY);
+		if (dfd < 0)
+			return 0;   /* gone meanwhile */
+		if (q && spare_fd(t)) {
+			q->taskfd = dfd;
+			t->n_kept++;
+		} else {
+			own = 1;
+		}
+	}
+	/* the threads as listed now, into ntf[] (fd -1 for now) */
+	size_t n = 0;
+	char dents[8192];
+	for (;;) {
+		ssize_t got = getdents64(dfd, dents, sizeof dents);
+		if (got <= 0)
+			break;
+		for (ssize_t off = 0; off < got;) {
+			struct dirent64 *d = (struct dirent64 *)(dents + off);
+			off += d->d_reclen;
+			int tid = name_to_pid(d->d_name);
+			if (tid && tid != pid && !keep_tfd(t, &n, tid, -1, (uint64_t)d->d_ino))
+				break;   /* out of memory: the threads listed so far */
+		}
+	}
+	qsort(t->ntf, n, sizeof *t->ntf, cmp_tfd);
+
+	/* merged with the kept ones (sorted by tid): reuse, open, close */
+	size_t j = 0, w = 0;
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct tfd cur = t->ntf[i];
+		while (q && j < q->n_tf && q->tf[j].tid < cur.tid) {
+			close(q->tf[j++].fd);   /* the thread exited */
+			t->n_kept--;
+		}
+		int fd = -1, kept = 0;
+		if (q && j < q->n_tf && q->tf[j].tid == cur.tid) {
+			if (q->tf[j].ino == cur.ino) {
+				fd = q->tf[j].fd;
+				kept = 1;
+			} else {
+				close(q->tf[j].fd);   /* the tid of another thread now */
+				t->n_kept--;
+			}
+			j++;
+		}
+		if (fd < 0) {
+			char rel[32];
+			(void)snprintf(rel, sizeof rel, "%d/children", cur.tid);
+			fd = open_at(dfd, rel, O_RDONLY);
+			if (fd < 0)
+				continue;   /* the thread exited */
+			if (q && spare_fd(t)) {
+				kept = 1;
+				t->n_kept++;
+			}
+		}
+		if (!rc)
+			rc = take_children_fd(t, pi, fd);
+		if (kept) {
+			cur.fd = fd;
+			t->ntf[w++] = cur;   /* w <= i: compacted in place */
+		} else {
+			close(fd);
+		}
+	}
+	while (q && j < q->n_tf) {
+		close(q->tf[j++].fd);
+		t->n_kept--;
+	}
+	if (q) {
+		q->n_tf = 0;
+		if (w > q->cap_tf) {
+			struct tfd *v = realloc(q->tf, w * sizeof *v);
+			if (!v) {
+				for (size_t i = 0; i < w; i++) {
+					close(t->ntf[i].fd);
+					t->n_kept--;
+				}
+				w = 0;
+			} else {
+				q->tf = v;
+				q->cap_tf = w;
+			}
+		}
+		if (w)
+			memcpy(q->tf, t->ntf, w * sizeof *q->tf);
+		q->n_tf = w;
+	}
+	if (own)
+		close(dfd);
+	return rc;
+}
+
 /* Every child of scan entry pi, read and entered. The main thread's list
  * is read through a kept fd (table entries, budget allowing); a process with
  * more threads has its task directory listed and each other thread's list
@@ -1084,36 +1246,7 @@ static int children_of(wm_proctree *t, size_t pi)
 	if (rc || t->ents[pi].st.num_threads <= 1)
 		return rc;
 
-	(void)snprintf(path, sizeof path, "%d/task", pid);
-	int dfd = open_at(t->dirfd, path, O_RDONLY | O_DIRECTORY);
-	if (dfd < 0)
-		return 0;   /* gone meanwhile */
-	char dents[8192];
-	for (;;) {
-		ssize_t n = getdents64(dfd, dents, sizeof dents);
-		if (n <= 0)
-			break;
-		for (ssize_t off = 0; off < n;) {
-			struct dirent64 *d = (struct dirent64 *)(dents + off);
-			off += d->d_reclen;
-			int tid = name_to_pid(d->d_name);
-			if (!tid || tid == pid)
-				continue;
-			char rel[32];
-			(void)snprintf(rel, sizeof rel, "%d/children", tid);
-			int fd = open_at(dfd, rel, O_RDONLY);
-			if (fd < 0)
-				continue;   /* the thread exited */
-			rc = take_children_fd(t, pi, fd);
-			close(fd);
-			if (rc)
-				break;
-		}
-		if (rc)
-			break;
-	}
-	close(dfd);
-	return rc;
+	return thread_lists(t, pi, q, pid);
 }
 
 /* Steps 1-5 with child lists: the tracked entries read (step 2a, no
@@ -1248,6 +1381,9 @@ static void enter_new(wm_proctree *t, struct scan_ent *e, enum apply_mode mode)
 	t->priv[k].fd = -1;   /* opened and kept by the next scan */
 	t->priv[k].cfd = -1;
 	t->priv[k].dfd = -1;
+	t->priv[k].taskfd = -1;
+	t->priv[k].tf = NULL;
+	t->priv[k].n_tf = t->priv[k].cap_tf = 0;
 	t->priv[k].sub = 0;
 	e->proc_idx = (int)k;
 }
@@ -1497,6 +1633,9 @@ size_t wm_proctree_forget_exited(wm_proctree *t, void (*drop)(wm_proc *p, void *
 	for (size_t k = 0; k < t->n; k++) {
 		if (!t->procs[k].alive) {
 			drop_fd(t, k);
+			free(t->priv[k].tf);
+			t->priv[k].tf = NULL;
+			t->priv[k].cap_tf = 0;
 			if (drop)
 				drop(&t->procs[k], arg);
 			gone_n++;

@@ -29,6 +29,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -534,6 +535,104 @@ static int reads_main(int proc_fd)
 	return 0;
 }
 
+/* Threads: a child forked by a thread other than the main one is in that
+ * thread's list only. The driver (a root, as the CLI) forks from a second
+ * thread, the thread exits (its child moves to the main thread's list), a
+ * third thread forks again; both trees see every child each time, and the
+ * child-list tree reads the threads' lists through kept fds. */
+struct fork_job {
+	struct driver *d;
+	int park_fd;   /* >= 0: stay alive, reading it, after the fork */
+	int done_fd;   /* written once the child is noted */
+};
+
+static void *fork_from_thread(void *arg)
+{
+	struct fork_job *j = arg;
+	pid_t p = fork_sleeper();
+	CHECK(p > 0);
+	note(j->d, next_msg(j->d).pid, K_SLEEPER);
+	if (j->park_fd >= 0) {
+		CHECK(write(j->done_fd, "d", 1) == 1);
+		char c;
+		while (read(j->park_fd, &c, 1) < 0 && errno == EINTR)
+			;
+	}
+	return NULL;
+}
+
+static void *park(void *arg)
+{
+	int fd = *(int *)arg;
+	char c;
+	while (read(fd, &c, 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+static int threads_main(int proc_fd)
+{
+	static struct driver d;
+	memset(&d, 0, sizeof d);
+	d.proc_fd = proc_fd;
+	int fds[2], gate[2];
+	CHECK(pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0 && pipe2(gate, O_CLOEXEC) == 0);
+	d.msg_rd = fds[0];
+	g_msg_fd = fds[1];
+	struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0 && sigaction(SIGCHLD, &sa, NULL) == 0);
+	if (!wm_proctree_children_usable(proc_fd))
+		return EXIT_SKIP;
+	CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+	wm_proctree *a = NULL, *b = NULL;
+	CHECK(wm_proctree_new(proc_fd, &a) == 0 && wm_proctree_new(proc_fd, &b) == 0);
+	CHECK(wm_proctree_set_discovery(a, WM_DISCOVERY_CHILD_LISTS) == 0);
+	CHECK(wm_proctree_set_discovery(b, WM_DISCOVERY_SCAN) == 0);
+	CHECK(wm_proctree_add_root(a, getpid(), 0) == 0 && wm_proctree_add_root(b, getpid(), 0) == 0);
+	/* parked threads: the process stays multi-threaded throughout */
+	pthread_t parked[3];
+	for (int i = 0; i < 3; i++)
+		CHECK(pthread_create(&parked[i], NULL, park, &gate[0]) == 0);
+	struct fork_job job = {.d = &d, .park_fd = -1, .done_fd = -1};
+	for (int r = 0; r < 4; r++) {
+		pthread_t th;
+		job.park_fd = -1;
+		CHECK(pthread_create(&th, NULL, fork_from_thread, &job) == 0);
+		CHECK(pthread_join(th, NULL) == 0);   /* the forking thread is gone */
+		settle_all(&d);
+		CHECK(wm_proctree_scan(a) == 0 && wm_proctree_scan(b) == 0);
+		same_sets(a, b, r);
+		CHECK(wm_proctree_count(a) == (size_t)(2 * r + 2));
+		/* and a child forked by a thread that is still alive: in that
+		 * thread's list only */
+		int hold[2], done[2];
+		CHECK(pipe2(hold, O_CLOEXEC) == 0 && pipe2(done, O_CLOEXEC) == 0);
+		job.park_fd = hold[0];
+		job.done_fd = done[1];
+		CHECK(pthread_create(&th, NULL, fork_from_thread, &job) == 0);
+		char c;
+		CHECK(read(done[0], &c, 1) == 1);
+		settle_all(&d);
+		CHECK(wm_proctree_scan(a) == 0 && wm_proctree_scan(b) == 0);
+		same_sets(a, b, 100 + r);
+		CHECK(wm_proctree_count(a) == (size_t)(2 * r + 3));
+		CHECK(write(hold[1], "x", 1) == 1);
+		CHECK(pthread_join(th, NULL) == 0);
+		close(hold[0]);
+		close(hold[1]);
+		close(done[0]);
+		close(done[1]);
+	}
+	CHECK(wm_proctree_count(a) == 9);
+	CHECK(write(gate[1], "xxx", 3) == 3);
+	for (int i = 0; i < 3; i++)
+		CHECK(pthread_join(parked[i], NULL) == 0);
+	wm_proctree_free(a);
+	wm_proctree_free(b);
+	return 0;
+}
+
 /* pid 1 of the namespace: mounts its procfs, runs the driver, reaps orphans,
  * and kills what is left when the driver is done. shape_run: 1 "run", 0
  * "--pid", -1 the reads count. */
@@ -560,7 +659,8 @@ static int ns_init(int shape_run, int rounds)
 	}
 	pid_t drv = fork();
 	if (drv == 0)
-		_exit(shape_run < 0 ? reads_main(proc_fd) : driver_main(proc_fd, shape_run, rounds));
+		_exit(shape_run == -2 ? threads_main(proc_fd)
+		      : shape_run < 0 ? reads_main(proc_fd) : driver_main(proc_fd, shape_run, rounds));
 	int status = 0, rc = 1;
 	for (;;) {
 		int st;
@@ -621,6 +721,13 @@ static void lists_equal_scan_as_pid(void **state)
 	run_shape(0);
 }
 
+/* Children of threads other than the main one. */
+static void lists_follow_threads(void **state)
+{
+	(void)state;
+	run_shape(-2);
+}
+
 /* What a scan reads: only the measured processes' files with child lists. */
 static void lists_read_only_the_measured(void **state)
 {
@@ -669,6 +776,7 @@ int main(void)
 		cmocka_unit_test(lists_equal_scan_as_run),
 		cmocka_unit_test(lists_equal_scan_as_pid),
 		cmocka_unit_test(lists_read_only_the_measured),
+		cmocka_unit_test(lists_follow_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
