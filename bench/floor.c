@@ -9,6 +9,12 @@
  *   process tier: the counter reads, plus one pread of /proc/meminfo, a
  *                 rewinddir + readdir of /proc and, for every numeric
  *                 entry, openat(<pid>/stat) + one pread + close.
+ *   measured tier (--tier measured --tree PID, PID repeatable): the counter
+ *                 reads, one pread of /proc/meminfo and one pread of the stat
+ *                 of every process of the trees under the PIDs, through fds
+ *                 kept open (the trees found once, at the start, through
+ *                 task/<pid>/children): the floor of a process sample that
+ *                 reads only the measured processes' files.
  *   With --period S the counter and process tiers sleep to an absolute
  *   deadline every S before each iteration, as a sampler does: the figure
  *   then includes waking up with cold caches (the periodic floor); without
@@ -24,7 +30,7 @@
  *                 costs the thread on this kernel, reported apart to explain
  *                 the gap between the read floor and a real sampler.
  *
- * usage: floor [--sysfs-root DIR] [--procfs-root DIR] [--tier counter|proc|wake]
+ * usage: floor [--sysfs-root DIR] [--procfs-root DIR] [--tier counter|proc|measured|wake] [--tree PID]...
  *              [--iterations N] [--min-seconds S] [--period S]
  * prints one JSON line: {"tier":..., "zones":..., "pids":..., "iterations":...,
  *                        "cpu_ns_per_iter":..., "wall_ns_per_iter":...}
@@ -78,6 +84,62 @@ static void read_proc_stat(int fd, char *buf, size_t size)
 		sink += strtoull(p, &p, 10);
 }
 
+#define MAX_TREE 65536
+
+/* The tree under pid, pid first, into fds[] (<pid>/stat kept open). */
+static int open_tree(int dfd, int pid, int *fds, int n, int max)
+{
+	if (n >= max)
+		return n;
+	char path[64];
+	snprintf(path, sizeof path, "%d/stat", pid);
+	int fd = openat(dfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return n;
+	fds[n++] = fd;
+	snprintf(path, sizeof path, "%d/task/%d/children", pid, pid);
+	int cfd = openat(dfd, path, O_RDONLY | O_CLOEXEC);
+	if (cfd < 0)
+		return n;
+	static char buf[1 << 20];
+	size_t len = 0;
+	ssize_t k;
+	while (len < sizeof buf - 1 && (k = read(cfd, buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)k;
+	close(cfd);
+	buf[len] = '\0';
+	char *copy = strdup(buf), *save = NULL;
+	for (char *tok = strtok_r(copy, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+		n = open_tree(dfd, atoi(tok), fds, n, max);
+	free(copy);
+	return n;
+}
+
+static void read_tree(const int *fds, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char buf[4096];
+		ssize_t k = pread(fds[i], buf, sizeof buf - 1, 0);
+		if (k > 0) {
+			buf[k] = '\0';
+			char *rp = strrchr(buf, ')');
+			if (rp)
+				sink += (uint64_t)(rp - buf);
+		}
+	}
+}
+
+static int count_pids(DIR *d)
+{
+	int n = 0;
+	rewinddir(d);
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (isdigit((unsigned char)e->d_name[0]))
+			n++;
+	return n;
+}
+
 static int scan_procs(DIR *d, int dfd)
 {
 	int n = 0;
@@ -112,7 +174,12 @@ int main(int argc, char **argv)
 	double min_s = 1.0, period_s = 0.0;
 	const char *write_path = NULL;
 	int want_cputime = 0;
+	int trees[64], n_trees = 0;
 	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--tree") && i + 1 < argc && n_trees < 64) {
+			trees[n_trees++] = atoi(argv[++i]);
+			continue;
+		}
 		if (!strcmp(argv[i], "--sysfs-root") && i + 1 < argc)
 			sysfs = argv[++i];
 		else if (!strcmp(argv[i], "--procfs-root") && i + 1 < argc)
@@ -130,12 +197,13 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--min-seconds") && i + 1 < argc)
 			min_s = atof(argv[++i]);
 		else {
-			fprintf(stderr, "usage: %s [--sysfs-root DIR] [--procfs-root DIR] [--tier counter|proc] "
-					"[--iterations N] [--min-seconds S]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--sysfs-root DIR] [--procfs-root DIR] [--tier counter|proc|measured|wake] "
+					"[--tree PID]... [--iterations N] [--min-seconds S]\n", argv[0]);
 			return 2;
 		}
 	}
-	int proc_tier = !strcmp(tier, "proc");
+	int measured_tier = !strcmp(tier, "measured");
+	int proc_tier = !strcmp(tier, "proc") || measured_tier;
 	if (!strcmp(tier, "wake")) {
 		if (period_s <= 0)
 			period_s = 0.01;
@@ -186,6 +254,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int pdfd = dirfd(pd);
+	static int tree_fds[MAX_TREE];
+	int n_tree = 0;
+	for (int i = 0; measured_tier && i < n_trees; i++)
+		n_tree = open_tree(pdfd, trees[i], tree_fds, n_tree, MAX_TREE);
+	int machine_pids = count_pids(pd);
 	static char statbuf[65536];
 	int wfd = -1;
 	if (write_path) {
@@ -223,7 +296,10 @@ int main(int argc, char **argv)
 		}
 		if (proc_tier) {
 			read_proc_stat(memfd, statbuf, sizeof statbuf);
-			pids = scan_procs(pd, pdfd);
+			if (measured_tier)
+				read_tree(tree_fds, n_tree);
+			else
+				pids = scan_procs(pd, pdfd);
 		}
 		it++;
 		if (iterations ? it >= iterations
@@ -233,9 +309,12 @@ int main(int argc, char **argv)
 	uint64_t c1 = now_ns(CLOCK_PROCESS_CPUTIME_ID), w1 = now_ns(CLOCK_MONOTONIC);
 	if (wfd >= 0)
 		close(wfd);
-	printf("{\"tier\":\"%s\",\"write\":%d,\"cputime\":%d,\"period_s\":%g,\"zones\":%d,\"pids\":%d,\"iterations\":%ld,"
-	       "\"cpu_ns_per_iter\":%.1f,\"wall_ns_per_iter\":%.1f}\n",
-	       proc_tier ? "proc" : "counter", wfd >= 0, want_cputime, period_s, nz, pids, it, (double)(c1 - c0) / (double)it,
+	if (measured_tier)
+		pids = machine_pids;
+	printf("{\"tier\":\"%s\",\"write\":%d,\"cputime\":%d,\"period_s\":%g,\"zones\":%d,\"pids\":%d,\"measured\":%d,"
+	       "\"iterations\":%ld,\"cpu_ns_per_iter\":%.1f,\"wall_ns_per_iter\":%.1f}\n",
+	       measured_tier ? "measured" : proc_tier ? "proc" : "counter", wfd >= 0, want_cputime, period_s, nz, pids,
+	       n_tree, it, (double)(c1 - c0) / (double)it,
 	       (double)(w1 - w0) / (double)it);
 	return 0;
 }

@@ -73,6 +73,14 @@ def main() -> int:
                   "`bench/floor.c` doing only the reads (readdir of /proc, open+pread+close of every "
                   "<pid>/stat, /proc/stat, /proc/meminfo), at the same period (periodic) and flat out "
                   "(tight).\n\n" + scale.table(s))
+        log("== the process tier against unrelated processes on the machine")
+        u = scale.unrelated(1, 2.0 if q else 4.0, counts=(0, 1000) if q else (0, 1000, 2000, 3000, 5000),
+                            default_seconds=5.0 if q else 15.0, log=log)
+        data["unrelated"] = u
+        md.append("\n### Against unrelated processes\n\n"
+                  "The same tree (a spawner and 10 sleeping children) with N more sleeping processes on the "
+                  "machine, not measured; method in bench/README.md (3, \"Against unrelated processes\").\n\n"
+                  + scale.unrelated_table(u))
 
     # ---- 5b. where a counter sample's cost goes --------------------------------------------------
     if "profile" not in a.skip:

@@ -16,6 +16,21 @@ Counter tier: `wattmeter run --sysfs-root FAKE --period 0.01 --proc-period
 `floor --tier counter` on the same tree; and `floor --tier wake`, the cost of
 nothing but waking up every period, to show where the difference goes.
 Per sample = self.cpu_s / samples.
+
+Unrelated processes (--unrelated, its own table): the same measured tree
+(a spawner and 10 sleeping children, measured with --pid as above) on a
+machine holding 0, 1,000, 2,000, 3,000 and 5,000 more sleeping processes that
+are not measured (forked by a helper in its own session). Per count:
+ours with the default discovery (the kernel's child lists), ours with
+WATTMETER_PROC_DISCOVERY=scan (the full scan of the procfs root, the
+method before child lists, the same set), the measured-set floor
+(`floor --tier measured --tree SPAWNER --period 0.1`: only the measured
+processes' stat files on kept fds, plus /proc/stat and meminfo), the
+exporter's `serve --per-process --period 1` (the whole machine, which
+keeps the full scan: its CPU per process scan, from its threads'
+schedstat over 4 s after a warm-up), and the default `run` (period 0.5 s, process
+period 1 s, memory every 10 s; and with --no-memory) as a share of one
+core over a 15 s run (self.cpu_s / duration_s).
 """
 
 from __future__ import annotations
@@ -139,6 +154,157 @@ def run(repeats: int, seconds: float, ns=(10, 100, 1000), log=print) -> dict:
     return {"summary": summary, "runs": rows}
 
 
+UNRELATED_SPAWNER = r"""
+import os, signal, sys
+n = int(sys.argv[1])
+for _ in range(n):
+    if os.fork() == 0:
+        while True:
+            signal.pause()
+print("ready", flush=True)
+while True:
+    signal.pause()
+"""
+
+
+def spawn_unrelated(n: int):
+    """n sleeping processes in their own session; (Popen or None)."""
+    if n <= 0:
+        return None
+    sp = subprocess.Popen([sys.executable, "-c", UNRELATED_SPAWNER, str(n)], stdout=subprocess.PIPE,
+                          text=True, start_new_session=True)
+    assert sp.stdout is not None
+    if sp.stdout.readline().strip() != "ready":
+        raise RuntimeError("the unrelated-process spawner did not start")
+    return sp
+
+
+def kill_group(sp, pids_before: int) -> None:
+    if not sp:
+        return
+    os.killpg(sp.pid, signal.SIGKILL)
+    sp.wait()
+    t_end = time.monotonic() + 60
+    while time.monotonic() < t_end and count_pids() > pids_before + 5:
+        time.sleep(0.1)
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds of every thread of pid, at ns resolution (task/*/schedstat:
+    the stat file's 10 ms ticks are too coarse for a few scans)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return total / 1e9
+
+
+def exporter_cost(seconds: float = 4.0) -> float:
+    """`serve --per-process --period 1`: CPU seconds per process scan (one a second)."""
+    wm = bl.wattmeter_bin()
+    sp = subprocess.Popen([wm, "serve", "--per-process", "--period", "1", "--no-gpu", "--listen", "127.0.0.1:0"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2.5)   # the baseline (every pid read) and the first scans
+        c0, t0 = proc_cpu_s(sp.pid), time.monotonic()
+        time.sleep(seconds)
+        c1, t1 = proc_cpu_s(sp.pid), time.monotonic()
+    finally:
+        sp.terminate()
+        sp.wait()
+    return (c1 - c0) / max(1.0, round(t1 - t0))
+
+
+def with_env(var: str, value: str, fn, *args):
+    old = os.environ.get(var)
+    os.environ[var] = value
+    try:
+        return fn(*args)
+    finally:
+        if old is None:
+            del os.environ[var]
+        else:
+            os.environ[var] = old
+
+
+def unrelated(repeats: int, seconds: float, counts=(0, 1000, 2000, 3000, 5000), children: int = 10,
+              default_seconds: float = 15.0, log=print) -> dict:
+    tmp = tempfile.mkdtemp(prefix="wm-unrelated-")
+    rows: dict = {}
+    args = ["--period", "0.1", "--proc-period", "0.1", "--no-memory"]
+    try:
+        for k in range(repeats):
+            for n in counts:
+                pids_before = count_pids()
+                un = spawn_unrelated(n)
+                sp = subprocess.Popen([sys.executable, bl.WORKLOAD, "--seconds", str(4 * seconds + default_seconds + 60),
+                                       "--children", str(children), "--child-mode", "sleep", "--main", "sleep"],
+                                      start_new_session=True)
+                try:
+                    t_end = time.monotonic() + 30
+                    while time.monotonic() < t_end:
+                        try:
+                            with open(f"/proc/{sp.pid}/task/{sp.pid}/children") as f:
+                                if len(f.read().split()) >= children:
+                                    break
+                        except OSError:
+                            pass
+                        time.sleep(0.05)
+                    time.sleep(0.5)
+                    tree = ["--pid", str(sp.pid)]
+                    r = ours(os.path.join(tmp, f"rec-u{n}-{k}"), args + tree, seconds)
+                    rs = with_env("WATTMETER_PROC_DISCOVERY", "scan", ours, os.path.join(tmp, f"rec-s{n}-{k}"),
+                                  args + tree, seconds)
+                    fl = floor("--tier", "measured", "--tree", str(sp.pid), "--period", "0.1", "--min-seconds", "1.5")
+                    ex = exporter_cost()
+                    rd = ours(os.path.join(tmp, f"rec-d{n}-{k}"), tree, default_seconds)
+                    rdn = ours(os.path.join(tmp, f"rec-dn{n}-{k}"), tree + ["--no-memory"], default_seconds)
+                finally:
+                    os.killpg(sp.pid, signal.SIGKILL)
+                    sp.wait()
+                    kill_group(un, pids_before)
+                    time.sleep(0.5)
+                us = 1e6 * r["self_cpu_s"] / r["samples"]
+                x = {"unrelated": n, "pids_on_machine": fl["pids"], "procs_measured": r["procs_per_proc_line"],
+                     "floor_measured": fl["measured"], "us_per_sample": us,
+                     "scan_us_per_sample": 1e6 * rs["self_cpu_s"] / rs["samples"],
+                     "floor_us": fl["cpu_ns_per_iter"] / 1e3, "ratio_floor": us / (fl["cpu_ns_per_iter"] / 1e3),
+                     "exporter_us_per_scan": 1e6 * ex,
+                     "default_core_pct": 100.0 * rd["self_cpu_s"] / rd["duration_s"],
+                     "default_no_memory_core_pct": 100.0 * rdn["self_cpu_s"] / rdn["duration_s"]}
+                rows.setdefault(str(n), []).append(x)
+                log(f"  [{k + 1}/{repeats}] {n} unrelated ({fl['pids']} pids): child lists {us:.0f} µs/sample, "
+                    f"full scan {x['scan_us_per_sample']:.0f}, measured-set floor {x['floor_us']:.0f}; "
+                    f"exporter --per-process {x['exporter_us_per_scan']:.0f} µs/scan; default run "
+                    f"{x['default_core_pct']:.3f}% of a core ({x['default_no_memory_core_pct']:.3f}% without the "
+                    f"memory tier)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary = {n: {key: bl.stats([r[key] for r in rs]) for key in rs[0]} for n, rs in rows.items()}
+    base = summary.get("0", {}).get("us_per_sample", {}).get("median")
+    for n, x in summary.items():
+        x["vs_none"] = (x["us_per_sample"]["median"] / base) if base else float("nan")
+    return {"summary": summary, "runs": rows}
+
+
+def unrelated_table(res: dict) -> str:
+    lines = ["| unrelated processes | pids on the machine | processes measured | ours (child lists), µs per "
+             "process sample | ours / ours with none | measured-set floor, µs | ours / floor | full scan of the same "
+             "tree, µs | exporter --per-process (whole machine, full scan), µs per scan | default `run`, % of a core | "
+             "default `run --no-memory`, % of a core |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for n, x in res["summary"].items():
+        lines.append(f"| {int(n):,} | {bl.fmt(x['pids_on_machine'], digits=4)} | {bl.fmt(x['procs_measured'], digits=4)} | "
+                     f"{bl.fmt(x['us_per_sample'])} | {x['vs_none']:.2f} | {bl.fmt(x['floor_us'])} | "
+                     f"{bl.fmt(x['ratio_floor'])} | {bl.fmt(x['scan_us_per_sample'])} | "
+                     f"{bl.fmt(x['exporter_us_per_scan'])} | {bl.fmt(x['default_core_pct'])} | "
+                     f"{bl.fmt(x['default_no_memory_core_pct'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def table(res: dict) -> str:
     s = res["summary"]
     lines = ["| measured set | processes measured | pids on the machine | our CPU per sample, µs | "
@@ -170,5 +336,17 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--unrelated", action="store_true",
+                    help="only the table against unrelated processes (0, 1000, 2000, 3000, 5000)")
+    ap.add_argument("--counts", type=int, nargs="*", default=[0, 1000, 2000, 3000, 5000])
+    ap.add_argument("--json-out", help="also write the results as JSON here")
     a = ap.parse_args()
-    print(table(run(a.repeats, a.seconds)))
+    if a.unrelated:
+        res = unrelated(a.repeats, a.seconds, counts=tuple(a.counts))
+        print(unrelated_table(res))
+    else:
+        res = run(a.repeats, a.seconds)
+        print(table(res))
+    if a.json_out:
+        with open(a.json_out, "w") as f:
+            json.dump(res, f, indent=1)

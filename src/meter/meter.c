@@ -551,6 +551,51 @@ static int copy_command(wm_meter *m, const char *const *command)
 	return 0;
 }
 
+/* WATTMETER_PROC_DISCOVERY=child-lists|scan|auto: how the process tree finds
+ * descendants (see proctree.h), for benchmarks and for a kernel whose child
+ * lists one does not trust. Unset or empty: auto. */
+static int take_discovery_env(wm_meter *m, char *err, size_t errlen)
+{
+	const char *v = getenv("WATTMETER_PROC_DISCOVERY");
+	if (!v || !*v || !strcmp(v, "auto"))
+		return 0;
+	wm_proc_discovery d;
+	if (!strcmp(v, "child-lists"))
+		d = WM_DISCOVERY_CHILD_LISTS;
+	else if (!strcmp(v, "scan"))
+		d = WM_DISCOVERY_SCAN;
+	else
+		return wm_err(err, errlen, -EINVAL, "WATTMETER_PROC_DISCOVERY=%.40s: not one of auto, child-lists, scan",
+			      v);
+	int rc = wm_proctree_set_discovery(m->tree, d);
+	if (rc < 0)
+		return wm_err(err, errlen, rc, "WATTMETER_PROC_DISCOVERY=child-lists: %s has no readable child lists "
+			      "(task/<tid>/children); unset it to use the full scan", m->procroot.path);
+	return 0;
+}
+
+/* Ends detail with "; processes found by <how>", replacing an earlier one. */
+static void put_discovery(char *detail, size_t size, const wm_proctree *t)
+{
+	static const char tag[] = "; processes found by ";
+	const char *why = "";
+	(void)wm_proctree_discovery(t, &why);
+	char *old = strstr(detail, tag);
+	if (old)
+		*old = '\0';
+	if (!t)
+		return;   /* no process tree (the whole machine, from /proc/stat alone) */
+	size_t len = strlen(detail);
+	if (len + 1 < size)
+		(void)snprintf(detail + len, size - len, "%s%s", tag, why);
+}
+
+/* `sensors` and meta.json say how the measured processes are found. */
+static void note_discovery(wm_meter *m)
+{
+	put_discovery(m->sources.procfs_detail, sizeof m->sources.procfs_detail, m->tree);
+}
+
 /* Opens the roots and /proc/stat, fills a probe context. Shared with
  * wm_sensors_describe so both probe alike. */
 int wm_probe_context(wm_root *sysroot, wm_root *procroot, wm_sysstat *st, int *have_st,
@@ -580,6 +625,11 @@ int wm_probe_context(wm_root *sysroot, wm_root *procroot, wm_sysstat *st, int *h
 		(void)wm_sysstat_read_mem(st, &total, &avail);
 		(void)snprintf(srcs->procfs_detail, sizeof srcs->procfs_detail, "%.300s: %d CPUs, %.1f GiB memory",
 			       procroot->path, ctx->n_cpus, (double)total / (1024.0 * 1024.0 * 1024.0));
+		/* what a run's tree would use (the meter's own tree says again) */
+		wm_proctree *t = NULL;
+		if (wm_proctree_new(procroot->dirfd, &t) == 0)
+			put_discovery(srcs->procfs_detail, sizeof srcs->procfs_detail, t);
+		wm_proctree_free(t);
 	} else {
 		(void)snprintf(srcs->procfs_detail, sizeof srcs->procfs_detail, "%s", serr);
 		(void)snprintf(srcs->procfs_fix, sizeof srcs->procfs_fix,
@@ -836,6 +886,9 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 			wm_err(err, errlen, rc, "cannot set up the process table: %s", strerror(-rc));
 			goto fail;
 		}
+		rc = take_discovery_env(m, err, errlen);
+		if (rc < 0)
+			goto fail;
 		for (size_t i = 0; i < c->n_pids; i++) {
 			rc = add_root(m, c->pids[i], 1);
 			if (rc < 0) {
@@ -852,6 +905,7 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 		if (c->reaper_pid > 0)
 			(void)wm_proctree_add_reaper(m->tree, c->reaper_pid);
 	}
+	note_discovery(m);
 
 	m->wall0_s = wm_now_wall_s();
 	for (size_t i = 0; i < m->n_sinks; i++) {

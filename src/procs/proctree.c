@@ -1,6 +1,10 @@
 /* proctree.c — see proctree.h.
  *
- * One scan:
+ * Two ways to find descendants: the kernel's child lists (use_children; see
+ * "discovery through the kernel's child lists" below: steps 2a, then the
+ * lists walked breadth first, then 3-6) or the full scan described here.
+ *
+ * One full scan:
  *   0. mode:    <root>/loadavg (kept fd; only where the root is procfs of our
  *      own pid namespace) ends with the last pid allocated. Unchanged since
  *      the last scan: no process was created, so steps 1 and 2b are skipped
@@ -78,6 +82,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -95,11 +100,24 @@ struct scan_ent {
 	int next_sibling; /* next child of the same parent, -1 at the end */
 };
 
+/* A thread's children file kept open: its tid and the d_ino of its task
+ * directory entry (a tid reused by a later thread shows another inode). */
+struct tfd {
+	int tid;
+	int fd;
+	uint64_t ino;
+};
+
 /* Private per-entry state, parallel to procs[]. */
 struct proc_priv {
 	int fresh;        /* created since the last scan: is_new in the next one */
 	int seen;         /* linked in the current scan */
 	int fd;           /* <pid>/stat kept open while alive, -1 if none */
+	int cfd;          /* <pid>/task/<pid>/children kept open (child-list discovery), -1 if none */
+	int dfd;          /* <pid> directory kept open (memory tier: smaps_rollup), -1 if none */
+	int taskfd;       /* <pid>/task kept open (threads' child lists), -1 if none */
+	struct tfd *tf;   /* the other threads' children files kept open, by tid; owned */
+	size_t n_tf, cap_tf;
 	uint64_t sub;     /* last-seen totals of children that vanished this scan */
 };
 
@@ -156,8 +174,20 @@ struct wm_proctree {
 	int range_ok;
 	long pid_pos_off;
 
-	size_t n_kept, max_kept;   /* kept stat fds, and their bound */
+	size_t n_kept, max_kept;   /* kept stat (and children) fds, and their bound */
 	uint64_t n_stat_reads, n_stat_opens;
+
+	/* Discovery (see "discovery through the kernel's child lists" below). */
+	wm_proc_discovery asked;   /* what the caller asked for */
+	int use_children;          /* the scans follow child lists, not the listing */
+	int reread_children;       /* read the child lists at the next scan whatever loadavg says */
+	int has_init_root;         /* pid 1 is a root: the whole machine is measured */
+	char why[160];             /* why the scans discover as they do, in words */
+	char *cbuf;                /* a children file's text, grown as needed */
+	size_t cbuf_cap;
+	struct tfd *ntf;           /* scratch: a process's threads as listed now */
+	size_t cap_ntf;
+	uint64_t n_child_reads;
 };
 
 enum collect_mode {
@@ -173,6 +203,9 @@ enum apply_mode {
 };
 
 #define WM_PROC_SUPER_MAGIC 0x9fa0   /* linux/magic.h PROC_SUPER_MAGIC */
+
+static void choose_discovery(wm_proctree *t, int whole_machine);
+static int reserve_new(wm_proctree *t);
 
 /* ---- the last allocated pid ---------------------------------------------------------- */
 
@@ -272,6 +305,8 @@ int wm_proctree_new(int procfs_dirfd, wm_proctree **out)
 	t->is_procfs = fstatfs(procfs_dirfd, &sfs) == 0 && sfs.f_type == WM_PROC_SUPER_MAGIC &&
 		       t->loadavg_fd >= 0;
 	t->scans_since_full = 0;
+	t->asked = WM_DISCOVERY_AUTO;
+	choose_discovery(t, 0);
 	*out = t;
 	return 0;
 }
@@ -280,9 +315,21 @@ void wm_proctree_free(wm_proctree *t)
 {
 	if (!t)
 		return;
-	for (size_t k = 0; k < t->n; k++)
+	for (size_t k = 0; k < t->n; k++) {
 		if (t->priv[k].fd >= 0)
 			close(t->priv[k].fd);
+		if (t->priv[k].cfd >= 0)
+			close(t->priv[k].cfd);
+		if (t->priv[k].dfd >= 0)
+			close(t->priv[k].dfd);
+		if (t->priv[k].taskfd >= 0)
+			close(t->priv[k].taskfd);
+		for (size_t i = 0; i < t->priv[k].n_tf; i++)
+			close(t->priv[k].tf[i].fd);
+		free(t->priv[k].tf);
+	}
+	free(t->ntf);
+	free(t->cbuf);
 	free(t->known);
 	free(t->cur);
 	free(t->stack);
@@ -459,6 +506,22 @@ static int list_pids(wm_proctree *t)
 	return 0;
 }
 
+/* cur[] sorted by pid, each pid once. */
+static void sort_cur(wm_proctree *t)
+{
+	int sorted = 1;
+	for (size_t i = 1; i < t->n_cur && sorted; i++)
+		sorted = t->cur[i - 1].pid < t->cur[i].pid;
+	if (sorted)
+		return;
+	qsort(t->cur, t->n_cur, sizeof *t->cur, cmp_lpid);
+	size_t w = 0;
+	for (size_t i = 0; i < t->n_cur; i++)
+		if (w == 0 || t->cur[i].pid != t->cur[w - 1].pid)
+			t->cur[w++] = t->cur[i];
+	t->n_cur = w;
+}
+
 /* Appends the listed pids in [lo, hi] to cur[], seeking straight to lo:
  * procfs's next_tgid() resumes at the first tgid >= position - offset. */
 static int list_range(wm_proctree *t, long lo, long hi)
@@ -575,6 +638,33 @@ static void drop_fd(wm_proctree *t, size_t k)
 		t->priv[k].fd = -1;
 		t->n_kept--;
 	}
+	if (t->priv[k].cfd >= 0) {
+		close(t->priv[k].cfd);
+		t->priv[k].cfd = -1;
+		t->n_kept--;
+	}
+	if (t->priv[k].dfd >= 0) {
+		close(t->priv[k].dfd);
+		t->priv[k].dfd = -1;
+		t->n_kept--;
+	}
+	if (t->priv[k].taskfd >= 0) {
+		close(t->priv[k].taskfd);
+		t->priv[k].taskfd = -1;
+		t->n_kept--;
+	}
+	for (size_t i = 0; i < t->priv[k].n_tf; i++) {
+		close(t->priv[k].tf[i].fd);
+		t->n_kept--;
+	}
+	t->priv[k].n_tf = 0;   /* the array stays, for reuse; freed with the entry */
+}
+
+/* Room for one more kept fd of the second rank (children, directory): they
+ * take at most half the budget, the stat fds read at every scan come first. */
+static int spare_fd(const wm_proctree *t)
+{
+	return t->n_kept < t->max_kept / 2;
 }
 
 static void init_ent(struct scan_ent *e)
@@ -585,12 +675,14 @@ static void init_ent(struct scan_ent *e)
 	e->next_sibling = -1;
 }
 
-/* Step 2a for alive table entry k. listed: cur[] holds this scan's listing. */
-static int collect_tracked(wm_proctree *t, size_t k, int listed)
+/* Step 2a for alive table entry k. listed: cur[] holds this scan's complete
+ * listing; marked: cur[] holds listed pids (complete or a range), marked as
+ * read here. */
+static int collect_tracked(wm_proctree *t, size_t k, int listed, int marked)
 {
 	wm_proc *p = &t->procs[k];
 	struct proc_priv *q = &t->priv[k];
-	long j = listed ? find_cur(t, p->pid) : -1;
+	long j = marked ? find_cur(t, p->pid) : -1;
 	if (listed && j < 0) {
 		drop_fd(t, k);   /* not listed: gone, whatever the fd still reads */
 		return 0;
@@ -660,13 +752,22 @@ static int collect(wm_proctree *t, enum collect_mode mode)
 		rc = list_new_pids(t, t->last_pid, t->pending_last_pid);
 	if (rc)
 		return rc;
+	/* A range holds the pids allocated since the last scan and, once the
+	 * allocation wrapped, those it skipped because they were in use: a
+	 * tracked pid among them is read once, in 2a (find_cur marks it), not
+	 * again in 2b as a new pid (a second entry of the same process, which
+	 * the walk from its tracked parent would enter as new). The wrapped
+	 * range is listed in two ascending runs: sorted for find_cur. */
+	if (mode == COLLECT_RANGE)
+		sort_cur(t);
+	int marked = listed || mode == COLLECT_RANGE;
 	for (size_t k = 0; k < t->n; k++)
 		t->priv[k].seen = 0;
 
 	for (size_t k = 0; k < t->n; k++) {
 		if (!t->procs[k].alive)
 			continue;
-		rc = collect_tracked(t, k, listed);
+		rc = collect_tracked(t, k, listed, marked);
 		if (rc)
 			return rc;
 	}
@@ -836,6 +937,421 @@ static void link_and_grow(wm_proctree *t, int from)
 	}
 }
 
+/* ---- discovery through the kernel's child lists -------------------------------------- */
+
+/* <root>/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN) holds the pids of
+ * the processes whose parent is thread tid: the kernel's own list, the one
+ * the ppid in their stat names. The measured set is every root and what
+ * descends from it, so following these lists from every tracked process
+ * finds exactly what the full scan's ppid walk finds (step 5), reading the
+ * files of the measured processes only, whatever else runs on the machine:
+ *   - a process that forks from a thread other than its main one has that
+ *     child in the thread's list: a process with num_threads > 1 has every
+ *     thread's list read (its task directory listed);
+ *   - an orphan goes to the nearest child subreaper among its ancestors or
+ *     to the namespace's init, and its ppid then names that process: it is
+ *     in the new parent's list exactly when the scan's walk would reach it
+ *     (`wattmeter run` is a subreaper and a root, so orphans stay ours; in a
+ *     --pid tree an orphan not yet seen goes to init for the scan as well,
+ *     and one already seen stays tracked through its kept stat fd either
+ *     way);
+ *   - pid reuse cannot mislead a list: a listed pid is a child now, and a
+ *     table entry is only linked by (pid, starttime), as in the scan.
+ * The kernel's note on these files (Documentation/filesystems/proc.rst):
+ * the list is exact only while the parent and its children are stopped. A
+ * read that runs while a listed sibling exits may skip a child; the next
+ * scan that reads the list finds it (counted from zero, as every process
+ * born since the last scan), and a scan right after any tracked process
+ * vanished reads the lists whatever loadavg says.
+ * No pid allocated since the last scan (loadavg's last pid unchanged, as in
+ * COLLECT_TRACKED) means no process was created, so no list can have grown
+ * with a new process: the lists are read only when a pid was allocated, or
+ * after a tracked process vanished. */
+
+/* Reads fd from offset 0 to its end into t->cbuf, NUL-terminated. A seq_file
+ * hands over at most a page or so per read, so read until a read returns 0,
+ * except after a first read of under half a page: seq_read fills its page
+ * with records until they run out or the next one (11 bytes at most here)
+ * would not fit, so a first read that short holds every record (one pread
+ * per list in the common case instead of two). */
+static ssize_t read_whole_fd(wm_proctree *t, int fd)
+{
+	size_t len = 0;
+	for (;;) {
+		if (t->cbuf_cap - len < 4096 + 1) {
+			size_t cap = t->cbuf_cap ? t->cbuf_cap * 2 : 8192;
+			if (cap > (size_t)64 << 20)
+				return -EOVERFLOW;   /* ~9 million children: not a real list */
+			char *b = realloc(t->cbuf, cap);
+			if (!b)
+				return -ENOMEM;
+			t->cbuf = b;
+			t->cbuf_cap = cap;
+		}
+		ssize_t n;
+		do
+			n = pread(fd, t->cbuf + len, t->cbuf_cap - len - 1, (off_t)len);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == (size_t)n && len < 2048)
+			break;
+	}
+	t->cbuf[len] = '\0';
+	return (ssize_t)len;
+}
+
+static int open_at(int dirfd, const char *path, int flags)
+{
+	int fd;
+	do
+		fd = openat(dirfd, path, flags | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : fd;
+}
+
+/* "<pid>/task/<tid>/children" into path (64 bytes). */
+static void children_path(char *path, size_t size, int pid, int tid)
+{
+	(void)snprintf(path, size, "%d/task/%d/children", pid, tid);
+}
+
+/* Scan entry index of pid, entered into the index as it grows. */
+static int index_add(wm_proctree *t, size_t i)
+{
+	if (2 * t->n_ents > t->hash_size)
+		return build_index(t);   /* doubles: amortised */
+	size_t mask = t->hash_size - 1;
+	size_t h = hash_pid(t->ents[i].st.pid, mask);
+	while (t->hash[h] >= 0) {
+		if (t->ents[t->hash[h]].st.pid == t->ents[i].st.pid)
+			return 0;
+		h = (h + 1) & mask;
+	}
+	t->hash[h] = (int)i;
+	return 0;
+}
+
+/* One pid from parent entry pi's list: read and entered, tracked, unless it
+ * is in this scan already or is no longer pi's child (it exited and the pid
+ * was reused, or it was reparented, between the list and its stat). */
+static int take_child(wm_proctree *t, size_t pi, int cpid)
+{
+	if (cpid <= 0 || lookup(t, cpid) >= 0)
+		return 0;
+	int rc = reserve_ents(t);
+	if (rc)
+		return rc;
+	struct scan_ent *e = &t->ents[t->n_ents];
+	rc = read_stat_path(t, cpid, &e->st, NULL);
+	if (rc)
+		return 0;   /* gone, or unusable: not part of this scan, as in the scan */
+	if (e->st.ppid != t->ents[pi].st.pid)
+		return 0;
+	init_ent(e);
+	e->tracked = 1;
+	t->n_ents++;
+	return index_add(t, t->n_ents - 1);
+}
+
+static int take_children_text(wm_proctree *t, size_t pi)
+{
+	for (const char *s = t->cbuf; *s;) {
+		while (*s == ' ' || *s == '\n')
+			s++;
+		if (!*s)
+			break;
+		long v = 0;
+		int ok = 1;
+		for (; *s && *s != ' ' && *s != '\n'; s++) {
+			if (*s < '0' || *s > '9' || v > INT_MAX / 10)
+				ok = 0;
+			else
+				v = v * 10 + (*s - '0');
+		}
+		if (ok && v > 0 && v <= INT_MAX) {
+			int rc = take_child(t, pi, (int)v);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* Reads the list of thread tid of entry pi through fd. Gone (the thread
+ * exited): an empty list, its children are in another thread's now. */
+static int take_children_fd(wm_proctree *t, size_t pi, int fd)
+{
+	t->n_child_reads++;
+	ssize_t n = read_whole_fd(t, fd);
+	if (n == -ENOMEM)
+		return -ENOMEM;
+	if (n < 0)
+		return 0;
+	return take_children_text(t, pi);
+}
+
+static int cmp_tfd(const void *a, const void *b)
+{
+	int x = ((const struct tfd *)a)->tid, y = ((const struct tfd *)b)->tid;
+	return (x > y) - (x < y);
+}
+
+/* Keeps fd of thread tid in the scratch list ntf[*n], within the budget of
+ * spare fds; 0 if it was not kept (the caller closes it). */
+static int keep_tfd(wm_proctree *t, size_t *n, int tid, int fd, uint64_t ino)
+{
+	if (*n == t->cap_ntf) {
+		size_t cap = t->cap_ntf ? t->cap_ntf * 2 : 64;
+		struct tfd *v = realloc(t->ntf, cap * sizeof *v);
+		if (!v)
+			return 0;
+		t->ntf = v;
+		t->cap_ntf = cap;
+	}
+	t->ntf[(*n)++] = (struct tfd){.tid = tid, .fd = fd, .ino = ino};
+	return 1;
+}
+
+/* The lists of the threads of entry pi other than its main one (pid). A
+ * table entry keeps its task directory and the threads' files open (spare
+ * budget allowing): a scan then lists the directory (lseek + getdents) and
+ * preads each thread's list; a thread new since the last list is opened, a
+ * kept one that exited is closed. Others are read by path. */
+static int thread_lists(wm_proctree *t, size_t pi, struct proc_priv *q, int pid)
+{
+	int dfd = q ? q->taskfd : -1, own = 0;
+	if (dfd >= 0 && lseek(dfd, 0, SEEK_SET) < 0) {
+		close(dfd);
+		q->taskfd = dfd = -1;
+		t->n_kept--;
+	}
+	if (dfd < 0) {
+		char path[32];
+		(void)snprintf(path, sizeof path, "%d/task", pid);
+		dfd = open_at(t->dirfd, path, O_RDONLY | O_DIRECTORY);
+		if (dfd < 0)
+			return 0;   /* gone meanwhile */
+		if (q && spare_fd(t)) {
+			q->taskfd = dfd;
+			t->n_kept++;
+		} else {
+			own = 1;
+		}
+	}
+	/* the threads as listed now, into ntf[] (fd -1 for now) */
+	size_t n = 0;
+	char dents[8192];
+	for (;;) {
+		ssize_t got = getdents64(dfd, dents, sizeof dents);
+		if (got <= 0)
+			break;
+		for (ssize_t off = 0; off < got;) {
+			struct dirent64 *d = (struct dirent64 *)(dents + off);
+			off += d->d_reclen;
+			int tid = name_to_pid(d->d_name);
+			if (tid && tid != pid && !keep_tfd(t, &n, tid, -1, (uint64_t)d->d_ino))
+				break;   /* out of memory: the threads listed so far */
+		}
+	}
+	qsort(t->ntf, n, sizeof *t->ntf, cmp_tfd);
+
+	/* merged with the kept ones (sorted by tid): reuse, open, close */
+	size_t j = 0, w = 0;
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct tfd cur = t->ntf[i];
+		while (q && j < q->n_tf && q->tf[j].tid < cur.tid) {
+			close(q->tf[j++].fd);   /* the thread exited */
+			t->n_kept--;
+		}
+		int fd = -1, kept = 0;
+		if (q && j < q->n_tf && q->tf[j].tid == cur.tid) {
+			if (q->tf[j].ino == cur.ino) {
+				fd = q->tf[j].fd;
+				kept = 1;
+			} else {
+				close(q->tf[j].fd);   /* the tid of another thread now */
+				t->n_kept--;
+			}
+			j++;
+		}
+		if (fd < 0) {
+			char rel[32];
+			(void)snprintf(rel, sizeof rel, "%d/children", cur.tid);
+			fd = open_at(dfd, rel, O_RDONLY);
+			if (fd < 0)
+				continue;   /* the thread exited */
+			if (q && spare_fd(t)) {
+				kept = 1;
+				t->n_kept++;
+			}
+		}
+		if (!rc)
+			rc = take_children_fd(t, pi, fd);
+		if (kept) {
+			cur.fd = fd;
+			t->ntf[w++] = cur;   /* w <= i: compacted in place */
+		} else {
+			close(fd);
+		}
+	}
+	while (q && j < q->n_tf) {
+		close(q->tf[j++].fd);
+		t->n_kept--;
+	}
+	if (q) {
+		q->n_tf = 0;
+		if (w > q->cap_tf) {
+			struct tfd *v = realloc(q->tf, w * sizeof *v);
+			if (!v) {
+				for (size_t i = 0; i < w; i++) {
+					close(t->ntf[i].fd);
+					t->n_kept--;
+				}
+				w = 0;
+			} else {
+				q->tf = v;
+				q->cap_tf = w;
+			}
+		}
+		if (w)
+			memcpy(q->tf, t->ntf, w * sizeof *q->tf);
+		q->n_tf = w;
+	}
+	if (own)
+		close(dfd);
+	return rc;
+}
+
+/* Every child of scan entry pi, read and entered. The main thread's list
+ * is read through a kept fd (table entries, budget allowing); a process with
+ * more threads has its task directory listed and each other thread's list
+ * read by path. */
+static int children_of(wm_proctree *t, size_t pi)
+{
+	struct scan_ent *e = &t->ents[pi];
+	int pid = e->st.pid;
+	char path[64];
+	int rc = 0;
+	struct proc_priv *q = e->proc_idx >= 0 ? &t->priv[e->proc_idx] : NULL;
+	if (q && q->cfd < 0 && spare_fd(t)) {
+		children_path(path, sizeof path, pid, pid);
+		int fd = open_at(t->dirfd, path, O_RDONLY);
+		if (fd >= 0) {
+			q->cfd = fd;
+			t->n_kept++;
+		}
+	}
+	if (q && q->cfd >= 0) {
+		rc = take_children_fd(t, pi, q->cfd);
+	} else {
+		children_path(path, sizeof path, pid, pid);
+		int fd = open_at(t->dirfd, path, O_RDONLY);
+		if (fd >= 0) {
+			rc = take_children_fd(t, pi, fd);
+			close(fd);
+		}
+	}
+	if (rc || t->ents[pi].st.num_threads <= 1)
+		return rc;
+
+	return thread_lists(t, pi, q, pid);
+}
+
+/* Steps 1-5 with child lists: the tracked entries read (step 2a, no
+ * listing), then, when asked, the children of those walked from (every one,
+ * or only table entry `from`: add_root), and theirs, breadth first. */
+static int prepare_children(wm_proctree *t, int from, int read_lists)
+{
+	int rc = collect(t, COLLECT_TRACKED);
+	if (!rc)
+		rc = build_index(t);
+	if (rc)
+		return rc;
+	if (read_lists) {
+		size_t n0 = t->n_ents;
+		for (size_t i = 0; i < n0 && !rc; i++)
+			if (t->ents[i].tracked && (from < 0 || t->ents[i].proc_idx == from))
+				rc = children_of(t, i);
+		for (size_t i = n0; i < t->n_ents && !rc; i++)
+			rc = children_of(t, i);
+		if (rc)
+			return rc;
+	}
+	link_and_grow(t, from);
+	return reserve_new(t);
+}
+
+/* The procfs root has child lists we can read: the calling thread's own. */
+static int children_usable(int procfs_dirfd)
+{
+	char buf[64];   /* a start is enough: longer (many children) is -EOVERFLOW, readable */
+	ssize_t n = wm_read_file_at(procfs_dirfd, "thread-self/children", buf, sizeof buf);
+	return n >= 0 || n == -EOVERFLOW;
+}
+
+int wm_proctree_children_usable(int procfs_dirfd)
+{
+	struct statfs sfs;
+	return fstatfs(procfs_dirfd, &sfs) == 0 && sfs.f_type == WM_PROC_SUPER_MAGIC &&
+	       children_usable(procfs_dirfd);
+}
+
+/* Sets use_children and why from what was asked, what the root offers and
+ * what is measured. */
+static void choose_discovery(wm_proctree *t, int whole_machine)
+{
+	int was = t->use_children;
+	if (t->asked == WM_DISCOVERY_SCAN) {
+		t->use_children = 0;
+		(void)snprintf(t->why, sizeof t->why, "full scan of the procfs root (asked for)");
+	} else if (!wm_proctree_children_usable(t->dirfd)) {
+		t->use_children = 0;
+		(void)snprintf(t->why, sizeof t->why,
+			       "full scan of the procfs root: no child lists there (task/<tid>/children: "
+			       "not a procfs, or a kernel without CONFIG_PROC_CHILDREN)");
+	} else if (whole_machine && t->asked == WM_DISCOVERY_AUTO) {
+		t->use_children = 0;
+		(void)snprintf(t->why, sizeof t->why,
+			       "full scan of the procfs root: pid 1 is measured, so is every process");
+	} else {
+		t->use_children = 1;
+		(void)snprintf(t->why, sizeof t->why,
+			       "child lists (task/<tid>/children) from the measured processes");
+	}
+	if (was && !t->use_children)
+		t->known_valid = 0;   /* known[] went stale meanwhile: read every pid once */
+}
+
+int wm_proctree_set_discovery(wm_proctree *t, wm_proc_discovery d)
+{
+	if (!t)
+		return -EINVAL;
+	if (d == WM_DISCOVERY_CHILD_LISTS && !wm_proctree_children_usable(t->dirfd))
+		return -ENOTSUP;
+	t->asked = d;
+	choose_discovery(t, t->has_init_root);
+	t->reread_children = 1;
+	return 0;
+}
+
+wm_proc_discovery wm_proctree_discovery(const wm_proctree *t, const char **why)
+{
+	if (why)
+		*why = t ? t->why : "";
+	return t && t->use_children ? WM_DISCOVERY_CHILD_LISTS : WM_DISCOVERY_SCAN;
+}
+
+void wm_proctree_child_reads(const wm_proctree *t, uint64_t *reads)
+{
+	if (reads)
+		*reads = t ? t->n_child_reads : 0;
+}
+
 /* ---- step 6: apply --------------------------------------------------------------------- */
 
 static uint64_t sat_sub(uint64_t a, uint64_t b)
@@ -876,6 +1392,11 @@ static void enter_new(wm_proctree *t, struct scan_ent *e, enum apply_mode mode)
 	}
 	t->priv[k].seen = 1;
 	t->priv[k].fd = -1;   /* opened and kept by the next scan */
+	t->priv[k].cfd = -1;
+	t->priv[k].dfd = -1;
+	t->priv[k].taskfd = -1;
+	t->priv[k].tf = NULL;
+	t->priv[k].n_tf = t->priv[k].cap_tf = 0;
 	t->priv[k].sub = 0;
 	e->proc_idx = (int)k;
 }
@@ -996,6 +1517,26 @@ static int prepare(wm_proctree *t, int from, enum collect_mode mode)
 	return reserve_new(t);
 }
 
+/* wm_proctree_scan with child lists. */
+static int scan_children(wm_proctree *t, int have_last, uint64_t last)
+{
+	int quiet = have_last && t->have_last_pid && last == t->last_pid && !t->reread_children;
+	int rc = prepare_children(t, -1, !quiet);
+	if (rc)
+		return rc;
+	apply_scan(t);
+	/* A list read while a sibling exited may have skipped a child: the
+	 * next scan reads the lists again (see above). */
+	t->reread_children = 0;
+	for (size_t k = 0; k < t->n; k++)
+		if (t->procs[k].vanished)
+			t->reread_children = 1;
+	t->have_last_pid = have_last;
+	t->last_pid = last;
+	t->n_scans++;
+	return 0;
+}
+
 int wm_proctree_scan(wm_proctree *t)
 {
 	if (!t)
@@ -1005,6 +1546,8 @@ int wm_proctree_scan(wm_proctree *t)
 	 * the listing or changes the value seen by the next scan. */
 	uint64_t last = 0;
 	int have_last = t->loadavg_fd >= 0 && read_last_pid(t->loadavg_fd, &last) == 0;
+	if (t->use_children)
+		return scan_children(t, have_last, last);
 	enum collect_mode mode = full ? COLLECT_FULL : COLLECT_NEW;
 	if (!full && have_last && t->have_last_pid) {
 		if (last == t->last_pid)
@@ -1059,6 +1602,10 @@ static int add_root_as(wm_proctree *t, int pid, int count_own, int reaper)
 		}
 	}
 
+	if (st.pid == 1 && !t->has_init_root) {
+		t->has_init_root = 1;
+		choose_discovery(t, 1);
+	}
 	rc = reserve_procs(t, 1);
 	if (rc)
 		return rc;
@@ -1075,7 +1622,10 @@ static int add_root_as(wm_proctree *t, int pid, int count_own, int reaper)
 	 * next scan, and nothing is committed here (a child that another root
 	 * started since the last scan is left for that scan to find). */
 	t->known_valid = 0;
-	rc = prepare(t, (int)k, COLLECT_FULL);
+	if (t->use_children)
+		rc = prepare_children(t, (int)k, 1);
+	else
+		rc = prepare(t, (int)k, COLLECT_FULL);
 	if (rc) {
 		drop_fd(t, k);
 		t->n = k;   /* as if never added */
@@ -1108,6 +1658,9 @@ size_t wm_proctree_forget_exited(wm_proctree *t, void (*drop)(wm_proc *p, void *
 	for (size_t k = 0; k < t->n; k++) {
 		if (!t->procs[k].alive) {
 			drop_fd(t, k);
+			free(t->priv[k].tf);
+			t->priv[k].tf = NULL;
+			t->priv[k].cap_tf = 0;
 			if (drop)
 				drop(&t->procs[k], arg);
 			gone_n++;
@@ -1123,6 +1676,37 @@ size_t wm_proctree_forget_exited(wm_proctree *t, void (*drop)(wm_proc *p, void *
 	return gone_n;
 }
 
+/* Keeps <pid>'s directory open for table entry k, if it still holds the
+ * process (its stat read through the directory shows the same starttime):
+ * files opened relative to it are this process's or fail (ESRCH/ENOENT once
+ * it exited), never those of a process that took the pid over. */
+static void keep_dir(wm_proctree *t, size_t k)
+{
+	char name[16];
+	(void)snprintf(name, sizeof name, "%d", t->procs[k].pid);
+	int fd = open_at(t->dirfd, name, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return;
+	char buf[4096];
+	wm_pid_stat st;
+	if (wm_read_file_at(fd, "stat", buf, sizeof buf) < 0 || wm_parse_pid_stat(buf, &st) != 0 ||
+	    st.pid != t->procs[k].pid || st.starttime_ticks != t->procs[k].starttime_ticks) {
+		close(fd);
+		return;
+	}
+	t->priv[k].dfd = fd;
+	t->n_kept++;
+}
+
+static int read_smaps_at(int dirfd, uint64_t *rss, uint64_t *pss, uint64_t *uss)
+{
+	char buf[4096];   /* about 1 KiB today (25 lines) */
+	ssize_t n = wm_read_file_at(dirfd, "smaps_rollup", buf, sizeof buf);
+	if (n < 0)
+		return (int)n;
+	return wm_parse_smaps_rollup(buf, rss, pss, uss);
+}
+
 int wm_proctree_read_memory(wm_proctree *t)
 {
 	if (!t)
@@ -1134,9 +1718,16 @@ int wm_proctree_read_memory(wm_proctree *t)
 		uint64_t rss, pss, uss;
 		/* Gone (ENOENT/ESRCH), another user's process (EACCES/EPERM: ptrace
 		 * access is needed), a zombie (empty file, EINVAL): keep what we
-		 * had. The pid could have been reused since the last scan; the
-		 * next scan notices, and this one read is then someone else's. */
-		if (wm_read_pid_smaps_rollup(t->dirfd, p->pid, &rss, &pss, &uss) == 0) {
+		 * had. Through the kept directory (budget allowing) the read is
+		 * this process's or fails; by path, the pid could have been
+		 * reused since the last scan, and this one read is then someone
+		 * else's (the next scan notices). */
+		struct proc_priv *q = &t->priv[k];
+		if (q->dfd < 0 && spare_fd(t))
+			keep_dir(t, k);
+		int rc = q->dfd >= 0 ? read_smaps_at(q->dfd, &rss, &pss, &uss)
+				     : wm_read_pid_smaps_rollup(t->dirfd, p->pid, &rss, &pss, &uss);
+		if (rc == 0) {
 			p->pss_bytes = pss;
 			p->uss_bytes = uss;
 			p->have_pss = 1;

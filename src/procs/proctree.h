@@ -19,11 +19,17 @@
  * Cost: a scan re-reads the stat of each tracked process with one pread on
  * a file descriptor kept open while it lives (up to WM_PROCTREE_MAX_KEPT_FDS,
  * and at most half of RLIMIT_NOFILE; beyond that openat + pread + close).
- * Other pids are read once, when first listed, to see whether their parent
- * is ours; on procfs only the pids created since the last scan are listed
- * (none when loadavg's last pid has not moved). Every
+ * New descendants are found (see wm_proc_discovery below) either through the
+ * kernel's child lists of the tracked processes, read only when a pid was
+ * allocated since the last scan (loadavg) or a tracked process vanished, so
+ * that a scan reads the measured processes' files and nothing else; or, by
+ * the full scan: other pids are read once, when first listed, to see whether
+ * their parent is ours; on procfs only the pids created since the last scan
+ * are listed (none when loadavg's last pid has not moved), and every
  * WM_PROCTREE_FULL_SCAN_EVERY-th scan lists and reads every pid again (see
- * proctree.c). The tree holds its fds (O_CLOEXEC) between scans.
+ * proctree.c). The tree holds its fds (O_CLOEXEC) between scans: stat, and
+ * within half the budget the main thread's children file and (memory tier)
+ * the process's directory.
  */
 #ifndef WM_PROCS_PROCTREE_H
 #define WM_PROCS_PROCTREE_H
@@ -74,7 +80,37 @@ typedef struct wm_proctree wm_proctree;
 /* The most <pid>/stat file descriptors a tree keeps open. */
 #define WM_PROCTREE_MAX_KEPT_FDS 4096
 
+/* How scans find the measured processes' descendants.
+ *   CHILD_LISTS: from every measured process, the kernel's list of its
+ *     children (<root>/<pid>/task/<tid>/children), and theirs: only the
+ *     measured processes' files are read, whatever else runs on the machine.
+ *   SCAN: the listing of the procfs root (every pid of the machine), with the
+ *     shortcuts above; the same set, at a cost that grows with the machine.
+ *   AUTO (the default): CHILD_LISTS where the root is a procfs whose
+ *     child lists can be read (CONFIG_PROC_CHILDREN), except once pid 1 is
+ *     a root (the whole machine: the listing is the cheaper walk); SCAN
+ *     otherwise (fixture trees, kernels without the lists). */
+typedef enum wm_proc_discovery {
+	WM_DISCOVERY_AUTO = 0,
+	WM_DISCOVERY_CHILD_LISTS,
+	WM_DISCOVERY_SCAN,
+} wm_proc_discovery;
+
 int wm_proctree_new(int procfs_dirfd, wm_proctree **out);
+
+/* Asks for a discovery method (before or between scans). -ENOTSUP for
+ * CHILD_LISTS where the root has none. */
+int wm_proctree_set_discovery(wm_proctree *t, wm_proc_discovery d);
+
+/* The method the scans use now (CHILD_LISTS or SCAN) and, in *why, a
+ * sentence saying so and why (owned by the tree), for `sensors`/meta.json. */
+wm_proc_discovery wm_proctree_discovery(const wm_proctree *t, const char **why);
+
+/* 1 if procfs_dirfd is a procfs whose child lists this thread can read. */
+int wm_proctree_children_usable(int procfs_dirfd);
+
+/* Cumulative reads of children files since _new, for tests and benchmarks. */
+void wm_proctree_child_reads(const wm_proctree *t, uint64_t *reads);
 void wm_proctree_free(wm_proctree *t);
 
 /* Adds a root before or between scans. count_own: 1 to count its own CPU.
@@ -93,8 +129,10 @@ int wm_proctree_add_reaper(wm_proctree *t, int pid);
  * (only for failures of the scan itself: ENOMEM, procfs unreadable). */
 int wm_proctree_scan(wm_proctree *t);
 
-/* Reads smaps_rollup of every alive process (PSS/USS). Slow: walks page
- * tables and briefly stalls the target; the sampler runs it on its slowest tier. */
+/* Reads smaps_rollup of every alive process (PSS/USS), relative to its
+ * directory kept open from the first read (checked against its starttime),
+ * so that a reused pid is never read as ours. Slow: walks page tables and
+ * briefly stalls the target; the sampler runs it on its slowest tier. */
 int wm_proctree_read_memory(wm_proctree *t);
 
 /* Cumulative counts of <pid>/stat preads and openat attempts since _new

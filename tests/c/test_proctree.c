@@ -433,6 +433,29 @@ static void memory_tier(void **state)
 }
 
 
+/* The memory tier reads smaps_rollup through the process's directory, kept
+ * open from its first read: a pid that died and was taken over before the
+ * next scan gives no reading (the last one stays), never the newcomer's. */
+static void memory_tier_never_reads_a_reused_pid(void **state)
+{
+	struct fx *f = *state;
+	put_proc(f->root, (struct fxp){ 100, 1, "root", 0, 0, 0, 0, 1000, 1 });
+	fx_write(f->root, "100/smaps_rollup", "Rss: 40 kB\nPss: 30 kB\nPrivate_Clean: 1 kB\nPrivate_Dirty: 2 kB\n");
+	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 100, 1), 0);
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(wm_proctree_read_memory(f->t), 0);
+	wm_proc *r = find(f->t, 100);
+	assert_int_equal(r->pss_bytes, 30 * 1024);
+	/* 100 exits; another process (another starttime) takes pid 100 */
+	drop_proc(f->root, 100);
+	put_proc(f->root, (struct fxp){ 100, 1, "other", 0, 0, 0, 0, 5000, 1 });
+	fx_write(f->root, "100/smaps_rollup", "Rss: 900 kB\nPss: 800 kB\nPrivate_Clean: 1 kB\nPrivate_Dirty: 2 kB\n");
+	assert_int_equal(wm_proctree_read_memory(f->t), 0);
+	assert_int_equal(r->pss_bytes, 30 * 1024);
+	assert_int_equal(r->uss_bytes, 3 * 1024);
+}
+
 /* ---- (a2) scan cost: what is read, counted ---- */
 
 struct cnt {
@@ -852,6 +875,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(malformed_and_vanished_ok, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(roots_and_reparenting, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(memory_tier, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(memory_tier_never_reads_a_reused_pid, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(steady_state_reads_tracked_only, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(garbage_untracked_not_reread, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(new_child_found, fx_setup, fx_teardown),
