@@ -86,11 +86,11 @@ srcs_for() {
 libs_for() {
 	case $1 in
 	fuzz_recording|fuzz_report_html|fuzz_web_config)
-		if ! pkg-config --exists jansson libmicrohttpd zlib; then
-			echo "$0: jansson, libmicrohttpd or zlib not found (apt-get install libjansson-dev libmicrohttpd-dev zlib1g-dev pkg-config)" >&2
+		if ! pkg-config --exists jansson libmicrohttpd gnutls zlib; then
+			echo "$0: jansson, libmicrohttpd, gnutls or zlib not found (apt-get install libjansson-dev libmicrohttpd-dev libgnutls28-dev zlib1g-dev pkg-config)" >&2
 			return 1
 		fi
-		echo "$(pkg-config --cflags --libs jansson libmicrohttpd zlib) -lcrypt -lm -ldl -lpthread" ;;
+		echo "$(pkg-config --cflags --libs jansson libmicrohttpd gnutls zlib) -lcrypt -lm -ldl -lpthread" ;;
 	fuzz_cuda_visible)
 		echo "-lm -ldl" ;;
 	*)
