@@ -6,11 +6,13 @@ import errno
 import functools
 import inspect
 import itertools
+import json
 import math
 import numbers
 import os
 import stat
 import sys
+import threading
 import time
 import warnings
 from typing import Any, Callable, Dict, Iterable, Optional, TypeVar
@@ -102,6 +104,103 @@ def _number(name: str, value: Any, lo: float, hi: float, zero_ok: bool = False, 
         return v
     rng = f"0 (off) or {lo:g} to {hi:g} {unit}" if zero_ok else f"{lo:g} to {hi:g} {unit}"
     raise ValueError(f"{name}={value!r} is out of range: give {rng} (e.g. {name}={'0.1' if unit == 's' else '3.5'})")
+
+
+class Window:
+    """A window of work on a running Meter: its energy is the counter
+    difference at its own two edges (docs/architecture.md "Windows"), read by
+    the meter's native edge thread, so a 10 ms step is measured as well as a
+    one-hour epoch. Made by ``Meter.window(name, **attrs)``; use it as a
+    context manager (``with``/``async with``) or a decorator (sync and async
+    functions: a window per call). ``count(tokens=..., samples=...)`` adds
+    counts that give the window's joules per count. Results are in the
+    recording's windows.jsonl: ``Results.windows()`` after the stop.
+
+    Thread-safe: windows may overlap and nest, from any thread. In a forked
+    child (a DataLoader worker) opening a window raises OSError(ECHILD): its
+    windows belong in the parent.
+    """
+
+    def __init__(self, meter: "Meter", name: str, attrs: Dict[str, Any]) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("a window needs a name (a non-empty str), e.g. meter.window('step')")
+        self.meter = meter
+        self.name = name
+        self.attrs = dict(attrs)
+        self.id: Optional[int] = None
+        self.counts: Dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _fresh(self) -> "Window":
+        return Window(self.meter, self.name, self.attrs)
+
+    def count(self, **counts: float) -> "Window":
+        """Adds counts (tokens=512, samples=8 ...): non-negative numbers,
+        summed over calls; the window then reports j_per_<count>."""
+        for k, v in counts.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"count {k}={v!r}: give a non-negative number")
+            with self._lock:
+                self.counts[k] = self.counts.get(k, 0) + v
+        return self
+
+    def begin(self) -> "Window":
+        if self.id is not None:
+            raise RuntimeError(f"window {self.name!r} is open already; use meter.window(...) for another")
+        h = self.meter._window_handle()
+        try:
+            self.id = _native.window_begin(h, self.name, json.dumps(self.attrs, default=str) if self.attrs else None)
+        except OSError as e:
+            raise _py_oserror(e) from None
+        return self
+
+    def end(self) -> None:
+        if self.id is None:
+            raise RuntimeError(f"window {self.name!r} is not open")
+        wid, self.id = self.id, None
+        h = self.meter._handle
+        if h is None:
+            return  # the meter stopped first: the window was ended there, marked open
+        with self._lock:
+            counts = json.dumps(self.counts) if self.counts else None
+        try:
+            _native.window_end(h, wid, counts)
+        except OSError as e:
+            if e.errno != errno.ESHUTDOWN:
+                raise _py_oserror(e) from None
+
+    def __enter__(self) -> "Window":
+        return self.begin()
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
+
+    async def __aenter__(self) -> "Window":
+        return self.begin()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.end()
+
+    def __call__(self, func: F) -> F:
+        """A window around every call (awaited, for a coroutine function)."""
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                async with self._fresh():
+                    return await func(*args, **kwargs)
+
+            return awrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._fresh():
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        state = f"open id={self.id}" if self.id is not None else "closed"
+        return f"<wattmeter.Window {self.name!r} {state} attrs={self.attrs!r} counts={self.counts!r}>"
 
 
 class Meter:
@@ -355,6 +454,41 @@ class Meter:
         if self._handle is None:
             raise RuntimeError("this Meter is not running")
         return _native.meter_snapshot(self._handle)
+
+    # -- windows: energy per unit of work ----------------------------------------
+    def _window_handle(self) -> Any:
+        if self._handle is None:
+            raise RuntimeError("this Meter is not running: open windows inside its with block "
+                               "(or after start())")
+        if self._owner_pid != os.getpid():
+            raise OSError(errno.ECHILD, "this Meter belongs to the parent process: a forked child "
+                          "(a DataLoader worker) cannot open windows on it; open them in the parent")
+        if not self.recorded:
+            raise OSError(errno.ENOTSUP, "windows are recorded in windows.jsonl and this Meter is "
+                          f"unrecorded ({self._why_unrecorded}); give it a writable output_dir")
+        return self._handle
+
+    def window(self, name: str, **attrs: Any) -> Window:
+        """A window named ``name`` with attributes (epoch=3, phase="train"
+        ...): ``with meter.window("step", step=i) as w: ...; w.count(samples=n)``,
+        or ``@meter.window("eval")`` on a function (sync or async)."""
+        return Window(self, name, attrs)
+
+    def mark(self, name: str, **attrs: Any) -> None:
+        """An instant event (a checkpoint) with the cumulative energy at it."""
+        if not isinstance(name, str) or not name:
+            raise ValueError("a mark needs a name (a non-empty str)")
+        try:
+            _native.mark(self._window_handle(), name, json.dumps(attrs, default=str) if attrs else None)
+        except OSError as e:
+            raise _py_oserror(e) from None
+
+    def flush_windows(self) -> None:
+        """Waits until every window edge given so far is read and written."""
+        try:
+            _native.windows_flush(self._window_handle())
+        except OSError as e:
+            raise _py_oserror(e) from None
 
     # -- context manager and decorator ----------------------------------------
     def _start_or_warn(self) -> bool:

@@ -1,0 +1,184 @@
+"""Windows of work (issue 17): on a fake RAPL tree whose counters advance at
+known rates, a window's energy is rate x its own duration — read at its
+edges, not cut at samples — for windows from 50 ms to 3 s at a 1 s period,
+overlapping and nested, from several threads; counts give joules per count;
+marks carry the cumulative energy; a forked child is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+
+import pytest
+
+import wattmeter
+
+PERIOD_S = 1.0
+FIXTURE_STEP_S = 0.001  # the fake tree rewrites its counters every 1 ms
+REL = 0.005             # 0.5 %
+
+
+def read_windows(d):
+    with open(os.path.join(d, "windows.jsonl"), encoding="utf-8") as f:
+        lines = [json.loads(x) for x in f]
+    return lines[0], lines[1:]
+
+
+def expect(rate_w: float, dur_s: float) -> tuple:
+    """rate x duration, and the tolerance: 0.5 % plus one counter step at
+    each edge (the value read may be up to one step stale) plus the edge
+    read's lag on this loaded machine, bounded by read_lag_s below."""
+    return rate_w * dur_s, REL * rate_w * dur_s + 2 * rate_w * FIXTURE_STEP_S
+
+
+@pytest.fixture
+def fake(fake_rapl):
+    # a 150 J range: psys (70 W) wraps in ~2.1 s, inside the 3 s window, but
+    # not twice within the 1 s period (which no meter could count)
+    f = fake_rapl("intel-2pkg", start=False, max_range_uj=150_000_000)
+    f.start(interval_s=FIXTURE_STEP_S)
+    return f
+
+
+def meter_on(fake, tmp_path, **kw):
+    return wattmeter.Meter(str(tmp_path / "rec"), PERIOD_S, sysfs_root=fake.root, no_gpu=True, **kw)
+
+
+def check_energy(w, rates):
+    """Every counted device's window energy against rate x the window's own
+    duration; the edge read lag (time from the edge to its read) is small."""
+    assert w["read_lag_s"] < 0.02, w
+    for dev, rate in rates.items():
+        want, tol = expect(rate, w["duration_s"])
+        tol += rate * w["read_lag_s"]
+        got = w["energy_j"][dev]
+        assert abs(got - want) <= tol, f"{w['name']} {dev}: {got:.5f} J, want {want:.5f} ± {tol:.5f} J " \
+                                       f"({w['duration_s']:.4f} s)"
+
+
+def test_windows_50ms_to_3s_nested_and_overlapping_match_rate_times_duration(fake, tmp_path):
+    rates = fake.device_rates_w()  # cpu 50 W, dram 10 W, psys 70 W
+    durations = [0.05, 0.1, 0.25, 0.5, 1.0]
+    truth = {}
+    with meter_on(fake, tmp_path) as m:
+        with m.window("outer", phase="all") as outer:          # ~3 s, holds the rest
+            t_outer = time.monotonic()
+            for i, d in enumerate(durations):
+                t = time.monotonic()
+                with m.window("step", step=i) as w:             # nested in outer
+                    time.sleep(d)
+                    w.count(samples=8, tokens=100 * (i + 1))
+                truth[("step", i)] = time.monotonic() - t
+            a = m.window("a").begin()                            # a and b overlap
+            time.sleep(0.2)
+            b = m.window("b").begin()
+            time.sleep(0.3)
+            a.end()
+            time.sleep(0.1)
+            b.end()
+            rest = 3.0 - (time.monotonic() - t_outer)
+            if rest > 0:
+                time.sleep(rest)
+            outer.count(steps=len(durations))
+        truth["outer"] = time.monotonic() - t_outer
+        m.mark("checkpoint", epoch=1)
+    head, lines = read_windows(m.dir)
+    assert head["windows_version"] == 1 and head["devices"][:3] == ["cpu", "dram", "psys"]
+    ends = [x for x in lines if x["event"] == "end"]
+    assert sorted(x["name"] for x in ends) == ["a", "b", "outer"] + ["step"] * len(durations)
+    for w in ends:
+        assert "open" not in w
+        check_energy(w, rates)
+    steps = sorted((x for x in ends if x["name"] == "step"), key=lambda x: x["attrs"]["step"])
+    for i, w in enumerate(steps):
+        # the window's duration is the caller's: within a millisecond or two of Python's own clock
+        assert abs(w["duration_s"] - truth[("step", i)]) < 0.003, (w["duration_s"], truth[("step", i)])
+        assert w["duration_s"] >= durations[i]
+        assert w["counts"] == {"samples": 8, "tokens": 100 * (i + 1)}
+        # cpu + dram (psys overlaps them: not added) per count
+        tot = w["energy_j"]["cpu"] + w["energy_j"]["dram"]
+        assert w["total_j"] == pytest.approx(tot, abs=1e-5)
+        assert w["j_per"]["tokens"] == pytest.approx(tot / (100 * (i + 1)), rel=1e-6)
+        assert w["j_per"]["samples"] == pytest.approx(tot / 8, rel=1e-6)
+    # a 50 ms window at a 1 s period: no sample falls inside it, yet its energy is exact (above)
+    assert steps[0]["duration_s"] < PERIOD_S / 10
+    outer_w = next(x for x in ends if x["name"] == "outer")
+    assert outer_w["duration_s"] == pytest.approx(truth["outer"], abs=0.01)
+    a_w = next(x for x in ends if x["name"] == "a")
+    b_w = next(x for x in ends if x["name"] == "b")
+    assert a_w["start_s"] < b_w["start_s"] < a_w["end_s"] < b_w["end_s"]
+    marks = [x for x in lines if x["event"] == "mark"]
+    assert [x["name"] for x in marks] == ["checkpoint"] and marks[0]["attrs"] == {"epoch": 1}
+    # the mark's cumulative energy is rate x its time since the start (in the samples' frame)
+    want, tol = expect(rates["cpu"], marks[0]["t_s"])
+    assert abs(marks[0]["energy_j"]["cpu"] - want) <= tol + 0.05 * rates["cpu"]
+
+
+def test_windows_from_threads_and_async_and_decorators(fake, tmp_path):
+    rates = fake.device_rates_w()
+    with meter_on(fake, tmp_path) as m:
+        @m.window("work")
+        def work(d):
+            time.sleep(d)
+
+        @m.window("awork", kind="async")
+        async def awork(d):
+            await asyncio.sleep(d)
+
+        ts = [threading.Thread(target=work, args=(0.05 + 0.05 * k,)) for k in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        asyncio.run(awork(0.15))
+
+        async def block():
+            async with m.window("ablock") as w:
+                await asyncio.sleep(0.08)
+                w.count(tokens=3)
+        asyncio.run(block())
+    _, lines = read_windows(m.dir)
+    ends = [x for x in lines if x["event"] == "end"]
+    assert sorted(x["name"] for x in ends) == ["ablock", "awork"] + ["work"] * 4
+    for w in ends:
+        check_energy(w, rates)
+    assert next(x for x in ends if x["name"] == "awork")["attrs"] == {"kind": "async"}
+    assert next(x for x in ends if x["name"] == "ablock")["counts"] == {"tokens": 3}
+
+
+def test_window_open_at_stop_is_reported_open(fake, tmp_path):
+    rates = fake.device_rates_w()
+    m = meter_on(fake, tmp_path).start()
+    m.window("never-closed", epoch=0).begin()
+    time.sleep(0.3)
+    m.stop()
+    _, lines = read_windows(m.dir)
+    (w,) = [x for x in lines if x["event"] == "end"]
+    assert w["open"] is True and "still open" in " ".join(w["notes"])
+    assert w["duration_s"] > 0.3
+    check_energy(w, rates)
+
+
+def test_bad_input_and_forked_child_are_refused(fake, tmp_path):
+    with meter_on(fake, tmp_path) as m:
+        with pytest.raises(ValueError):
+            m.window("")
+        with pytest.raises(ValueError):
+            m.window("x").count(tokens=-1)
+        pid = os.fork()
+        if pid == 0:  # a DataLoader worker, say: refused with a message, never a second recording
+            code = 1
+            try:
+                m.window("child").begin()
+            except OSError as e:
+                code = 0 if "forked child" in str(e) else 2
+            os._exit(code)
+        _, st = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(st) == 0
+    with pytest.raises(RuntimeError):
+        m.window("after").begin()
+    _, lines = read_windows(m.dir)
+    assert lines == []
