@@ -176,6 +176,13 @@ char *wm_report_columns_json(const char *dir, char *err, size_t errlen);
  * as above, plus EINVAL (start > end) and ERANGE (no sample in the window). */
 char *wm_report_detail_json(const char *dir, char *err, size_t errlen);
 char *wm_report_window_json(const char *dir, double start_s, double end_s, char *err, size_t errlen);
+/* The windows of a recording (windows.jsonl, docs/recording.md): every
+ * window (name NULL) or those named name, marks, and per-name groups (count,
+ * total, mean, p50, p99 of energy and duration; joules per count). A window
+ * never ended (a killed run) is "open" up to the last sample. A recording
+ * without windows.jsonl has none ("windows_version": null). Errors: ENOENT
+ * (no folder), EBADMSG (a damaged line), ENOTSUP (a newer version). */
+char *wm_report_windows_json(const char *dir, const char *name, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -323,6 +323,23 @@ static PyObject *py_windows_flush(PyObject *self, PyObject *args)
 }
 
 typedef char *(*report_fn)(const char *dir, int top_n, char *err, size_t errlen);
+static PyObject *take_string(char *out, int e, const char *err);
+
+static PyObject *py_report_windows_json(PyObject *self, PyObject *args)
+{
+	(void)self;
+	const char *dir, *name = NULL;
+	if (!PyArg_ParseTuple(args, "s|z", &dir, &name))
+		return NULL;
+	char err[1024] = "";
+	char *out;
+	int e;
+	Py_BEGIN_ALLOW_THREADS
+	out = wm_report_windows_json(dir, name, err, sizeof err);
+	e = out ? 0 : errno;
+	Py_END_ALLOW_THREADS
+	return take_string(out, e, err);
+}
 
 static char *rep_json(const char *dir, int top_n, char *err, size_t errlen)
 {
@@ -535,6 +552,8 @@ static PyMethodDef methods[] = {
 	{"window_begin", py_window_begin, METH_VARARGS, "Open a window: (meter, name, attrs_json) -> id."},
 	{"window_end", py_window_end, METH_VARARGS, "Close a window: (meter, id, counts_json)."},
 	{"mark", py_mark, METH_VARARGS, "An instant mark: (meter, name, attrs_json)."},
+	{"report_windows_json", py_report_windows_json, METH_VARARGS,
+	 "The windows of a recording as JSON text: (dir, name=None)."},
 	{"windows_flush", py_windows_flush, METH_VARARGS, "Wait until every edge is read and written."},
 	{"report_json", py_report_json, METH_VARARGS, "Summary of a recording as JSON text."},
 	{"report_text", py_report_text, METH_VARARGS, "Human summary of a recording."},

@@ -182,3 +182,59 @@ def test_bad_input_and_forked_child_are_refused(fake, tmp_path):
         m.window("after").begin()
     _, lines = read_windows(m.dir)
     assert lines == []
+
+
+def test_results_windows_rows_groups_and_a_killed_run(fake, tmp_path):
+    """Results.windows() and window_stats() read windows.jsonl through the C
+    reader; a window begun in a run killed with SIGKILL is reported open up to
+    the last sample, with rate x (last sample - begin) as its energy."""
+    rates = fake.device_rates_w()
+    with meter_on(fake, tmp_path) as m:
+        for i in range(5):
+            with m.window("step", step=i) as w:
+                time.sleep(0.02 * (i + 1))
+                w.count(tokens=10)
+        with m.window("eval"):
+            time.sleep(0.05)
+    r = m.results
+    rows = r.windows(frame=False)
+    assert [x["name"] for x in rows] == ["step"] * 5 + ["eval"]
+    assert [x["step"] for x in rows[:5]] == list(range(5))
+    for x in rows:
+        assert x["energy_j"] == pytest.approx(x["energy_j.cpu"] + x["energy_j.dram"], abs=1e-5)
+        want, tol = expect(rates["cpu"] + rates["dram"], x["duration_s"])
+        assert abs(x["energy_j"] - want) <= tol + 0.02 * (rates["cpu"] + rates["dram"])
+    assert rows[0]["j_per_tokens"] == pytest.approx(rows[0]["energy_j"] / 10, rel=1e-6)
+    df = r.windows("step")
+    assert list(df["step"]) == list(range(5)) and "energy_j.psys" in df.columns
+    (g,) = r.window_stats("step")
+    es = sorted(x["energy_j"] for x in rows[:5])
+    assert g["count"] == 5 and g["tokens"] == 50
+    assert g["total_j"] == pytest.approx(sum(es), rel=1e-6)
+    assert g["mean_j"] == pytest.approx(sum(es) / 5, rel=1e-6)
+    assert g["p50_j"] == pytest.approx(es[2], rel=1e-6) and g["p99_j"] == pytest.approx(es[4], rel=1e-6)
+    assert g["j_per_tokens"] == pytest.approx(sum(es) / 50, rel=1e-6)
+    assert [x["name"] for x in r.window_stats()] == ["step", "eval"]
+
+    # a child process with its own meter, killed mid-window
+    import signal
+    import subprocess
+    import sys
+    out = tmp_path / "killed"
+    code = (f"import time, wattmeter\n"
+            f"m = wattmeter.Meter({str(out)!r}, 0.1, sysfs_root={fake.root!r}, no_gpu=True).start()\n"
+            f"m.window('train', epoch=7).begin()\n"
+            f"m.flush_windows()\n"
+            f"print('open', flush=True)\n"
+            f"time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "open"
+    time.sleep(1.0)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    p.stdout.close()
+    (w,) = wattmeter.load(str(out)).windows(frame=False)
+    assert w["open"] is True and w["epoch"] == 7 and "killed" in " ".join(w["notes"])
+    assert w["duration_s"] > 0.8
+    want, tol = expect(rates["cpu"], w["duration_s"])
+    assert abs(w["energy_j.cpu"] - want) <= tol + rates["cpu"] * 0.01
