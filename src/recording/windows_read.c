@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "recording/windows.h"
 #include "wattmeter.h"
 
 /* The last complete line of samples.jsonl that parses (NULL if none):
@@ -271,4 +272,73 @@ char *wm_report_windows_json(const char *dir, const char *name, char *err, size_
 	if (!out)
 		errno = -rc;
 	return out;
+}
+
+/* ---- the text table (`wattmeter report`) ----------------------------------------- */
+
+static void put_jper(wm_buf *b, json_t *jper)
+{
+	const char *k;
+	json_t *v;
+	int first = 1;
+	json_object_foreach(jper, k, v) {
+		wm_buf_printf(b, "%s%.4g J/%.20s", first ? "" : ", ", json_number_value(v), k);
+		first = 0;
+	}
+}
+
+int wm_windows_text(const char *dir, const char *name, wm_buf *out, char *err, size_t errlen)
+{
+	char *js = wm_report_windows_json(dir, name, err, errlen);
+	if (!js)
+		return -errno;
+	json_t *doc = json_loads(js, 0, NULL);
+	free(js);
+	if (!doc)
+		return wm_err(err, errlen, -ENOMEM, "out of memory");
+	json_t *groups_a = json_object_get(doc, "groups"), *wins = json_object_get(doc, "windows");
+	size_t i;
+	json_t *g;
+	if (!name) {
+		if (json_array_size(groups_a)) {
+			wm_buf_puts(out, "\nWindows (energy between each window's own edges; cpu+dram+gpu, psys apart)\n");
+			wm_buf_printf(out, "  %-20s %7s %12s %11s %11s %11s %10s  %s\n", "name", "count", "total J", "mean J",
+				      "p50 J", "p99 J", "mean s", "per count");
+		}
+		json_array_foreach(groups_a, i, g) {
+			json_t *e = json_object_get(g, "energy_j"), *d = json_object_get(g, "duration_s");
+			wm_buf_printf(out, "  %-20.20s %7lld %12.4f %11.4f %11.4f %11.4f %10.4f  ",
+				      json_string_value(json_object_get(g, "name")),
+				      (long long)json_integer_value(json_object_get(g, "count")),
+				      json_number_value(json_object_get(e, "total")), json_number_value(json_object_get(e, "mean")),
+				      json_number_value(json_object_get(e, "p50")), json_number_value(json_object_get(e, "p99")),
+				      json_number_value(json_object_get(d, "mean")));
+			put_jper(out, json_object_get(g, "j_per"));
+			wm_buf_puts(out, "\n");
+		}
+	} else {
+		wm_buf_printf(out, "Windows named '%s': %zu\n", name, json_array_size(wins));
+		wm_buf_printf(out, "  %6s %11s %11s %10s %12s  %s\n", "id", "start s", "end s", "s", "energy J",
+			      "attributes, per count, notes");
+		json_array_foreach(wins, i, g) {
+			char *attrs = json_dumps(json_object_get(g, "attrs"), JSON_COMPACT);
+			wm_buf_printf(out, "  %6lld %11.4f %11.4f %10.4f %12.4f  %s ",
+				      (long long)json_integer_value(json_object_get(g, "id")),
+				      json_number_value(json_object_get(g, "start_s")),
+				      json_number_value(json_object_get(g, "end_s")),
+				      json_number_value(json_object_get(g, "duration_s")),
+				      json_number_value(json_object_get(g, "total_j")), attrs ? attrs : "{}");
+			free(attrs);
+			put_jper(out, json_object_get(g, "j_per"));
+			if (json_is_true(json_object_get(g, "open")))
+				wm_buf_puts(out, " (open)");
+			size_t k;
+			json_t *nt;
+			json_array_foreach(json_object_get(g, "notes"), k, nt)
+				wm_buf_printf(out, "\n         note: %s", json_string_value(nt));
+			wm_buf_puts(out, "\n");
+		}
+	}
+	json_decref(doc);
+	return wm_buf_error(out) ? -ENOMEM : 0;
 }

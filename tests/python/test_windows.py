@@ -238,3 +238,33 @@ def test_results_windows_rows_groups_and_a_killed_run(fake, tmp_path):
     assert w["duration_s"] > 0.8
     want, tol = expect(rates["cpu"], w["duration_s"])
     assert abs(w["energy_j.cpu"] - want) <= tol + rates["cpu"] * 0.01
+
+
+def test_report_windows_table_list_and_json(fake, tmp_path):
+    from conftest import run_wm
+    with meter_on(fake, tmp_path) as m:
+        for i in range(3):
+            with m.window("step", step=i) as w:
+                time.sleep(0.03)
+                w.count(tokens=4)
+        with m.window("eval"):
+            time.sleep(0.03)
+    rows = m.results.windows(frame=False)
+    p = run_wm(["report", m.dir])
+    assert p.returncode == 0, p.stderr
+    table = p.stdout[p.stdout.index("Windows"):]
+    step_line = next(x for x in table.splitlines() if x.strip().startswith("step"))
+    cols = step_line.split()
+    assert cols[1] == "3"
+    total = sum(x["energy_j"] for x in rows if x["name"] == "step")
+    assert float(cols[2]) == pytest.approx(total, abs=1e-3)
+    assert "J/tokens" in step_line and any(x.strip().startswith("eval") for x in table.splitlines())
+    p = run_wm(["report", m.dir, "--windows", "step"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("Windows named 'step': 3") and '{"step":2}' in p.stdout
+    p = run_wm(["report", m.dir, "--windows", "step", "--json"])
+    doc = json.loads(p.stdout)
+    assert [w["attrs"]["step"] for w in doc["windows"]] == [0, 1, 2] and doc["groups"][0]["count"] == 3
+    s = json.loads(run_wm(["report", m.dir, "--json"]).stdout)
+    assert [g["name"] for g in s["windows"]["groups"]] == ["step", "eval"]
+    assert s["energy_j"]["cpu"] > 0  # the summary itself is intact
