@@ -151,6 +151,12 @@ void wm_meter_free(wm_meter *m);
 int64_t wm_meter_window_begin(wm_meter *m, const char *name, const char *attrs_json);
 int wm_meter_window_end(wm_meter *m, int64_t id, const char *counts_json);
 int wm_meter_mark(wm_meter *m, const char *name, const char *attrs_json);
+/* The same with the edge's CLOCK_MONOTONIC time given (another process's
+ * stamp: the control socket of `wattmeter run`); 0 = now. A time in the
+ * future is taken as now, one before the meter's start as the start. */
+int64_t wm_meter_window_begin_at(wm_meter *m, uint64_t mono_ns, const char *name, const char *attrs_json);
+int wm_meter_window_end_at(wm_meter *m, uint64_t mono_ns, int64_t id, const char *counts_json);
+int wm_meter_mark_at(wm_meter *m, uint64_t mono_ns, const char *name, const char *attrs_json);
 /* Waits until every edge given so far is read and written to windows.jsonl;
  * 0 or the -errno of a failed write. */
 int wm_meter_windows_flush(wm_meter *m);

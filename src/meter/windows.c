@@ -535,10 +535,18 @@ static void *edge_main(void *arg)
 
 /* ---- the caller's side -------------------------------------------------------------- */
 
-static int enqueue(wm_meter *m, int kind, int64_t *id, const char *name, const char *json)
+static int enqueue(wm_meter *m, uint64_t t_ns, int kind, int64_t *id, const char *name, const char *json)
 {
 	struct wm_windows *w = m->win;
 	uint64_t t = wm_now_mono_ns(); /* the edge: before anything else */
+	if (t_ns) {
+		/* another process's stamp (the control socket): not in the future,
+		 * not before the start */
+		if (t_ns < t)
+			t = t_ns;
+		if (t < m->t0_ns)
+			t = m->t0_ns;
+	}
 	char *nm = name ? strdup(name) : NULL;
 	char *js = NULL;
 	if (json && *json) {
@@ -611,18 +619,33 @@ static int usable(wm_meter *m)
 	return 0;
 }
 
-int64_t wm_meter_window_begin(wm_meter *m, const char *name, const char *attrs_json)
+int64_t wm_meter_window_begin_at(wm_meter *m, uint64_t mono_ns, const char *name, const char *attrs_json)
 {
 	int rc = usable(m);
 	if (!rc)
 		rc = check_name(name);
 	int64_t id = 0;
 	if (!rc)
-		rc = enqueue(m, EV_BEGIN, &id, name, attrs_json);
+		rc = enqueue(m, mono_ns, EV_BEGIN, &id, name, attrs_json);
 	return rc < 0 ? rc : id;
 }
 
+int64_t wm_meter_window_begin(wm_meter *m, const char *name, const char *attrs_json)
+{
+	return wm_meter_window_begin_at(m, 0, name, attrs_json);
+}
+
 int wm_meter_window_end(wm_meter *m, int64_t id, const char *counts_json)
+{
+	return wm_meter_window_end_at(m, 0, id, counts_json);
+}
+
+int wm_meter_mark(wm_meter *m, const char *name, const char *attrs_json)
+{
+	return wm_meter_mark_at(m, 0, name, attrs_json);
+}
+
+int wm_meter_window_end_at(wm_meter *m, uint64_t mono_ns, int64_t id, const char *counts_json)
 {
 	int rc = usable(m);
 	if (rc)
@@ -639,16 +662,16 @@ int wm_meter_window_end(wm_meter *m, int64_t id, const char *counts_json)
 		if (bad)
 			return -EINVAL;
 	}
-	return enqueue(m, EV_END, &id, NULL, counts_json);
+	return enqueue(m, mono_ns, EV_END, &id, NULL, counts_json);
 }
 
-int wm_meter_mark(wm_meter *m, const char *name, const char *attrs_json)
+int wm_meter_mark_at(wm_meter *m, uint64_t mono_ns, const char *name, const char *attrs_json)
 {
 	int rc = usable(m);
 	if (!rc)
 		rc = check_name(name);
 	if (!rc)
-		rc = enqueue(m, EV_MARK, NULL, name, attrs_json);
+		rc = enqueue(m, mono_ns, EV_MARK, NULL, name, attrs_json);
 	return rc;
 }
 
