@@ -182,10 +182,11 @@ char *wm_report_windows_json(const char *dir, const char *name, char *err, size_
 		if (lineno == 1) {
 			json_t *v = json_object_get(o, "windows_version");
 			if (!json_is_integer(v) || json_integer_value(v) > 1) {
+				int newer = json_is_integer(v);
 				json_decref(o);
-				rc = wm_err(err, errlen, json_is_integer(v) ? -ENOTSUP : -EBADMSG,
-					    "%s/windows.jsonl: %s (update wattmeter to read it)", dir,
-					    json_is_integer(v) ? "a newer windows_version" : "no windows_version header");
+				rc = newer ? wm_err(err, errlen, -ENOTSUP,
+						    "%s/windows.jsonl has a newer windows_version: update wattmeter to read it", dir)
+					   : wm_err(err, errlen, -EBADMSG, "%s/windows.jsonl has no windows_version header", dir);
 				break;
 			}
 			devices = json_incref(json_object_get(o, "devices"));
