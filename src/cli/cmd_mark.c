@@ -49,8 +49,11 @@ static int add_pair(json_t *o, const char *kv, int numbers_only)
 	memcpy(key, kv, n);
 	key[n] = '\0';
 	double v;
-	if (wm_parse_double_full(eq + 1, &v) == 0)
-		return json_object_set_new(o, key, json_real(v)) ? -ENOMEM : 0;
+	if (wm_parse_double_full(eq + 1, &v) == 0) {
+		/* 3 stays 3 (an epoch, a step), 0.5 a real */
+		json_t *num = v > -9e15 && v < 9e15 && v == (double)(long long)v ? json_integer((json_int_t)v) : json_real(v);
+		return json_object_set_new(o, key, num) ? -ENOMEM : 0;
+	}
 	if (numbers_only)
 		return -EINVAL;
 	return json_object_set_new(o, key, json_string(eq + 1)) ? -EINVAL : 0;

@@ -1,0 +1,4 @@
+"""Framework integrations, imported only when used (each needs its framework):
+
+- ``wattmeter.integrations.hf.WattmeterCallback``: Hugging Face ``transformers.Trainer``.
+"""
