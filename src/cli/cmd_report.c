@@ -96,15 +96,20 @@ static int write_file(const char *path, const char *data, size_t n)
 
 enum { OPT_HTML = 256, OPT_GRID, OPT_PUE, OPT_PRICE, OPT_CURRENCY, OPT_LIST_GRIDS, OPT_WINDOWS };
 
-/* Appends "windows" (wm_report_windows_json) to the summary object in out. */
+/* Appends "windows" (wm_report_windows_json) to the summary object in out,
+ * when the recording has windows (windows.jsonl). */
 static int splice_windows_json(const char *dir, wm_buf *out, char *err, size_t errlen)
 {
 	char *js = wm_report_windows_json(dir, NULL, err, errlen);
 	if (!js)
 		return -errno;
+	int rc = 0;
+	if (strstr(js, "\"windows_version\":null")) {
+		free(js); /* no windows.jsonl: the summary stays as it was */
+		return 0;
+	}
 	while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == ' '))
 		out->len--;
-	int rc = 0;
 	if (out->len && out->data[out->len - 1] == '}') {
 		out->len--;
 		wm_buf_puts(out, ",\"windows\":");

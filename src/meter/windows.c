@@ -99,7 +99,9 @@ struct wm_windows {
 	double *a_last, *e_last, *a_prev, *e_prev; /* [n_dev] */
 	uint64_t proc_seq;
 
-	int fd;                   /* windows.jsonl, -1 none */
+	int dir_fd;               /* the recording folder (O_PATH), until windows.jsonl exists */
+	int fd;                   /* windows.jsonl, -1 before the first edge */
+	int open_errno;           /* creating it failed: edges are dropped */
 	long long good_off;
 	int need_cut;
 	uint64_t lines_lost;
@@ -148,34 +150,51 @@ static int write_out(struct wm_windows *w)
 	return 0;
 }
 
-static int open_file(struct wm_windows *w, const wm_meter *m, const char *dir, char *err, size_t errlen)
+/* Creates windows.jsonl at the first edge (a recording without windows has
+ * none), relative to the folder's fd taken at start. On the edge thread. */
+static int open_file(struct wm_windows *w, const wm_meter *m)
 {
-	char why[512];
-	int dfd = wm_dir_open_safe(dir, 0, why, sizeof why);
-	if (dfd < 0)
-		return wm_err(err, errlen, dfd, "cannot open the recording folder %s: %s", dir, why);
+	if (w->fd >= 0 || w->open_errno)
+		return w->fd >= 0 ? 0 : -w->open_errno;
 	/* O_EXCL|O_NOFOLLOW relative to the folder: never a planted file or link */
-	w->fd = openat(dfd, "windows.jsonl", O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-		       0644);
-	int e = errno;
-	close(dfd);
-	if (w->fd < 0)
-		return wm_err(err, errlen, -e, "cannot create %s/windows.jsonl: %s (choose a new folder with -o DIR)", dir,
-			      strerror(e));
-	wm_buf_reset(&w->out);
-	wm_buf_puts(&w->out, "{\"windows_version\":1,\"devices\":[");
+	w->fd = openat(w->dir_fd, "windows.jsonl",
+		       O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+	if (w->fd < 0) {
+		w->open_errno = errno;
+		w->write_errno = errno;
+		return -w->open_errno;
+	}
+	wm_buf out;
+	wm_buf_init(&out);
+	wm_buf_puts(&out, "{\"windows_version\":1,\"devices\":[");
 	for (size_t d = 0; d < m->n_dev; d++) {
 		if (d)
-			wm_buf_puts(&w->out, ",");
-		wm_buf_json_str(&w->out, m->dev[d].decl->name);
+			wm_buf_puts(&out, ",");
+		wm_buf_json_str(&out, m->dev[d].decl->name);
 	}
-	wm_buf_puts(&w->out, "]}\n");
-	int rc = wm_buf_error(&w->out) ? -ENOMEM : write_out(w);
-	wm_buf_reset(&w->out);
-	if (rc < 0)
-		return wm_err(err, errlen, rc, "cannot write %s/windows.jsonl: %s", dir, strerror(-rc));
+	wm_buf_puts(&out, "]}\n");
+	int rc = wm_buf_error(&out) ? -ENOMEM : wm_write_all(w->fd, out.data, out.len);
+	if (!rc)
+		w->good_off = (long long)out.len;
+	else if (!w->write_errno)
+		w->write_errno = -rc;
+	wm_buf_free(&out);
+	return rc;
+}
+
+static int open_dir(struct wm_windows *w, const char *dir, char *err, size_t errlen)
+{
+	char why[512];
+	w->dir_fd = wm_dir_open_safe(dir, 0, why, sizeof why);
+	if (w->dir_fd < 0) {
+		int rc = w->dir_fd;
+		w->dir_fd = -1;
+		return wm_err(err, errlen, rc, "cannot open the recording folder %s: %s", dir, why);
+	}
 	return 0;
 }
+
+
 
 /* ---- the edge read ----------------------------------------------------------------- */
 
@@ -516,7 +535,8 @@ static void *edge_main(void *arg)
 			}
 			w->n_open = 0;
 		}
-		(void)write_out(w);
+		if (w->out.len && open_file(w, m) == 0)
+			(void)write_out(w);
 		w->last_read_ns = read_ns;
 
 		pthread_mutex_lock(&w->qlock);
@@ -699,7 +719,7 @@ int wm_windows_start(wm_meter *m, const char *output_dir, char *err, size_t errl
 	struct wm_windows *w = calloc(1, sizeof *w);
 	if (!w)
 		return wm_err(err, errlen, -ENOMEM, "out of memory");
-	w->fd = -1;
+	w->fd = w->dir_fd = -1;
 	wm_buf_init(&w->out);
 	pthread_mutex_init(&w->qlock, NULL);
 	pthread_cond_init(&w->qcond, NULL);
@@ -727,7 +747,7 @@ int wm_windows_start(wm_meter *m, const char *output_dir, char *err, size_t errl
 		if (d >= 0 && m->ch[i].ch->update_interval_s > w->upd_s[d])
 			w->upd_s[d] = m->ch[i].ch->update_interval_s;
 	}
-	int rc = open_file(w, m, output_dir, err, errlen);
+	int rc = open_dir(w, output_dir, err, errlen);
 	if (rc < 0)
 		return rc;
 	sigset_t all, old;
@@ -794,6 +814,10 @@ void wm_windows_stop(wm_meter *m)
 		close(w->fd);
 		w->fd = -1;
 	}
+	if (w->dir_fd >= 0) {
+		close(w->dir_fd);
+		w->dir_fd = -1;
+	}
 }
 
 void wm_windows_free(wm_meter *m)
@@ -816,6 +840,8 @@ void wm_windows_free(wm_meter *m)
 	free(w->gauges);
 	if (w->fd >= 0)
 		close(w->fd);
+	if (w->dir_fd >= 0)
+		close(w->dir_fd);
 	wm_buf_free(&w->out);
 	pthread_mutex_destroy(&w->qlock);
 	pthread_cond_destroy(&w->qcond);
