@@ -13,4 +13,15 @@
  * recording has no windows and name is NULL. 0 or -errno (message in err). */
 int wm_windows_text(const char *dir, const char *name, wm_buf *out, char *err, size_t errlen);
 
+/* Spans of the windows that last at least min_s (the HTML power plots shade
+ * them), in order of their end, max at most. *out is malloc'd (free it).
+ * 0 or -errno; no windows.jsonl gives 0 spans. */
+struct wm_window_span {
+	double start_s, end_s;
+};
+int wm_windows_spans(const char *dir, double min_s, size_t max, struct wm_window_span **out, size_t *n);
+/* Appends the HTML table "Energy per window" (per name) to b; nothing when
+ * the recording has no windows. 0 or -errno. */
+int wm_windows_html(const char *dir, wm_buf *b);
+
 #endif

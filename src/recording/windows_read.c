@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "recording/html.h"
 #include "recording/windows.h"
 #include "wattmeter.h"
 
@@ -342,4 +343,87 @@ int wm_windows_text(const char *dir, const char *name, wm_buf *out, char *err, s
 	}
 	json_decref(doc);
 	return wm_buf_error(out) ? -ENOMEM : 0;
+}
+
+/* ---- for the HTML report (html.c) -------------------------------------------------- */
+
+static json_t *doc_of(const char *dir)
+{
+	char err[256];
+	char *js = wm_report_windows_json(dir, NULL, err, sizeof err);
+	if (!js)
+		return NULL;
+	json_t *doc = json_loads(js, 0, NULL);
+	free(js);
+	return doc;
+}
+
+int wm_windows_spans(const char *dir, double min_s, size_t max, struct wm_window_span **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	json_t *doc = doc_of(dir);
+	if (!doc)
+		return 0; /* a damaged windows.jsonl: no shading (the table says why) */
+	json_t *wins = json_object_get(doc, "windows");
+	size_t cap = json_array_size(wins) < max ? json_array_size(wins) : max;
+	*out = calloc(cap ? cap : 1, sizeof **out);
+	if (!*out) {
+		json_decref(doc);
+		return -ENOMEM;
+	}
+	size_t i;
+	json_t *w;
+	json_array_foreach(wins, i, w) {
+		double a = json_number_value(json_object_get(w, "start_s")), b = json_number_value(json_object_get(w, "end_s"));
+		if (*n < cap && b - a >= min_s)
+			(*out)[(*n)++] = (struct wm_window_span){.start_s = a, .end_s = b};
+	}
+	json_decref(doc);
+	return 0;
+}
+
+int wm_windows_html(const char *dir, wm_buf *b)
+{
+	char err[512] = "";
+	char *js = wm_report_windows_json(dir, NULL, err, sizeof err);
+	if (!js) {
+		wm_buf_puts(b, "<p class=\"note\">Windows not shown: ");
+		wm_html_escape(b, err);
+		wm_buf_puts(b, "</p>\n");
+		return wm_buf_error(b) ? -ENOMEM : 0;
+	}
+	json_t *doc = json_loads(js, 0, NULL);
+	free(js);
+	json_t *groups_a = json_object_get(doc, "groups");
+	if (json_array_size(groups_a)) {
+		wm_buf_puts(b, "<h2>Energy per window</h2>\n<p class=\"muted\">Each window's energy is the counter "
+			       "difference at its own edges (shaded on the power plots); psys is not added.</p>\n"
+			       "<table><tr><th>window</th><th>count</th><th>total J</th><th>mean J</th><th>p50 J</th>"
+			       "<th>p99 J</th><th>mean s</th><th>per count</th></tr>\n");
+		size_t i;
+		json_t *g;
+		json_array_foreach(groups_a, i, g) {
+			json_t *e = json_object_get(g, "energy_j"), *d = json_object_get(g, "duration_s");
+			wm_buf_puts(b, "<tr><td>");
+			wm_html_escape_cut(b, json_string_value(json_object_get(g, "name")), 60);
+			wm_buf_printf(b, "</td><td>%lld</td><td>%.4g</td><td>%.4g</td><td>%.4g</td><td>%.4g</td><td>%.4g</td><td>",
+				      (long long)json_integer_value(json_object_get(g, "count")),
+				      json_number_value(json_object_get(e, "total")), json_number_value(json_object_get(e, "mean")),
+				      json_number_value(json_object_get(e, "p50")), json_number_value(json_object_get(e, "p99")),
+				      json_number_value(json_object_get(d, "mean")));
+			const char *k;
+			json_t *v;
+			int first = 1;
+			json_object_foreach(json_object_get(g, "j_per"), k, v) {
+				wm_buf_printf(b, "%s%.4g J/", first ? "" : ", ", json_number_value(v));
+				wm_html_escape_cut(b, k, 30);
+				first = 0;
+			}
+			wm_buf_puts(b, "</td></tr>\n");
+		}
+		wm_buf_puts(b, "</table>\n");
+	}
+	json_decref(doc);
+	return wm_buf_error(b) ? -ENOMEM : 0;
 }

@@ -269,3 +269,27 @@ def test_report_windows_table_list_and_json(fake, tmp_path):
     s = json.loads(run_wm(["report", m.dir, "--json"]).stdout)
     assert [g["name"] for g in s["windows"]["groups"]] == ["step", "eval"]
     assert s["energy_j"]["cpu"] > 0  # the summary itself is intact
+
+
+def test_html_report_shades_windows_and_tables_them(fake, tmp_path):
+    from conftest import run_wm
+    with meter_on(fake, tmp_path) as m:
+        time.sleep(0.3)
+        with m.window("phase-a"):
+            time.sleep(0.6)
+        with m.window("phase-b") as w:
+            time.sleep(0.6)
+            w.count(tokens=10)
+        time.sleep(0.3)
+    html = tmp_path / "r.html"
+    p = run_wm(["report", m.dir, "--html", str(html)])
+    assert p.returncode == 0, p.stderr
+    text = html.read_text()
+    assert "Energy per window" in text and "phase-a" in text and "J/tokens" in text
+    # two windows shaded on each device's power plot (cpu, dram, psys)
+    assert text.count('class="window"') == 2 * 3
+    # a recording without windows has neither
+    p = run_wm(["run", "-q", "--sysfs-root", fake.root, "--no-gpu", "-o", str(tmp_path / "plain"), "--", "true"])
+    assert p.returncode == 0, p.stderr
+    p = run_wm(["report", str(tmp_path / "plain"), "--html", str(tmp_path / "p.html")])
+    assert p.returncode == 0 and "Energy per window" not in (tmp_path / "p.html").read_text()
