@@ -81,6 +81,11 @@ static int handle(struct cli_control *c, const char *buf, size_t n)
 	json_t *tj = json_object_get(o, "t_ns");
 	uint64_t t = json_is_integer(tj) && json_integer_value(tj) > 0 ? (uint64_t)json_integer_value(tj) : 0;
 	int rc = -EINVAL;
+	json_t *aj = json_object_get(o, "attrs"), *cj = json_object_get(o, "counts");
+	if ((aj && !json_is_object(aj) && !json_is_null(aj)) || (cj && !json_is_object(cj) && !json_is_null(cj))) {
+		json_decref(o);
+		return -EINVAL; /* attrs and counts are objects */
+	}
 	if (op && !strcmp(op, "begin") && key && name) {
 		char *attrs = dump_obj(json_object_get(o, "attrs"));
 		int64_t id = wm_meter_window_begin_at(c->m, t, name, attrs);
@@ -92,6 +97,8 @@ static int handle(struct cli_control *c, const char *buf, size_t n)
 		int64_t id = take_key(c, key);
 		char *counts = dump_obj(json_object_get(o, "counts"));
 		rc = id < 0 ? (int)id : wm_meter_window_end_at(c->m, t, id, counts);
+		if (rc == -EINVAL && id > 0)
+			(void)put_key(c, key, id); /* bad counts: the window stays open for a good end */
 		free(counts);
 	} else if (op && !strcmp(op, "mark") && name) {
 		char *attrs = dump_obj(json_object_get(o, "attrs"));

@@ -136,3 +136,26 @@ def test_python_meter_under_run_attaches_instead_of_measuring_twice(fake, tmp_pa
         assert w["counts"] == {"samples": 4}
         check_energy(w, fake.device_rates_w())
     assert [m["name"] for m in marks] == ["saved"]
+
+
+def test_bad_datagrams_are_dropped_and_the_run_goes_on(fake, tmp_path):
+    code = textwrap.dedent("""\
+        import os, socket, time
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        p = os.environ["WATTMETER_CONTROL"]
+        t = lambda: str(time.monotonic_ns())
+        for d in [b"", b"garbage", b"{}", b'{"v":2,"op":"mark","name":"x"}', b"x" * 4000,
+                  b'{"v":1,"op":"begin","key":"a","name":"x","attrs":[1]}',
+                  b'{"v":1,"op":"end","key":"never-begun"}',
+                  b'{"v":1,"op":"begin","key":"k","name":"ok","t_ns":' + t().encode() + b'}']:
+            s.sendto(d, p)
+        time.sleep(0.2)
+        s.sendto(b'{"v":1,"op":"end","key":"k","counts":{"a":"b"}}', p)   # bad counts: still open
+        s.sendto(b'{"v":1,"op":"end","key":"k","t_ns":' + t().encode() + b',"counts":{"n":2}}', p)
+        """)
+    out = tmp_path / "rec"
+    run_under(fake, out, [PY, "-c", code])
+    es, marks = ends(out)
+    assert [(x["name"], x.get("open", False), x["counts"]) for x in es] == [("ok", False, {"n": 2})]
+    assert marks == []
+    check_energy(es[0], fake.device_rates_w())
