@@ -121,6 +121,25 @@ static int splice_windows_json(const char *dir, wm_buf *out, char *err, size_t e
 	return rc;
 }
 
+/* Appends "windows" (per run: its groups) to the comparison object in out,
+ * when a run has windows. */
+static int splice_compare_windows(const char *const *dirs, size_t n, wm_buf *out)
+{
+	wm_buf w;
+	wm_buf_init(&w);
+	int rc = wm_windows_compare(dirs, n, 1, &w);
+	while (rc > 0 && out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == ' '))
+		out->len--;
+	if (rc > 0 && out->len && out->data[out->len - 1] == '}') {
+		out->len--;
+		wm_buf_puts(out, ",\"windows\":");
+		wm_buf_append(out, w.data, w.len);
+		wm_buf_puts(out, "}\n");
+	}
+	wm_buf_free(&w);
+	return rc < 0 ? rc : wm_buf_error(out) ? -ENOMEM : 0;
+}
+
 int cmd_report(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -260,6 +279,8 @@ int cmd_report(int argc, char **argv)
 		} else if (as_json) {
 			rc = n == 1 ? wm_recording_summary_json_carbon(rr[0], &carbon, &out)
 				    : wm_recording_compare_json(rr, n, &carbon, &out);
+			if (!rc && n > 1)
+				rc = splice_compare_windows((const char *const *)argv + optind, n, &out);
 			if (!rc && n == 1 && (rc = splice_windows_json(argv[optind], &out, err, sizeof err)) < 0) {
 				fprintf(stderr, "wattmeter report: %s\n", err);
 				ret = 1;
@@ -273,6 +294,8 @@ int cmd_report(int argc, char **argv)
 				fprintf(stderr, "wattmeter report: windows not shown: %s\n", err);
 		} else {
 			rc = wm_recording_compare_text(rr, n, &carbon, &out);
+			if (!rc)
+				rc = wm_windows_compare((const char *const *)argv + optind, n, 0, &out) < 0 ? -ENOMEM : 0;
 		}
 		if (rc < 0) {
 			fprintf(stderr, "wattmeter report: cannot render the report: %s\n", strerror(-rc));

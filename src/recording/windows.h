@@ -23,5 +23,10 @@ int wm_windows_spans(const char *dir, double min_s, size_t max, struct wm_window
 /* Appends the HTML table "Energy per window" (per name) to b; nothing when
  * the recording has no windows. 0 or -errno. */
 int wm_windows_html(const char *dir, wm_buf *b);
+/* Runs side by side: per window name, each run's mean energy, count and J
+ * per count (text), or as_json a JSON array of {"dir","groups"} appended to
+ * out. Nothing when no run has windows. Returns how many runs have windows,
+ * or -ENOMEM. */
+int wm_windows_compare(const char *const *dirs, size_t n, int as_json, wm_buf *out);
 
 #endif

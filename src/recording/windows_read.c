@@ -427,3 +427,75 @@ int wm_windows_html(const char *dir, wm_buf *b)
 	json_decref(doc);
 	return wm_buf_error(b) ? -ENOMEM : 0;
 }
+
+/* ---- comparing runs (`wattmeter report A B ...`) ----------------------------------- */
+
+int wm_windows_compare(const char *const *dirs, size_t n, int as_json, wm_buf *out)
+{
+	json_t **docs = calloc(n ? n : 1, sizeof *docs);
+	json_t *names = json_array();
+	if (!docs || !names) {
+		free(docs);
+		json_decref(names);
+		return -ENOMEM;
+	}
+	size_t with = 0;
+	for (size_t r = 0; r < n; r++) {
+		docs[r] = doc_of(dirs[r]);
+		size_t i;
+		json_t *g;
+		json_array_foreach(json_object_get(docs[r], "groups"), i, g) {
+			with += i == 0;
+			const char *nm = json_string_value(json_object_get(g, "name"));
+			size_t k;
+			json_t *x;
+			int seen = 0;
+			json_array_foreach(names, k, x) seen |= nm && !strcmp(json_string_value(x), nm);
+			if (nm && !seen)
+				json_array_append_new(names, json_string(nm));
+		}
+	}
+	if (with && as_json) {
+		json_t *arr = json_array();
+		for (size_t r = 0; r < n; r++)
+			json_array_append_new(arr, json_pack("{s:s,s:O}", "dir", dirs[r], "groups",
+							     docs[r] ? json_object_get(docs[r], "groups") : json_array()));
+		char *s = json_dumps(arr, JSON_COMPACT | JSON_REAL_PRECISION(10));
+		if (s)
+			wm_buf_puts(out, s);
+		free(s);
+		json_decref(arr);
+	} else if (with) {
+		wm_buf_puts(out, "\nWindows: mean energy per window (J) and J per count, run by run\n");
+		size_t k;
+		json_t *x;
+		json_array_foreach(names, k, x) {
+			const char *nm = json_string_value(x);
+			wm_buf_printf(out, "  %-20.20s", nm);
+			for (size_t r = 0; r < n; r++) {
+				json_t *hit = NULL, *g;
+				size_t i;
+				json_array_foreach(json_object_get(docs[r], "groups"), i, g)
+					if (!strcmp(json_string_value(json_object_get(g, "name")), nm))
+						hit = g;
+				if (!hit) {
+					wm_buf_printf(out, "  [%zu] -", r + 1);
+					continue;
+				}
+				wm_buf_printf(out, "  [%zu] %.4g J x%lld", r + 1,
+					      json_number_value(json_object_get(json_object_get(hit, "energy_j"), "mean")),
+					      (long long)json_integer_value(json_object_get(hit, "count")));
+				const char *ck;
+				json_t *cv;
+				json_object_foreach(json_object_get(hit, "j_per"), ck, cv)
+					wm_buf_printf(out, ", %.4g J/%.20s", json_number_value(cv), ck);
+			}
+			wm_buf_puts(out, "\n");
+		}
+	}
+	for (size_t r = 0; r < n; r++)
+		json_decref(docs[r]);
+	free(docs);
+	json_decref(names);
+	return wm_buf_error(out) ? -ENOMEM : (int)with;
+}

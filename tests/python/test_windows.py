@@ -293,3 +293,26 @@ def test_html_report_shades_windows_and_tables_them(fake, tmp_path):
     assert p.returncode == 0, p.stderr
     p = run_wm(["report", str(tmp_path / "plain"), "--html", str(tmp_path / "p.html")])
     assert p.returncode == 0 and "Energy per window" not in (tmp_path / "p.html").read_text()
+
+
+def test_report_compares_runs_by_joules_per_step_and_per_token(fake, tmp_path):
+    from conftest import run_wm
+    dirs = []
+    for k, (n, d) in enumerate([(3, 0.05), (2, 0.1)]):
+        m = wattmeter.Meter(str(tmp_path / f"run{k}"), PERIOD_S, sysfs_root=fake.root, no_gpu=True)
+        with m:
+            for i in range(n):
+                with m.window("step", step=i) as w:
+                    time.sleep(d)
+                    w.count(tokens=10)
+        dirs.append(m.dir)
+    stats = [wattmeter.load(d).window_stats("step")[0] for d in dirs]
+    p = run_wm(["report", *dirs])
+    assert p.returncode == 0, p.stderr
+    line = next(x for x in p.stdout.splitlines() if x.strip().startswith("step"))
+    assert "[1]" in line and "[2]" in line and "x3" in line and "x2" in line
+    assert f"{stats[0]['j_per_tokens']:.4g} J/tokens" in line and f"{stats[1]['j_per_tokens']:.4g} J/tokens" in line
+    # the second run's steps last twice as long: about twice the joules per token
+    assert stats[1]["j_per_tokens"] == pytest.approx(2 * stats[0]["j_per_tokens"], rel=0.15)
+    doc = json.loads(run_wm(["report", *dirs, "--json"]).stdout)
+    assert [r["groups"][0]["count"] for r in doc["windows"]] == [3, 2]
