@@ -9,8 +9,9 @@
  * (err, errlen), fill err with a message that names the problem and the fix.
  * Objects come in _new/_free (or _start/_free) pairs; _free(NULL) is harmless.
  * The library never exits, aborts or prints. Units are in every name.
- * Thread safety: one meter may be used from one thread at a time; the
- * sampler thread only touches the meter's own state under its lock.
+ * Thread safety: one meter may be used from one thread at a time, except the
+ * window calls (any thread, at once); the sampler thread only touches the
+ * meter's own state under its lock.
  */
 #ifndef WATTMETER_H
 #define WATTMETER_H
@@ -131,6 +132,35 @@ int wm_meter_stop(wm_meter *m, int exit_status, char *err, size_t errlen);
  * other call are no-ops: a child never touches its parent's recording. */
 void wm_meter_free(wm_meter *m);
 
+/* ---- windows: energy per unit of work (docs/architecture.md "Windows") ------ */
+/* A window is a named span of work (a step, an epoch, a request) whose
+ * energy is the counter difference at its own two edges, read out of the
+ * counter period by the meter's edge thread; windows may overlap and nest,
+ * from any thread, any number. An edge costs the caller a time stamp, a JSON
+ * check and a queue entry under a short lock: never I/O, never a counter
+ * read. Results go to windows.jsonl in the recording (docs/recording.md),
+ * so these need a meter with an output_dir (else -ENOTSUP).
+ *
+ * attrs_json: NULL or a JSON object ({"epoch":3,"phase":"train"}), kept
+ * with the window; counts_json: NULL or an object of non-negative numbers
+ * ({"tokens":512,"samples":8}) giving the window's joules per count.
+ * begin returns the window's id (> 0) or a negative errno: -EINVAL (empty
+ * name, bad JSON), -ECHILD (a forked child: its parent's meter), -ESHUTDOWN
+ * (stopped), -ENOMEM. end returns 0 or the same, -ENOENT for an id never
+ * given. A mark is an instant with the cumulative energy at it. */
+int64_t wm_meter_window_begin(wm_meter *m, const char *name, const char *attrs_json);
+int wm_meter_window_end(wm_meter *m, int64_t id, const char *counts_json);
+int wm_meter_mark(wm_meter *m, const char *name, const char *attrs_json);
+/* The same with the edge's CLOCK_MONOTONIC time given (another process's
+ * stamp: the control socket of `wattmeter run`); 0 = now. A time in the
+ * future is taken as now, one before the meter's start as the start. */
+int64_t wm_meter_window_begin_at(wm_meter *m, uint64_t mono_ns, const char *name, const char *attrs_json);
+int wm_meter_window_end_at(wm_meter *m, uint64_t mono_ns, int64_t id, const char *counts_json);
+int wm_meter_mark_at(wm_meter *m, uint64_t mono_ns, const char *name, const char *attrs_json);
+/* Waits until every edge given so far is read and written to windows.jsonl;
+ * 0 or the -errno of a failed write. */
+int wm_meter_windows_flush(wm_meter *m);
+
 /* Writes the sensor table that `wattmeter sensors` prints (text or JSON),
  * as a malloc'd string the caller frees, probing exactly as a meter with
  * config c would (NULL: defaults). NULL on ENOMEM or a bad root (message in
@@ -152,6 +182,13 @@ char *wm_report_columns_json(const char *dir, char *err, size_t errlen);
  * as above, plus EINVAL (start > end) and ERANGE (no sample in the window). */
 char *wm_report_detail_json(const char *dir, char *err, size_t errlen);
 char *wm_report_window_json(const char *dir, double start_s, double end_s, char *err, size_t errlen);
+/* The windows of a recording (windows.jsonl, docs/recording.md): every
+ * window (name NULL) or those named name, marks, and per-name groups (count,
+ * total, mean, p50, p99 of energy and duration; joules per count). A window
+ * never ended (a killed run) is "open" up to the last sample. A recording
+ * without windows.jsonl has none ("windows_version": null). Errors: ENOENT
+ * (no folder), EBADMSG (a damaged line), ENOTSUP (a newer version). */
+char *wm_report_windows_json(const char *dir, const char *name, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

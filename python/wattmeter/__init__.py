@@ -19,7 +19,7 @@ import json as _json
 from typing import Any, Dict, Optional
 
 from . import _native
-from .meter import Meter
+from .meter import Meter, Window
 from .results import Results, load
 from .results import Comparison, compare
 
@@ -28,6 +28,7 @@ __version__: str = _native.version
 __all__ = ["Meter", "Results", "load", "sensors", "__version__"]
 __all__ += ["compare", "Comparison"]
 __all__ += ["Server", "serve"]
+__all__ += ["Window"]
 
 
 def sensors(

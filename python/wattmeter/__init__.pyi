@@ -1,11 +1,11 @@
 from typing import Any, Dict, Optional
 
-from .meter import Meter as Meter
+from .meter import Meter as Meter, Window as Window
 from .results import Results as Results, load as load
 from .results import Comparison as Comparison, compare as compare
 
 __version__: str
-__all__ = ["Meter", "Results", "load", "sensors", "__version__", "compare", "Comparison", "Server", "serve"]
+__all__ = ["Meter", "Results", "load", "sensors", "__version__", "compare", "Comparison", "Server", "serve", "Window"]
 
 def sensors(
     sysfs_root: str = ..., procfs_root: str = ..., nvml_lib: Optional[str] = ..., no_gpu: bool = ...

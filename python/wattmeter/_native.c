@@ -239,7 +239,107 @@ static PyObject *py_meter_snapshot(PyObject *self, PyObject *args)
 	return r;
 }
 
+/* ---- windows (wattmeter.h): fast calls, the GIL kept (a time stamp and a
+ * queue entry); flush waits, so it releases it. ---- */
+static PyObject *window_error(int rc)
+{
+	const char *msg = rc == -ECHILD ? "this meter belongs to the parent process: a forked child (a DataLoader "
+					  "worker) cannot open windows on it; open them in the parent"
+			  : rc == -EINVAL ? "a window needs a non-empty name; attributes a JSON object, counts "
+					    "non-negative numbers"
+			  : rc == -ENOTSUP ? "windows are recorded in windows.jsonl: this meter has no recording "
+					     "(give it an output folder)"
+			  : rc == -ESHUTDOWN ? "the meter is stopped: start it before opening windows"
+			  : rc == -ENOENT ? "no window has this id (end the id begin returned)"
+					  : NULL;
+	return raise_errno(rc, msg);
+}
+
+static PyObject *py_window_begin(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	const char *name, *attrs = NULL;
+	if (!PyArg_ParseTuple(args, "Os|z", &cap, &name, &attrs))
+		return NULL;
+	wm_meter *m = get_meter(cap);
+	if (!m)
+		return NULL;
+	int64_t id = wm_meter_window_begin(m, name, attrs);
+	if (id < 0)
+		return window_error((int)id);
+	return PyLong_FromLongLong((long long)id);
+}
+
+static PyObject *py_window_end(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	long long id;
+	const char *counts = NULL;
+	if (!PyArg_ParseTuple(args, "OL|z", &cap, &id, &counts))
+		return NULL;
+	wm_meter *m = get_meter(cap);
+	if (!m)
+		return NULL;
+	int rc = wm_meter_window_end(m, (int64_t)id, counts);
+	if (rc < 0)
+		return window_error(rc);
+	Py_RETURN_NONE;
+}
+
+static PyObject *py_mark(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	const char *name, *attrs = NULL;
+	if (!PyArg_ParseTuple(args, "Os|z", &cap, &name, &attrs))
+		return NULL;
+	wm_meter *m = get_meter(cap);
+	if (!m)
+		return NULL;
+	int rc = wm_meter_mark(m, name, attrs);
+	if (rc < 0)
+		return window_error(rc);
+	Py_RETURN_NONE;
+}
+
+static PyObject *py_windows_flush(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	if (!PyArg_ParseTuple(args, "O", &cap))
+		return NULL;
+	wm_meter *m = get_meter(cap);
+	if (!m)
+		return NULL;
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = wm_meter_windows_flush(m);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		return rc == -ENOTSUP || rc == -ECHILD ? window_error(rc) : raise_errno(rc, "cannot write windows.jsonl");
+	Py_RETURN_NONE;
+}
+
 typedef char *(*report_fn)(const char *dir, int top_n, char *err, size_t errlen);
+static PyObject *take_string(char *out, int e, const char *err);
+
+static PyObject *py_report_windows_json(PyObject *self, PyObject *args)
+{
+	(void)self;
+	const char *dir, *name = NULL;
+	if (!PyArg_ParseTuple(args, "s|z", &dir, &name))
+		return NULL;
+	char err[1024] = "";
+	char *out;
+	int e;
+	Py_BEGIN_ALLOW_THREADS
+	out = wm_report_windows_json(dir, name, err, sizeof err);
+	e = out ? 0 : errno;
+	Py_END_ALLOW_THREADS
+	return take_string(out, e, err);
+}
 
 static char *rep_json(const char *dir, int top_n, char *err, size_t errlen)
 {
@@ -449,6 +549,12 @@ static PyMethodDef methods[] = {
 	 "Start a meter; returns a handle. See wattmeter.Meter."},
 	{"meter_stop", py_meter_stop, METH_VARARGS, "Stop a meter and complete its recording."},
 	{"meter_snapshot", py_meter_snapshot, METH_VARARGS, "Latest power and energy of a running meter."},
+	{"window_begin", py_window_begin, METH_VARARGS, "Open a window: (meter, name, attrs_json) -> id."},
+	{"window_end", py_window_end, METH_VARARGS, "Close a window: (meter, id, counts_json)."},
+	{"mark", py_mark, METH_VARARGS, "An instant mark: (meter, name, attrs_json)."},
+	{"report_windows_json", py_report_windows_json, METH_VARARGS,
+	 "The windows of a recording as JSON text: (dir, name=None)."},
+	{"windows_flush", py_windows_flush, METH_VARARGS, "Wait until every edge is read and written."},
 	{"report_json", py_report_json, METH_VARARGS, "Summary of a recording as JSON text."},
 	{"report_text", py_report_text, METH_VARARGS, "Human summary of a recording."},
 	{"report_columns_json", py_report_columns_json, METH_VARARGS, "Time series columns as JSON text."},

@@ -6,11 +6,14 @@ import errno
 import functools
 import inspect
 import itertools
+import json
 import math
 import numbers
 import os
+import socket
 import stat
 import sys
+import threading
 import time
 import warnings
 from typing import Any, Callable, Dict, Iterable, Optional, TypeVar
@@ -104,6 +107,150 @@ def _number(name: str, value: Any, lo: float, hi: float, zero_ok: bool = False, 
     raise ValueError(f"{name}={value!r} is out of range: give {rng} (e.g. {name}={'0.1' if unit == 's' else '3.5'})")
 
 
+class _Control:
+    """The client of `wattmeter run`'s control socket (WATTMETER_CONTROL;
+    protocol: include/wattmeter_client.h): windows of a Python program run
+    under `wattmeter run` go to that run's meter and recording."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._n = itertools.count(1)
+        self._warned = False
+
+    def _send(self, msg: Dict[str, Any]) -> None:
+        msg["v"] = 1
+        msg["t_ns"] = time.monotonic_ns()  # CLOCK_MONOTONIC, as the meter's
+        data = json.dumps(msg, default=str, separators=(",", ":")).encode()
+        try:
+            self.sock.sendto(data, socket.MSG_DONTWAIT, self.path)
+        except OSError as e:
+            if not self._warned:  # the run goes on; its windows are lost, once said
+                self._warned = True
+                warnings.warn(f"wattmeter: cannot reach the meter of 'wattmeter run' at {self.path}: "
+                              f"{e.strerror or e}; windows are not recorded", RuntimeWarning, stacklevel=4)
+
+    def begin(self, name: str, attrs: Dict[str, Any]) -> str:
+        key = f"{os.getpid()}.{next(self._n)}"
+        self._send({"op": "begin", "key": key, "name": name, "attrs": attrs})
+        return key
+
+    def end(self, key: str, counts: Dict[str, float]) -> None:
+        self._send({"op": "end", "key": key, "counts": counts})
+
+    def mark(self, name: str, attrs: Dict[str, Any]) -> None:
+        self._send({"op": "mark", "name": name, "attrs": attrs})
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Window:
+    """A window of work on a running Meter: its energy is the counter
+    difference at its own two edges (docs/architecture.md "Windows"), read by
+    the meter's native edge thread, so a 10 ms step is measured as well as a
+    one-hour epoch. Made by ``Meter.window(name, **attrs)``; use it as a
+    context manager (``with``/``async with``) or a decorator (sync and async
+    functions: a window per call). ``count(tokens=..., samples=...)`` adds
+    counts that give the window's joules per count. Results are in the
+    recording's windows.jsonl: ``Results.windows()`` after the stop.
+
+    Thread-safe: windows may overlap and nest, from any thread. In a forked
+    child (a DataLoader worker) opening a window raises OSError(ECHILD): its
+    windows belong in the parent.
+    """
+
+    def __init__(self, meter: "Meter", name: str, attrs: Dict[str, Any]) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("a window needs a name (a non-empty str), e.g. meter.window('step')")
+        self.meter = meter
+        self.name = name
+        self.attrs = dict(attrs)
+        self.id: Any = None  # the meter's id (int), or the control key (str) when attached
+        self.counts: Dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _fresh(self) -> "Window":
+        return Window(self.meter, self.name, self.attrs)
+
+    def count(self, **counts: float) -> "Window":
+        """Adds counts (tokens=512, samples=8 ...): non-negative numbers,
+        summed over calls; the window then reports j_per_<count>."""
+        for k, v in counts.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"count {k}={v!r}: give a non-negative number")
+            with self._lock:
+                self.counts[k] = self.counts.get(k, 0) + v
+        return self
+
+    def begin(self) -> "Window":
+        if self.id is not None:
+            raise RuntimeError(f"window {self.name!r} is open already; use meter.window(...) for another")
+        ctl = self.meter._control
+        if ctl is not None:  # attached to the meter of `wattmeter run`
+            self.id = ctl.begin(self.name, self.attrs)
+            return self
+        h = self.meter._window_handle()
+        try:
+            self.id = _native.window_begin(h, self.name, json.dumps(self.attrs, default=str) if self.attrs else None)
+        except OSError as e:
+            raise _py_oserror(e) from None
+        return self
+
+    def end(self) -> None:
+        if self.id is None:
+            raise RuntimeError(f"window {self.name!r} is not open")
+        wid, self.id = self.id, None
+        ctl = self.meter._control
+        if ctl is not None:
+            with self._lock:
+                ctl.end(wid, dict(self.counts))
+            return
+        h = self.meter._handle
+        if h is None:
+            return  # the meter stopped first: the window was ended there, marked open
+        with self._lock:
+            counts = json.dumps(self.counts) if self.counts else None
+        try:
+            _native.window_end(h, wid, counts)
+        except OSError as e:
+            if e.errno != errno.ESHUTDOWN:
+                raise _py_oserror(e) from None
+
+    def __enter__(self) -> "Window":
+        return self.begin()
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
+
+    async def __aenter__(self) -> "Window":
+        return self.begin()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.end()
+
+    def __call__(self, func: F) -> F:
+        """A window around every call (awaited, for a coroutine function)."""
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                async with self._fresh():
+                    return await func(*args, **kwargs)
+
+            return awrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._fresh():
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        state = f"open id={self.id}" if self.id is not None else "closed"
+        return f"<wattmeter.Window {self.name!r} {state} attrs={self.attrs!r} counts={self.counts!r}>"
+
+
 class Meter:
     """Measures the energy spent while it runs, and how much of it belongs to
     this process and its children (data-loader workers, subprocesses).
@@ -153,6 +300,11 @@ class Meter:
         nvml_lib: NVIDIA GPUs: the libnvidia-ml to load (default:
             $WATTMETER_NVML_LIB, then libnvidia-ml.so.1).
         no_gpu: do not look for NVIDIA GPUs.
+        attach: under `wattmeter run` (WATTMETER_CONTROL set), None (the
+            default) or True attaches to that run's meter instead of starting
+            a second one: windows and marks go to its recording, nothing is
+            measured twice, ``stop()`` returns None; False starts a meter of
+            its own anyway.
         gpu_exclusive: bill the run's GPUs (CUDA_VISIBLE_DEVICES) whole to the
             measured processes (when NVML reports pids this /proc cannot see).
 
@@ -178,6 +330,7 @@ class Meter:
         nvml_lib: Optional[str] = None,
         no_gpu: bool = False,
         gpu_exclusive: bool = False,
+        attach: Optional[bool] = None,
     ) -> None:
         if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
             raise TypeError(f"output_dir must be a path (str), not {type(output_dir).__name__}")
@@ -213,6 +366,8 @@ class Meter:
         self._calls = 0
         self._owner_pid = 0
         self._started_by_with = False
+        self.attach = attach
+        self._control: Optional[_Control] = None
 
     # -- start / stop -------------------------------------------------------
     def _start_native(self, out: Optional[str]) -> Any:
@@ -238,8 +393,18 @@ class Meter:
         """Starts measuring. If the recording cannot be made, measures
         unrecorded with a warning. Raises OSError (with the fix in its message)
         only if the meter cannot start at all (a wrong procfs_root, say)."""
-        if self._handle is not None:
+        if self._handle is not None or self._control is not None:
             raise RuntimeError("this Meter is already running; stop() it first")
+        ctl = os.environ.get("WATTMETER_CONTROL")
+        if ctl and self.attach is not False:
+            # Under `wattmeter run`: its meter measures this process already;
+            # a second one would measure twice. Windows go to it instead.
+            self._control = _Control(ctl)
+            self._results = None
+            self._owner_pid = os.getpid()
+            return self
+        if self.attach:
+            raise RuntimeError("Meter(attach=True) needs WATTMETER_CONTROL: run this under 'wattmeter run'")
         self._calls += 1
         why = ""
         out: Optional[str] = None
@@ -291,6 +456,10 @@ class Meter:
         In a process forked from the one that started the meter (a worker
         leaving a ``with`` block it inherited), this does nothing and returns
         None: the recording belongs to the parent."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+            return None  # the parent `wattmeter run` records; its report holds the windows
         if self._handle is None:
             raise RuntimeError("this Meter is not running; call start() first")
         handle, self._handle = self._handle, None
@@ -341,6 +510,10 @@ class Meter:
     def results(self) -> Results:
         """The Results of the last completed measurement. Raises RuntimeError
         if there is none yet (still running, or never started)."""
+        if self._results is None and self.attach is not False and os.environ.get("WATTMETER_CONTROL"):
+            raise RuntimeError("this Meter was attached to the meter of 'wattmeter run' (WATTMETER_CONTROL): "
+                               "that run records the energy and the windows; read its recording "
+                               "('wattmeter report DIR'), or pass Meter(attach=False) for a meter of its own")
         if self._results is None:
             raise RuntimeError("no results yet: the Meter is still running or was never started "
                                "(results exist after stop() or the end of the with block)")
@@ -348,7 +521,12 @@ class Meter:
 
     @property
     def running(self) -> bool:
-        return self._handle is not None
+        return self._handle is not None or self._control is not None
+
+    @property
+    def attached(self) -> bool:
+        """True while attached to the meter of `wattmeter run` (WATTMETER_CONTROL)."""
+        return self._control is not None
 
     def snapshot(self) -> Dict[str, Any]:
         """Live power (W) and energy (J) per device of a running meter."""
@@ -356,13 +534,54 @@ class Meter:
             raise RuntimeError("this Meter is not running")
         return _native.meter_snapshot(self._handle)
 
+    # -- windows: energy per unit of work ----------------------------------------
+    def _window_handle(self) -> Any:
+        if self._handle is None:
+            raise RuntimeError("this Meter is not running: open windows inside its with block "
+                               "(or after start())")
+        if self._owner_pid != os.getpid():
+            raise OSError(errno.ECHILD, "this Meter belongs to the parent process: a forked child "
+                          "(a DataLoader worker) cannot open windows on it; open them in the parent")
+        if not self.recorded:
+            raise OSError(errno.ENOTSUP, "windows are recorded in windows.jsonl and this Meter is "
+                          f"unrecorded ({self._why_unrecorded}); give it a writable output_dir")
+        return self._handle
+
+    def window(self, name: str, **attrs: Any) -> Window:
+        """A window named ``name`` with attributes (epoch=3, phase="train"
+        ...): ``with meter.window("step", step=i) as w: ...; w.count(samples=n)``,
+        or ``@meter.window("eval")`` on a function (sync or async)."""
+        return Window(self, name, attrs)
+
+    def mark(self, name: str, **attrs: Any) -> None:
+        """An instant event (a checkpoint) with the cumulative energy at it."""
+        if not isinstance(name, str) or not name:
+            raise ValueError("a mark needs a name (a non-empty str)")
+        if self._control is not None:
+            self._control.mark(name, attrs)
+            return
+        try:
+            _native.mark(self._window_handle(), name, json.dumps(attrs, default=str) if attrs else None)
+        except OSError as e:
+            raise _py_oserror(e) from None
+
+    def flush_windows(self) -> None:
+        """Waits until every window edge given so far is read and written (attached:
+        nothing to wait for, the datagrams are sent)."""
+        if self._control is not None:
+            return
+        try:
+            _native.windows_flush(self._window_handle())
+        except OSError as e:
+            raise _py_oserror(e) from None
+
     # -- context manager and decorator ----------------------------------------
     def _start_or_warn(self) -> bool:
         """start(), but a meter that cannot start only warns: the user's code
         runs anyway. A call while this meter already runs (a recursive or
         concurrent call of a decorated function) is measured by the running
         measurement and starts nothing."""
-        if self._handle is not None:
+        if self._handle is not None or self._control is not None:
             return False
         try:
             self.start()
@@ -373,7 +592,7 @@ class Meter:
             return False
 
     def __enter__(self) -> "Meter":
-        if self._handle is not None:
+        if self._handle is not None or self._control is not None:
             raise RuntimeError("this Meter is already running; use a new Meter for a nested block")
         self._started_by_with = self._start_or_warn()
         return self
@@ -388,6 +607,10 @@ class Meter:
                           RuntimeWarning, stacklevel=3)
 
     def __exit__(self, *exc: object) -> None:
+        if self._control is not None and self._started_by_with:
+            self._started_by_with = False
+            self.stop()
+            return
         if self._handle is not None and self._started_by_with:
             self._started_by_with = False
             self._stop_or_warn()
@@ -414,7 +637,7 @@ class Meter:
                 try:
                     return await func(*args, **kwargs)
                 finally:
-                    if started and self._handle is not None:
+                    if started and self.running:
                         self._stop_or_warn()
 
             return awrapper  # type: ignore[return-value]
@@ -441,7 +664,7 @@ class Meter:
                     finally:
                         await gen.aclose()
                 finally:
-                    if started and self._handle is not None:
+                    if started and self.running:
                         self._stop_or_warn()
 
             return agwrapper  # type: ignore[return-value]
@@ -453,7 +676,7 @@ class Meter:
                 try:
                     return (yield from func(*args, **kwargs))
                 finally:
-                    if started and self._handle is not None:
+                    if started and self.running:
                         self._stop_or_warn()
 
             return gwrapper  # type: ignore[return-value]
@@ -464,7 +687,7 @@ class Meter:
             try:
                 return func(*args, **kwargs)
             finally:
-                if started and self._handle is not None:
+                if started and self.running:
                     self._stop_or_warn()
 
         return wrapper  # type: ignore[return-value]

@@ -159,7 +159,8 @@ class Results:
 
     Analysis: ``metrics()``, ``total()``, ``average()``, ``max()``,
     ``duration()``, ``window()``, ``per_device()``, ``per_gpu()``,
-    ``per_process()``, ``to_pandas()``, ``plot()``.
+    ``per_process()``, ``to_pandas()``, ``plot()``; windows of work:
+    ``windows()``, ``window_stats()``, ``marks()``.
     """
 
     def __init__(self, dir: str, summary: Dict[str, Any]) -> None:
@@ -506,6 +507,85 @@ class Results:
 
     def __str__(self) -> str:
         return str(self.summary)
+
+    # -- windows (energy per unit of work) ----------------------------------------
+
+    def _windows_doc(self, name: Optional[str]) -> Dict[str, Any]:
+        self._need_recording("windows()")
+        doc: Dict[str, Any] = json.loads(_native.report_windows_json(self.dir, name))
+        return doc
+
+    def windows(self, name: Optional[str] = None, *, frame: Optional[bool] = None) -> Any:
+        """The recording's windows (``Meter.window``, ``wattmeter mark``), in
+        order of their end, optionally only those named ``name``.
+
+        One row per window: ``name``, ``id``, ``start_s``, ``end_s``,
+        ``duration_s`` (s since the start), ``open`` (never ended: reported
+        up to the stop, or the last sample of a killed run), ``energy_j``
+        (J, the devices that do not overlap: psys contains cpu and dram),
+        ``energy_j.<dev>``, ``attributed_j`` and ``attributed_j.<dev>``
+        (the measured processes' share), ``uncertainty_j.<dev>`` (a GPU
+        window shorter than its counter's update interval), each attribute
+        and count under its own key, ``j_per_<count>``, and ``notes``.
+
+        A pandas DataFrame when pandas is installed (``frame=False``: a list
+        of dicts always; ``frame=True``: pandas or an ImportError)."""
+        rows: List[Dict[str, Any]] = []
+        for w in self._windows_doc(name).get("windows", []):
+            row: Dict[str, Any] = {
+                "name": w.get("name"), "id": w.get("id"), "start_s": w.get("start_s"),
+                "end_s": w.get("end_s"), "duration_s": w.get("duration_s"), "open": bool(w.get("open")),
+                "energy_j": w.get("total_j"),
+                "attributed_j": sum(float(v) for v in w.get("attributed_j", {}).values()),
+            }
+            for k, v in w.get("attrs", {}).items():
+                row.setdefault(k, v)
+            for k, v in w.get("counts", {}).items():
+                row.setdefault(k, v)
+            for dev, v in w.get("energy_j", {}).items():
+                row[f"energy_j.{dev}"] = v
+            for dev, v in w.get("attributed_j", {}).items():
+                row[f"attributed_j.{dev}"] = v
+            for dev, v in w.get("uncertainty_j", {}).items():
+                row[f"uncertainty_j.{dev}"] = v
+            for k, v in w.get("j_per", {}).items():
+                row[f"j_per_{k}"] = v
+            row["notes"] = list(w.get("notes", []))
+            rows.append(row)
+        if frame is False:
+            return rows
+        try:
+            pd = _pandas("windows(frame=True)")
+        except ImportError:
+            if frame:
+                raise
+            return rows
+        return pd.DataFrame(rows)
+
+    def window_stats(self, name: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Per window name: ``count``; ``total_j``, ``mean_j``, ``p50_j``,
+        ``p99_j`` (energy, J, nearest-rank percentiles); the same of
+        ``duration_s`` (``total_s`` ...); the counts summed and
+        ``j_per_<count>`` (total energy / total count)."""
+        out: List[Dict[str, Any]] = []
+        for g in self._windows_doc(name).get("groups", []):
+            e, d = g.get("energy_j", {}), g.get("duration_s", {})
+            row: Dict[str, Any] = {"name": g.get("name"), "count": g.get("count", 0)}
+            for k in ("total", "mean", "p50", "p99"):
+                row[f"{k}_j"] = e.get(k)
+            for k in ("total", "mean", "p50", "p99"):
+                row[f"{k}_s"] = d.get(k)
+            for k, v in g.get("counts", {}).items():
+                row[k] = v
+            for k, v in g.get("j_per", {}).items():
+                row[f"j_per_{k}"] = v
+            out.append(row)
+        return out
+
+    def marks(self) -> List[Dict[str, Any]]:
+        """Instant marks (``Meter.mark``): name, t_s, attrs and the cumulative
+        energy_j per device at the mark."""
+        return list(self._windows_doc(None).get("marks", []))
 
     # -- pandas ---------------------------------------------------------------------
 

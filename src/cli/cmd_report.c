@@ -14,6 +14,7 @@
 #include "recording/carbon.h"
 #include "recording/html.h"
 #include "recording/record.h"
+#include "recording/windows.h"
 #include "wattmeter.h"
 
 #define TOP_MAX 100000
@@ -21,7 +22,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: wattmeter report [--json | --columns | --html FILE] [--top N]\n"
+		"usage: wattmeter report [--json | --columns | --html FILE] [--top N] [--windows NAME]\n"
 		"                        [--grid-intensity G] [--pue X] [--price P --currency CUR]\n"
 		"                        DIR [DIR...]\n"
 		"       wattmeter report --list-grids\n"
@@ -36,6 +37,8 @@ static void usage(FILE *out)
 		"  --columns            print the time series of one DIR as JSON columns\n"
 		"  --html FILE          write a self-contained HTML report with plots (no scripts,\n"
 		"                       no network needed to view it)\n"
+		"  --windows NAME       list every window named NAME (Meter.window, wattmeter mark);\n"
+		"                       the summary's windows table groups them by name\n"
 		"  --top N              list the N processes that spent the most energy\n"
 		"                       (0 to %d; default 5, and 10 in --html)\n"
 		"  --grid-intensity G   grid carbon intensity: G gCO2e/kWh (0 to %.0f), or a\n"
@@ -91,7 +94,51 @@ static int write_file(const char *path, const char *data, size_t n)
 	return 0;
 }
 
-enum { OPT_HTML = 256, OPT_GRID, OPT_PUE, OPT_PRICE, OPT_CURRENCY, OPT_LIST_GRIDS };
+enum { OPT_HTML = 256, OPT_GRID, OPT_PUE, OPT_PRICE, OPT_CURRENCY, OPT_LIST_GRIDS, OPT_WINDOWS };
+
+/* Appends "windows" (wm_report_windows_json) to the summary object in out,
+ * when the recording has windows (windows.jsonl). */
+static int splice_windows_json(const char *dir, wm_buf *out, char *err, size_t errlen)
+{
+	char *js = wm_report_windows_json(dir, NULL, err, errlen);
+	if (!js)
+		return -errno;
+	int rc = 0;
+	if (strstr(js, "\"windows_version\":null")) {
+		free(js); /* no windows.jsonl: the summary stays as it was */
+		return 0;
+	}
+	while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == ' '))
+		out->len--;
+	if (out->len && out->data[out->len - 1] == '}') {
+		out->len--;
+		wm_buf_puts(out, ",\"windows\":");
+		wm_buf_puts(out, js);
+		wm_buf_puts(out, "}\n");
+		rc = wm_buf_error(out) ? -ENOMEM : 0;
+	}
+	free(js);
+	return rc;
+}
+
+/* Appends "windows" (per run: its groups) to the comparison object in out,
+ * when a run has windows. */
+static int splice_compare_windows(const char *const *dirs, size_t n, wm_buf *out)
+{
+	wm_buf w;
+	wm_buf_init(&w);
+	int rc = wm_windows_compare(dirs, n, 1, &w);
+	while (rc > 0 && out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == ' '))
+		out->len--;
+	if (rc > 0 && out->len && out->data[out->len - 1] == '}') {
+		out->len--;
+		wm_buf_puts(out, ",\"windows\":");
+		wm_buf_append(out, w.data, w.len);
+		wm_buf_puts(out, "}\n");
+	}
+	wm_buf_free(&w);
+	return rc < 0 ? rc : wm_buf_error(out) ? -ENOMEM : 0;
+}
 
 int cmd_report(int argc, char **argv)
 {
@@ -105,12 +152,13 @@ int cmd_report(int argc, char **argv)
 		{"price", required_argument, NULL, OPT_PRICE},
 		{"currency", required_argument, NULL, OPT_CURRENCY},
 		{"list-grids", no_argument, NULL, OPT_LIST_GRIDS},
+		{"windows", required_argument, NULL, OPT_WINDOWS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int as_json = 0, columns = 0, list_grids = 0;
 	int top = -1;
-	const char *html = NULL;
+	const char *html = NULL, *windows = NULL;
 	struct wm_carbon_opts carbon;
 	wm_carbon_opts_init(&carbon);
 	char err[1024] = "";
@@ -143,6 +191,13 @@ int cmd_report(int argc, char **argv)
 		case OPT_PRICE: rc = wm_carbon_set_price(&carbon, optarg, err, sizeof err); break;
 		case OPT_CURRENCY: rc = wm_carbon_set_currency(&carbon, optarg, err, sizeof err); break;
 		case OPT_LIST_GRIDS: list_grids = 1; break;
+		case OPT_WINDOWS:
+			if (!*optarg) {
+				fprintf(stderr, "wattmeter report: --windows wants a window name\n");
+				return CLI_EXIT_USAGE;
+			}
+			windows = optarg;
+			break;
 		case 'h': usage(stdout); return cli_finish_stdout();
 		default: usage(stderr); return CLI_EXIT_USAGE;
 		}
@@ -172,6 +227,27 @@ int cmd_report(int argc, char **argv)
 	if (as_json + columns + (html != NULL) > 1) {
 		fprintf(stderr, "wattmeter report: choose one of --json, --columns and --html\n");
 		return CLI_EXIT_USAGE;
+	}
+	if (windows && (n > 1 || columns || html)) {
+		fprintf(stderr, "wattmeter report: --windows takes one DIR, with or without --json\n");
+		return CLI_EXIT_USAGE;
+	}
+	if (windows) {
+		char *js = as_json ? wm_report_windows_json(argv[optind], windows, err, sizeof err) : NULL;
+		wm_buf wb;
+		wm_buf_init(&wb);
+		int rc = as_json ? (js ? 0 : -1) : wm_windows_text(argv[optind], windows, &wb, err, sizeof err);
+		if (rc < 0) {
+			fprintf(stderr, "wattmeter report: %s\n", err);
+			wm_buf_free(&wb);
+			return 1;
+		}
+		fputs(as_json ? js : (wb.data ? wb.data : ""), stdout);
+		if (as_json)
+			fputc('\n', stdout);
+		free(js);
+		wm_buf_free(&wb);
+		return cli_finish_stdout();
 	}
 	if (columns && n > 1) {
 		fprintf(stderr, "wattmeter report: --columns takes one DIR (got %zu)\n", n);
@@ -203,23 +279,36 @@ int cmd_report(int argc, char **argv)
 		} else if (as_json) {
 			rc = n == 1 ? wm_recording_summary_json_carbon(rr[0], &carbon, &out)
 				    : wm_recording_compare_json(rr, n, &carbon, &out);
+			if (!rc && n > 1)
+				rc = splice_compare_windows((const char *const *)argv + optind, n, &out);
+			if (!rc && n == 1 && (rc = splice_windows_json(argv[optind], &out, err, sizeof err)) < 0) {
+				fprintf(stderr, "wattmeter report: %s\n", err);
+				ret = 1;
+				rc = 0;
+			}
 		} else if (n == 1) {
 			rc = wm_recording_summary_text(rr[0], top >= 0 ? top : 5, &out);
 			if (!rc)
 				rc = wm_recording_carbon_text(rr[0], &carbon, &out);
+			if (!rc && wm_windows_text(argv[optind], NULL, &out, err, sizeof err) < 0)
+				fprintf(stderr, "wattmeter report: windows not shown: %s\n", err);
 		} else {
 			rc = wm_recording_compare_text(rr, n, &carbon, &out);
+			if (!rc)
+				rc = wm_windows_compare((const char *const *)argv + optind, n, 0, &out) < 0 ? -ENOMEM : 0;
 		}
 		if (rc < 0) {
 			fprintf(stderr, "wattmeter report: cannot render the report: %s\n", strerror(-rc));
 			ret = 1;
 		}
 	}
-	if (!ret && html) {
+	if (ret) {
+		/* an error was printed above */
+	} else if (html) {
 		ret = write_file(html, out.data ? out.data : "", out.len);
 		if (!ret)
 			fprintf(stderr, "wattmeter report: wrote %s (%zu bytes)\n", html, out.len);
-	} else if (!ret) {
+	} else {
 		fputs(out.data ? out.data : "", stdout);
 		if (out.len && out.data[out.len - 1] != '\n')
 			fputc('\n', stdout);

@@ -49,6 +49,7 @@
 #include "base/safepath.h"
 
 #include "cli.h"
+#include "cli/control.h"
 #include "base/util.h"
 #include "wattmeter.h"
 
@@ -837,6 +838,12 @@ int cmd_run(int argc, char **argv)
 		snapshot_free(s);
 	}
 
+	/* The control socket for windows from the command (WATTMETER_CONTROL,
+	 * cli/control.h): a recorded run only; failing to make it is a warning. */
+	struct cli_control ctl = {.fd = -1, .stop_r = -1, .stop_w = -1};
+	if (!why_unrecorded[0] && cli_control_start(&ctl, m, err, sizeof err) < 0)
+		fprintf(stderr, "wattmeter run: warning: no windows from the command: %s\n", err);
+
 	struct live live = {0};
 	live_begin(&live, !o.quiet);
 
@@ -885,6 +892,7 @@ int cmd_run(int argc, char **argv)
 	 * unrecorded run the snapshot that sample leaves. Taken before the stop,
 	 * an unrecorded run lost its tail (up to a period: all of a run shorter
 	 * than one). */
+	cli_control_stop(&ctl); /* its last datagrams become edges before the stop */
 	rc = wm_meter_stop(m, code, err, sizeof err);
 	wm_snapshot *last = why_unrecorded[0] ? snapshot_take(m) : NULL;
 	wm_meter_free(m);

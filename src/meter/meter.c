@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "base/host.h"
+#include "meter/windows.h"
 #include "recording/record.h"
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -327,6 +328,8 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 	if (isfinite(util))
 		m->last_util = util;
 	wm_tick tick = {.now_ns = now, .dt_s = dt_s, .cpu_util = util, .proc_tier = proc_tier};
+	/* read_lock: window edges (windows.c) read the sources and this state too */
+	pthread_mutex_lock(&m->read_lock);
 	read_sources(m, &tick);
 	double alpha = dt_s > 1.0 ? 1.0 : dt_s; /* ~1 s smoothing for live displays */
 	for (size_t d = 0; d < m->n_dev; d++) {
@@ -349,6 +352,7 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 		m->busy_at_proc = ct.busy_ticks;
 	}
 	m->last_ns = now;
+	pthread_mutex_unlock(&m->read_lock);
 
 	wm_sample s = {
 		.seq = baseline ? 0 : ++m->ticks,
@@ -403,7 +407,9 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 
 	for (size_t d = 0; d < m->n_dev; d++)
 		m->sdev[d].attributed_j = m->attributed_j[d];
-	m->self_cpu_s = thread_cpu_s();
+	if (s.proc_tier)
+		wm_windows_note_proc(m);
+	m->self_cpu_s = thread_cpu_s() + wm_windows_cpu_s(m);
 	s.self_cpu_s = m->self_cpu_s;
 	s.mem_used_bytes = m->mem_used_bytes;
 	s.mem_total_bytes = m->mem_total_bytes;
@@ -479,6 +485,7 @@ static void free_meter(wm_meter *m)
 {
 	if (!m)
 		return;
+	wm_windows_free(m);
 	for (size_t i = 0; i < m->n_sinks; i++)
 		if (m->sinks[i].ops->free)
 			m->sinks[i].ops->free(m->sinks[i].ctx);
@@ -532,6 +539,7 @@ static void free_meter(wm_meter *m)
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->lock);
 	pthread_mutex_destroy(&m->snap_lock);
+	pthread_mutex_destroy(&m->read_lock);
 	free(m);
 }
 
@@ -828,6 +836,7 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 	wm_buf_init(&m->host_json);
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->snap_lock, NULL);
+	pthread_mutex_init(&m->read_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -915,6 +924,9 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 		if (rc < 0)
 			goto fail;
 	}
+	rc = wm_windows_start(m, c->output_dir, err, errlen);
+	if (rc < 0)
+		goto fail;
 
 	/* The thread blocks every signal: they belong to the application (the
 	 * CLI forwards SIGINT/SIGTERM to the wrapped command). It takes the
@@ -1018,6 +1030,7 @@ int wm_meter_stop(wm_meter *m, int exit_status, char *err, size_t errlen)
 		return wm_err(err, errlen, -ECHILD, "this meter belongs to process %d", m ? (int)m->owner_pid : 0);
 	if (m->stopped)
 		return 0;
+	wm_windows_stop(m); /* its last edges are read before the last sample */
 	int rc = stop_thread(m);
 	m->stopped = 1;
 	wm_stop_info st = {

@@ -41,6 +41,9 @@ struct wm_sproc_text {
 struct wm_meter {
 	pid_t owner_pid;
 	pthread_mutex_t lock;       /* guards the tree, stop flag, baseline handshake */
+	pthread_mutex_t read_lock;  /* guards the sources' reads, counters, energies, power
+	                               and last_ns: the sampler's tick and window edges */
+	struct wm_windows *win;     /* windows.c; NULL without a recording */
 	pthread_cond_t cond;
 	pthread_t thread;
 	int thread_started;

@@ -22,6 +22,7 @@
 
 #include "recording/html.h"
 #include "recording/record_priv.h"
+#include "recording/windows.h"
 
 /* Tableau 10: distinguishable, and legible for the common colour blindness */
 static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
@@ -333,6 +334,23 @@ static int power_chart(wm_buf *b, const struct wm_recording *r, size_t k)
 	wm_buf_printf(b, "<svg width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"power over time\">",
 		      CW, CH, CW, CH);
 	axes(b, t0, t1, ymax, "W");
+	{
+		/* windows of work (windows.jsonl): shaded behind the curves; those
+		 * shorter than a plotted point are too thin to see and are left out */
+		struct wm_window_span *sp = NULL;
+		size_t nsp = 0;
+		if (r->dir && t1 > t0 && wm_windows_spans(r->dir, (t1 - t0) / PW, 500, &sp, &nsp) == 0) {
+			for (size_t i = 0; i < nsp; i++) {
+				double a = fmax(sp[i].start_s, t0), z = fmin(sp[i].end_s, t1);
+				if (z <= a)
+					continue;
+				wm_buf_printf(b, "<rect class=\"window\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" "
+					      "fill=\"#888\" fill-opacity=\"0.12\"/>",
+					      ML + (a - t0) / (t1 - t0) * PW, MT, (z - a) / (t1 - t0) * PW, PH);
+			}
+		}
+		free(sp);
+	}
 	if (na > 0) {
 		bool started = false;
 		double lastx = 0;
@@ -937,6 +955,8 @@ static int run_section(wm_buf *b, const struct wm_recording *r, const struct wm_
 	rc = devices_table(b, r, o->carbon);
 	if (!rc)
 		rc = carbon_section(b, r, o->carbon);
+	if (!rc && r->dir)
+		rc = wm_windows_html(r->dir, b);
 	if (rc)
 		return rc;
 	if (r->n_devs)

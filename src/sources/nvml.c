@@ -1199,6 +1199,10 @@ static int nvml_probe(wm_source *s, const wm_source_ctx *ctx, char *err, size_t 
 			copy_str(c->bound_basis, sizeof c->bound_basis, "ceiling for a GPU");
 		}
 		c->bound_window_s = 1.0;
+		/* windows shorter than this get an uncertainty; a power-integrated
+		 * GPU's "counter" moves with its power reading (~100 ms, assumed) */
+		c->update_interval_s = isfinite(g->counter_update_s) && g->counter_update_s > 0 ? g->counter_update_s
+					: g->method != EM_COUNTER && g->method != EM_NONE ? 0.1 : 0.0;
 		c->readable = g->method != EM_NONE;
 		n_measured += g->method != EM_NONE;
 	}

@@ -111,6 +111,10 @@ typedef struct wm_channel {
 	 * ("EIO", "ENODEV (vanished)", "malformed value", "GPU is lost"); NULL
 	 * = unreadable, reason unknown. Written on the sampler thread only. */
 	const char *read_error;
+	/* How often the raw value changes (s), measured at probe (NVML's energy
+	 * counter: 20-100 ms); 0 = at every read (RAPL) or unknown. A window
+	 * shorter than this gets an uncertainty (src/meter/windows.c). */
+	double update_interval_s;
 } wm_channel;
 
 /* What a source's probe sees. */
