@@ -114,7 +114,9 @@ def test_a_5_J_step_back_on_a_262_kJ_range_is_no_wrap(fault_tree, tmp_path):
     cpu = s["energy_j"]["cpu"]
     truth = 30.0 * s["duration_s"]
     assert truth - 2 * 3.0 - 1.0 <= cpu <= truth + 1.0, (cpu, truth)
-    assert s["power_w"]["cpu"]["peak"] < 2 * 20.0 + 1.0  # never above the bound (2 x limit)
+    # A 5 J step counted in one 0.1 s period would add 50 W (80 W); 70 W leaves room
+    # for the read jitter of a loaded machine (47 W seen at a load of 15).
+    assert s["power_w"]["cpu"]["peak"] < 70.0, s["power_w"]
     g = s["gaps"]["cpu"]
     assert g["energy"] in ("missing", "partly missing") and g["energy_missing_s"] > 0, g
 
@@ -136,7 +138,7 @@ def test_a_value_above_the_range_and_a_10_kJ_jump_are_glitches(fault_tree, tmp_p
     assert cpu <= truth + 1.0, (cpu, truth)  # nothing invented
     assert cpu >= truth - 30.0 * g["energy_missing_s"] - 1.0, (cpu, truth, g)  # only what it says is missing
     assert g["energy_missing_s"] <= 0.5, g
-    assert s["power_w"]["cpu"]["peak"] < 40.0, s["power_w"]
+    assert s["power_w"]["cpu"]["peak"] < 70.0, s["power_w"]  # a glitch counted gives >= 80 W; jitter under load stays below
     assert g["count"] >= 2, g
     assert "value above range" in g["causes"] and "implausible step" in g["causes"], g
 
@@ -152,7 +154,7 @@ def test_transient_eio_and_garbage_give_no_false_peak(fault_tree, tmp_path):
     ])
     truth = 30.0 * s["duration_s"]
     assert abs(s["energy_j"]["cpu"] - truth) < 1.0
-    assert s["power_w"]["cpu"]["peak"] < 40.0, s["power_w"]
+    assert s["power_w"]["cpu"]["peak"] < 70.0, s["power_w"]  # a glitch counted gives >= 80 W; jitter under load stays below
     g = s["gaps"]["cpu"]
     assert set(g["causes"]) >= {"EIO", "malformed value"}, g
     assert 0.6 <= g["unreadable_s"] <= 1.6, g
