@@ -3,8 +3,10 @@
  * meta.json is parsed whole (it is small: over WM_REC_MAX_META_BYTES is
  * damage). samples.jsonl is read in chunks, one line at a time (never the
  * whole file; a line over WM_REC_MAX_LINE_BYTES is damage); each line is
- * parsed with jansson, reduced to one row of doubles plus updates of the
- * device and process totals, and its JSON tree freed at once. Energies are
+ * parsed with jansson, reduced to one row of doubles, the details' columns
+ * (query.c: zones, gauges, process rows) and updates of the device and
+ * process totals, and its JSON tree freed at once: the one pass every query
+ * reads from. Energies are
  * cumulative, so the totals are simply the last values seen. Only regular
  * files are read: a FIFO (which would block) or a character device such as
  * /dev/zero (which never ends) in the folder is refused at once.
@@ -276,6 +278,7 @@ void wm_recording_free(wm_recording *r)
 	free(r->unwritten);
 	free(r->ptab);
 	free(r->rows);
+	wm_rec_detail_free(r);
 	free(r->start_utc);
 	free(r->model_name);
 	free(r->dir);
@@ -913,6 +916,9 @@ static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t 
 	 * one, has them all) */
 	if (!rc && !r->unwritten_from_meta)
 		rc = take_unwritten(r, json_object_get(o, "unwritten"), true);
+	/* the details too, in this one pass: no query reads the file again */
+	if (!rc)
+		rc = wm_rec_detail_take_line(r, o, t);
 	return rc;
 }
 
@@ -1062,6 +1068,8 @@ static int finish_read(struct wm_recording *r, const char *label, char *err, siz
 {
 	double end = r->n_rows ? r->samples_end_s : 0.0;
 	wm_rec_gaps_finish(r, end);
+	if (wm_rec_detail_finish(r) < 0)
+		return wm_err(err, errlen, -ENOMEM, "cannot read the recording %s: out of memory", label);
 	if (!isnan(r->duration_s) && end > r->duration_s + 0.05 + 1e-6 * r->duration_s)
 		return wm_err(err, errlen, -EBADMSG,
 			      "%s/meta.json says the run lasted %.6g s, but its samples run to %.6g s: one of the two is damaged",
@@ -1110,8 +1118,6 @@ int wm_recording_parse(const char *label, const char *meta, size_t meta_len, con
 		wm_recording_free(r);
 		return rc;
 	}
-	r->mem_samples = samples ? samples : "";
-	r->mem_samples_len = samples ? samples_len : 0;
 	*out = r;
 	return 0;
 }
