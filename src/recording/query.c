@@ -484,3 +484,127 @@ char *wm_report_window_json(const char *dir, double start_s, double end_s, char 
 	rc = wm_recording_window_json(rec, start_s, end_s, &b, err, errlen);
 	return finish(rec, &b, rc, dir, err, errlen);
 }
+
+/* ---- series by table (wattmeter.h: Python's Results reads these) --------- */
+
+/* Series i of a table: name, values at base[row * stride], n rows; false
+ * past the last. The columns table follows wm_recording_columns_json's
+ * order and names. */
+struct qseries {
+	const char *name;
+	const double *base;
+	size_t stride, n;
+	const double *t;     /* t_s of each element, same stride */
+	size_t t_stride;
+};
+
+static bool series_get(const wm_recording *r, int table, size_t i, struct qseries *q, char *scratch,
+		       size_t scratch_len)
+{
+	if (table == WM_TABLE_ROWS || table == WM_TABLE_PROCS) {
+		const struct wm_rec_cols *s = table == WM_TABLE_ROWS ? &r->drows : &r->dprocs;
+		if (i >= s->n)
+			return false;
+		const struct wm_rec_col *t = wm_rec_cols_find(s, "t_s");
+		*q = (struct qseries){s->c[i].name, s->c[i].v, 1, s->len, t ? t->v : NULL, 1};
+		return true;
+	}
+	if (table != WM_TABLE_COLUMNS)
+		return false;
+	size_t col;
+	const char *prefix = NULL, *fixed = NULL;
+	size_t n_attr = 0;
+	for (size_t k = 0; k < r->n_devs; k++)
+		n_attr += r->devs[k].has_attr;
+	size_t nd = r->n_devs;
+	if (i == 0) {
+		fixed = "t_s";
+		col = WM_COL_T;
+	} else if (i < 1 + nd) {
+		prefix = "energy_j";
+		col = wm_rec_dcol(i - 1, WM_DCOL_ENERGY);
+		fixed = r->devs[i - 1].name;
+	} else if (i < 1 + 2 * nd) {
+		prefix = "power_w";
+		col = wm_rec_dcol(i - 1 - nd, WM_DCOL_POWER);
+		fixed = r->devs[i - 1 - nd].name;
+	} else if (i < 1 + 2 * nd + n_attr) {
+		size_t want = i - 1 - 2 * nd, k = 0;
+		for (;; k++)
+			if (r->devs[k].has_attr && want-- == 0)
+				break;
+		prefix = "attributed_j";
+		col = wm_rec_dcol(k, WM_DCOL_ATTR);
+		fixed = r->devs[k].name;
+	} else {
+		static const char *const tail[] = {"cpu_util", "self_cpu_s", "mem_used_bytes"};
+		static const size_t tcol[] = {WM_COL_CPU_UTIL, WM_COL_SELF_CPU, WM_COL_MEM_USED};
+		size_t j = i - 1 - 2 * nd - n_attr;
+		if (j >= 3)
+			return false;
+		fixed = tail[j];
+		col = tcol[j];
+	}
+	if (prefix) {
+		int n = snprintf(scratch, scratch_len, "%s.%s", prefix, fixed);
+		if (n < 0 || (size_t)n >= scratch_len)
+			(void)snprintf(scratch, scratch_len, "%s.?", prefix);
+		fixed = scratch;
+	}
+	*q = (struct qseries){fixed, r->rows ? r->rows + col : NULL, r->stride, r->n_rows,
+			      r->rows ? r->rows + WM_COL_T : NULL, r->stride};
+	return true;
+}
+
+size_t wm_report_series(const wm_recording *r, int table, size_t i, const char **name, double *out)
+{
+	/* a columns series' name is made in a buffer per thread: the caller
+	 * reads it before its next call */
+	static _Thread_local char scratch[320];
+	struct qseries q;
+	if (!series_get(r, table, i, &q, scratch, sizeof scratch)) {
+		*name = NULL;
+		return 0;
+	}
+	*name = q.name;
+	if (out)
+		for (size_t j = 0; j < q.n; j++)
+			out[j] = q.base[j * q.stride];
+	return q.n;
+}
+
+int wm_report_series_stats(const wm_recording *r, int table, size_t i, double start_s, double end_s,
+			   size_t *count, double *sum, double *max)
+{
+	char scratch[320];
+	struct qseries q;
+	*count = 0;
+	*sum = 0.0;
+	*max = NAN;
+	if (!series_get(r, table, i, &q, scratch, sizeof scratch))
+		return -EINVAL;
+	size_t lo = 0, hi = q.n;
+	if (table != WM_TABLE_PROCS) { /* rows: cut by binary search on t_s */
+		if (!isnan(start_s))
+			lo = wm_rec_row_at_or_after(r, start_s);
+		if (!isnan(end_s)) {
+			size_t b = wm_rec_row_at_or_before(r, end_s);
+			hi = b == (size_t)-1 ? 0 : b + 1;
+		}
+	}
+	for (size_t j = lo; j < hi; j++) {
+		double v = q.base[j * q.stride];
+		if (isnan(v))
+			continue;
+		if (table == WM_TABLE_PROCS && q.t) {
+			double t = q.t[j];
+			if (isnan(t) || (!isnan(start_s) && t < start_s) || (!isnan(end_s) && t > end_s))
+				continue;
+		}
+		(*count)++;
+		*sum += v;
+		if (isnan(*max) || v > *max)
+			*max = v;
+	}
+	return 0;
+}
