@@ -222,6 +222,19 @@ int wm_rec_detail_take_line(struct wm_recording *r, const json_t *o, double t)
 	return rc;
 }
 
+int wm_rec_detail_take_values(struct wm_recording *r, double t, const char *const *names, const double *vals,
+			      size_t n)
+{
+	struct wm_rec_cols *rows = &r->drows;
+	rows->hint = 0;
+	int rc = qcols_row(rows);
+	if (!rc)
+		rc = qcols_set(rows, "t_s", t);
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = qcols_set(rows, names[i], vals[i]);
+	return rc;
+}
+
 static int pentry_cmp(const void *a, const void *b)
 {
 	const struct wm_rec_pidx *x = a, *y = b;

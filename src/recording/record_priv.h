@@ -143,6 +143,9 @@ struct wm_recording {
 	 * these and rows, never the file again. */
 	struct wm_rec_cols drows, dprocs;
 	struct wm_rec_pidx *pidx;
+	/* every line through jansson, none through the fast path
+	 * (wm_recording_parse_jansson: the differential fuzzer) */
+	bool no_fast;
 };
 
 struct json_t;
@@ -150,6 +153,10 @@ struct json_t;
  * was validated and its row added), the index built once all are read, and
  * the columns freed. 0 or -ENOMEM. */
 int wm_rec_detail_take_line(struct wm_recording *r, const struct json_t *o, double t_s);
+/* The same for a line scanned by the fast path: its zones only (names
+ * "zones_energy_j.<label>", in the line's order). */
+int wm_rec_detail_take_values(struct wm_recording *r, double t_s, const char *const *names, const double *vals,
+			      size_t n);
 int wm_rec_detail_finish(struct wm_recording *r);
 void wm_rec_detail_free(struct wm_recording *r);
 const struct wm_rec_col *wm_rec_cols_find(const struct wm_rec_cols *s, const char *name);
