@@ -564,8 +564,8 @@ static bool series_get(const wm_recording *r, int table, size_t i, struct qserie
 			(void)snprintf(scratch, scratch_len, "%s.?", prefix);
 		fixed = scratch;
 	}
-	*q = (struct qseries){fixed, r->rows ? r->rows + col : NULL, r->stride, r->n_rows,
-			      r->rows ? r->rows + WM_COL_T : NULL, r->stride};
+	*q = (struct qseries){fixed, r->rows ? r->rows + col * r->cap_rows : NULL, 1, r->n_rows,
+			      r->rows ? r->rows + WM_COL_T * r->cap_rows : NULL, 1};
 	return true;
 }
 

@@ -126,7 +126,8 @@ struct wm_recording {
 	bool samples_short;
 	double self_cpu_s;   /* NAN if unknown */
 
-	/* rows: n_rows x stride doubles, NAN where a line lacked the value */
+	/* rows: stride columns of n_rows doubles (column c at rows + c *
+	 * cap_rows), NAN where a line lacked the value */
 	double *rows;
 	size_t n_rows, cap_rows, stride;
 
@@ -209,7 +210,7 @@ void wm_rec_lines_close(struct wm_rec_lines *l);        /* closes the fd */
 
 static inline double wm_rec_cell(const struct wm_recording *r, size_t row, size_t col)
 {
-	return r->rows[row * r->stride + col];
+	return r->rows[col * r->cap_rows + row];
 }
 
 static inline size_t wm_rec_dcol(size_t dev, int which)

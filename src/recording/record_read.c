@@ -1056,23 +1056,29 @@ static int fast_detail(struct wm_recording *r, const struct fast_line *f, double
 
 /* ---- samples.jsonl ----------------------------------------------------------- */
 
-static double *row_add(struct wm_recording *r)
+/* Adds a row of NaN; its index, or (size_t)-1 on ENOMEM. The columns are
+ * stored one after the other (column c at rows + c * cap_rows), so a query
+ * or a DataFrame reads each as one contiguous array; growing moves them. */
+static size_t row_add(struct wm_recording *r)
 {
 	if (r->n_rows == r->cap_rows) {
 		size_t cap = r->cap_rows ? r->cap_rows * 2 : 32;
 		if (cap > SIZE_MAX / sizeof(double) / r->stride)
-			return NULL;
-		double *p = realloc(r->rows, cap * r->stride * sizeof *p);
+			return (size_t)-1;
+		double *p = malloc(cap * r->stride * sizeof *p);
 		if (!p)
-			return NULL;
+			return (size_t)-1;
+		for (size_t c = 0; c < r->stride; c++)
+			if (r->n_rows)
+				memcpy(p + c * cap, r->rows + c * r->cap_rows, r->n_rows * sizeof *p);
+		free(r->rows);
 		r->rows = p;
 		r->cap_rows = cap;
 	}
-	double *row = r->rows + r->n_rows * r->stride;
-	for (size_t i = 0; i < r->stride; i++)
-		row[i] = NAN;
-	r->n_rows++;
-	return row;
+	size_t i = r->n_rows++;
+	for (size_t c = 0; c < r->stride; c++)
+		r->rows[c * r->cap_rows + i] = NAN;
+	return i;
 }
 
 /* Checks a cumulative energy (J) of device dev at t: never negative, never
@@ -1161,35 +1167,36 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 			return rc;
 	}
 
-	double *row = row_add(r);
-	if (!row)
+	size_t ri = row_add(r);
+	if (ri == (size_t)-1)
 		return -ENOMEM;
-	row[WM_COL_T] = t;
+#define row_set(col, v) (r->rows[(size_t)(col) * r->cap_rows + ri] = (v))
+	row_set(WM_COL_T, t);
 	r->samples_end_s = t;
 	if (wm_rec_gaps_take_line(r, o, t, prev_row_t) < 0)
 		return -ENOMEM;
 	if (li_num(l, FL_CPU_UTIL, &d))
-		row[WM_COL_CPU_UTIL] = d;
+		row_set(WM_COL_CPU_UTIL, d);
 	if (li_num(l, FL_SELF_CPU, &d) && plausible(d))
-		row[WM_COL_SELF_CPU] = d;
+		row_set(WM_COL_SELF_CPU, d);
 	if (li_num(l, FL_MEM_USED, &d))
-		row[WM_COL_MEM_USED] = d;
+		row_set(WM_COL_MEM_USED, d);
 
 	for (size_t k = 0; k < r->n_devs; k++) {
 		struct wm_rec_dev *dev = &r->devs[k];
 		if (li_dev(l, FO_ENERGY, dev->name, &d)) {
-			row[wm_rec_dcol(k, WM_DCOL_ENERGY)] = d;
+			row_set(wm_rec_dcol(k, WM_DCOL_ENERGY), d);
 			dev->energy_j = d;
 			dev->energy_t_s = t;
 		}
 		if (li_dev(l, FO_POWER, dev->name, &d)) {
-			row[wm_rec_dcol(k, WM_DCOL_POWER)] = d;
+			row_set(wm_rec_dcol(k, WM_DCOL_POWER), d);
 			/* an interval in a gap or ending one has no power of its own */
 			if (!wm_rec_gaps_in_gap(dev) && (isnan(dev->peak_w) || d > dev->peak_w))
 				dev->peak_w = d;
 		}
 		if (li_dev(l, FO_ATTR, dev->name, &d)) {
-			row[wm_rec_dcol(k, WM_DCOL_ATTR)] = d;
+			row_set(wm_rec_dcol(k, WM_DCOL_ATTR), d);
 			dev->attributed_j = d;
 			dev->has_attr = true;
 		}
@@ -1205,6 +1212,7 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 	if (!rc)
 		rc = l->f ? fast_detail(r, l->f, t) : wm_rec_detail_take_line(r, o, t);
 	return rc;
+#undef row_set
 }
 
 /* Reads every line of l into r. label names the recording in messages. */
