@@ -101,9 +101,10 @@ class Summary(dict):  # type: ignore[type-arg]
     It is also callable (``r.summary()`` returns itself), so ``r.summary``
     and ``r.summary()`` are the same dict."""
 
-    def __init__(self, data: Dict[str, Any], dir: str) -> None:
+    def __init__(self, data: Dict[str, Any], dir: str, rec: Any = None) -> None:
         super().__init__(data)
         self._dir = dir
+        self._rec = rec  # the recording parsed in C, when Results has it
 
     def __call__(self) -> "Summary":
         return self
@@ -111,6 +112,8 @@ class Summary(dict):  # type: ignore[type-arg]
     def __str__(self) -> str:
         if self.get("recorded") is False:
             return _unrecorded_text(self)
+        if self._rec is not None:
+            return _native.recording_render(self._rec, _R_TEXT, 10)
         return _native.report_text(self._dir, 10)
 
 
@@ -169,7 +172,7 @@ class Results:
 
     def __init__(self, dir: str, summary: Dict[str, Any], rec: Any = None) -> None:
         self.dir = dir
-        self.summary: Summary = Summary(summary, dir)
+        self.summary: Summary = Summary(summary, dir, rec)
         #: False for a measurement that could not be recorded: then only the
         #: summary's totals exist (see the module's docstring).
         self.recorded: bool = summary.get("recorded") is not False
