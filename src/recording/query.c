@@ -605,6 +605,23 @@ int wm_report_series_stats(const wm_recording *r, int table, size_t i, double st
 			hi = b == (size_t)-1 ? 0 : b + 1;
 		}
 	}
+	if (table != WM_TABLE_PROCS && q.stride == 1) {
+		/* one contiguous array: a tight loop (NaN compares false, so it
+		 * falls out of both the count and the max) */
+		size_t c = 0;
+		double sm = 0.0, mx = -INFINITY;
+		for (size_t j = lo; j < hi; j++) {
+			double v = q.base[j];
+			bool ok = v == v;
+			c += ok;
+			sm += ok ? v : 0.0;
+			mx = (ok && v > mx) ? v : mx;
+		}
+		*count = c;
+		*sum = sm;
+		*max = c ? mx : NAN;
+		return 0;
+	}
 	for (size_t j = lo; j < hi; j++) {
 		double v = q.base[j * q.stride];
 		if (isnan(v))
