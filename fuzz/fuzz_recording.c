@@ -1,6 +1,7 @@
 /* fuzz_recording.c — the recording reader on arbitrary meta.json and
  * samples.jsonl (input format: recording_input.h), then the summary JSON and
- * text, the columns, and query.c's second pass (details, windows). The HTML,
+ * text, the columns, and query.c's answers from the parsed columns (details,
+ * windows). The HTML,
  * carbon and comparison renderers have their own harness,
  * fuzz_report_html.c, on the same corpus: together they ran at a few
  * thousand inputs a second, apart the reader runs at over ten thousand.
@@ -27,9 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)wm_recording_summary_text(r, 3, &b);
 	wm_buf_reset(&b);
 	(void)wm_recording_columns_json(r, &b);
-	/* query.c's second pass over the same lines, once per input (each
-	 * reads every line again, and parsing is most of the cost): the
-	 * details, an open window or [0.1, 1] s, by the input's length */
+	/* query.c, from what the reader parsed: the details, an open window
+	 * or [0.1, 1] s, by the input's length */
 	wm_buf_reset(&b);
 	if (size % 3 == 0)
 		(void)wm_recording_detail_json(r, &b, err, sizeof err);

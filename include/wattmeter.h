@@ -190,6 +190,32 @@ char *wm_report_window_json(const char *dir, double start_s, double end_s, char 
  * (no folder), EBADMSG (a damaged line), ENOTSUP (a newer version). */
 char *wm_report_windows_json(const char *dir, const char *name, char *err, size_t errlen);
 
+/* A recording read once and kept (Python's Results): every query below reads
+ * what wm_report_load parsed, never the files again. NULL on error (message
+ * in err, errno set, as above). Freed with wm_report_release. */
+typedef struct wm_recording wm_recording;
+wm_recording *wm_report_load(const char *dir, char *err, size_t errlen);
+void wm_report_release(wm_recording *r);
+/* What wm_report_json, _text, _columns_json, _detail_json and _window_json
+ * give, from a loaded recording (malloc'd; NULL with errno and err). */
+enum { WM_REPORT_SUMMARY = 0, WM_REPORT_TEXT, WM_REPORT_COLUMNS, WM_REPORT_DETAIL, WM_REPORT_WINDOW };
+char *wm_report_render(const wm_recording *r, int what, int top_n, double start_s, double end_s, char *err,
+		       size_t errlen);
+/* Its series by table: WM_TABLE_COLUMNS (t_s, energy_j.<dev>, power_w.<dev>,
+ * attributed_j.<dev>, cpu_util, self_cpu_s, mem_used_bytes: one value per
+ * sample line), WM_TABLE_ROWS (t_s, zones_energy_j.*, gauges.*: the same
+ * lines), WM_TABLE_PROCS (row, t_s, pid, cpu_s ..., energy_j.<dev>: one per
+ * process per process-tier line). Series i of a table: its name (borrowed,
+ * NULL past the last), its values (NaN where absent) copied into out[0, n)
+ * when out is not NULL; returns the table's length. */
+enum { WM_TABLE_COLUMNS = 0, WM_TABLE_ROWS, WM_TABLE_PROCS };
+size_t wm_report_series(const wm_recording *r, int table, size_t i, const char **name, double *out);
+/* Over series i of a table, the values that are not NaN on lines with
+ * start_s <= t_s <= end_s (NAN = open): their count, sum and largest
+ * (NAN if none). -EINVAL for an unknown table or series. */
+int wm_report_series_stats(const wm_recording *r, int table, size_t i, double start_s, double end_s,
+			   size_t *count, double *sum, double *max);
+
 #ifdef __cplusplus
 }
 #endif

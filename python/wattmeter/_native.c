@@ -441,6 +441,158 @@ static PyObject *py_report_window_json(PyObject *self, PyObject *args)
 	return take_string(out, e, err);
 }
 
+/* ---- a recording read once: Results holds it, every query reads it ---- */
+
+#define RECORDING_CAPSULE "wattmeter._native.recording"
+
+static void recording_capsule_free(PyObject *cap)
+{
+	wm_recording *r = PyCapsule_GetPointer(cap, RECORDING_CAPSULE);
+	if (r)
+		wm_report_release(r);
+}
+
+static wm_recording *get_recording(PyObject *cap)
+{
+	return PyCapsule_GetPointer(cap, RECORDING_CAPSULE);
+}
+
+/* recording_load(dir) -> capsule: the recording parsed once, freed with it */
+static PyObject *py_recording_load(PyObject *self, PyObject *args)
+{
+	(void)self;
+	const char *dir;
+	if (!PyArg_ParseTuple(args, "s", &dir))
+		return NULL;
+	char err[1024] = "";
+	wm_recording *r;
+	int e;
+	Py_BEGIN_ALLOW_THREADS
+	errno = 0;
+	r = wm_report_load(dir, err, sizeof err);
+	e = errno;
+	Py_END_ALLOW_THREADS
+	if (!r)
+		return raise_errno(e ? -e : -EINVAL, err);
+	PyObject *cap = PyCapsule_New(r, RECORDING_CAPSULE, recording_capsule_free);
+	if (!cap)
+		wm_report_release(r);
+	return cap;
+}
+
+static int opt_double(PyObject *o, double *out)
+{
+	*out = NAN;
+	if (o == Py_None)
+		return 0;
+	*out = PyFloat_AsDouble(o);
+	return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* recording_render(cap, what, top_n=5, start=None, end=None) -> str */
+static PyObject *py_recording_render(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap, *ps = Py_None, *pe = Py_None;
+	int what, top_n = 5;
+	if (!PyArg_ParseTuple(args, "Oi|iOO", &cap, &what, &top_n, &ps, &pe))
+		return NULL;
+	wm_recording *r = get_recording(cap);
+	double s, en;
+	if (!r || opt_double(ps, &s) < 0 || opt_double(pe, &en) < 0)
+		return NULL;
+	char err[1024] = "";
+	char *out;
+	int e;
+	Py_BEGIN_ALLOW_THREADS
+	errno = 0;
+	out = wm_report_render(r, what, top_n, s, en, err, sizeof err);
+	e = errno;
+	Py_END_ALLOW_THREADS
+	return take_string(out, e, err);
+}
+
+/* recording_series(cap, table) -> [(name, has_a_value)] in the table's order */
+static PyObject *py_recording_series(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	int table;
+	if (!PyArg_ParseTuple(args, "Oi", &cap, &table))
+		return NULL;
+	wm_recording *r = get_recording(cap);
+	if (!r)
+		return NULL;
+	PyObject *l = PyList_New(0);
+	for (size_t i = 0; l; i++) {
+		const char *name;
+		(void)wm_report_series(r, table, i, &name, NULL);
+		if (!name)
+			break;
+		PyObject *nm = PyUnicode_FromString(name);
+		size_t count;
+		double sum, mx;
+		(void)wm_report_series_stats(r, table, i, NAN, NAN, &count, &sum, &mx);
+		PyObject *t = nm ? Py_BuildValue("(Oi)", nm, count > 0) : NULL;
+		Py_XDECREF(nm);
+		if (!t || PyList_Append(l, t) < 0) {
+			Py_XDECREF(t);
+			Py_DECREF(l);
+			return NULL;
+		}
+		Py_DECREF(t);
+	}
+	return l;
+}
+
+/* recording_column(cap, table, i) -> bytes: the series' doubles (native
+ * byte order, NaN where absent), for numpy.frombuffer or array('d') */
+static PyObject *py_recording_column(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	int table;
+	Py_ssize_t i;
+	if (!PyArg_ParseTuple(args, "Oin", &cap, &table, &i))
+		return NULL;
+	wm_recording *r = get_recording(cap);
+	if (!r)
+		return NULL;
+	const char *name;
+	size_t n = wm_report_series(r, table, (size_t)i, &name, NULL);
+	if (!name || i < 0) {
+		PyErr_SetString(PyExc_IndexError, "no such series in the recording");
+		return NULL;
+	}
+	PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * sizeof(double)));
+	if (!b)
+		return NULL;
+	(void)wm_report_series(r, table, (size_t)i, &name, (double *)(void *)PyBytes_AsString(b));
+	return b;
+}
+
+/* recording_stats(cap, table, i, start=None, end=None) -> (count, sum, max) */
+static PyObject *py_recording_stats(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap, *ps = Py_None, *pe = Py_None;
+	int table;
+	Py_ssize_t i;
+	if (!PyArg_ParseTuple(args, "Oin|OO", &cap, &table, &i, &ps, &pe))
+		return NULL;
+	wm_recording *r = get_recording(cap);
+	double s, en;
+	if (!r || opt_double(ps, &s) < 0 || opt_double(pe, &en) < 0)
+		return NULL;
+	size_t count;
+	double sum, mx;
+	if (i < 0 || wm_report_series_stats(r, table, (size_t)i, s, en, &count, &sum, &mx) < 0) {
+		PyErr_SetString(PyExc_IndexError, "no such series in the recording");
+		return NULL;
+	}
+	return Py_BuildValue("(ndd)", (Py_ssize_t)count, sum, mx);
+}
+
 static PyObject *py_sensors(PyObject *self, PyObject *args, PyObject *kw)
 {
 	(void)self;
@@ -562,6 +714,11 @@ static PyMethodDef methods[] = {
 	 "Per-sample details (zones, gauges, per-process rows) as JSON text."},
 	{"report_window_json", py_report_window_json, METH_VARARGS,
 	 "Energy of a time window (start_s, end_s; None = open) as JSON text."},
+	{"recording_load", py_recording_load, METH_VARARGS, "Read a recording once (a capsule freed with it)."},
+	{"recording_render", py_recording_render, METH_VARARGS, "Summary, text, columns, detail or window as text."},
+	{"recording_series", py_recording_series, METH_VARARGS, "[(name, has_a_value)] of a table."},
+	{"recording_column", py_recording_column, METH_VARARGS, "A series' doubles as bytes."},
+	{"recording_stats", py_recording_stats, METH_VARARGS, "(count, sum, max) of a series in a window."},
 	{"sensors", (PyCFunction)(void (*)(void))py_sensors, METH_VARARGS | METH_KEYWORDS,
 	 "Energy sources and their state (JSON text by default)."},
 	{"exporter_start", (PyCFunction)(void (*)(void))py_exporter_start, METH_VARARGS | METH_KEYWORDS,

@@ -25,12 +25,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from array import array
 import math
 import os
 import sys
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _native
+
+# what _native.recording_render renders, and its series' tables (wattmeter.h)
+_R_SUMMARY, _R_TEXT, _R_COLUMNS, _R_DETAIL, _R_WINDOW = 0, 1, 2, 3, 4
+_T_COLUMNS, _T_ROWS, _T_PROCS = 0, 1, 2
 
 # ---- optional dependencies ------------------------------------------------------
 
@@ -96,9 +101,10 @@ class Summary(dict):  # type: ignore[type-arg]
     It is also callable (``r.summary()`` returns itself), so ``r.summary``
     and ``r.summary()`` are the same dict."""
 
-    def __init__(self, data: Dict[str, Any], dir: str) -> None:
+    def __init__(self, data: Dict[str, Any], dir: str, rec: Any = None) -> None:
         super().__init__(data)
         self._dir = dir
+        self._rec = rec  # the recording parsed in C, when Results has it
 
     def __call__(self) -> "Summary":
         return self
@@ -106,6 +112,8 @@ class Summary(dict):  # type: ignore[type-arg]
     def __str__(self) -> str:
         if self.get("recorded") is False:
             return _unrecorded_text(self)
+        if self._rec is not None:
+            return _native.recording_render(self._rec, _R_TEXT, 10)
         return _native.report_text(self._dir, 10)
 
 
@@ -163,9 +171,9 @@ class Results:
     ``windows()``, ``window_stats()``, ``marks()``.
     """
 
-    def __init__(self, dir: str, summary: Dict[str, Any]) -> None:
+    def __init__(self, dir: str, summary: Dict[str, Any], rec: Any = None) -> None:
         self.dir = dir
-        self.summary: Summary = Summary(summary, dir)
+        self.summary: Summary = Summary(summary, dir, rec)
         #: False for a measurement that could not be recorded: then only the
         #: summary's totals exist (see the module's docstring).
         self.recorded: bool = summary.get("recorded") is not False
@@ -186,9 +194,52 @@ class Results:
         rp = summary.get("running_pid")
         self.running_pid: Optional[int] = int(rp) if rp is not None else None
         self.unwritten: List[Dict[str, Any]] = list(summary.get("unwritten", []))
+        # The recording parsed once, in C (released with this object): every
+        # query below reads it, never the files again.
+        self._rec: Any = rec
+        self._series_names: Optional[List[Dict[str, int]]] = None
+        self._arrays: Dict[Tuple[int, str], "array[float]"] = {}
         self._columns: Optional[Dict[str, List[Optional[float]]]] = None
         self._detail: Optional[Dict[str, Dict[str, List[Optional[float]]]]] = None
         self._meta: Optional[Dict[str, Any]] = None
+
+    # -- the parsed recording (C) ---------------------------------------------------
+
+    def _r(self) -> Any:
+        """The recording parsed in C, read on first use."""
+        if self._rec is None:
+            self._rec = _native.recording_load(self.dir)
+        return self._rec
+
+    def _names(self) -> List[Dict[str, int]]:
+        """Per table (columns, rows, procs): {series name: its index}, in
+        the table's order; self._present: the names with a value."""
+        if self._series_names is None:
+            self._series_names = []
+            self._present: List[set] = []  # type: ignore[type-arg]
+            for table in (_T_COLUMNS, _T_ROWS, _T_PROCS):
+                ser = _native.recording_series(self._r(), table)
+                self._series_names.append({n: i for i, (n, _) in enumerate(ser)})
+                self._present.append({n for n, has in ser if has})
+        return self._series_names
+
+    def _table_of(self, metric: str) -> Optional[Tuple[int, int]]:
+        """(table, index) of a per-sample series (columns, then rows)."""
+        names = self._names()
+        for table in (_T_COLUMNS, _T_ROWS):
+            if metric in names[table]:
+                return table, names[table][metric]
+        return None
+
+    def _array(self, table: int, name: str) -> "array[float]":
+        """A series' values as array('d') (NaN where absent), from C's buffer."""
+        key = (table, name)
+        a = self._arrays.get(key)
+        if a is None:
+            a = array("d")
+            a.frombytes(_native.recording_column(self._r(), table, self._names()[table][name]))
+            self._arrays[key] = a
+        return a
 
     def _need_recording(self, what: str) -> None:
         """Raises RuntimeError for what needs the time series of a
@@ -249,7 +300,7 @@ class Results:
         None where a line lacks the value; see docs/recording.md "Columns")."""
         self._need_recording("columns()")
         if self._columns is None:
-            self._columns = json.loads(_native.report_columns_json(self.dir))
+            self._columns = json.loads(_native.recording_render(self._r(), _R_COLUMNS))
         return self._columns
 
     def detail(self) -> Dict[str, Dict[str, List[Optional[float]]]]:
@@ -261,7 +312,7 @@ class Results:
         ``uss_bytes``, ``mem_pct``, ``energy_j.<dev>`` ...)."""
         self._need_recording("detail()")
         if self._detail is None:
-            self._detail = json.loads(_native.report_detail_json(self.dir))
+            self._detail = json.loads(_native.recording_render(self._r(), _R_DETAIL))
         return self._detail
 
     def metrics(self) -> Dict[str, str]:
@@ -275,17 +326,15 @@ class Results:
         if not self.recorded:
             return {f"energy_j.{k}" if not k.endswith("_attributed") else
                     f"attributed_j.{k[:-len('_attributed')]}": "J" for k in self.energy_j}
-        for name, vals in self.columns().items():
-            if name != "t_s" and any(v is not None for v in vals):
-                out[name] = _unit(name)
-        d = self.detail()
-        for name, vals in d["rows"].items():
-            if name != "t_s" and any(v is not None for v in vals):
-                out[name] = _unit(name)
-        for name, vals in d["procs"].items():
+        names = self._names()
+        for table in (_T_COLUMNS, _T_ROWS):
+            for name in names[table]:
+                if name != "t_s" and name in self._present[table]:
+                    out[name] = _unit(name)
+        for name in names[_T_PROCS]:
             if name in ("row", "t_s", "pid", "ppid", "alive", "starttime_ticks"):
                 continue
-            if any(v is not None for v in vals):
+            if name in self._present[_T_PROCS]:
                 out["procs." + name] = "%" if name == "mem_pct" else (
                     "fraction" if name.endswith("share") else _unit(name))
         return out
@@ -305,8 +354,8 @@ class Results:
         RuntimeError for a measurement that was not recorded."""
         self._need_recording("window()")
         try:
-            w: Dict[str, Any] = json.loads(_native.report_window_json(
-                self.dir, None if start is None else float(start),
+            w: Dict[str, Any] = json.loads(_native.recording_render(
+                self._r(), _R_WINDOW, 5, None if start is None else float(start),
                 None if end is None else float(end)))
             return w
         except OSError as e:
@@ -356,7 +405,7 @@ class Results:
             return float(w["energy_j"].get(key, 0.0))
         if metric.startswith("zones_energy_j."):
             w = self.window(start, end)
-            vals = self.detail()["rows"][metric]
+            vals = self._array(_T_ROWS, metric)
             return _cumulative_between(vals, w["first_row"], w["last_row"])
         if metric.startswith("procs.energy_j."):  # all measured processes together
             dev = metric[len("procs.energy_j."):]
@@ -405,6 +454,10 @@ class Results:
             e = self.total(metric, start, end)
             d = self.duration(start, end)
             return e / d if d > 0 else math.nan
+        ti = self._table_of(metric)
+        if ti is not None:  # in C over the window's rows (binary search on t_s)
+            n, total, _ = _native.recording_stats(self._r(), ti[0], ti[1], start, end)
+            return total / n if n else math.nan
         vals = _in_window(*self._series(metric), start, end)
         return sum(vals) / len(vals) if vals else math.nan
 
@@ -419,6 +472,10 @@ class Results:
             metric = "power_w." + key
         elif key is not None:
             raise ValueError(f"{metric!r} is recorded per process interval; use total() or average()")
+        ti = self._table_of(metric)
+        if ti is not None:
+            n, _, top = _native.recording_stats(self._r(), ti[0], ti[1], start, end)
+            return float(top) if n else math.nan
         vals = _in_window(*self._series(metric), start, end)
         return max(vals) if vals else math.nan
 
@@ -468,7 +525,7 @@ class Results:
         devs = self.per_device(start, end)
         if not self.recorded:
             return {g: devs[g] for g in self.gpus}
-        rows = self.detail()["rows"]
+        rows = self._names()[_T_ROWS]
         info = {str(g.get("device")): g for g in self.gpu_info}
         out: Dict[str, Dict[str, Any]] = {}
         for g in self.gpus:
@@ -503,7 +560,7 @@ class Results:
         unrecorded measurement, its totals and why it was not recorded)."""
         if not self.recorded:
             return _unrecorded_text(self.summary)
-        return _native.report_text(self.dir, top)
+        return _native.recording_render(self._r(), _R_TEXT, top)
 
     def __str__(self) -> str:
         return str(self.summary)
@@ -607,12 +664,16 @@ class Results:
         pd = _pandas("to_pandas()")
         if form not in ("wide", "long"):
             raise ValueError(f"form must be 'wide' or 'long', not {form!r}")
-        cols: Dict[str, Any] = dict(self.columns())
-        rows = self.detail()["rows"]
-        for k, v in rows.items():
-            if k != "t_s" and len(v) == len(cols.get("t_s", [])):
-                cols[k] = v
-        df = pd.DataFrame(cols)
+        np = _need("numpy", "pandas", "to_pandas()")
+        # from C's column buffers: no JSON, no Python list per value
+        names = self._names()
+        cols: Dict[str, Any] = {}
+        for table in (_T_COLUMNS, _T_ROWS):
+            for k, i in names[table].items():
+                if table == _T_ROWS and k == "t_s":
+                    continue
+                cols[k] = np.frombuffer(_native.recording_column(self._r(), table, i), dtype=np.float64)
+        df = pd.DataFrame(cols, copy=False)
         if "t_s" in df.columns:
             df = df.set_index("t_s")
         for c in df.columns:
@@ -749,11 +810,11 @@ def _short_cmd(cmdline: Optional[str], width: int = 28) -> str:
 def _cumulative_between(vals: Sequence[Optional[float]], first: int, last: int) -> float:
     """Difference of a cumulative series (given on some lines only) between
     rows first and last: each side is the last value at or before that row,
-    0 before any (every counter starts at 0)."""
+    0 before any (every counter starts at 0). Absent values: None or NaN."""
     def at(b: int) -> float:
         for i in range(min(b, len(vals) - 1), -1, -1):
             v = vals[i]
-            if v is not None:
+            if v is not None and v == v:
                 return float(v)
         return 0.0
 
@@ -771,7 +832,8 @@ def load(dir: Union[str, "os.PathLike[str]"]) -> Results:
     """Reads a recording folder (even one cut short by a crash) and returns
     its Results. Raises OSError naming the problem if it cannot be read."""
     d = os.fspath(dir)
-    return Results(d, json.loads(_native.report_json(d)))
+    rec = _native.recording_load(d)
+    return Results(d, json.loads(_native.recording_render(rec, _R_SUMMARY)), rec)
 
 
 # ---- several runs -----------------------------------------------------------------

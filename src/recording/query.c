@@ -9,39 +9,26 @@
  * Python's Results and the AIPowerMeter compatibility layer build on these,
  * so no total is recomputed outside C.
  *
- * The recording is first read by wm_recording_open (which validates every
- * line and counts the complete ones); samples.jsonl is then read a second time
- * for the details, taking exactly those complete lines (a cut last line is
- * left out as the reader left it out). Columns are discovered while reading:
- * a key first seen on line k is NaN (JSON null) on the lines before.
+ * The reader (record_read.c) takes every line's details into columns in its
+ * one pass (wm_rec_detail_take_line, here, so the shapes live in one file);
+ * every query then reads those columns: windows by binary search on t_s,
+ * per-process energies from an index sorted by (pid, row) built once.
+ * Columns are discovered while reading: a key first seen on line k is NaN
+ * (JSON null) on the lines before.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "recording/record_priv.h"
 #include "wattmeter.h"
 
 /* ---- growable sets of equal-length columns ------------------------------- */
 
-struct qcol {
-	char *name;
-	double *v;
-};
-
-struct qcols {
-	struct qcol *c;
-	size_t n, cap;  /* columns */
-	size_t len;     /* rows in every column */
-	size_t rcap;    /* rows allocated in every column */
-};
-
-static void qcols_free(struct qcols *s)
+static void qcols_free(struct wm_rec_cols *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		free(s->c[i].name);
@@ -52,7 +39,7 @@ static void qcols_free(struct qcols *s)
 }
 
 /* Adds a row of NaN to every column. 0 or -ENOMEM. */
-static int qcols_row(struct qcols *s)
+static int qcols_row(struct wm_rec_cols *s)
 {
 	if (s->len == s->rcap) {
 		size_t nc = s->rcap ? s->rcap * 2 : 64;
@@ -70,7 +57,7 @@ static int qcols_row(struct qcols *s)
 	return 0;
 }
 
-static struct qcol *qcols_find(const struct qcols *s, const char *name)
+const struct wm_rec_col *wm_rec_cols_find(const struct wm_rec_cols *s, const char *name)
 {
 	for (size_t i = 0; i < s->n; i++)
 		if (!strcmp(s->c[i].name, name))
@@ -78,16 +65,31 @@ static struct qcol *qcols_find(const struct qcols *s, const char *name)
 	return NULL;
 }
 
+/* As wm_rec_cols_find, but looks first where the last name was found's
+ * successor is: lines repeat their keys in the same order, so this is
+ * almost always one strcmp. */
+static struct wm_rec_col *qcols_find_next(struct wm_rec_cols *s, const char *name)
+{
+	if (s->hint < s->n && !strcmp(s->c[s->hint].name, name))
+		return &s->c[s->hint++];
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->c[i].name, name)) {
+			s->hint = i + 1;
+			return &s->c[i];
+		}
+	return NULL;
+}
+
 /* Sets name's value on the last row, creating the column (NaN before). */
-static int qcols_set(struct qcols *s, const char *name, double v)
+static int qcols_set(struct wm_rec_cols *s, const char *name, double v)
 {
 	if (!s->len)
 		return -EINVAL;
-	struct qcol *c = qcols_find(s, name);
+	struct wm_rec_col *c = qcols_find_next(s, name);
 	if (!c) {
 		if (s->n == s->cap) {
 			size_t nc = s->cap ? s->cap * 2 : 8;
-			struct qcol *n = realloc(s->c, nc * sizeof *n);
+			struct wm_rec_col *n = realloc(s->c, nc * sizeof *n);
 			if (!n)
 				return -ENOMEM;
 			s->c = n;
@@ -105,13 +107,14 @@ static int qcols_set(struct qcols *s, const char *name, double v)
 		c = &s->c[s->n++];
 		c->name = nm;
 		c->v = arr;
+		s->hint = s->n;
 	}
 	c->v[s->len - 1] = v;
 	return 0;
 }
 
 /* Sets "<prefix><key>" for every numeric member of obj (prefix may be ""). */
-static int qcols_set_members(struct qcols *s, const char *prefix, const json_t *obj)
+static int qcols_set_members(struct wm_rec_cols *s, const char *prefix, const json_t *obj)
 {
 	const char *k;
 	json_t *v;
@@ -129,7 +132,7 @@ static int qcols_set_members(struct qcols *s, const char *prefix, const json_t *
 	return 0;
 }
 
-static int qcols_json(const struct qcols *s, wm_buf *b)
+static int qcols_json(const struct wm_rec_cols *s, wm_buf *b)
 {
 	wm_buf_puts(b, "{");
 	for (size_t i = 0; !wm_buf_error(b) && i < s->n; i++) {
@@ -149,25 +152,24 @@ static int qcols_json(const struct qcols *s, wm_buf *b)
 
 /* ---- the details of every sample line ------------------------------------ */
 
-struct qdetail {
-	struct qcols rows;   /* t_s, zones_energy_j.<label>, gauges.<dev>.<name> */
-	struct qcols procs;  /* row, t_s, pid, cpu_s, cpu_share, ..., energy_j.<dev> */
-};
-
-static void qdetail_free(struct qdetail *d)
+void wm_rec_detail_free(struct wm_recording *r)
 {
-	qcols_free(&d->rows);
-	qcols_free(&d->procs);
+	qcols_free(&r->drows);
+	qcols_free(&r->dprocs);
+	free(r->pidx);
+	r->pidx = NULL;
 }
 
-static int take_detail_line(struct qdetail *d, const json_t *o, double t)
+int wm_rec_detail_take_line(struct wm_recording *r, const json_t *o, double t)
 {
-	int rc = qcols_row(&d->rows);
+	struct wm_rec_cols *rows = &r->drows, *pr = &r->dprocs;
+	rows->hint = 0;
+	int rc = qcols_row(rows);
 	if (!rc)
-		rc = qcols_set(&d->rows, "t_s", t);
+		rc = qcols_set(rows, "t_s", t);
 	const json_t *z = json_object_get(o, "zones_energy_j");
 	if (!rc && json_is_object(z))
-		rc = qcols_set_members(&d->rows, "zones_energy_j.", z);
+		rc = qcols_set_members(rows, "zones_energy_j.", z);
 	const json_t *g = json_object_get(o, "gauges");
 	if (!rc && json_is_object(g)) {
 		const char *dev;
@@ -179,7 +181,7 @@ static int take_detail_line(struct qdetail *d, const json_t *o, double t)
 			int n = snprintf(prefix, sizeof prefix, "gauges.%s.", dev);
 			if (n < 0 || (size_t)n >= sizeof prefix)
 				continue;
-			rc = qcols_set_members(&d->rows, prefix, gv);
+			rc = qcols_set_members(rows, prefix, gv);
 			if (rc)
 				break;
 		}
@@ -192,13 +194,14 @@ static int take_detail_line(struct qdetail *d, const json_t *o, double t)
 			const json_t *pid = json_object_get(p, "pid");
 			if (!json_is_integer(pid) || json_integer_value(pid) <= 0)
 				continue; /* as the summary skips it */
-			rc = qcols_row(&d->procs);
+			pr->hint = 0;
+			rc = qcols_row(pr);
 			if (!rc)
-				rc = qcols_set(&d->procs, "row", (double)(d->rows.len - 1));
+				rc = qcols_set(pr, "row", (double)(rows->len - 1));
 			if (!rc)
-				rc = qcols_set(&d->procs, "t_s", t);
+				rc = qcols_set(pr, "t_s", t);
 			if (!rc)
-				rc = qcols_set_members(&d->procs, "", p);
+				rc = qcols_set_members(pr, "", p);
 			/* nested numeric objects: energy_j.<dev>, and any per-device
 			 * share a source adds (e.g. a GPU's per-process utilisation) */
 			const char *k;
@@ -210,7 +213,7 @@ static int take_detail_line(struct qdetail *d, const json_t *o, double t)
 				int n = snprintf(prefix, sizeof prefix, "%s.", k);
 				if (n < 0 || (size_t)n >= sizeof prefix)
 					continue;
-				rc = qcols_set_members(&d->procs, prefix, v);
+				rc = qcols_set_members(pr, prefix, v);
 			}
 			if (rc)
 				break;
@@ -219,97 +222,85 @@ static int take_detail_line(struct qdetail *d, const json_t *o, double t)
 	return rc;
 }
 
-static bool blank(const char *s, size_t n)
+int wm_rec_detail_take_values(struct wm_recording *r, double t, const char *const *names, const double *vals,
+			      size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
-			return false;
-	return true;
+	struct wm_rec_cols *rows = &r->drows;
+	rows->hint = 0;
+	int rc = qcols_row(rows);
+	if (!rc)
+		rc = qcols_set(rows, "t_s", t);
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = qcols_set(rows, names[i], vals[i]);
+	return rc;
 }
 
-/* Reads the details of the r->n_rows complete lines of dir/samples.jsonl
- * (or of the samples in memory, for a recording parsed from memory), with
- * the reader's line source: regular files only, in chunks, lines bounded. */
-static int qdetail_read(const wm_recording *r, const char *dir, struct qdetail *d, char *err,
-			size_t errlen)
+static int pentry_cmp(const void *a, const void *b)
 {
-	char path[4096];
-	int n = snprintf(path, sizeof path, "%s/samples.jsonl", dir);
-	if (n < 0 || (size_t)n >= sizeof path)
-		return wm_err(err, errlen, -ENAMETOOLONG, "the recording path %s is too long; give a shorter one",
-			      dir);
-	struct wm_rec_lines l;
-	if (r->mem_samples) {
-		wm_rec_lines_mem(&l, r->mem_samples, r->mem_samples_len);
-	} else {
-		int dfd;
-		do
-			dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		while (dfd < 0 && errno == EINTR);
-		int fd = -1;
-		int rc = dfd < 0 ? -errno : wm_rec_open_regular(dfd, "samples.jsonl", &fd);
-		if (dfd >= 0)
-			close(dfd);
-		if (rc < 0)
-			return wm_err(err, errlen, rc, "cannot open %s: %s (was the recording moved while being read?)",
-				      path, rc == -EINVAL ? "it is no longer a regular file" : strerror(-rc));
-		wm_rec_lines_fd(&l, fd);
-	}
-	const char *line = NULL;
-	size_t lineno = 0, taken = 0;
-	int rc = 0;
-	while (taken < r->n_rows) {
-		size_t len = 0;
-		int got = wm_rec_lines_next(&l, &line, &len);
-		if (got <= 0) {
-			rc = wm_err(err, errlen, got < 0 ? got : -EIO,
-				    "%s ended after line %zu while %zu sample lines were expected: the file changed while being read; read it again",
-				    path, lineno, r->n_rows);
-			break;
-		}
-		lineno++;
-		if (blank(line, len))
-			continue;
-		json_error_t je;
-		json_t *o = json_loadb(line, len, 0, &je);
-		if (!json_is_object(o)) {
-			json_decref(o);
-			rc = wm_err(err, errlen, -EBADMSG,
-				    "%s line %zu no longer parses: the file changed while being read; read it again",
-				    path, lineno);
-			break;
-		}
-		rc = take_detail_line(d, o, wm_rec_cell(r, taken, WM_COL_T));
-		json_decref(o);
-		if (rc < 0) {
-			rc = wm_err(err, errlen, rc, "cannot read %s line %zu: %s", path, lineno, strerror(-rc));
-			break;
-		}
-		taken++;
-	}
-	wm_rec_lines_close(&l);
-	return rc;
+	const struct wm_rec_pidx *x = a, *y = b;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	if (x->row != y->row)
+		return x->row < y->row ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+int wm_rec_detail_finish(struct wm_recording *r)
+{
+	const struct wm_rec_col *pid = wm_rec_cols_find(&r->dprocs, "pid"),
+				*row = wm_rec_cols_find(&r->dprocs, "row");
+	free(r->pidx);
+	r->pidx = NULL;
+	if (!pid || !row || !r->dprocs.len)
+		return 0;
+	r->pidx = malloc(r->dprocs.len * sizeof *r->pidx);
+	if (!r->pidx)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->dprocs.len; i++)
+		r->pidx[i] = (struct wm_rec_pidx){pid->v[i], row->v[i], i};
+	qsort(r->pidx, r->dprocs.len, sizeof *r->pidx, pentry_cmp);
+	return 0;
 }
 
 int wm_recording_detail_json(const wm_recording *r, wm_buf *out, char *err, size_t errlen)
 {
-	struct qdetail d;
-	memset(&d, 0, sizeof d);
-	int rc = qdetail_read(r, r->dir, &d, err, errlen);
-	if (rc < 0) {
-		qdetail_free(&d);
-		return rc;
-	}
+	(void)err;
+	(void)errlen;
 	wm_buf_puts(out, "{\"rows\":");
-	qcols_json(&d.rows, out);
+	qcols_json(&r->drows, out);
 	wm_buf_puts(out, ",\n\"procs\":");
-	qcols_json(&d.procs, out);
+	qcols_json(&r->dprocs, out);
 	wm_buf_puts(out, "}\n");
-	qdetail_free(&d);
 	return wm_buf_error(out);
 }
 
 /* ---- the energy of a window ---------------------------------------------- */
+
+size_t wm_rec_row_at_or_after(const struct wm_recording *r, double t)
+{
+	size_t lo = 0, hi = r->n_rows; /* the answer is in [lo, hi] */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (wm_rec_cell(r, mid, WM_COL_T) < t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+size_t wm_rec_row_at_or_before(const struct wm_recording *r, double t)
+{
+	size_t lo = 0, hi = r->n_rows; /* first row with t_s > t */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (wm_rec_cell(r, mid, WM_COL_T) <= t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? lo - 1 : (size_t)-1;
+}
 
 /* The cumulative value of column col at row b: the last value given at or
  * before b, 0 before any (every energy is 0 at the start of the recording).
@@ -326,75 +317,58 @@ static double ffill_at(const wm_recording *r, size_t col, size_t b)
 	return 0.0;
 }
 
-struct pentry {
-	double pid, row;
-	size_t idx;
-};
-
-static int pentry_cmp(const void *a, const void *b)
+/* In the entries e[lo, hi) of one pid (by row): the first with row > b. */
+static size_t first_row_after(const struct wm_rec_pidx *e, size_t lo, size_t hi, double b)
 {
-	const struct pentry *x = a, *y = b;
-	if (x->pid != y->pid)
-		return x->pid < y->pid ? -1 : 1;
-	if (x->row != y->row)
-		return x->row < y->row ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (e[mid].row <= b)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
-/* Per process: its attributed energy in rows (b0, b1], for every device. */
-static int window_procs(const wm_recording *r, const struct qcols *p, size_t b0, size_t b1, wm_buf *out)
+/* The last value of column c among entries e[lo, end) (by row), 0 if none. */
+static double last_value(const struct wm_rec_pidx *e, size_t lo, size_t end, const double *c)
 {
-	const struct qcol *pid = qcols_find(p, "pid"), *row = qcols_find(p, "row");
+	for (size_t q = end; q-- > lo;)
+		if (!isnan(c[e[q].idx]))
+			return c[e[q].idx];
+	return 0.0;
+}
+
+/* Per process: its attributed energy in rows (b0, b1], for every device,
+ * from the index sorted by (pid, row): two binary searches per process. */
+static int window_procs(const wm_recording *r, size_t b0, size_t b1, wm_buf *out)
+{
+	const struct wm_rec_cols *p = &r->dprocs;
+	const struct wm_rec_pidx *e = r->pidx;
 	wm_buf_puts(out, "\"processes\":{");
-	if (!pid || !row || !p->len) {
+	if (!e || !p->len) {
 		wm_buf_puts(out, "}");
 		return wm_buf_error(out);
 	}
-	int rc = 0;
-	struct pentry *e = malloc(p->len * sizeof *e);
-	const struct qcol **ec = calloc(r->n_devs ? r->n_devs : 1, sizeof *ec);
-	double *base = calloc(r->n_devs ? r->n_devs : 1, sizeof *base);
-	double *last = calloc(r->n_devs ? r->n_devs : 1, sizeof *last);
-	if (!e || !ec || !base || !last) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	const struct wm_rec_col **ec = calloc(r->n_devs ? r->n_devs : 1, sizeof *ec);
+	if (!ec)
+		return -ENOMEM;
 	for (size_t k = 0; k < r->n_devs; k++) {
 		char name[300];
 		int n = snprintf(name, sizeof name, "energy_j.%s", r->devs[k].name);
 		if (n > 0 && (size_t)n < sizeof name)
-			ec[k] = qcols_find(p, name);
+			ec[k] = wm_rec_cols_find(p, name);
 	}
-	for (size_t i = 0; i < p->len; i++)
-		e[i] = (struct pentry){pid->v[i], row->v[i], i};
-	qsort(e, p->len, sizeof *e, pentry_cmp);
 	bool first = true;
 	for (size_t i = 0; !wm_buf_error(out) && i < p->len;) {
-		size_t j = i;
-		for (size_t k = 0; k < r->n_devs; k++)
-			base[k] = last[k] = 0.0;
+		size_t j = i + 1;
+		while (j < p->len && e[j].pid == e[i].pid)
+			j++;
 		/* entries of one pid, by row: values at or before b0 are the base,
-		 * values at or before b1 the end */
-		for (; j < p->len && e[j].pid == e[i].pid; j++) {
-			double rw = e[j].row;
-			for (size_t k = 0; k < r->n_devs; k++) {
-				if (!ec[k])
-					continue;
-				double v = ec[k]->v[e[j].idx];
-				if (isnan(v))
-					continue;
-				if (rw <= (double)b0)
-					base[k] = v;
-				if (rw <= (double)b1)
-					last[k] = v;
-			}
-		}
-		/* a process seen only outside the window is left out */
-		bool inside = false;
-		for (size_t q = i; q < j; q++)
-			if (e[q].row > (double)b0 && e[q].row <= (double)b1)
-				inside = true;
-		if (inside) {
+		 * values at or before b1 the end; a process seen only outside the
+		 * window is left out */
+		size_t u0 = first_row_after(e, i, j, (double)b0), u1 = first_row_after(e, u0, j, (double)b1);
+		if (u1 > u0) {
 			wm_buf_printf(out, "%s\"%.0f\":{", first ? "" : ",", e[i].pid);
 			first = false;
 			bool f2 = true;
@@ -405,20 +379,15 @@ static int window_procs(const wm_recording *r, const struct qcols *p, size_t b0,
 				f2 = false;
 				wm_buf_json_str(out, r->devs[k].name);
 				wm_buf_puts(out, ":");
-				wm_buf_json_double(out, last[k] - base[k]);
+				wm_buf_json_double(out, last_value(e, i, u1, ec[k]->v) - last_value(e, i, u0, ec[k]->v));
 			}
 			wm_buf_puts(out, "}");
 		}
 		i = j;
 	}
 	wm_buf_puts(out, "}");
-	rc = wm_buf_error(out);
-out:
-	free(e);
 	free(ec);
-	free(base);
-	free(last);
-	return rc;
+	return wm_buf_error(out);
 }
 
 int wm_recording_window_json(const wm_recording *r, double start_s, double end_s, wm_buf *out,
@@ -434,29 +403,14 @@ int wm_recording_window_json(const wm_recording *r, double start_s, double end_s
 			      "the window starts (%g s) after it ends (%g s); give start <= end (seconds since the start of the recording)",
 			      start_s, end_s);
 	/* b0: the first line at or after start; b1: the last at or before end */
-	size_t b0 = 0, b1 = r->n_rows - 1;
-	if (!isnan(start_s))
-		while (b0 < r->n_rows && wm_rec_cell(r, b0, WM_COL_T) < start_s)
-			b0++;
-	if (!isnan(end_s))
-		while (b1 + 1 > 0 && wm_rec_cell(r, b1, WM_COL_T) > end_s) {
-			if (b1 == 0) {
-				b1 = (size_t)-1;
-				break;
-			}
-			b1--;
-		}
+	size_t b0 = isnan(start_s) ? 0 : wm_rec_row_at_or_after(r, start_s);
+	size_t b1 = isnan(end_s) ? r->n_rows - 1 : wm_rec_row_at_or_before(r, end_s);
 	if (b0 >= r->n_rows || b1 == (size_t)-1 || b1 < b0)
 		return wm_err(err, errlen, -ERANGE,
 			      "no sample of %s lies in the window [%g, %g] s: its samples span %g to %g s; widen the window",
 			      r->dir, isnan(start_s) ? t_first : start_s, isnan(end_s) ? t_last : end_s, t_first,
 			      t_last);
 
-	struct qdetail d;
-	memset(&d, 0, sizeof d);
-	int rc = qdetail_read(r, r->dir, &d, err, errlen);
-	if (rc < 0)
-		return rc;
 	double t0 = wm_rec_cell(r, b0, WM_COL_T), t1 = wm_rec_cell(r, b1, WM_COL_T);
 	wm_buf_puts(out, "{\"start_s\":");
 	wm_buf_json_double(out, t0);
@@ -491,14 +445,13 @@ int wm_recording_window_json(const wm_recording *r, double start_s, double end_s
 		wm_buf_json_double(out, ffill_at(r, c, b1) - ffill_at(r, c, b0));
 	}
 	wm_buf_puts(out, "},");
-	/* window_procs can also fail on its own allocations (-ENOMEM), which
-	 * do not go through the buffer */
-	rc = window_procs(r, &d.procs, b0, b1, out);
+	/* window_procs can also fail on its own allocation (-ENOMEM), which
+	 * does not go through the buffer */
+	int rc = window_procs(r, b0, b1, out);
 	if (!rc) {
 		wm_buf_puts(out, "}\n");
 		rc = wm_buf_error(out);
 	}
-	qdetail_free(&d);
 	return rc;
 }
 
@@ -543,4 +496,145 @@ char *wm_report_window_json(const char *dir, double start_s, double end_s, char 
 	wm_buf_init(&b);
 	rc = wm_recording_window_json(rec, start_s, end_s, &b, err, errlen);
 	return finish(rec, &b, rc, dir, err, errlen);
+}
+
+/* ---- series by table (wattmeter.h: Python's Results reads these) --------- */
+
+/* Series i of a table: name, values at base[row * stride], n rows; false
+ * past the last. The columns table follows wm_recording_columns_json's
+ * order and names. */
+struct qseries {
+	const char *name;
+	const double *base;
+	size_t stride, n;
+	const double *t;     /* t_s of each element, same stride */
+	size_t t_stride;
+};
+
+static bool series_get(const wm_recording *r, int table, size_t i, struct qseries *q, char *scratch,
+		       size_t scratch_len)
+{
+	if (table == WM_TABLE_ROWS || table == WM_TABLE_PROCS) {
+		const struct wm_rec_cols *s = table == WM_TABLE_ROWS ? &r->drows : &r->dprocs;
+		if (i >= s->n)
+			return false;
+		const struct wm_rec_col *t = wm_rec_cols_find(s, "t_s");
+		*q = (struct qseries){s->c[i].name, s->c[i].v, 1, s->len, t ? t->v : NULL, 1};
+		return true;
+	}
+	if (table != WM_TABLE_COLUMNS)
+		return false;
+	size_t col;
+	const char *prefix = NULL, *fixed = NULL;
+	size_t n_attr = 0;
+	for (size_t k = 0; k < r->n_devs; k++)
+		n_attr += r->devs[k].has_attr;
+	size_t nd = r->n_devs;
+	if (i == 0) {
+		fixed = "t_s";
+		col = WM_COL_T;
+	} else if (i < 1 + nd) {
+		prefix = "energy_j";
+		col = wm_rec_dcol(i - 1, WM_DCOL_ENERGY);
+		fixed = r->devs[i - 1].name;
+	} else if (i < 1 + 2 * nd) {
+		prefix = "power_w";
+		col = wm_rec_dcol(i - 1 - nd, WM_DCOL_POWER);
+		fixed = r->devs[i - 1 - nd].name;
+	} else if (i < 1 + 2 * nd + n_attr) {
+		size_t want = i - 1 - 2 * nd, k = 0;
+		for (;; k++)
+			if (r->devs[k].has_attr && want-- == 0)
+				break;
+		prefix = "attributed_j";
+		col = wm_rec_dcol(k, WM_DCOL_ATTR);
+		fixed = r->devs[k].name;
+	} else {
+		static const char *const tail[] = {"cpu_util", "self_cpu_s", "mem_used_bytes"};
+		static const size_t tcol[] = {WM_COL_CPU_UTIL, WM_COL_SELF_CPU, WM_COL_MEM_USED};
+		size_t j = i - 1 - 2 * nd - n_attr;
+		if (j >= 3)
+			return false;
+		fixed = tail[j];
+		col = tcol[j];
+	}
+	if (prefix) {
+		int n = snprintf(scratch, scratch_len, "%s.%s", prefix, fixed);
+		if (n < 0 || (size_t)n >= scratch_len)
+			(void)snprintf(scratch, scratch_len, "%s.?", prefix);
+		fixed = scratch;
+	}
+	*q = (struct qseries){fixed, r->rows ? r->rows + col * r->cap_rows : NULL, 1, r->n_rows,
+			      r->rows ? r->rows + WM_COL_T * r->cap_rows : NULL, 1};
+	return true;
+}
+
+size_t wm_report_series(const wm_recording *r, int table, size_t i, const char **name, double *out)
+{
+	/* a columns series' name is made in a buffer per thread: the caller
+	 * reads it before its next call */
+	static _Thread_local char scratch[320];
+	struct qseries q;
+	if (!series_get(r, table, i, &q, scratch, sizeof scratch)) {
+		*name = NULL;
+		return 0;
+	}
+	*name = q.name;
+	if (out)
+		for (size_t j = 0; j < q.n; j++)
+			out[j] = q.base[j * q.stride];
+	return q.n;
+}
+
+int wm_report_series_stats(const wm_recording *r, int table, size_t i, double start_s, double end_s,
+			   size_t *count, double *sum, double *max)
+{
+	char scratch[320];
+	struct qseries q;
+	*count = 0;
+	*sum = 0.0;
+	*max = NAN;
+	if (!series_get(r, table, i, &q, scratch, sizeof scratch))
+		return -EINVAL;
+	size_t lo = 0, hi = q.n;
+	if (table != WM_TABLE_PROCS) { /* rows: cut by binary search on t_s */
+		if (!isnan(start_s))
+			lo = wm_rec_row_at_or_after(r, start_s);
+		if (!isnan(end_s)) {
+			size_t b = wm_rec_row_at_or_before(r, end_s);
+			hi = b == (size_t)-1 ? 0 : b + 1;
+		}
+	}
+	if (table != WM_TABLE_PROCS && q.stride == 1) {
+		/* one contiguous array: a tight loop (NaN compares false, so it
+		 * falls out of both the count and the max) */
+		size_t c = 0;
+		double sm = 0.0, mx = -INFINITY;
+		for (size_t j = lo; j < hi; j++) {
+			double v = q.base[j];
+			bool ok = v == v;
+			c += ok;
+			sm += ok ? v : 0.0;
+			mx = (ok && v > mx) ? v : mx;
+		}
+		*count = c;
+		*sum = sm;
+		*max = c ? mx : NAN;
+		return 0;
+	}
+	for (size_t j = lo; j < hi; j++) {
+		double v = q.base[j * q.stride];
+		if (isnan(v))
+			continue;
+		if (table == WM_TABLE_PROCS && q.t) {
+			double t = q.t[j];
+			if (isnan(t) || (!isnan(start_s) && t < start_s) || (!isnan(end_s) && t > end_s))
+				continue;
+		}
+		(*count)++;
+		*sum += v;
+		if (isnan(*max) || v > *max)
+			*max = v;
+	}
+	return 0;
 }

@@ -69,10 +69,15 @@ typedef struct wm_recording wm_recording;
  * -EBADMSG for damaged data (a malformed line other than a cut last one). */
 int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t errlen);
 /* The same reader on meta.json and samples.jsonl held in memory (the fuzz
- * harness; tests). label names the recording in messages. samples is
- * borrowed: it must outlive *out (query.c reads its lines again). */
+ * harness; tests). label names the recording in messages. meta and samples
+ * are read during the call only (everything is parsed into *out). */
 int wm_recording_parse(const char *label, const char *meta, size_t meta_len, const char *samples,
 		       size_t samples_len, wm_recording **out, char *err, size_t errlen);
+/* The same with every line parsed by jansson, none by the reader's fast
+ * path for the writer's own line shape: fuzz/fuzz_reader_diff.c checks that
+ * both give the same recording and the same errors. */
+int wm_recording_parse_jansson(const char *label, const char *meta, size_t meta_len, const char *samples,
+			       size_t samples_len, wm_recording **out, char *err, size_t errlen);
 void wm_recording_free(wm_recording *r);
 
 /* The machine-readable summary (the object `wattmeter report --json` prints),

@@ -67,6 +67,25 @@ struct wm_rec_unwritten {
 enum { WM_COL_T = 0, WM_COL_CPU_UTIL, WM_COL_SELF_CPU, WM_COL_MEM_USED, WM_COL_FIXED };
 enum { WM_DCOL_ENERGY = 0, WM_DCOL_POWER, WM_DCOL_ATTR, WM_DCOL_N };
 
+/* A set of equal-length named columns of doubles (NaN = absent), grown
+ * while the lines are read: a name first seen on row k is NaN before. */
+struct wm_rec_col {
+	char *name;
+	double *v;
+};
+struct wm_rec_cols {
+	struct wm_rec_col *c;
+	size_t n, cap;  /* columns */
+	size_t len;     /* rows in every column */
+	size_t rcap;    /* rows allocated in every column */
+	size_t hint;    /* where the next name is looked for first (lines repeat their keys' order) */
+};
+/* One process row of dprocs, for the sorted index. */
+struct wm_rec_pidx {
+	double pid, row;
+	size_t idx;
+};
+
 struct wm_recording {
 	char *dir;
 	int64_t schema_version;
@@ -107,7 +126,8 @@ struct wm_recording {
 	bool samples_short;
 	double self_cpu_s;   /* NAN if unknown */
 
-	/* rows: n_rows x stride doubles, NAN where a line lacked the value */
+	/* rows: stride columns of n_rows doubles (column c at rows + c *
+	 * cap_rows), NAN where a line lacked the value */
 	double *rows;
 	size_t n_rows, cap_rows, stride;
 
@@ -116,15 +136,37 @@ struct wm_recording {
 	size_t *ptab;        /* open addressing on pid: index + 1, 0 = empty */
 	size_t ptab_cap;     /* a power of two, or 0 */
 
-	/* A recording parsed from memory (wm_recording_parse): its samples,
-	 * borrowed from the caller, for query.c's second pass. NULL when read
-	 * from dir. */
-	const char *mem_samples;
-	size_t mem_samples_len;
+	/* What the summary folds away, taken in the same one pass over the
+	 * lines (query.c): drows, one element per row (t_s, zones_energy_j.*,
+	 * gauges.<dev>.*); dprocs, one per process per process-tier line (row,
+	 * t_s, pid, cpu_s ..., energy_j.<dev>); pidx, dprocs' rows sorted by
+	 * (pid, row) for the windows' per-process energies. Every query reads
+	 * these and rows, never the file again. */
+	struct wm_rec_cols drows, dprocs;
+	struct wm_rec_pidx *pidx;
+	/* every line through jansson, none through the fast path
+	 * (wm_recording_parse_jansson: the differential fuzzer) */
+	bool no_fast;
 };
 
-/* gaps.c: the gaps of each device (docs/recording.md "Gaps"). */
 struct json_t;
+/* query.c: the details of a line taken into drows/dprocs (after the line
+ * was validated and its row added), the index built once all are read, and
+ * the columns freed. 0 or -ENOMEM. */
+int wm_rec_detail_take_line(struct wm_recording *r, const struct json_t *o, double t_s);
+/* The same for a line scanned by the fast path: its zones only (names
+ * "zones_energy_j.<label>", in the line's order). */
+int wm_rec_detail_take_values(struct wm_recording *r, double t_s, const char *const *names, const double *vals,
+			      size_t n);
+int wm_rec_detail_finish(struct wm_recording *r);
+void wm_rec_detail_free(struct wm_recording *r);
+const struct wm_rec_col *wm_rec_cols_find(const struct wm_rec_cols *s, const char *name);
+/* The first row whose t_s >= t (n_rows if none), the last whose t_s <= t
+ * ((size_t)-1 if none): binary search, t_s never goes back. */
+size_t wm_rec_row_at_or_after(const struct wm_recording *r, double t);
+size_t wm_rec_row_at_or_before(const struct wm_recording *r, double t);
+
+/* gaps.c: the gaps of each device (docs/recording.md "Gaps"). */
 int wm_rec_gaps_meta_device(struct wm_rec_dev *d, const struct json_t *dev);
 int wm_rec_gaps_take_line(struct wm_recording *r, const struct json_t *o, double t_s, double prev_t_s);
 bool wm_rec_gaps_in_gap(const struct wm_rec_dev *d);
@@ -133,7 +175,7 @@ void wm_rec_gaps_free(struct wm_rec_dev *d);
 int wm_rec_gaps_json(const struct wm_recording *r, wm_buf *b);  /* ,"gaps":{...} */
 int wm_rec_gaps_text(const struct wm_recording *r, wm_buf *b);
 int wm_rec_gaps_line(const struct wm_recording *r, size_t k, wm_buf *b);
-/* ---- reading lines (record_read.c; query.c reads the same lines again) ---- */
+/* ---- reading lines (record_read.c) ---- */
 
 /* Bounds on what the reader holds, whatever the files are: a line longer
  * than this is damage (a sample line with 100,000 processes is about 25 MB;
@@ -168,7 +210,7 @@ void wm_rec_lines_close(struct wm_rec_lines *l);        /* closes the fd */
 
 static inline double wm_rec_cell(const struct wm_recording *r, size_t row, size_t col)
 {
-	return r->rows[row * r->stride + col];
+	return r->rows[col * r->cap_rows + row];
 }
 
 static inline size_t wm_rec_dcol(size_t dev, int which)

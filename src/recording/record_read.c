@@ -3,8 +3,10 @@
  * meta.json is parsed whole (it is small: over WM_REC_MAX_META_BYTES is
  * damage). samples.jsonl is read in chunks, one line at a time (never the
  * whole file; a line over WM_REC_MAX_LINE_BYTES is damage); each line is
- * parsed with jansson, reduced to one row of doubles plus updates of the
- * device and process totals, and its JSON tree freed at once. Energies are
+ * parsed with jansson, reduced to one row of doubles, the details' columns
+ * (query.c: zones, gauges, process rows) and updates of the device and
+ * process totals, and its JSON tree freed at once: the one pass every query
+ * reads from. Energies are
  * cumulative, so the totals are simply the last values seen. Only regular
  * files are read: a FIFO (which would block) or a character device such as
  * /dev/zero (which never ends) in the folder is refused at once.
@@ -276,6 +278,7 @@ void wm_recording_free(wm_recording *r)
 	free(r->unwritten);
 	free(r->ptab);
 	free(r->rows);
+	wm_rec_detail_free(r);
 	free(r->start_utc);
 	free(r->model_name);
 	free(r->dir);
@@ -764,25 +767,318 @@ static int take_new_procs(struct wm_recording *r, const json_t *arr)
 	return 0;
 }
 
+/* ---- the fast path: lines of the writer's own shape ---------------------------
+ *
+ * Most lines hold only t_s, the devices' energy_j / power_w / attributed_j,
+ * cpu_util, self_cpu_s, mem_used_bytes and zones_energy_j: flat objects of
+ * plain keys and numbers. Such a line is scanned here without building a
+ * JSON tree; anything else (another key, a string with an escape or a byte
+ * over 0x7f, a duplicate key, true/false, an integer jansson could not hold,
+ * any syntax error) is left to jansson, which gives the same values or the
+ * same error (fuzz/fuzz_reader_diff.c checks both ways on every input). */
+
+#define FAST_MAX_MEMBERS 64
+
+struct fast_kv {
+	const char *k;
+	size_t kl;
+	double v;     /* NAN for null */
+	bool num;
+};
+
+struct fast_obj {
+	bool present;
+	size_t n;
+	struct fast_kv m[FAST_MAX_MEMBERS];
+};
+
+enum { FL_T = 0, FL_CPU_UTIL, FL_SELF_CPU, FL_MEM_USED, FL_NUMS };
+enum { FO_ENERGY = 0, FO_POWER, FO_ATTR, FO_ZONES, FO_N };
+
+struct fast_line {
+	double num[FL_NUMS];
+	bool has[FL_NUMS];       /* a number (not null) was given */
+	struct fast_obj obj[FO_N];
+};
+
+static const char *fast_ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* A key or member name: plain printable ASCII, no escapes. */
+static const char *fast_str(const char *p, const char *e, const char **k, size_t *kl)
+{
+	if (p >= e || *p != '"')
+		return NULL;
+	const char *b = ++p;
+	while (p < e && *p != '"') {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c >= 0x7f || c == '\\')
+			return NULL;
+		p++;
+	}
+	if (p >= e)
+		return NULL;
+	*k = b;
+	*kl = (size_t)(p - b);
+	return p + 1;
+}
+
+/* A JSON number as jansson reads it (an integer through long long, a real
+ * through strtod), or null (*num false). */
+static const char *fast_num(const char *p, const char *e, double *v, bool *num)
+{
+	if (e - p >= 4 && !memcmp(p, "null", 4)) {
+		*v = NAN;
+		*num = false;
+		return p + 4;
+	}
+	const char *b = p;
+	bool real = false;
+	if (p < e && *p == '-')
+		p++;
+	if (p >= e || *p < '0' || *p > '9')
+		return NULL;
+	if (*p == '0')
+		p++;
+	else
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	if (p < e && *p == '.') {
+		real = true;
+		p++;
+		if (p >= e || *p < '0' || *p > '9')
+			return NULL;
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < e && (*p == 'e' || *p == 'E')) {
+		real = true;
+		p++;
+		if (p < e && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= e || *p < '0' || *p > '9')
+			return NULL;
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	size_t len = (size_t)(p - b);
+	char tmp[64];
+	if (len >= sizeof tmp)
+		return NULL;
+	memcpy(tmp, b, len);
+	tmp[len] = '\0';
+	if (real) {
+		double d = strtod(tmp, NULL);
+		if (!isfinite(d))
+			return NULL; /* jansson: real number overflow */
+		*v = d;
+	} else {
+		if (len > (tmp[0] == '-' ? 19u : 18u))
+			return NULL; /* perhaps beyond long long: jansson decides */
+		*v = (double)strtoll(tmp, NULL, 10);
+	}
+	*num = true;
+	return p;
+}
+
+static const char *fast_obj_scan(const char *p, const char *e, struct fast_obj *o)
+{
+	o->present = true;
+	o->n = 0;
+	if (p >= e || *p != '{')
+		return NULL;
+	p = fast_ws(p + 1, e);
+	if (p < e && *p == '}')
+		return p + 1;
+	for (;;) {
+		if (o->n == FAST_MAX_MEMBERS)
+			return NULL;
+		struct fast_kv *kv = &o->m[o->n];
+		p = fast_str(p, e, &kv->k, &kv->kl);
+		if (!p)
+			return NULL;
+		for (size_t i = 0; i < o->n; i++)
+			if (o->m[i].kl == kv->kl && !memcmp(o->m[i].k, kv->k, kv->kl))
+				return NULL; /* a duplicate: jansson keeps the last */
+		p = fast_ws(p, e);
+		if (p >= e || *p != ':')
+			return NULL;
+		p = fast_num(fast_ws(p + 1, e), e, &kv->v, &kv->num);
+		if (!p)
+			return NULL;
+		o->n++;
+		p = fast_ws(p, e);
+		if (p < e && *p == ',') {
+			p = fast_ws(p + 1, e);
+			continue;
+		}
+		if (p < e && *p == '}')
+			return p + 1;
+		return NULL;
+	}
+}
+
+static bool fast_key_is(const char *k, size_t kl, const char *name)
+{
+	return strlen(name) == kl && !memcmp(k, name, kl);
+}
+
+/* 1 with *f filled if line is of the shape above, 0 if jansson must read it. */
+static int fast_scan(const char *line, size_t n, struct fast_line *f)
+{
+	static const char *const nums[FL_NUMS] = {"t_s", "cpu_util", "self_cpu_s", "mem_used_bytes"};
+	static const char *const objs[FO_N] = {"energy_j", "power_w", "attributed_j", "zones_energy_j"};
+	const char *p = line, *e = line + n;
+	for (int i = 0; i < FL_NUMS; i++)
+		f->has[i] = false;
+	bool seen_num[FL_NUMS] = {false};
+	for (int i = 0; i < FO_N; i++)
+		f->obj[i].present = false;
+	p = fast_ws(p, e);
+	if (p >= e || *p != '{')
+		return 0;
+	p = fast_ws(p + 1, e);
+	if (p < e && *p == '}') {
+		p++;
+	} else {
+		for (;;) {
+			const char *k;
+			size_t kl;
+			p = fast_str(p, e, &k, &kl);
+			if (!p)
+				return 0;
+			p = fast_ws(p, e);
+			if (p >= e || *p != ':')
+				return 0;
+			p = fast_ws(p + 1, e);
+			int which = -1, wo = -1;
+			for (int i = 0; i < FL_NUMS && which < 0; i++)
+				if (fast_key_is(k, kl, nums[i]))
+					which = i;
+			for (int i = 0; i < FO_N && which < 0 && wo < 0; i++)
+				if (fast_key_is(k, kl, objs[i]))
+					wo = i;
+			if (which >= 0) {
+				if (seen_num[which])
+					return 0;
+				seen_num[which] = true;
+				bool num;
+				p = fast_num(p, e, &f->num[which], &num);
+				if (!p)
+					return 0;
+				f->has[which] = num;
+			} else if (wo >= 0) {
+				if (f->obj[wo].present)
+					return 0;
+				p = fast_obj_scan(p, e, &f->obj[wo]);
+				if (!p)
+					return 0;
+			} else {
+				return 0;
+			}
+			p = fast_ws(p, e);
+			if (p < e && *p == ',') {
+				p = fast_ws(p + 1, e);
+				continue;
+			}
+			if (p < e && *p == '}') {
+				p++;
+				break;
+			}
+			return 0;
+		}
+	}
+	return fast_ws(p, e) == e;
+}
+
+/* A line, parsed by jansson (o) or scanned (f): what take_line reads. */
+struct line_in {
+	const json_t *o;
+	const struct fast_line *f;
+};
+
+static bool li_num(const struct line_in *l, int which, double *out)
+{
+	static const char *const nums[FL_NUMS] = {"t_s", "cpu_util", "self_cpu_s", "mem_used_bytes"};
+	if (l->o)
+		return get_num(json_object_get(l->o, nums[which]), out);
+	if (!l->f->has[which])
+		return false;
+	*out = l->f->num[which];
+	return true;
+}
+
+static bool li_dev(const struct line_in *l, int obj, const char *name, double *out)
+{
+	static const char *const objs[FO_N] = {"energy_j", "power_w", "attributed_j", "zones_energy_j"};
+	if (l->o)
+		return get_num(json_object_get(json_object_get(l->o, objs[obj]), name), out);
+	const struct fast_obj *o = &l->f->obj[obj];
+	if (!o->present)
+		return false;
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < o->n; i++)
+		if (o->m[i].kl == nl && !memcmp(o->m[i].k, name, nl)) {
+			if (!o->m[i].num)
+				return false;
+			*out = o->m[i].v;
+			return true;
+		}
+	return false;
+}
+
+/* The zones of a scanned line into the details' columns, as
+ * wm_rec_detail_take_line takes them from a parsed one. */
+static int fast_detail(struct wm_recording *r, const struct fast_line *f, double t)
+{
+	const struct fast_obj *z = &f->obj[FO_ZONES];
+	size_t n = z->present ? z->n : 0;
+	const char *names[FAST_MAX_MEMBERS];
+	double vals[FAST_MAX_MEMBERS];
+	char buf[FAST_MAX_MEMBERS][512];
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!z->m[i].num)
+			continue;
+		int w = snprintf(buf[m], sizeof buf[m], "zones_energy_j.%.*s", (int)z->m[i].kl, z->m[i].k);
+		if (w < 0 || (size_t)w >= sizeof buf[m])
+			continue; /* an absurdly long key: left out, as from jansson */
+		names[m] = buf[m];
+		vals[m] = z->m[i].v;
+		m++;
+	}
+	return wm_rec_detail_take_values(r, t, names, vals, m);
+}
+
 /* ---- samples.jsonl ----------------------------------------------------------- */
 
-static double *row_add(struct wm_recording *r)
+/* Adds a row of NaN; its index, or (size_t)-1 on ENOMEM. The columns are
+ * stored one after the other (column c at rows + c * cap_rows), so a query
+ * or a DataFrame reads each as one contiguous array; growing moves them. */
+static size_t row_add(struct wm_recording *r)
 {
 	if (r->n_rows == r->cap_rows) {
 		size_t cap = r->cap_rows ? r->cap_rows * 2 : 32;
 		if (cap > SIZE_MAX / sizeof(double) / r->stride)
-			return NULL;
-		double *p = realloc(r->rows, cap * r->stride * sizeof *p);
+			return (size_t)-1;
+		double *p = malloc(cap * r->stride * sizeof *p);
 		if (!p)
-			return NULL;
+			return (size_t)-1;
+		for (size_t c = 0; c < r->stride; c++)
+			if (r->n_rows)
+				memcpy(p + c * cap, r->rows + c * r->cap_rows, r->n_rows * sizeof *p);
+		free(r->rows);
 		r->rows = p;
 		r->cap_rows = cap;
 	}
-	double *row = r->rows + r->n_rows * r->stride;
-	for (size_t i = 0; i < r->stride; i++)
-		row[i] = NAN;
-	r->n_rows++;
-	return row;
+	size_t i = r->n_rows++;
+	for (size_t c = 0; c < r->stride; c++)
+		r->rows[c * r->cap_rows + i] = NAN;
+	return i;
 }
 
 /* Checks a cumulative energy (J) of device dev at t: never negative, never
@@ -827,14 +1123,15 @@ static int check_energy(const char *what, const char *name, double e, double pre
  * nothing changed) for a line of the wrong shape, which may be a cut last
  * line; -EDOM (why in msg) for a complete line whose numbers cannot be a
  * recording's, which is damage wherever it is; -ENOMEM. */
-static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t msglen)
+static int take_line(struct wm_recording *r, const struct line_in *l, char *msg, size_t msglen)
 {
 	double t;
-	if (!json_is_object(o)) {
+	const json_t *o = l->o;
+	if (!l->f && !json_is_object(o)) {
 		(void)snprintf(msg, msglen, "is not a JSON object");
 		return -EBADMSG;
 	}
-	if (!get_num(json_object_get(o, "t_s"), &t)) {
+	if (!li_num(l, FL_T, &t)) {
 		(void)snprintf(msg, msglen, "has no numeric \"t_s\"");
 		return -EBADMSG;
 	}
@@ -850,20 +1147,17 @@ static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t 
 	}
 	double prev_row_t = r->n_rows ? r->samples_end_s : NAN; /* for the gaps */
 
-	const json_t *energy = json_object_get(o, "energy_j");
-	const json_t *power = json_object_get(o, "power_w");
-	const json_t *attr = json_object_get(o, "attributed_j");
 	double d;
 	/* every value is checked before any is taken */
 	for (size_t k = 0; k < r->n_devs; k++) {
 		const struct wm_rec_dev *dev = &r->devs[k];
 		int rc = 0;
-		if (get_num(json_object_get(energy, dev->name), &d))
+		if (li_dev(l, FO_ENERGY, dev->name, &d))
 			rc = check_energy("energy_j", dev->name, d, dev->energy_j, dev->energy_t_s, t, msg, msglen);
-		if (!rc && get_num(json_object_get(attr, dev->name), &d))
+		if (!rc && li_dev(l, FO_ATTR, dev->name, &d))
 			rc = check_energy("attributed_j", dev->name, d, dev->attributed_j, NAN, t, msg,
 					  msglen);
-		if (!rc && get_num(json_object_get(power, dev->name), &d) && !(d >= 0 && d <= WM_REC_MAX_DEVICE_W)) {
+		if (!rc && li_dev(l, FO_POWER, dev->name, &d) && !(d >= 0 && d <= WM_REC_MAX_DEVICE_W)) {
 			char nb[44];
 			(void)snprintf(msg, msglen, "has power_w.%s = %g W, outside 0 to %.0f kW", shown(dev->name, nb),
 				       d, WM_REC_MAX_DEVICE_W / 1000);
@@ -873,35 +1167,36 @@ static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t 
 			return rc;
 	}
 
-	double *row = row_add(r);
-	if (!row)
+	size_t ri = row_add(r);
+	if (ri == (size_t)-1)
 		return -ENOMEM;
-	row[WM_COL_T] = t;
+#define row_set(col, v) (r->rows[(size_t)(col) * r->cap_rows + ri] = (v))
+	row_set(WM_COL_T, t);
 	r->samples_end_s = t;
 	if (wm_rec_gaps_take_line(r, o, t, prev_row_t) < 0)
 		return -ENOMEM;
-	if (get_num(json_object_get(o, "cpu_util"), &d))
-		row[WM_COL_CPU_UTIL] = d;
-	if (get_num(json_object_get(o, "self_cpu_s"), &d) && plausible(d))
-		row[WM_COL_SELF_CPU] = d;
-	if (get_num(json_object_get(o, "mem_used_bytes"), &d))
-		row[WM_COL_MEM_USED] = d;
+	if (li_num(l, FL_CPU_UTIL, &d))
+		row_set(WM_COL_CPU_UTIL, d);
+	if (li_num(l, FL_SELF_CPU, &d) && plausible(d))
+		row_set(WM_COL_SELF_CPU, d);
+	if (li_num(l, FL_MEM_USED, &d))
+		row_set(WM_COL_MEM_USED, d);
 
 	for (size_t k = 0; k < r->n_devs; k++) {
 		struct wm_rec_dev *dev = &r->devs[k];
-		if (get_num(json_object_get(energy, dev->name), &d)) {
-			row[wm_rec_dcol(k, WM_DCOL_ENERGY)] = d;
+		if (li_dev(l, FO_ENERGY, dev->name, &d)) {
+			row_set(wm_rec_dcol(k, WM_DCOL_ENERGY), d);
 			dev->energy_j = d;
 			dev->energy_t_s = t;
 		}
-		if (get_num(json_object_get(power, dev->name), &d)) {
-			row[wm_rec_dcol(k, WM_DCOL_POWER)] = d;
+		if (li_dev(l, FO_POWER, dev->name, &d)) {
+			row_set(wm_rec_dcol(k, WM_DCOL_POWER), d);
 			/* an interval in a gap or ending one has no power of its own */
 			if (!wm_rec_gaps_in_gap(dev) && (isnan(dev->peak_w) || d > dev->peak_w))
 				dev->peak_w = d;
 		}
-		if (get_num(json_object_get(attr, dev->name), &d)) {
-			row[wm_rec_dcol(k, WM_DCOL_ATTR)] = d;
+		if (li_dev(l, FO_ATTR, dev->name, &d)) {
+			row_set(wm_rec_dcol(k, WM_DCOL_ATTR), d);
 			dev->attributed_j = d;
 			dev->has_attr = true;
 		}
@@ -913,7 +1208,11 @@ static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t 
 	 * one, has them all) */
 	if (!rc && !r->unwritten_from_meta)
 		rc = take_unwritten(r, json_object_get(o, "unwritten"), true);
+	/* the details too, in this one pass: no query reads the file again */
+	if (!rc)
+		rc = l->f ? fast_detail(r, l->f, t) : wm_rec_detail_take_line(r, o, t);
 	return rc;
+#undef row_set
 }
 
 /* Reads every line of l into r. label names the recording in messages. */
@@ -926,6 +1225,7 @@ static int read_lines(struct wm_recording *r, struct wm_rec_lines *l, const char
 	char first_bad[300] = "";   /* what the first unreadable line was */
 	size_t n_bytes = 0;         /* what the file held, for the no-sample message */
 	int rc = 0;
+	struct fast_line fl;
 	for (;;) {
 		size_t n = 0;
 		int got = wm_rec_lines_next(l, &line, &n);
@@ -962,10 +1262,18 @@ static int read_lines(struct wm_recording *r, struct wm_rec_lines *l, const char
 					       lineno, n, memchr(line, '\0', n) ? ", NUL bytes among them" : "");
 			break;
 		}
+		int lrc = 1;
+		json_t *o = NULL;
 		json_error_t je;
-		json_t *o = memchr(line, '\0', n) ? NULL : json_loadb(line, n, 0, &je);
-		int lrc;
-		if (!o) {
+		if (!r->no_fast && fast_scan(line, n, &fl) == 1) {
+			struct line_in li = {NULL, &fl};
+			lrc = take_line(r, &li, bad_msg, sizeof bad_msg);
+		}
+		if (lrc == 1)
+			o = memchr(line, '\0', n) ? NULL : json_loadb(line, n, 0, &je);
+		if (lrc != 1) {
+			/* taken by the fast path */
+		} else if (!o) {
 			if (memchr(line, '\0', n))
 				(void)snprintf(bad_msg, sizeof bad_msg,
 					       "holds NUL bytes (blocks zeroed by a crash or a full disk)");
@@ -974,7 +1282,8 @@ static int read_lines(struct wm_recording *r, struct wm_rec_lines *l, const char
 					       je.column, je.text);
 			lrc = -EBADMSG;
 		} else {
-			lrc = take_line(r, o, bad_msg, sizeof bad_msg);
+			struct line_in li = {o, NULL};
+			lrc = take_line(r, &li, bad_msg, sizeof bad_msg);
 			json_decref(o);
 		}
 		if (lrc == -EDOM) {
@@ -1062,6 +1371,8 @@ static int finish_read(struct wm_recording *r, const char *label, char *err, siz
 {
 	double end = r->n_rows ? r->samples_end_s : 0.0;
 	wm_rec_gaps_finish(r, end);
+	if (wm_rec_detail_finish(r) < 0)
+		return wm_err(err, errlen, -ENOMEM, "cannot read the recording %s: out of memory", label);
 	if (!isnan(r->duration_s) && end > r->duration_s + 0.05 + 1e-6 * r->duration_s)
 		return wm_err(err, errlen, -EBADMSG,
 			      "%s/meta.json says the run lasted %.6g s, but its samples run to %.6g s: one of the two is damaged",
@@ -1086,13 +1397,14 @@ static int finish_read(struct wm_recording *r, const char *label, char *err, siz
 	return 0;
 }
 
-int wm_recording_parse(const char *label, const char *meta, size_t meta_len, const char *samples,
-		       size_t samples_len, wm_recording **out, char *err, size_t errlen)
+static int parse_mem(const char *label, const char *meta, size_t meta_len, const char *samples,
+		     size_t samples_len, bool no_fast, wm_recording **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	struct wm_recording *r = recording_new(label);
 	if (!r)
 		return wm_err(err, errlen, -ENOMEM, "cannot read the recording %s: out of memory", label);
+	r->no_fast = no_fast;
 	int rc = meta_len > WM_REC_MAX_META_BYTES
 			 ? wm_err(err, errlen, -EFBIG, "%s/meta.json is over %zu MiB: it is not a wattmeter meta.json",
 				  label, WM_REC_MAX_META_BYTES >> 20)
@@ -1110,10 +1422,20 @@ int wm_recording_parse(const char *label, const char *meta, size_t meta_len, con
 		wm_recording_free(r);
 		return rc;
 	}
-	r->mem_samples = samples ? samples : "";
-	r->mem_samples_len = samples ? samples_len : 0;
 	*out = r;
 	return 0;
+}
+
+int wm_recording_parse(const char *label, const char *meta, size_t meta_len, const char *samples,
+		       size_t samples_len, wm_recording **out, char *err, size_t errlen)
+{
+	return parse_mem(label, meta, meta_len, samples, samples_len, false, out, err, errlen);
+}
+
+int wm_recording_parse_jansson(const char *label, const char *meta, size_t meta_len, const char *samples,
+			       size_t samples_len, wm_recording **out, char *err, size_t errlen)
+{
+	return parse_mem(label, meta, meta_len, samples, samples_len, true, out, err, errlen);
 }
 
 int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t errlen)

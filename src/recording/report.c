@@ -67,3 +67,56 @@ char *wm_report_columns_json(const char *dir, char *err, size_t errlen)
 {
 	return render(dir, 0, render_columns, err, errlen);
 }
+
+/* ---- a recording read once (Python's Results) ------------------------------ */
+
+wm_recording *wm_report_load(const char *dir, char *err, size_t errlen)
+{
+	wm_recording *rec = NULL;
+	int rc = wm_recording_open(dir, &rec, err, errlen);
+	if (rc < 0) {
+		errno = -rc;
+		return NULL;
+	}
+	return rec;
+}
+
+void wm_report_release(wm_recording *r)
+{
+	wm_recording_free(r);
+}
+
+char *wm_report_render(const wm_recording *r, int what, int top_n, double start_s, double end_s, char *err,
+		       size_t errlen)
+{
+	wm_buf b;
+	wm_buf_init(&b);
+	int rc;
+	switch (what) {
+	case WM_REPORT_SUMMARY:
+		rc = render_json(r, top_n, &b);
+		break;
+	case WM_REPORT_TEXT:
+		rc = render_text(r, top_n, &b);
+		break;
+	case WM_REPORT_COLUMNS:
+		rc = render_columns(r, top_n, &b);
+		break;
+	case WM_REPORT_DETAIL:
+		rc = wm_recording_detail_json(r, &b, err, errlen);
+		break;
+	case WM_REPORT_WINDOW:
+		rc = wm_recording_window_json(r, start_s, end_s, &b, err, errlen);
+		break;
+	default:
+		rc = wm_err(err, errlen, -EINVAL, "no rendering %d of a recording", what);
+	}
+	if (rc < 0 || !b.data) {
+		wm_buf_free(&b);
+		errno = rc < 0 ? -rc : ENOMEM;
+		if (errno == ENOMEM)
+			(void)wm_err(err, errlen, -ENOMEM, "cannot summarise the recording: out of memory");
+		return NULL;
+	}
+	return b.data;
+}

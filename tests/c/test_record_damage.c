@@ -542,9 +542,9 @@ static void test_html_survives_absurd_times(void **state)
 	wm_recording *r = NULL;
 	char err[512];
 	assert_int_equal(wm_recording_parse("absurd", m, strlen(m), s, sizeof s - 1, &r, err, sizeof err), 0);
-	r->rows[0 * r->stride + WM_COL_T] = -1.7e308;
-	r->rows[1 * r->stride + WM_COL_T] = 1.7e308;
-	r->rows[2 * r->stride + WM_COL_T] = 1.75e308;
+	r->rows[WM_COL_T * r->cap_rows + 0] = -1.7e308;
+	r->rows[WM_COL_T * r->cap_rows + 1] = 1.7e308;
+	r->rows[WM_COL_T * r->cap_rows + 2] = 1.75e308;
 	wm_buf b;
 	wm_buf_init(&b);
 	const wm_recording *one[1] = {r};
