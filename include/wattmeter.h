@@ -76,6 +76,13 @@ typedef struct wm_meter_config {
 	int gpu_exclusive;            /* 1: attribute the run's GPUs whole to the measured set */
 	const char *cuda_visible_devices; /* of the measured command; NULL: $CUDA_VISIBLE_DEVICES */
 	int whole_machine;            /* 1: no measured set (the exporter): no per-process lines */
+	/* ---- since 0.3: processes outside the tree (labelled "included") ---- */
+	const int *include_pids;      /* existing processes (and their descendants) */
+	size_t n_include_pids;
+	const char *include_name;     /* POSIX extended regex matched on command lines; processes
+	                                 that start later and match are added too; NULL none */
+	const char *include_cgroup;   /* a cgroup folder (absolute, or relative to the v2 mount) */
+	const char *include_unit;     /* a systemd unit: its cgroup, found below the v2 mount */
 } wm_meter_config;
 
 /* Zeroes c, sets size and every default. */

@@ -22,6 +22,10 @@ def meter_start(
     nvml_lib: Optional[str] = ...,
     no_gpu: bool = ...,
     gpu_exclusive: bool = ...,
+    include_pids: Optional[Sequence[int]] = ...,
+    include_name: Optional[str] = ...,
+    include_cgroup: Optional[str] = ...,
+    include_unit: Optional[str] = ...,
 ) -> Any: ...
 def meter_stop(handle: Any, exit_status: int = ...) -> None: ...
 def meter_snapshot(handle: Any) -> Dict[str, Any]: ...

@@ -296,7 +296,7 @@ void wm_attribute(wm_meter *m, const wm_cpu_times *ct, wm_sample *s)
 			.cpu_s = (double)ticks / (double)m->clk_tck,
 			.cpu_share = d_busy ? (double)ticks / (double)d_busy : 0.0,
 			.rss_bytes = p->rss_bytes, .pss_bytes = p->pss_bytes, .uss_bytes = p->uss_bytes,
-			.have_pss = p->have_pss,
+			.have_pss = p->have_pss, .included = p->included,
 			.energy_j = mp->energy_j, .dev_mem_bytes = mp->dev_mem_bytes,
 		};
 		double mem = (double)(p->have_pss ? p->pss_bytes : p->rss_bytes);

@@ -25,6 +25,7 @@
  * recording, nor touch a mutex that may have been copied locked.
  */
 #include "meter/meter_priv.h"
+#include "meter/include.h"
 
 #include <errno.h>
 #include <math.h>
@@ -116,6 +117,14 @@ double wm_meter_start_wall_s(const wm_meter *m) { return m->wall0_s; }
 const char *wm_meter_procfs_path(const wm_meter *m) { return m->procroot.path; }
 const char *wm_meter_host_json(const wm_meter *m) { return m->host_json.len ? m->host_json.data : "null"; }
 const char *wm_meter_warnings(const wm_meter *m) { return m->warnings.len ? m->warnings.data : ""; }
+
+void wm_meter_included_json(const wm_meter *m, wm_buf *b)
+{
+	if (m->inc)
+		wm_include_json(m->inc, b);
+	else
+		wm_buf_puts(b, "null");
+}
 
 size_t wm_meter_root_pids(const wm_meter *m, int *out, size_t cap)
 {
@@ -389,6 +398,10 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 		}
 		/* A failed scan (procfs gone) leaves the d_* fields at zero: the
 		 * interval's energy stays unattributed rather than invented. */
+		if (m->inc) {
+			char ierr[256];
+			(void)wm_include_poll(m->inc, m->tree, ierr, sizeof ierr);
+		}
 		if (wm_proctree_scan(m->tree) < 0) {
 			size_t n = wm_proctree_count(m->tree);
 			for (size_t i = 0; i < n; i++) {
@@ -396,6 +409,8 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 				p->d_cpu_ticks = p->d_tail_ticks = 0;
 			}
 		}
+		if (m->inc)
+			wm_include_propagate(m->tree); /* children born to included processes */
 		m->self_cpu_s = thread_cpu_s();
 		wm_attribute(m, &ct, &s);
 	}
@@ -489,6 +504,7 @@ static void free_meter(wm_meter *m)
 			free(wm_proctree_get(m->tree, i)->user);
 		wm_proctree_free(m->tree);
 	}
+	wm_include_free(m->inc);
 	if (m->have_sysstat)
 		wm_sysstat_close(&m->sysstat);
 	for (size_t k = 0; k < m->n_msrc; k++) {
@@ -851,6 +867,11 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 		}
 		if (c->reaper_pid > 0)
 			(void)wm_proctree_add_reaper(m->tree, c->reaper_pid);
+		rc = wm_include_new(c, m->procroot.dirfd, &m->inc, err, errlen);
+		if (rc == 0 && m->inc && (rc = wm_include_poll(m->inc, m->tree, err, errlen)) > 0)
+			rc = 0;
+		if (rc < 0)
+			goto fail;
 	}
 
 	m->wall0_s = wm_now_wall_s();

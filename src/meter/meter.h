@@ -64,6 +64,7 @@ typedef struct wm_sample_proc {
 	const double *energy_j;      /* [n_devices] cumulative attributed; NaN for devices
 	                                whose rule is WM_ATTR_NONE */
 	const double *dev_mem_bytes; /* [n_devices] device memory (GPU), NaN if none */
+	int included;                /* outside the command's tree (--include-*) */
 } wm_sample_proc;
 
 /* A gap of one channel that ended at this sample (docs/recording.md "Gaps"):
@@ -158,5 +159,7 @@ const char *wm_meter_host_json(const wm_meter *m);       /* "null" if unknown */
 const char *wm_meter_warnings(const wm_meter *m);         /* '\n'-separated, "" if none */
 /* Root pids measured (count_own), written into meta.json "pids". */
 size_t wm_meter_root_pids(const wm_meter *m, int *out, size_t cap);
+/* meta.json "included" (meter/include.c), or "null" when nothing is included. */
+void wm_meter_included_json(const wm_meter *m, wm_buf *b);
 
 #endif

@@ -93,6 +93,7 @@ struct wm_meter {
 
 	/* processes */
 	wm_proctree *tree;          /* NULL for a whole-machine meter */
+	struct wm_include *inc;     /* --include-*, NULL none (meter/include.c) */
 	int *roots;                 /* measured root pids, for meta.json */
 	size_t n_roots, cap_roots;
 	uint64_t procs_folded;

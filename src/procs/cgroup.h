@@ -19,6 +19,7 @@
 #define WM_PROCS_CGROUP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Parses the text of /proc/<pid>/cgroup. Returns 1 and the name in out when
  * a line names a container, 0 when none does (out = ""), -EINVAL for bad
@@ -28,5 +29,36 @@ int wm_cgroup_container_name(const char *text, char *out, size_t outlen);
 /* Reads <procfs>/<pid>/cgroup and parses it: 1 named, 0 none, or -errno
  * (ENOENT: the process is gone or not in this pid namespace). */
 int wm_read_pid_container(int procfs_dirfd, int pid, char *out, size_t outlen);
+
+/* ---- cgroups as a measured set (issue 18) ---------------------------------- */
+
+/* From the text of /proc/self/mountinfo: the mount point of the cgroup v2
+ * hierarchy (fstype "cgroup2"; on hybrid machines /sys/fs/cgroup/unified),
+ * or with v1_controller set, of the v1 hierarchy whose super options name
+ * that controller ("cpuacct"). 0 and the path in out, -ENOENT if none.
+ * Pure; mount points with escapes (\040) are taken as written. */
+int wm_parse_mountinfo_cgroup(const char *text, const char *v1_controller, char *out, size_t outlen);
+
+/* The same, reading /proc/self/mountinfo. */
+int wm_cgroup_mount(const char *v1_controller, char *out, size_t outlen);
+
+/* Parses cgroup.procs (one pid a line) into a malloc'd array (*pids, freed
+ * by the caller; NULL when empty). 0 or -ENOMEM/-EINVAL. Pure. */
+int wm_parse_cgroup_procs(const char *text, int **pids, size_t *n);
+
+/* Reads <dirfd>/cgroup.procs: 0 or -errno. */
+int wm_cgroup_read_procs(int cg_dirfd, int **pids, size_t *n);
+
+/* CPU time of a cgroup, in microseconds, exited processes included: v2
+ * cpu.stat "usage_usec", or (v1 != 0) cpuacct.usage (nanoseconds) / 1000.
+ * 0 or -errno (-EPROTO: the file has no such field). */
+int wm_parse_cpu_stat_usage_usec(const char *text, uint64_t *usec);
+int wm_cgroup_read_usage_usec(int cg_dirfd, int v1, uint64_t *usec);
+
+/* Finds a systemd unit's cgroup below the v2 mount (or any cgroup
+ * hierarchy root): the first folder named `unit` (".service" added when
+ * it has no suffix), breadth first, at most 6 levels down. 0 and the
+ * absolute path in out, -ENOENT if none. */
+int wm_cgroup_find_unit(const char *mount, const char *unit, char *out, size_t outlen);
 
 #endif

@@ -55,6 +55,8 @@ typedef struct wm_proc {
 	uint64_t uss_bytes;
 	int have_pss;
 	uint64_t peak_rss_bytes;
+	int included;            /* outside the command's tree, added by --include-*
+	                            (meter/include.c); set by the meter, not the tree */
 	/* Not the tree's: a slot for the meter, which keeps its per-process
 	 * energy there (NULL until the meter sets it; released through the
 	 * callback of wm_proctree_forget_exited). */

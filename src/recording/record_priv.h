@@ -51,6 +51,7 @@ struct wm_rec_proc {
 	bool *energy_seen;   /* [n_devs] */
 	double cpu_s;        /* sum of procs[].cpu_s */
 	uint64_t peak_rss_bytes;
+	bool included;       /* new_procs said "included": outside the command's tree */
 };
 
 /* A span of sample lines that could not be written (docs/recording.md). */

@@ -488,6 +488,8 @@ static int take_new_procs(struct wm_recording *r, const json_t *arr)
 		struct wm_rec_proc *p = proc_get(r, pid);
 		if (!p)
 			return -ENOMEM;
+		if (json_is_true(json_object_get(o, "included")))
+			p->included = true;
 		if (!cmd)
 			continue;
 		/* a pid seen anew (reused) takes its latest command line */

@@ -195,6 +195,61 @@ static int json_key_cat(wm_buf *b, bool *first, const char *a, const char *b2, c
 	return rc;
 }
 
+/* The processes outside the command's tree (--include-*): how many, their
+ * CPU and their attributed energy per device, apart (they are in the
+ * attributed totals too). */
+struct included_sum {
+	size_t n;
+	double cpu_s;
+	double *energy_j;   /* [n_devs] */
+};
+
+static int included_sum(const struct wm_recording *r, struct included_sum *s)
+{
+	*s = (struct included_sum){0};
+	s->energy_j = calloc(r->n_devs ? r->n_devs : 1, sizeof *s->energy_j);
+	if (!s->energy_j)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_procs; i++) {
+		const struct wm_rec_proc *p = &r->procs[i];
+		if (!p->included)
+			continue;
+		s->n++;
+		s->cpu_s += p->cpu_s;
+		for (size_t k = 0; k < r->n_devs; k++)
+			if (p->energy_seen[k] && isfinite(p->energy_j[k]))
+				s->energy_j[k] += p->energy_j[k];
+	}
+	return 0;
+}
+
+/* ",\"included\":{...}" or ",\"included\":null" when nothing was included. */
+static void json_included(const struct wm_recording *r, wm_buf *b)
+{
+	struct included_sum s;
+	if (included_sum(r, &s) < 0) {
+		wm_buf_puts(b, ",\"included\":null");
+		return;
+	}
+	if (!s.n) {
+		wm_buf_puts(b, ",\"included\":null");
+		free(s.energy_j);
+		return;
+	}
+	wm_buf_printf(b, ",\"included\":{\"n_procs\":%zu,\"cpu_s\":", s.n);
+	wm_buf_json_double(b, s.cpu_s);
+	wm_buf_puts(b, ",\"attributed_j\":{");
+	bool first = true;
+	for (size_t k = 0; k < r->n_devs; k++) {
+		if (!proc_dev_key(r, k))
+			continue;
+		json_key(b, &first, r->devs[k].name);
+		wm_buf_json_double(b, s.energy_j[k]);
+	}
+	wm_buf_puts(b, "}}");
+	free(s.energy_j);
+}
+
 static int json_processes(const struct wm_recording *r, wm_buf *b)
 {
 	int rc;
@@ -224,7 +279,8 @@ static int json_processes(const struct wm_recording *r, wm_buf *b)
 		}
 		wm_buf_puts(b, "},\"cpu_s\":");
 		wm_buf_json_double(b, p->cpu_s);
-		wm_buf_printf(b, ",\"peak_rss_bytes\":%llu}", (unsigned long long)p->peak_rss_bytes);
+		wm_buf_printf(b, ",\"peak_rss_bytes\":%llu,\"included\":%s}", (unsigned long long)p->peak_rss_bytes,
+			      p->included ? "true" : "false");
 	}
 	wm_buf_append(b, "}", 1);
 	free(v);
@@ -362,6 +418,7 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 	rc = json_processes(r, b);
 	if (rc)
 		return rc;
+	json_included(r, b);
 
 	wm_buf_puts(b, ",\"self\":{\"cpu_s\":");
 	wm_buf_json_double(b, r->self_cpu_s);
@@ -724,6 +781,28 @@ static int text_attributed(const struct wm_recording *r, wm_buf *b)
 	}
 	if (any)
 		wm_buf_append(b, "\n", 1);
+	struct included_sum s;
+	if (any && included_sum(r, &s) == 0) {
+		bool first = true;
+		for (size_t k = 0; s.n && k < r->n_devs; k++) {
+			if (!r->devs[k].has_attr)
+				continue;
+			char e[96];
+			if (fmt_energy(e, sizeof e, s.energy_j[k]))
+				break;
+			if (first)
+				wm_buf_printf(b, "    of which included (outside the command's tree, %zu process%s): ", s.n,
+					      s.n == 1 ? "" : "es");
+			else
+				wm_buf_puts(b, ", ");
+			first = false;
+			put_safe(b, r->devs[k].name);
+			wm_buf_printf(b, " %s", e);
+		}
+		if (!first)
+			wm_buf_printf(b, "; %.1f s CPU\n", s.cpu_s);
+		free(s.energy_j);
+	}
 	return wm_buf_error(b);
 }
 
@@ -749,7 +828,10 @@ static int text_processes(const struct wm_recording *r, int top_n, wm_buf *b)
 			rc = (n < 0 || (size_t)n >= sizeof cpu) ? -EINVAL : 0;
 		}
 		if (!rc) {
-			const char *row[] = {pid, e, cpu, proc_cmdline(v[i].p)};
+			char label[600];
+			n = snprintf(label, sizeof label, "%s%s", v[i].p->included ? "[included] " : "",
+				     proc_cmdline(v[i].p));
+			const char *row[] = {pid, e, cpu, n >= 0 ? label : proc_cmdline(v[i].p)};
 			rc = table_row(&t, row);
 		}
 	}
