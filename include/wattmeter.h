@@ -83,6 +83,10 @@ typedef struct wm_meter_config {
 	                                 that start later and match are added too; NULL none */
 	const char *include_cgroup;   /* a cgroup folder (absolute, or relative to the v2 mount) */
 	const char *include_unit;     /* a systemd unit: its cgroup, found below the v2 mount */
+	const char *cgroup;           /* measure this cgroup (v2 folder, or v1 cpuacct): its
+	                                 processes (cgroup.procs) join the measured set and its
+	                                 CPU time comes from cpu.stat usage_usec (v1:
+	                                 cpuacct.usage), exited processes included; NULL none */
 } wm_meter_config;
 
 /* Zeroes c, sets size and every default. */

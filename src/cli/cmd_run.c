@@ -49,6 +49,7 @@
 #include "base/safepath.h"
 
 #include "cli.h"
+#include "run_cgroup.h"
 #include "base/util.h"
 #include "wattmeter.h"
 
@@ -92,6 +93,11 @@ static void usage(FILE *out)
 		"  --include-cgroup PATH  include the processes of a cgroup (absolute, or below the\n"
 		"                         cgroup v2 mount), those that join it during the run too\n"
 		"  --include-unit UNIT    include a systemd unit's processes (its cgroup)\n"
+		"  --cgroup               run CMD in a new cgroup (v2, else v1 cpuacct): its CPU time is\n"
+		"                         read from cpu.stat, exact, exited processes included; falls\n"
+		"                         back to the process tree, saying so, where none can be made\n"
+		"  --cgroup PATH          also measure an existing cgroup (a container, a unit, a pod):\n"
+		"                         its processes and its cpu.stat CPU time (PATH absolute)\n"
 		"  --sysfs-root PATH      read powercap below PATH (default /sys)\n"
 		"  --procfs-root PATH     read processes below PATH (default /proc)\n"
 		"  --model-min-w WATTS    CPU model: watts per CPU when idle, 0 to %g (default %g)\n"
@@ -344,6 +350,8 @@ struct run_opts {
 	int include_pids[MAX_PIDS];
 	size_t n_include_pids;
 	const char *include_name, *include_cgroup, *include_unit;
+	int cgroup_new;          /* --cgroup: a new cgroup for the command */
+	const char *cgroup;      /* --cgroup PATH: an existing one */
 };
 
 /* A path option's value; refuses one that looks like an option (`-o --`
@@ -364,7 +372,7 @@ static int path_option(const char *opt, const char *value, const char **out)
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_PERIOD = 256, O_PROC, O_MEM, O_NOMEM, O_PID, O_SYS, O_PROCFS, O_MIN, O_MAX, O_FORCE, O_JSON,
-	       O_SUMJSON, O_NVML, O_NOGPU, O_GPUEXCL, O_INCPID, O_INCNAME, O_INCCG, O_INCUNIT };
+	       O_SUMJSON, O_NVML, O_NOGPU, O_GPUEXCL, O_INCPID, O_INCNAME, O_INCCG, O_INCUNIT, O_CGROUP };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"period", required_argument, NULL, O_PERIOD},
@@ -376,6 +384,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"include-name", required_argument, NULL, O_INCNAME},
 		{"include-cgroup", required_argument, NULL, O_INCCG},
 		{"include-unit", required_argument, NULL, O_INCUNIT},
+		{"cgroup", optional_argument, NULL, O_CGROUP},
 		{"sysfs-root", required_argument, NULL, O_SYS},
 		{"procfs-root", required_argument, NULL, O_PROCFS},
 		{"model-min-w", required_argument, NULL, O_MIN},
@@ -437,6 +446,23 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			}
 			o->include_name = optarg;
 			break;
+		case O_CGROUP:
+			/* --cgroup=PATH, or --cgroup PATH when the next word is a
+			 * cgroup folder (a command is not a folder); else a new one. */
+			if (!optarg && optind < argc && argv[optind][0] == '/') {
+				char probe[4200];
+				int n = snprintf(probe, sizeof probe, "%s/cgroup.procs", argv[optind]);
+				if (n > 0 && (size_t)n < sizeof probe && access(probe, F_OK) == 0)
+					optarg = argv[optind++];
+			}
+			if (optarg) {
+				rc = path_option("--cgroup", optarg, &o->cgroup);
+				o->cgroup_new = 0;
+			} else {
+				o->cgroup_new = 1;
+				o->cgroup = NULL;
+			}
+			break;
 		case O_INCCG: rc = path_option("--include-cgroup", optarg, &o->include_cgroup); break;
 		case O_INCUNIT:
 			if (!*optarg || strchr(optarg, '/')) {
@@ -488,8 +514,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 
 /* The child: exec CMD. Only async-signal-safe calls (the sampler thread
  * already runs in the parent). */
-static void child_exec(int err_w, const char *path, char **argv, const sigset_t *mask)
+static void child_exec(int err_w, const char *path, char **argv, const sigset_t *mask,
+		       const struct run_cgroup *cg)
 {
+	run_cgroup_enter(cg);
 	/* wattmeter ignores SIGPIPE for its own writes; an ignored signal stays
 	 * ignored across exec, so the command gets the default back (a
 	 * `yes | head` inside it must still end on SIGPIPE). */
@@ -735,6 +763,7 @@ static void config_from_opts(const struct run_opts *o, wm_meter_config *c)
 	c->include_name = o->include_name;
 	c->include_cgroup = o->include_cgroup;
 	c->include_unit = o->include_unit;
+	c->cgroup = o->cgroup;
 }
 
 int cmd_run(int argc, char **argv)
@@ -832,6 +861,15 @@ int cmd_run(int argc, char **argv)
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, &old);
 
+	struct run_cgroup cgnew = {.procs_fd = -1};
+	if (o.cgroup_new) {
+		char why[4600];
+		if (run_cgroup_create(&cgnew, why, sizeof why) < 0)
+			fprintf(stderr, "wattmeter run: warning: --cgroup: %s; measuring the process tree instead\n", why);
+		else
+			o.cgroup = cgnew.path;
+	}
+
 	wm_meter_config cfg;
 	config_from_opts(&o, &cfg);
 	cfg.output_dir = outdir[0] ? outdir : NULL;
@@ -854,6 +892,7 @@ int cmd_run(int argc, char **argv)
 	}
 	if (rc < 0) {
 		/* Nothing was forked yet. */
+		run_cgroup_remove(&cgnew);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		fprintf(stderr, "wattmeter run: %s\n", err);
 		if (summary_fd >= 0)
@@ -887,7 +926,7 @@ int cmd_run(int argc, char **argv)
 		child = fork();
 		if (child == 0) {
 			close(errp[0]);
-			child_exec(errp[1], path, cmd, &old);
+			child_exec(errp[1], path, cmd, &old, &cgnew);
 		}
 		if (child < 0)
 			fprintf(stderr, "wattmeter run: fork: %s\n", strerror(errno));
@@ -926,6 +965,7 @@ int cmd_run(int argc, char **argv)
 	rc = wm_meter_stop(m, code, err, sizeof err);
 	wm_snapshot *last = why_unrecorded[0] ? snapshot_take(m) : NULL;
 	wm_meter_free(m);
+	run_cgroup_remove(&cgnew);
 	/* The supervisor's signals stay blocked until we exit: one that came
 	 * after the command's exit (`timeout -s INT` signals us and then our
 	 * whole group, so a second SIGINT can be pending) would otherwise kill

@@ -24,6 +24,7 @@ struct wm_include {
 	char *cgroup;                /* the cgroup folder (absolute) */
 	char *unit;
 	int cg_fd;                   /* -1 none */
+	int member_fd;               /* --cgroup: its processes join unlabelled; -1 none */
 	int *checked;                /* sorted pids listed at the last name poll */
 	size_t n_checked;
 	pid_t self;
@@ -43,6 +44,8 @@ void wm_include_free(wm_include *inc)
 		regfree(&inc->re);
 	if (inc->cg_fd >= 0)
 		close(inc->cg_fd);
+	if (inc->member_fd >= 0)
+		close(inc->member_fd);
 	free(inc->pids);
 	free(inc->name);
 	free(inc->cgroup);
@@ -79,13 +82,14 @@ int wm_include_new(const wm_meter_config *c, int procfs_dirfd, wm_include **out,
 {
 	*out = NULL;
 	int any = c->n_include_pids || (c->include_name && *c->include_name) ||
-		  (c->include_cgroup && *c->include_cgroup) || (c->include_unit && *c->include_unit);
+		  (c->include_cgroup && *c->include_cgroup) || (c->include_unit && *c->include_unit) ||
+		  (c->cgroup && *c->cgroup);
 	if (!any)
 		return 0;
 	wm_include *inc = calloc(1, sizeof *inc);
 	if (!inc)
 		return wm_err(err, errlen, -ENOMEM, "out of memory");
-	inc->cg_fd = -1;
+	inc->cg_fd = inc->member_fd = -1;
 	inc->procfs_dirfd = procfs_dirfd;
 	inc->self = getpid();
 	int rc = 0;
@@ -149,6 +153,14 @@ int wm_include_new(const wm_meter_config *c, int procfs_dirfd, wm_include **out,
 			goto fail;
 		}
 	}
+	if (c->cgroup && *c->cgroup) {
+		inc->member_fd = open(c->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (inc->member_fd < 0 || faccessat(inc->member_fd, "cgroup.procs", R_OK, 0) < 0) {
+			rc = wm_err(err, errlen, -errno, "cannot read the cgroup %s/cgroup.procs: %s (is it a cgroup folder?)",
+				    c->cgroup, strerror(errno));
+			goto fail;
+		}
+	}
 	*out = inc;
 	return 0;
 fail:
@@ -165,6 +177,17 @@ static wm_proc *find_pid(wm_proctree *t, int pid)
 			return p;
 	}
 	return NULL;
+}
+
+/* Adds pid as a root of the measured set, unlabelled (--cgroup), unless
+ * measured already or this process or a child of it (the CLI adds its
+ * command once exec'd). 1 added, 0 not, -errno. */
+static int add_member(wm_include *inc, wm_proctree *t, int pid, int ppid)
+{
+	if (pid == inc->self || ppid == inc->self || find_pid(t, pid))
+		return 0;
+	int rc = wm_proctree_add_root(t, pid, 1);
+	return rc < 0 ? rc : 1;
 }
 
 /* Adds pid as an included root unless it is measured already (the
@@ -191,19 +214,43 @@ static int ppid_of(int procfs_dirfd, int pid)
 	return wm_read_pid_stat(procfs_dirfd, pid, &st) == 0 ? st.ppid : -1;
 }
 
-static int poll_cgroup(wm_include *inc, wm_proctree *t)
+/* The pids of the tree's live processes, sorted (NULL when empty or on ENOMEM:
+ * then every candidate is checked against the tree one by one). */
+static int *tree_pids(wm_proctree *t, size_t *n)
+{
+	size_t k = wm_proctree_count(t);
+	*n = 0;
+	int *v = k ? malloc(k * sizeof *v) : NULL;
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < k; i++) {
+		wm_proc *p = wm_proctree_get(t, i);
+		if (p->alive || !p->vanished)
+			v[(*n)++] = p->pid;
+	}
+	qsort(v, *n, sizeof *v, cmp_int);
+	return v;
+}
+
+static int poll_cgroup(wm_include *inc, wm_proctree *t, int fd, int label)
 {
 	int *pids = NULL;
 	size_t n = 0;
-	int rc = wm_cgroup_read_procs(inc->cg_fd, &pids, &n);
+	int rc = wm_cgroup_read_procs(fd, &pids, &n);
 	if (rc < 0)
 		return rc; /* the cgroup went away: nothing more joins */
 	int added = 0;
+	size_t nk = 0;
+	int *known = tree_pids(t, &nk);
 	for (size_t i = 0; i < n; i++) {
-		int r = add_included(inc, t, pids[i], ppid_of(inc->procfs_dirfd, pids[i]));
+		if (known && bsearch(&pids[i], known, nk, sizeof *known, cmp_int))
+			continue; /* measured already: no read */
+		int ppid = ppid_of(inc->procfs_dirfd, pids[i]);
+		int r = label ? add_included(inc, t, pids[i], ppid) : add_member(inc, t, pids[i], ppid);
 		if (r > 0)
 			added++;
 	}
+	free(known);
 	free(pids);
 	return added;
 }
@@ -281,7 +328,12 @@ int wm_include_poll(wm_include *inc, wm_proctree *t, char *err, size_t errlen)
 		}
 	}
 	if (inc->cg_fd >= 0) {
-		int r = poll_cgroup(inc, t);
+		int r = poll_cgroup(inc, t, inc->cg_fd, 1);
+		if (r > 0)
+			added += r;
+	}
+	if (inc->member_fd >= 0) {
+		int r = poll_cgroup(inc, t, inc->member_fd, 0);
 		if (r > 0)
 			added += r;
 	}

@@ -106,6 +106,8 @@ typedef struct wm_sample {
 	const uint64_t *channel_rejected;      /* cumulative reads rejected as implausible (and stalls) */
 	const wm_gap_end *gap_ends;            /* gaps that ended at this sample */
 	size_t n_gap_ends;
+	double cgroup_cpu_s;         /* --cgroup: its CPU since the start (cpu.stat), process
+	                                tier only; NaN otherwise */
 } wm_sample;
 
 /* What a sink learns at the end. */
@@ -161,5 +163,7 @@ const char *wm_meter_warnings(const wm_meter *m);         /* '\n'-separated, "" 
 size_t wm_meter_root_pids(const wm_meter *m, int *out, size_t cap);
 /* meta.json "included" (meter/include.c), or "null" when nothing is included. */
 void wm_meter_included_json(const wm_meter *m, wm_buf *b);
+/* meta.json "cgroup" (--cgroup): {"path","version","cpu_source"} or "null". */
+void wm_meter_cgroup_json(const wm_meter *m, wm_buf *b);
 
 #endif

@@ -94,6 +94,13 @@ struct wm_meter {
 	/* processes */
 	wm_proctree *tree;          /* NULL for a whole-machine meter */
 	struct wm_include *inc;     /* --include-*, NULL none (meter/include.c) */
+	/* --cgroup: the cgroup's CPU, cumulative since the start */
+	int cg_fd;                  /* -1 none */
+	int cg_v1;                  /* cpuacct.usage rather than cpu.stat */
+	char *cg_path;
+	uint64_t cg_usec0, cg_usec;  /* at the start; since the start */
+	int cg_have;                 /* cg_usec read at least once */
+	uint64_t cg_set_ticks;       /* CPU given to the measured set so far (ticks) */
 	int *roots;                 /* measured root pids, for meta.json */
 	size_t n_roots, cap_roots;
 	uint64_t procs_folded;

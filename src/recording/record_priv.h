@@ -98,6 +98,9 @@ struct wm_recording {
 	bool unwritten_from_meta;
 	double duration_s;
 	double self_cpu_s;   /* NAN if unknown */
+	char *cgroup_path;   /* meta.json "cgroup".path (--cgroup), NULL if none */
+	int cgroup_version;
+	double cgroup_cpu_s; /* the last "cgroup_cpu_s" of a sample line, NAN if none */
 
 	/* rows: n_rows x stride doubles, NAN where a line lacked the value */
 	double *rows;

@@ -116,6 +116,7 @@ void wm_recording_free(wm_recording *r)
 	free(r->rows);
 	free(r->start_utc);
 	free(r->model_name);
+	free(r->cgroup_path);
 	free(r->dir);
 	free(r);
 }
@@ -356,6 +357,12 @@ static int read_meta(struct wm_recording *r, int dfd, const char *dir, char *err
 		r->duration_s = d;
 	if (get_num(json_object_get(json_object_get(m, "self"), "cpu_s"), &d) && d >= 0)
 		r->self_cpu_s = d;
+	v = json_object_get(m, "cgroup");
+	if (json_is_object(v) && json_is_string(json_object_get(v, "path"))) {
+		if (!(r->cgroup_path = strdup(json_string_value(json_object_get(v, "path")))))
+			rc = wm_err(err, errlen, -ENOMEM, "cannot read %s/meta.json: out of memory", dir);
+		r->cgroup_version = (int)json_integer_value(json_object_get(v, "version"));
+	}
 out:
 	json_decref(m);
 	wm_buf_free(&b);
@@ -548,6 +555,8 @@ static int take_line(struct wm_recording *r, const json_t *o, char *msg, size_t 
 		row[WM_COL_CPU_UTIL] = d;
 	if (get_num(json_object_get(o, "self_cpu_s"), &d))
 		row[WM_COL_SELF_CPU] = d;
+	if (get_num(json_object_get(o, "cgroup_cpu_s"), &d) && d >= 0)
+		r->cgroup_cpu_s = d;
 	if (get_num(json_object_get(o, "mem_used_bytes"), &d))
 		row[WM_COL_MEM_USED] = d;
 
@@ -701,6 +710,7 @@ int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t err
 	if (!r)
 		return wm_err(err, errlen, -ENOMEM, "cannot read the recording %s: out of memory", dir);
 	r->self_cpu_s = NAN;
+	r->cgroup_cpu_s = NAN;
 	r->duration_s = NAN;
 	r->dir = strdup(dir);
 	if (!r->dir) {

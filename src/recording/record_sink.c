@@ -150,6 +150,8 @@ static int build_meta(const struct rec_sink *k, const wm_meter *m, const wm_stop
 		wm_buf_printf(b, "%s%d", i ? "," : "", pids[i]);
 	wm_buf_puts(b, "],\"included\":");
 	wm_meter_included_json(m, b);
+	wm_buf_puts(b, ",\"cgroup\":");
+	wm_meter_cgroup_json(m, b);
 	wm_buf_puts(b, ",\"period_s\":");
 	put_num(b, wm_meter_period_s(m), 6);
 	wm_buf_puts(b, ",\"proc_period_s\":");
@@ -431,6 +433,10 @@ static void format_line(struct rec_sink *k, const wm_meter *m, const wm_sample *
 		line_procs(m, s, b, &k->cur_new);
 	}
 	line_new_procs(b, &k->pend_new, &k->cur_new);
+	if (isfinite(s->cgroup_cpu_s)) {
+		wm_buf_puts(b, ",\"cgroup_cpu_s\":");
+		put_num(b, s->cgroup_cpu_s, 6);
+	}
 	wm_buf_puts(b, ",\"self_cpu_s\":");
 	put_num(b, s->self_cpu_s, 6);
 	wm_buf_puts(b, "}");

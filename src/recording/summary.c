@@ -419,6 +419,16 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 	if (rc)
 		return rc;
 	json_included(r, b);
+	wm_buf_puts(b, ",\"cgroup\":");
+	if (r->cgroup_path) {
+		wm_buf_puts(b, "{\"path\":");
+		wm_buf_json_str(b, r->cgroup_path);
+		wm_buf_printf(b, ",\"version\":%d,\"cpu_s\":", r->cgroup_version);
+		wm_buf_json_double(b, r->cgroup_cpu_s);
+		wm_buf_puts(b, "}");
+	} else {
+		wm_buf_puts(b, "null");
+	}
 
 	wm_buf_puts(b, ",\"self\":{\"cpu_s\":");
 	wm_buf_json_double(b, r->self_cpu_s);
@@ -903,6 +913,14 @@ int wm_recording_summary_text(const wm_recording *r, int top_n, wm_buf *b)
 		rc = text_processes(r, top_n, b);
 	if (rc)
 		return rc;
+	if (r->cgroup_path) {
+		wm_buf_puts(b, "  cgroup ");
+		put_safe(b, r->cgroup_path);
+		if (!isnan(r->cgroup_cpu_s))
+			wm_buf_printf(b, ": %.2f s CPU (%s, exited processes included)", r->cgroup_cpu_s,
+				      r->cgroup_version == 1 ? "cpuacct.usage" : "cpu.stat usage_usec");
+		wm_buf_append(b, "\n", 1);
+	}
 	if (!isnan(r->self_cpu_s)) {
 		wm_buf_printf(b, "  measuring cost %.2f s CPU", r->self_cpu_s);
 		double pct = self_pct(r);
