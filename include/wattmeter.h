@@ -163,6 +163,10 @@ char *wm_report_columns_json(const char *dir, char *err, size_t errlen);
  * as above, plus EINVAL (start > end) and ERANGE (no sample in the window). */
 char *wm_report_detail_json(const char *dir, char *err, size_t errlen);
 char *wm_report_window_json(const char *dir, double start_s, double end_s, char *err, size_t errlen);
+/* One job's recordings across ranks and nodes (folders, or folders holding
+ * them) merged: `wattmeter report --job --json` (docs/recording.md "Jobs").
+ * Same ownership and errors as above. */
+char *wm_report_job_json(const char *const *dirs, size_t n, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

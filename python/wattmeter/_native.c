@@ -371,6 +371,32 @@ static PyObject *py_report_window_json(PyObject *self, PyObject *args)
 	return take_string(out, e, err);
 }
 
+/* report_job_json([dir, ...]) */
+static PyObject *py_report_job_json(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *seq;
+	if (!PyArg_ParseTuple(args, "O", &seq))
+		return NULL;
+	int ok;
+	char **dirs = str_list(seq, &ok);
+	if (!ok)
+		return NULL;
+	size_t n = 0;
+	while (dirs && dirs[n])
+		n++;
+	char err[1024] = "";
+	char *out;
+	int e;
+	Py_BEGIN_ALLOW_THREADS
+	errno = 0;
+	out = wm_report_job_json((const char *const *)dirs, n, err, sizeof err);
+	e = errno;
+	Py_END_ALLOW_THREADS
+	free_str_list(dirs);
+	return take_string(out, e, err);
+}
+
 static PyObject *py_sensors(PyObject *self, PyObject *args, PyObject *kw)
 {
 	(void)self;
@@ -484,6 +510,7 @@ static PyMethodDef methods[] = {
 	{"report_columns_json", py_report_columns_json, METH_VARARGS, "Time series columns as JSON text."},
 	{"report_detail_json", py_report_detail_json, METH_VARARGS,
 	 "Per-sample details (zones, gauges, per-process rows) as JSON text."},
+	{"report_job_json", py_report_job_json, METH_VARARGS, "One job's recordings merged, as JSON text."},
 	{"report_window_json", py_report_window_json, METH_VARARGS,
 	 "Energy of a time window (start_s, end_s; None = open) as JSON text."},
 	{"sensors", (PyCFunction)(void (*)(void))py_sensors, METH_VARARGS | METH_KEYWORDS,

@@ -318,6 +318,7 @@ void wm_attribute(wm_meter *m, const wm_cpu_times *ct, wm_sample *s)
 			.cpu_share = d_busy ? (double)ticks / (double)d_busy : 0.0,
 			.rss_bytes = p->rss_bytes, .pss_bytes = p->pss_bytes, .uss_bytes = p->uss_bytes,
 			.have_pss = p->have_pss, .included = p->included,
+			.rank = p->has_rank ? p->rank : -1,
 			.energy_j = mp->energy_j, .dev_mem_bytes = mp->dev_mem_bytes,
 		};
 		double mem = (double)(p->have_pss ? p->pss_bytes : p->rss_bytes);

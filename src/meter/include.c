@@ -346,31 +346,55 @@ int wm_include_poll(wm_include *inc, wm_proctree *t, char *err, size_t errlen)
 	return added;
 }
 
+struct pid_idx {
+	int pid;
+	size_t idx;
+};
+
+static int cmp_pid_idx(const void *a, const void *b)
+{
+	int x = ((const struct pid_idx *)a)->pid, y = ((const struct pid_idx *)b)->pid;
+	return (x > y) - (x < y);
+}
+
 void wm_include_propagate(wm_proctree *t)
 {
 	size_t n = wm_proctree_count(t);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		wm_proc *p = wm_proctree_get(t, i);
+		k += (p->included || p->has_rank) ? 1 : 0;
+	}
+	if (!k)
+		return;
 	for (int pass = 0; pass < 64; pass++) {
-		int *marked = NULL;
-		size_t k = 0;
-		for (size_t i = 0; i < n; i++)
-			k += wm_proctree_get(t, i)->included ? 1 : 0;
-		if (!k || k == n)
-			return;
-		marked = malloc(k * sizeof *marked);
+		struct pid_idx *marked = malloc(n * sizeof *marked);
 		if (!marked)
 			return;
 		k = 0;
 		for (size_t i = 0; i < n; i++) {
 			wm_proc *p = wm_proctree_get(t, i);
-			if (p->included)
-				marked[k++] = p->pid;
+			if (p->included || p->has_rank)
+				marked[k++] = (struct pid_idx){p->pid, i};
 		}
-		qsort(marked, k, sizeof *marked, cmp_int);
+		qsort(marked, k, sizeof *marked, cmp_pid_idx);
 		int changed = 0;
 		for (size_t i = 0; i < n; i++) {
 			wm_proc *p = wm_proctree_get(t, i);
-			if (!p->included && !p->is_root && bsearch(&p->ppid, marked, k, sizeof *marked, cmp_int)) {
+			if (p->is_root)
+				continue; /* a root keeps its own labels */
+			struct pid_idx key = {p->ppid, 0};
+			struct pid_idx *f = bsearch(&key, marked, k, sizeof *marked, cmp_pid_idx);
+			if (!f)
+				continue;
+			wm_proc *par = wm_proctree_get(t, f->idx);
+			if (par->included && !p->included) {
 				p->included = 1;
+				changed = 1;
+			}
+			if (par->has_rank && !p->has_rank) {
+				p->has_rank = 1;
+				p->rank = par->rank;
 				changed = 1;
 			}
 		}

@@ -26,6 +26,7 @@
  */
 #include "meter/meter_priv.h"
 #include "meter/include.h"
+#include "meter/job.h"
 #include "procs/cgroup.h"
 
 #include <errno.h>
@@ -409,6 +410,8 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 			char ierr[256];
 			(void)wm_include_poll(m->inc, m->tree, ierr, sizeof ierr);
 		}
+		if (m->job && wm_job_poll(m->job, m->tree) > 0)
+			wm_include_propagate(m->tree);
 		if (wm_proctree_scan(m->tree) < 0) {
 			size_t n = wm_proctree_count(m->tree);
 			for (size_t i = 0; i < n; i++) {
@@ -416,8 +419,8 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 				p->d_cpu_ticks = p->d_tail_ticks = 0;
 			}
 		}
-		if (m->inc)
-			wm_include_propagate(m->tree); /* children born to included processes */
+		if (m->inc || m->job)
+			wm_include_propagate(m->tree); /* children born to included processes, ranks' */
 		m->self_cpu_s = thread_cpu_s();
 		wm_attribute(m, &ct, &s);
 	}
@@ -513,6 +516,7 @@ static void free_meter(wm_meter *m)
 		wm_proctree_free(m->tree);
 	}
 	wm_include_free(m->inc);
+	wm_job_free(m->job);
 	if (m->cg_fd >= 0)
 		close(m->cg_fd);
 	free(m->cg_path);
@@ -788,6 +792,14 @@ static int open_cgroup(wm_meter *m, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+void wm_meter_job_json(const wm_meter *m, wm_buf *b)
+{
+	wm_buf_puts(b, ",\"launcher\":");
+	wm_launcher_json(b);
+	wm_buf_puts(b, ",\"job\":");
+	wm_job_json(m->job, b);
+}
+
 void wm_meter_cgroup_json(const wm_meter *m, wm_buf *b)
 {
 	if (m->cg_fd < 0) {
@@ -805,6 +817,21 @@ static int add_root(wm_meter *m, int pid, int count_own)
 	int rc = wm_proctree_add_root(m->tree, pid, count_own);
 	if (rc < 0 || !count_own)
 		return rc;
+	if (m->job) {
+		/* a job's rank: the node meter labels its own processes; the
+		 * others register theirs with it */
+		if (wm_job_is_node_meter(m->job) && m->own_rank >= 0) {
+			size_t n = wm_proctree_count(m->tree);
+			for (size_t i = 0; i < n; i++) {
+				wm_proc *p = wm_proctree_get(m->tree, i);
+				if (p->pid == pid && p->alive) {
+					p->has_rank = 1;
+					p->rank = m->own_rank;
+				}
+			}
+		}
+		(void)wm_job_register(m->job, pid);
+	}
 	for (size_t i = 0; i < m->n_roots; i++)
 		if (m->roots[i] == pid)
 			return 0;
@@ -895,7 +922,11 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 	if (rc < 0)
 		goto fail;
 
+	m->own_rank = wm_launcher_rank();
 	if (!c->whole_machine) {
+		char jerr[512] = "";
+		if (wm_job_join(&m->job, jerr, sizeof jerr) < 0)
+			wm_meter_warn(m, jerr); /* measured alone, as without a job */
 		rc = wm_proctree_new(m->procroot.dirfd, &m->tree);
 		if (rc < 0) {
 			wm_err(err, errlen, rc, "cannot set up the process table: %s", strerror(-rc));

@@ -65,6 +65,7 @@ typedef struct wm_sample_proc {
 	                                whose rule is WM_ATTR_NONE */
 	const double *dev_mem_bytes; /* [n_devices] device memory (GPU), NaN if none */
 	int included;                /* outside the command's tree (--include-*) */
+	int rank;                    /* a job's rank (meter/job.c), -1 none */
 } wm_sample_proc;
 
 /* A gap of one channel that ended at this sample (docs/recording.md "Gaps"):
@@ -163,6 +164,8 @@ const char *wm_meter_warnings(const wm_meter *m);         /* '\n'-separated, "" 
 size_t wm_meter_root_pids(const wm_meter *m, int *out, size_t cap);
 /* meta.json "included" (meter/include.c), or "null" when nothing is included. */
 void wm_meter_included_json(const wm_meter *m, wm_buf *b);
+/* meta.json ,"launcher":{...},"job":{...}|null (meter/job.c). */
+void wm_meter_job_json(const wm_meter *m, wm_buf *b);
 /* meta.json "cgroup" (--cgroup): {"path","version","cpu_source"} or "null". */
 void wm_meter_cgroup_json(const wm_meter *m, wm_buf *b);
 

@@ -94,6 +94,8 @@ struct wm_meter {
 	/* processes */
 	wm_proctree *tree;          /* NULL for a whole-machine meter */
 	struct wm_include *inc;     /* --include-*, NULL none (meter/include.c) */
+	struct wm_job *job;         /* the job across ranks, NULL none (meter/job.c) */
+	int own_rank;               /* this process's launcher rank, -1 none */
 	/* --cgroup: the cgroup's CPU, cumulative since the start */
 	int cg_fd;                  /* -1 none */
 	int cg_v1;                  /* cpuacct.usage rather than cpu.stat */

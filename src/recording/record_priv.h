@@ -52,6 +52,7 @@ struct wm_rec_proc {
 	double cpu_s;        /* sum of procs[].cpu_s */
 	uint64_t peak_rss_bytes;
 	bool included;       /* new_procs said "included": outside the command's tree */
+	int64_t rank;        /* new_procs "rank" (a job's rank), -1 if none */
 };
 
 /* A span of sample lines that could not be written (docs/recording.md). */

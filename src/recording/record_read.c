@@ -420,6 +420,7 @@ static struct wm_rec_proc *proc_get(struct wm_recording *r, int64_t pid)
 	struct wm_rec_proc *p = &r->procs[r->n_procs];
 	memset(p, 0, sizeof *p);
 	p->pid = pid;
+	p->rank = -1;
 	size_t nd = r->n_devs ? r->n_devs : 1;
 	p->energy_j = calloc(nd, sizeof *p->energy_j);
 	p->energy_seen = calloc(nd, sizeof *p->energy_seen);
@@ -497,6 +498,9 @@ static int take_new_procs(struct wm_recording *r, const json_t *arr)
 			return -ENOMEM;
 		if (json_is_true(json_object_get(o, "included")))
 			p->included = true;
+		const json_t *rk = json_object_get(o, "rank");
+		if (json_is_integer(rk) && json_integer_value(rk) >= 0)
+			p->rank = (int64_t)json_integer_value(rk);
 		if (!cmd)
 			continue;
 		/* a pid seen anew (reused) takes its latest command line */

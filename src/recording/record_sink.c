@@ -152,6 +152,7 @@ static int build_meta(const struct rec_sink *k, const wm_meter *m, const wm_stop
 	wm_meter_included_json(m, b);
 	wm_buf_puts(b, ",\"cgroup\":");
 	wm_meter_cgroup_json(m, b);
+	wm_meter_job_json(m, b);
 	wm_buf_puts(b, ",\"period_s\":");
 	put_num(b, wm_meter_period_s(m), 6);
 	wm_buf_puts(b, ",\"proc_period_s\":");
@@ -273,6 +274,8 @@ static void line_procs(const wm_meter *m, const wm_sample *s, wm_buf *b, wm_buf 
 		wm_buf_printf(new_procs, "%s{\"pid\":%d,\"ppid\":%d,\"starttime_ticks\":%llu,\"cmdline\":",
 			      new_procs->len ? "," : "", p->pid, p->ppid, (unsigned long long)p->starttime_ticks);
 		wm_buf_json_str(new_procs, p->cmdline);
+		if (p->rank >= 0)
+			wm_buf_printf(new_procs, ",\"rank\":%d", p->rank);
 		wm_buf_puts(new_procs, p->included ? ",\"included\":true}" : "}");
 	}
 }

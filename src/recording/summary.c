@@ -223,6 +223,51 @@ static int included_sum(const struct wm_recording *r, struct included_sum *s)
 	return 0;
 }
 
+/* ",\"ranks\":{"R":{"n_procs","cpu_s","attributed_j":{dev:J}}}": the
+ * energy attributed to each job rank's processes (meter/job.c); {} if none. */
+static void json_ranks(const struct wm_recording *r, wm_buf *b)
+{
+	wm_buf_puts(b, ",\"ranks\":{");
+	int64_t *seen = calloc(r->n_procs ? r->n_procs : 1, sizeof *seen);
+	size_t ns = 0;
+	for (size_t i = 0; seen && i < r->n_procs; i++) {
+		int64_t rk = r->procs[i].rank;
+		if (rk < 0)
+			continue;
+		bool dup = false;
+		for (size_t k = 0; k < ns && !dup; k++)
+			dup = seen[k] == rk;
+		if (dup)
+			continue;
+		seen[ns++] = rk;
+		size_t n = 0;
+		double cpu = 0;
+		wm_buf_printf(b, "%s\"%lld\":{", ns > 1 ? "," : "", (long long)rk);
+		for (size_t j = 0; j < r->n_procs; j++)
+			if (r->procs[j].rank == rk) {
+				n++;
+				cpu += r->procs[j].cpu_s;
+			}
+		wm_buf_printf(b, "\"n_procs\":%zu,\"cpu_s\":", n);
+		wm_buf_json_double(b, cpu);
+		wm_buf_puts(b, ",\"attributed_j\":{");
+		bool first = true;
+		for (size_t k = 0; k < r->n_devs; k++) {
+			if (!proc_dev_key(r, k))
+				continue;
+			double e = 0;
+			for (size_t j = 0; j < r->n_procs; j++)
+				if (r->procs[j].rank == rk && r->procs[j].energy_seen[k])
+					e += r->procs[j].energy_j[k];
+			json_key(b, &first, r->devs[k].name);
+			wm_buf_json_double(b, e);
+		}
+		wm_buf_puts(b, "}}");
+	}
+	free(seen);
+	wm_buf_puts(b, "}");
+}
+
 /* ",\"included\":{...}" or ",\"included\":null" when nothing was included. */
 static void json_included(const struct wm_recording *r, wm_buf *b)
 {
@@ -279,8 +324,12 @@ static int json_processes(const struct wm_recording *r, wm_buf *b)
 		}
 		wm_buf_puts(b, "},\"cpu_s\":");
 		wm_buf_json_double(b, p->cpu_s);
-		wm_buf_printf(b, ",\"peak_rss_bytes\":%llu,\"included\":%s}", (unsigned long long)p->peak_rss_bytes,
+		wm_buf_printf(b, ",\"peak_rss_bytes\":%llu,\"included\":%s", (unsigned long long)p->peak_rss_bytes,
 			      p->included ? "true" : "false");
+		if (p->rank >= 0)
+			wm_buf_printf(b, ",\"rank\":%lld}", (long long)p->rank);
+		else
+			wm_buf_puts(b, ",\"rank\":null}");
 	}
 	wm_buf_append(b, "}", 1);
 	free(v);
@@ -419,6 +468,7 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 	if (rc)
 		return rc;
 	json_included(r, b);
+	json_ranks(r, b);
 	wm_buf_puts(b, ",\"cgroup\":");
 	if (r->cgroup_path) {
 		wm_buf_puts(b, "{\"path\":");
