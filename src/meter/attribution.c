@@ -318,7 +318,7 @@ void wm_attribute(wm_meter *m, const wm_cpu_times *ct, wm_sample *s)
 			.cpu_share = d_busy ? (double)ticks / (double)d_busy : 0.0,
 			.rss_bytes = p->rss_bytes, .pss_bytes = p->pss_bytes, .uss_bytes = p->uss_bytes,
 			.have_pss = p->have_pss, .included = p->included,
-			.rank = p->has_rank ? p->rank : -1,
+			.rank = p->has_rank ? p->rank : -1, .nspid = -1,
 			.energy_j = mp->energy_j, .dev_mem_bytes = mp->dev_mem_bytes,
 		};
 		double mem = (double)(p->have_pss ? p->pss_bytes : p->rss_bytes);
@@ -336,6 +336,14 @@ void wm_attribute(wm_meter *m, const wm_cpu_times *ct, wm_sample *s)
 			memcpy(tx->cmdline, p->cmdline[0] ? p->cmdline : p->comm, sizeof tx->cmdline);
 			tx->cmdline[sizeof tx->cmdline - 1] = '\0';
 			o->cmdline = tx->cmdline;
+			/* who it is on the host: a container's, a pod's, its pid in there */
+			if (wm_read_pid_container(m->procroot.dirfd, p->pid, tx->container, sizeof tx->container) == 1)
+				o->container = tx->container;
+			int nspid = -1;
+			if (wm_read_pid_pod_nspid(m->procroot.dirfd, p->pid, tx->pod, sizeof tx->pod, &nspid) == 0 &&
+			    tx->pod[0])
+				o->pod = tx->pod;
+			o->nspid = nspid;
 		}
 	}
 	s->procs = m->sprocs;

@@ -66,6 +66,10 @@ typedef struct wm_sample_proc {
 	const double *dev_mem_bytes; /* [n_devices] device memory (GPU), NaN if none */
 	int included;                /* outside the command's tree (--include-*) */
 	int rank;                    /* a job's rank (meter/job.c), -1 none */
+	/* when announced (cmdline non-NULL), from its cgroup and status: */
+	const char *container;       /* procs/cgroup.h name, NULL none */
+	const char *pod;             /* Kubernetes pod UID, NULL none */
+	int nspid;                   /* its pid inside its own pid namespace, -1 none */
 } wm_sample_proc;
 
 /* A gap of one channel that ended at this sample (docs/recording.md "Gaps"):

@@ -36,6 +36,8 @@ struct wm_mproc {
 struct wm_sproc_text {
 	char comm[64];
 	char cmdline[512];
+	char container[64];      /* "docker:4f1e2a9b7c3d", "" none (at announce) */
+	char pod[64];            /* Kubernetes pod UID, "" none */
 };
 
 struct wm_meter {

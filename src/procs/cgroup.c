@@ -342,3 +342,74 @@ int wm_cgroup_find_unit(const char *mount, const char *unit, char *out, size_t o
 	free(depth);
 	return rc;
 }
+
+int wm_cgroup_pod_uid(const char *text, char *out, size_t outlen)
+{
+	if (!text || !out || outlen == 0)
+		return 0;
+	out[0] = '\0';
+	const char *s = text;
+	int found = 0;
+	while ((s = strstr(s, "pod")) != NULL) {
+		/* at a component start, or after "-" (kubepods-burstable-pod...) */
+		if (s != text && s[-1] != '/' && s[-1] != '-') {
+			s += 3;
+			continue;
+		}
+		const char *u = s + 3;
+		size_t n = 0;
+		while (u[n] && (is_id_char(u[n])) && n + 1 < outlen)
+			n++;
+		if (n >= 32) { /* a UID: 32 hex digits and 4 dashes */
+			for (size_t i = 0; i < n; i++)
+				out[i] = u[i] == '_' ? '-' : u[i];
+			out[n] = '\0';
+			found = 1;
+		}
+		s = u;
+	}
+	return found;
+}
+
+int wm_parse_status_nspid(const char *text)
+{
+	if (!text)
+		return -1;
+	const char *s = strstr(text, "\nNSpid:");
+	if (!s && strncmp(text, "NSpid:", 6) == 0)
+		s = text - 1;
+	if (!s)
+		return -1;
+	s += 7;
+	long last = -1;
+	int count = 0;
+	while (*s && *s != '\n') {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s < '0' || *s > '9')
+			break;
+		char *end;
+		last = strtol(s, &end, 10);
+		count++;
+		s = end;
+	}
+	return count > 1 && last > 0 && last <= INT32_MAX ? (int)last : -1;
+}
+
+int wm_read_pid_pod_nspid(int procfs_dirfd, int pid, char *pod, size_t podlen, int *nspid)
+{
+	char path[32], text[4096];
+	*nspid = -1;
+	if (podlen)
+		pod[0] = '\0';
+	snprintf(path, sizeof path, "%d/cgroup", pid);
+	ssize_t r = wm_read_file_at(procfs_dirfd, path, text, sizeof text);
+	if (r >= 0 || r == -EOVERFLOW)
+		(void)wm_cgroup_pod_uid(text, pod, podlen);
+	snprintf(path, sizeof path, "%d/status", pid);
+	r = wm_read_file_at(procfs_dirfd, path, text, sizeof text);
+	if (r < 0 && r != -EOVERFLOW)
+		return (int)r;
+	*nspid = wm_parse_status_nspid(text);
+	return 0;
+}

@@ -30,6 +30,20 @@ int wm_cgroup_container_name(const char *text, char *out, size_t outlen);
  * (ENOENT: the process is gone or not in this pid namespace). */
 int wm_read_pid_container(int procfs_dirfd, int pid, char *out, size_t outlen);
 
+/* The Kubernetes pod UID in a /proc/<pid>/cgroup text: the component
+ * "pod<uid>" (cgroupfs driver) or "...-pod<uid>.slice" (systemd driver,
+ * '_' for '-'), as written ('_' turned back into '-'). 1 found, 0 none.
+ * Pure. */
+int wm_cgroup_pod_uid(const char *text, char *out, size_t outlen);
+
+/* The innermost pid of a /proc/<pid>/status text's NSpid line (the pid a
+ * process has inside its own pid namespace, as a container shows it), or
+ * -1 when the line is missing or names one namespace only. Pure. */
+int wm_parse_status_nspid(const char *text);
+
+/* Reads both for a pid: pod ("" none) and nspid (-1 none). 0 or -errno. */
+int wm_read_pid_pod_nspid(int procfs_dirfd, int pid, char *pod, size_t podlen, int *nspid);
+
 /* ---- cgroups as a measured set (issue 18) ---------------------------------- */
 
 /* From the text of /proc/self/mountinfo: the mount point of the cgroup v2

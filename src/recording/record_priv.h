@@ -53,6 +53,9 @@ struct wm_rec_proc {
 	uint64_t peak_rss_bytes;
 	bool included;       /* new_procs said "included": outside the command's tree */
 	int64_t rank;        /* new_procs "rank" (a job's rank), -1 if none */
+	char *container;     /* new_procs "container", NULL none */
+	char *pod;           /* new_procs "pod", NULL none */
+	int64_t nspid;       /* new_procs "nspid", -1 none */
 };
 
 /* A span of sample lines that could not be written (docs/recording.md). */

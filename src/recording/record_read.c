@@ -105,6 +105,8 @@ void wm_recording_free(wm_recording *r)
 	for (size_t i = 0; i < r->n_procs; i++) {
 		free(r->procs[i].cmdline);
 		free(r->procs[i].comm);
+		free(r->procs[i].container);
+		free(r->procs[i].pod);
 		free(r->procs[i].energy_j);
 		free(r->procs[i].energy_seen);
 	}
@@ -421,6 +423,7 @@ static struct wm_rec_proc *proc_get(struct wm_recording *r, int64_t pid)
 	memset(p, 0, sizeof *p);
 	p->pid = pid;
 	p->rank = -1;
+	p->nspid = -1;
 	size_t nd = r->n_devs ? r->n_devs : 1;
 	p->energy_j = calloc(nd, sizeof *p->energy_j);
 	p->energy_seen = calloc(nd, sizeof *p->energy_seen);
@@ -501,6 +504,21 @@ static int take_new_procs(struct wm_recording *r, const json_t *arr)
 		const json_t *rk = json_object_get(o, "rank");
 		if (json_is_integer(rk) && json_integer_value(rk) >= 0)
 			p->rank = (int64_t)json_integer_value(rk);
+		const json_t *ns = json_object_get(o, "nspid");
+		if (json_is_integer(ns) && json_integer_value(ns) > 0)
+			p->nspid = (int64_t)json_integer_value(ns);
+		static const char *const keys[] = {"container", "pod"};
+		for (size_t q = 0; q < 2; q++) {
+			const char *v = json_string_value(json_object_get(o, keys[q]));
+			char **slot = q ? &p->pod : &p->container;
+			if (v) {
+				char *c = strdup(v);
+				if (!c)
+					return -ENOMEM;
+				free(*slot);
+				*slot = c;
+			}
+		}
 		if (!cmd)
 			continue;
 		/* a pid seen anew (reused) takes its latest command line */

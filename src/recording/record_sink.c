@@ -276,6 +276,16 @@ static void line_procs(const wm_meter *m, const wm_sample *s, wm_buf *b, wm_buf 
 		wm_buf_json_str(new_procs, p->cmdline);
 		if (p->rank >= 0)
 			wm_buf_printf(new_procs, ",\"rank\":%d", p->rank);
+		if (p->container) {
+			wm_buf_puts(new_procs, ",\"container\":");
+			wm_buf_json_str(new_procs, p->container);
+		}
+		if (p->pod) {
+			wm_buf_puts(new_procs, ",\"pod\":");
+			wm_buf_json_str(new_procs, p->pod);
+		}
+		if (p->nspid > 0)
+			wm_buf_printf(new_procs, ",\"nspid\":%d", p->nspid);
 		wm_buf_puts(new_procs, p->included ? ",\"included\":true}" : "}");
 	}
 }

@@ -327,9 +327,23 @@ static int json_processes(const struct wm_recording *r, wm_buf *b)
 		wm_buf_printf(b, ",\"peak_rss_bytes\":%llu,\"included\":%s", (unsigned long long)p->peak_rss_bytes,
 			      p->included ? "true" : "false");
 		if (p->rank >= 0)
-			wm_buf_printf(b, ",\"rank\":%lld}", (long long)p->rank);
+			wm_buf_printf(b, ",\"rank\":%lld", (long long)p->rank);
 		else
-			wm_buf_puts(b, ",\"rank\":null}");
+			wm_buf_puts(b, ",\"rank\":null");
+		wm_buf_puts(b, ",\"container\":");
+		if (p->container)
+			wm_buf_json_str(b, p->container);
+		else
+			wm_buf_puts(b, "null");
+		wm_buf_puts(b, ",\"pod\":");
+		if (p->pod)
+			wm_buf_json_str(b, p->pod);
+		else
+			wm_buf_puts(b, "null");
+		if (p->nspid > 0)
+			wm_buf_printf(b, ",\"nspid\":%lld}", (long long)p->nspid);
+		else
+			wm_buf_puts(b, ",\"nspid\":null}");
 	}
 	wm_buf_append(b, "}", 1);
 	free(v);
@@ -889,7 +903,10 @@ static int text_processes(const struct wm_recording *r, int top_n, wm_buf *b)
 		}
 		if (!rc) {
 			char label[600];
-			n = snprintf(label, sizeof label, "%s%s", v[i].p->included ? "[included] " : "",
+			char ctr[100] = "";
+			if (v[i].p->container)
+				snprintf(ctr, sizeof ctr, "[%.60s] ", v[i].p->container);
+			n = snprintf(label, sizeof label, "%s%s%s", v[i].p->included ? "[included] " : "", ctr,
 				     proc_cmdline(v[i].p));
 			const char *row[] = {pid, e, cpu, n >= 0 ? label : proc_cmdline(v[i].p)};
 			rc = table_row(&t, row);

@@ -134,12 +134,31 @@ static void test_reads_and_unit(void **state)
 	assert_int_equal(rmdir(root), 0);
 }
 
+static void test_pod_and_nspid(void **state)
+{
+	(void)state;
+	char pod[64];
+	assert_int_equal(wm_cgroup_pod_uid("0::/kubepods/burstable/pod0d5e7c4a-1111-2222-3333-444455556666/abc\n",
+					   pod, sizeof pod), 1);
+	assert_string_equal(pod, "0d5e7c4a-1111-2222-3333-444455556666");
+	assert_int_equal(wm_cgroup_pod_uid("0::/kubepods.slice/kubepods-burstable.slice/"
+					   "kubepods-burstable-pod0d5e7c4a_1111_2222_3333_444455556666.slice/x\n",
+					   pod, sizeof pod), 1);
+	assert_string_equal(pod, "0d5e7c4a-1111-2222-3333-444455556666");
+	assert_int_equal(wm_cgroup_pod_uid("0::/system.slice/podman.service\n", pod, sizeof pod), 0);
+	assert_int_equal(wm_parse_status_nspid("Name:\tpython3\nNSpid:\t4321\t1\nNSpgid:\t4321\t1\n"), 1);
+	assert_int_equal(wm_parse_status_nspid("Name:\tx\nNSpid:\t4321\n"), -1);
+	assert_int_equal(wm_parse_status_nspid("Name:\tx\n"), -1);
+	assert_int_equal(wm_parse_status_nspid("NSpid:\t9\t8\t7\n"), 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mountinfo),
 		cmocka_unit_test(test_procs_and_usage),
 		cmocka_unit_test(test_reads_and_unit),
+		cmocka_unit_test(test_pod_and_nspid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
