@@ -413,3 +413,27 @@ int wm_read_pid_pod_nspid(int procfs_dirfd, int pid, char *pod, size_t podlen, i
 	*nspid = wm_parse_status_nspid(text);
 	return 0;
 }
+
+int wm_cgroup_slurm_job(const char *path, char *out, size_t outlen)
+{
+	if (!path || !out || outlen == 0)
+		return 0;
+	out[0] = '\0';
+	int found = 0;
+	const char *s = path;
+	while ((s = strstr(s, "job_")) != NULL) {
+		if (s == path || s[-1] == '/') {
+			const char *u = s + 4;
+			size_t n = 0;
+			while (u[n] >= '0' && u[n] <= '9' && n + 1 < outlen)
+				n++;
+			if (n && (u[n] == '\0' || u[n] == '/' || u[n] == '\n')) {
+				memcpy(out, u, n);
+				out[n] = '\0';
+				found = 1;
+			}
+		}
+		s += 4;
+	}
+	return found;
+}

@@ -36,6 +36,11 @@ int wm_read_pid_container(int procfs_dirfd, int pid, char *out, size_t outlen);
  * Pure. */
 int wm_cgroup_pod_uid(const char *text, char *out, size_t outlen);
 
+/* The SLURM job id in a cgroup path: the component "job_<id>" (slurm's
+ * cgroup plugin, v1 and v2: /slurm/uid_U/job_J/step_S,
+ * /system.slice/slurmstepd.scope/job_J/step_S). 1 found, 0 none. Pure. */
+int wm_cgroup_slurm_job(const char *path, char *out, size_t outlen);
+
 /* The innermost pid of a /proc/<pid>/status text's NSpid line (the pid a
  * process has inside its own pid namespace, as a container shows it), or
  * -1 when the line is missing or names one namespace only. Pure. */
