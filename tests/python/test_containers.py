@@ -58,10 +58,16 @@ def test_docker_case_two_processes_on_one_gpu_one_in_a_container(wm: str, tmp_pa
         env = scenario(tmp_path, f"util_period_s=0.02\ngpu0.watts=300\ngpu0.proc=@{tmp_path / 'pid-a'}:50:1024\n"
                                  f"gpu0.proc=@{tmp_path / 'pid-b'}:25:512\n")
         out = tmp_path / "rec"
-        code = (f"import os, time; open({str(tmp_path / 'pid-a')!r}, 'w').write(str(os.getpid())); "
-                "time.sleep(2)")
-        r = run_wm(["run", "--nvml-lib", MOCK, "-o", str(out), "--period", "0.05", "--proc-period", "0.1",
-                    "--include-cgroup", str(ctr), "--", PY, "-c", code], env=env, timeout=120)
+        # the process of ours on the GPU, on it from before the start (as B is)
+        a_proc = subprocess.Popen([PY, "-c", "import time; time.sleep(60)"], stdin=subprocess.DEVNULL)
+        (tmp_path / "pid-a").write_text(str(a_proc.pid))
+        try:
+            r = run_wm(["run", "--nvml-lib", MOCK, "-o", str(out), "--period", "0.05", "--proc-period", "0.1",
+                        "--pid", str(a_proc.pid), "--include-cgroup", str(ctr), "--", "sleep", "2"],
+                       env=env, timeout=120)
+        finally:
+            a_proc.kill()
+            a_proc.wait()
         assert r.returncode == 0, r.stderr
     finally:
         ns.kill()
