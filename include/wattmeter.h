@@ -77,6 +77,17 @@ typedef struct wm_meter_config {
 	int gpu_exclusive;            /* 1: attribute the run's GPUs whole to the measured set */
 	const char *cuda_visible_devices; /* of the measured command; NULL: $CUDA_VISIBLE_DEVICES */
 	int whole_machine;            /* 1: no measured set (the exporter): no per-process lines */
+	/* ---- since 0.3: processes outside the tree (labelled "included") ---- */
+	const int *include_pids;      /* existing processes (and their descendants) */
+	size_t n_include_pids;
+	const char *include_name;     /* POSIX extended regex matched on command lines; processes
+	                                 that start later and match are added too; NULL none */
+	const char *include_cgroup;   /* a cgroup folder (absolute, or relative to the v2 mount) */
+	const char *include_unit;     /* a systemd unit: its cgroup, found below the v2 mount */
+	const char *cgroup;           /* measure this cgroup (v2 folder, or v1 cpuacct): its
+	                                 processes (cgroup.procs) join the measured set and its
+	                                 CPU time comes from cpu.stat usage_usec (v1:
+	                                 cpuacct.usage), exited processes included; NULL none */
 } wm_meter_config;
 
 /* Zeroes c, sets size and every default. */
@@ -215,6 +226,10 @@ size_t wm_report_series(const wm_recording *r, int table, size_t i, const char *
  * (NAN if none). -EINVAL for an unknown table or series. */
 int wm_report_series_stats(const wm_recording *r, int table, size_t i, double start_s, double end_s,
 			   size_t *count, double *sum, double *max);
+/* One job's recordings across ranks and nodes (folders, or folders holding
+ * them) merged: `wattmeter report --job --json` (docs/recording.md "Jobs").
+ * Same ownership and errors as above. */
+char *wm_report_job_json(const char *const *dirs, size_t n, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@ Every figure says whether it was ``measured`` (RAPL counters) or ``modeled``
 from __future__ import annotations
 
 import json as _json
+import os
 from typing import Any, Dict, Optional
 
 from . import _native
@@ -29,6 +30,21 @@ __all__ = ["Meter", "Results", "load", "sensors", "__version__"]
 __all__ += ["compare", "Comparison"]
 __all__ += ["Server", "serve"]
 __all__ += ["Window"]
+__all__ += ["load_job"]
+
+
+def load_job(*dirs: "str | os.PathLike[str]") -> Dict[str, Any]:
+    """One job's recordings across ranks and nodes, merged, as
+    ``wattmeter report --job --json DIR...`` gives it: each DIR a recording
+    or a folder holding them. Keys: ``job``, ``energy_j`` (per device, each
+    node's devices counted once, by its node meter), ``total_j``, ``nodes``
+    (per node: ``energy_j``, ``total_j``, ``node_meters``, ``ranks``),
+    ``ranks`` (per rank: ``node``, ``attributed_j``, ``cpu_s``),
+    ``start_unix_s``/``end_unix_s``/``duration_s``, ``recordings``,
+    ``warnings``."""
+    if not dirs:
+        raise ValueError("load_job() needs at least one recording folder (or a folder holding them)")
+    return dict(_json.loads(_native.report_job_json([os.fspath(d) for d in dirs])))
 
 
 def sensors(

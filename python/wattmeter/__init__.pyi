@@ -1,3 +1,4 @@
+import os
 from typing import Any, Dict, Optional
 
 from .meter import Meter as Meter, Window as Window
@@ -5,7 +6,11 @@ from .results import Results as Results, load as load
 from .results import Comparison as Comparison, compare as compare
 
 __version__: str
-__all__ = ["Meter", "Results", "load", "sensors", "__version__", "compare", "Comparison", "Server", "serve", "Window"]
+__all__ = ["Meter", "Results", "load", "sensors", "__version__", "compare", "Comparison", "Server", "serve", "Window",
+           "load_job"]
+
+
+def load_job(*dirs: str | os.PathLike[str]) -> Dict[str, Any]: ...
 
 def sensors(
     sysfs_root: str = ..., procfs_root: str = ..., nvml_lib: Optional[str] = ..., no_gpu: bool = ...

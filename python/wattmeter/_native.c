@@ -96,51 +96,75 @@ static void free_str_list(char **l)
 	free(l);
 }
 
+/* A sequence of ints as a malloc'd array (*n entries); 0, or -1 with the
+ * Python error set. None gives an empty one. */
+static int int_list(PyObject *obj, int **out, Py_ssize_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (obj == Py_None)
+		return 0;
+	PyObject *t = PySequence_Tuple(obj);
+	if (!t)
+		return -1;
+	Py_ssize_t k = PyTuple_Size(t);
+	int *v = calloc((size_t)(k ? k : 1), sizeof *v);
+	if (!v) {
+		Py_DECREF(t);
+		PyErr_NoMemory();
+		return -1;
+	}
+	for (Py_ssize_t i = 0; i < k; i++) {
+		long x = PyLong_AsLong(PyTuple_GetItem(t, i));
+		if (x == -1 && PyErr_Occurred()) {
+			Py_DECREF(t);
+			free(v);
+			return -1;
+		}
+		v[i] = (int)x;
+	}
+	Py_DECREF(t);
+	*out = v;
+	*n = k;
+	return 0;
+}
+
 static PyObject *py_meter_start(PyObject *self, PyObject *args, PyObject *kw)
 {
 	(void)self;
 	static char *kwlist[] = {"output_dir", "period_s", "proc_period_s", "mem_period_s", "pids",
 				 "measure_self", "sysfs_root", "procfs_root", "model_min_w", "model_max_w",
-				 "force_model", "command", "nvml_lib", "no_gpu", "gpu_exclusive", NULL};
+				 "force_model", "command", "nvml_lib", "no_gpu", "gpu_exclusive", "include_pids",
+				 "include_name", "include_cgroup", "include_unit", NULL};
 	const char *out_dir = NULL, *sysfs = NULL, *procfs = NULL;
 	double period = WM_DEFAULT_PERIOD_S, proc_period = WM_DEFAULT_PROC_PERIOD_S,
 	       mem_period = WM_DEFAULT_MEM_PERIOD_S, min_w = WM_DEFAULT_MODEL_MIN_W,
 	       max_w = WM_DEFAULT_MODEL_MAX_W;
 	PyObject *pids_obj = Py_None, *cmd_obj = Py_None;
 	int measure_self = 1, force_model = 0, no_gpu = 0, gpu_exclusive = 0;
-	const char *nvml_lib = NULL;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "z|dddOpzzddpOzpp", kwlist, &out_dir, &period, &proc_period,
+	const char *nvml_lib = NULL, *inc_name = NULL, *inc_cgroup = NULL, *inc_unit = NULL;
+	PyObject *inc_obj = Py_None;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "z|dddOpzzddpOzppOzzz", kwlist, &out_dir, &period, &proc_period,
 					 &mem_period, &pids_obj, &measure_self, &sysfs, &procfs, &min_w, &max_w,
-					 &force_model, &cmd_obj, &nvml_lib, &no_gpu, &gpu_exclusive))
+					 &force_model, &cmd_obj, &nvml_lib, &no_gpu, &gpu_exclusive, &inc_obj,
+					 &inc_name, &inc_cgroup, &inc_unit))
+		return NULL;
+	int *inc_pids = NULL;
+	Py_ssize_t n_inc = 0;
+	if (int_list(inc_obj, &inc_pids, &n_inc) < 0)
 		return NULL;
 
 	int *pids = NULL;
 	Py_ssize_t n_pids = 0;
-	if (pids_obj != Py_None) {
-		PyObject *t = PySequence_Tuple(pids_obj);
-		if (!t)
-			return NULL;
-		n_pids = PyTuple_Size(t);
-		pids = calloc((size_t)(n_pids ? n_pids : 1), sizeof *pids);
-		if (!pids) {
-			Py_DECREF(t);
-			return PyErr_NoMemory();
-		}
-		for (Py_ssize_t i = 0; i < n_pids; i++) {
-			long v = PyLong_AsLong(PyTuple_GetItem(t, i));
-			if (v == -1 && PyErr_Occurred()) {
-				Py_DECREF(t);
-				free(pids);
-				return NULL;
-			}
-			pids[i] = (int)v;
-		}
-		Py_DECREF(t);
+	if (int_list(pids_obj, &pids, &n_pids) < 0) {
+		free(inc_pids);
+		return NULL;
 	}
 	int ok;
 	char **command = str_list(cmd_obj, &ok);
 	if (!ok) {
 		free(pids);
+		free(inc_pids);
 		return NULL;
 	}
 
@@ -162,6 +186,11 @@ static PyObject *py_meter_start(PyObject *self, PyObject *args, PyObject *kw)
 	c.nvml_lib = nvml_lib;
 	c.no_gpu = no_gpu;
 	c.gpu_exclusive = gpu_exclusive;
+	c.include_pids = inc_pids;
+	c.n_include_pids = (size_t)n_inc;
+	c.include_name = inc_name;
+	c.include_cgroup = inc_cgroup;
+	c.include_unit = inc_unit;
 
 	char err[1024] = "";
 	wm_meter *m = NULL;
@@ -170,6 +199,7 @@ static PyObject *py_meter_start(PyObject *self, PyObject *args, PyObject *kw)
 	rc = wm_meter_start(&c, &m, err, sizeof err);
 	Py_END_ALLOW_THREADS
 	free(pids);
+	free(inc_pids);
 	free_str_list(command);
 	if (rc < 0)
 		return raise_errno(rc, err);
@@ -593,6 +623,33 @@ static PyObject *py_recording_stats(PyObject *self, PyObject *args)
 	return Py_BuildValue("(ndd)", (Py_ssize_t)count, sum, mx);
 }
 
+
+/* report_job_json([dir, ...]) */
+static PyObject *py_report_job_json(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *seq;
+	if (!PyArg_ParseTuple(args, "O", &seq))
+		return NULL;
+	int ok;
+	char **dirs = str_list(seq, &ok);
+	if (!ok)
+		return NULL;
+	size_t n = 0;
+	while (dirs && dirs[n])
+		n++;
+	char err[1024] = "";
+	char *out;
+	int e;
+	Py_BEGIN_ALLOW_THREADS
+	errno = 0;
+	out = wm_report_job_json((const char *const *)dirs, n, err, sizeof err);
+	e = errno;
+	Py_END_ALLOW_THREADS
+	free_str_list(dirs);
+	return take_string(out, e, err);
+}
+
 static PyObject *py_sensors(PyObject *self, PyObject *args, PyObject *kw)
 {
 	(void)self;
@@ -712,6 +769,7 @@ static PyMethodDef methods[] = {
 	{"report_columns_json", py_report_columns_json, METH_VARARGS, "Time series columns as JSON text."},
 	{"report_detail_json", py_report_detail_json, METH_VARARGS,
 	 "Per-sample details (zones, gauges, per-process rows) as JSON text."},
+	{"report_job_json", py_report_job_json, METH_VARARGS, "One job's recordings merged, as JSON text."},
 	{"report_window_json", py_report_window_json, METH_VARARGS,
 	 "Energy of a time window (start_s, end_s; None = open) as JSON text."},
 	{"recording_load", py_recording_load, METH_VARARGS, "Read a recording once (a capsule freed with it)."},

@@ -45,6 +45,11 @@ _PY_ADVICE = (
     ("--sysfs-root", "sysfs_root="),
     ("--model-min-w/--model-max-w", "model_min_w=/model_max_w="),
     ("--period", "period="),
+    ("--include-name", "include_name="),
+    ("--include-cgroup", "include_cgroup="),
+    ("--include-unit", "include_unit="),
+    ("--include-pid", "include_pids="),
+    ("include pid", "include_pids= pid"),
     ("--pid", "pids="),
     ("`wattmeter sensors`", "wattmeter.sensors()"),
     ("'wattmeter sensors'", "wattmeter.sensors()"),
@@ -307,6 +312,15 @@ class Meter:
             its own anyway.
         gpu_exclusive: bill the run's GPUs (CUDA_VISIBLE_DEVICES) whole to the
             measured processes (when NVML reports pids this /proc cannot see).
+        include_pids: processes outside this one's tree (a server it calls,
+            such as ollama) and their descendants, measured for the run and
+            shown apart as ``included`` (``Results.processes()``'s column).
+        include_name: a POSIX extended regular expression matched on command
+            lines: matching processes, those that start later too, are included.
+        include_cgroup: a cgroup folder (absolute, or below the cgroup v2
+            mount) whose processes are included.
+        include_unit: a systemd unit (``ollama.service``) whose processes are
+            included.
 
     Raises:
         ValueError: a value out of its range (at construction, not at start).
@@ -331,6 +345,10 @@ class Meter:
         no_gpu: bool = False,
         gpu_exclusive: bool = False,
         attach: Optional[bool] = None,
+        include_pids: Iterable[int] = (),
+        include_name: Optional[str] = None,
+        include_cgroup: Optional[str] = None,
+        include_unit: Optional[str] = None,
     ) -> None:
         if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
             raise TypeError(f"output_dir must be a path (str), not {type(output_dir).__name__}")
@@ -346,6 +364,18 @@ class Meter:
             if isinstance(p, bool) or not isinstance(p, int) or not 0 < p <= 4194304:
                 raise ValueError(f"pids: {p!r} is not a process id (an int from 1 to 4194304)")
             self.pids.append(int(p))
+        self.include_pids = []
+        for p in include_pids:
+            if isinstance(p, bool) or not isinstance(p, int) or not 0 < p <= 4194304:
+                raise ValueError(f"include_pids: {p!r} is not a process id (an int from 1 to 4194304)")
+            self.include_pids.append(int(p))
+        for name, v in (("include_name", include_name), ("include_cgroup", include_cgroup),
+                        ("include_unit", include_unit)):
+            if v is not None and (not isinstance(v, str) or not v):
+                raise ValueError(f"{name}={v!r}: give a non-empty string or None")
+        self.include_name = include_name
+        self.include_cgroup = include_cgroup
+        self.include_unit = include_unit
         self.include_self = include_self
         self.sysfs_root = sysfs_root
         self.procfs_root = procfs_root
@@ -386,6 +416,10 @@ class Meter:
             nvml_lib=self.nvml_lib,
             no_gpu=self.no_gpu,
             gpu_exclusive=self.gpu_exclusive,
+            include_pids=self.include_pids,
+            include_name=self.include_name,
+            include_cgroup=self.include_cgroup,
+            include_unit=self.include_unit,
             command=list(sys.argv) or None,
         )
 

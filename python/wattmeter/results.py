@@ -181,6 +181,10 @@ class Results:
         self.energy_j: Dict[str, float] = dict(summary.get("energy_j", {}))
         self.method: Dict[str, str] = dict(summary.get("method", {}))
         self.processes: Dict[str, Any] = dict(summary.get("processes", {}))
+        #: processes outside the measured command's tree (``include_*``): their
+        #: count, CPU and attributed energy per device, apart (they are in the
+        #: attributed totals too); None when nothing was included.
+        self.included: Optional[Dict[str, Any]] = summary.get("included")
         self.power_w: Dict[str, Any] = dict(summary.get("power_w", {}))
         self.gpu_info: List[Dict[str, Any]] = list(summary.get("gpus", []))
         # per device with gaps: unreadable_s, causes, energy measured/missing (docs/recording.md "Gaps")
@@ -699,7 +703,8 @@ class Results:
         pd = _pandas("processes_frame()")
         rows = []
         for pid, p in self.processes.items():
-            row = {"pid": int(pid), "cmdline": p.get("cmdline", ""), "cpu_s": p.get("cpu_s", 0.0)}
+            row = {"pid": int(pid), "cmdline": p.get("cmdline", ""), "cpu_s": p.get("cpu_s", 0.0),
+                   "included": bool(p.get("included", False))}
             for dev, e in p.get("energy_j", {}).items():
                 row[f"energy_j.{dev}"] = e
             rows.append(row)

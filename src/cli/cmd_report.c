@@ -49,6 +49,8 @@ static void usage(FILE *out)
 		"  --price P            electricity price per kWh, 0 to %.0f; needs --currency\n"
 		"  --currency CUR       three-letter currency code of --price (EUR, USD ...)\n"
 		"  --list-grids         print the shipped grid-intensity table with its source\n"
+		"  --job                the DIRs (recordings, or folders of them) are one job's ranks and\n"
+		"                       nodes: merge them (energy per node, device, rank; total; span)\n"
 		"  -h, --help           show this help\n"
 		"\n"
 		"Nothing is fetched from the network: intensities come from the shipped table\n"
@@ -94,7 +96,7 @@ static int write_file(const char *path, const char *data, size_t n)
 	return 0;
 }
 
-enum { OPT_HTML = 256, OPT_GRID, OPT_PUE, OPT_PRICE, OPT_CURRENCY, OPT_LIST_GRIDS, OPT_WINDOWS };
+enum { OPT_HTML = 256, OPT_GRID, OPT_PUE, OPT_PRICE, OPT_CURRENCY, OPT_LIST_GRIDS, OPT_WINDOWS, OPT_JOB };
 
 /* Appends "windows" (wm_report_windows_json) to the summary object in out,
  * when the recording has windows (windows.jsonl). */
@@ -153,10 +155,11 @@ int cmd_report(int argc, char **argv)
 		{"currency", required_argument, NULL, OPT_CURRENCY},
 		{"list-grids", no_argument, NULL, OPT_LIST_GRIDS},
 		{"windows", required_argument, NULL, OPT_WINDOWS},
+		{"job", no_argument, NULL, OPT_JOB},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	int as_json = 0, columns = 0, list_grids = 0;
+	int as_json = 0, columns = 0, list_grids = 0, job = 0;
 	int top = -1;
 	const char *html = NULL, *windows = NULL;
 	struct wm_carbon_opts carbon;
@@ -198,6 +201,7 @@ int cmd_report(int argc, char **argv)
 			}
 			windows = optarg;
 			break;
+		case OPT_JOB: job = 1; break;
 		case 'h': usage(stdout); return cli_finish_stdout();
 		default: usage(stderr); return CLI_EXIT_USAGE;
 		}
@@ -223,6 +227,25 @@ int cmd_report(int argc, char **argv)
 	if (n == 0) {
 		usage(stderr);
 		return CLI_EXIT_USAGE;
+	}
+	if (job) {
+		if (columns || html) {
+			fprintf(stderr, "wattmeter report: --job takes --json or nothing (not --columns or --html)\n");
+			return CLI_EXIT_USAGE;
+		}
+		wm_buf jb;
+		wm_buf_init(&jb);
+		int rc = wm_job_report((const char *const *)(argv + optind), n, as_json, &jb, err, sizeof err);
+		if (rc < 0) {
+			fprintf(stderr, "wattmeter report: %s\n", err);
+			wm_buf_free(&jb);
+			return 1;
+		}
+		fputs(jb.data ? jb.data : "", stdout);
+		if (as_json)
+			fputc('\n', stdout);
+		wm_buf_free(&jb);
+		return cli_finish_stdout();
 	}
 	if (as_json + columns + (html != NULL) > 1) {
 		fprintf(stderr, "wattmeter report: choose one of --json, --columns and --html\n");

@@ -50,6 +50,7 @@
 
 #include "cli.h"
 #include "cli/control.h"
+#include "run_cgroup.h"
 #include "base/util.h"
 #include "wattmeter.h"
 
@@ -86,6 +87,18 @@ static void usage(FILE *out)
 		"  --mem-period SECONDS   PSS/USS read period, 0 = off, else %g to %g (default %g)\n"
 		"  --no-memory            same as --mem-period 0\n"
 		"  --pid PID              also measure PID (1 to %d) and its descendants (repeatable)\n"
+		"  --include-pid PID      include a process outside CMD's tree (a server CMD calls) and\n"
+		"                         its descendants, shown apart as 'included' (repeatable)\n"
+		"  --include-name REGEX   include processes whose command line matches REGEX (POSIX\n"
+		"                         extended), those that start during the run too\n"
+		"  --include-cgroup PATH  include the processes of a cgroup (absolute, or below the\n"
+		"                         cgroup v2 mount), those that join it during the run too\n"
+		"  --include-unit UNIT    include a systemd unit's processes (its cgroup)\n"
+		"  --cgroup               run CMD in a new cgroup (v2, else v1 cpuacct): its CPU time is\n"
+		"                         read from cpu.stat, exact, exited processes included; falls\n"
+		"                         back to the process tree, saying so, where none can be made\n"
+		"  --cgroup PATH          also measure an existing cgroup (a container, a unit, a pod):\n"
+		"                         its processes and its cpu.stat CPU time (PATH absolute)\n"
 		"  --sysfs-root PATH      read powercap below PATH (default /sys)\n"
 		"  --procfs-root PATH     read processes below PATH (default /proc)\n"
 		"  --model-min-w WATTS    CPU model: watts per CPU when idle, 0 to %g (default %g)\n"
@@ -335,6 +348,11 @@ struct run_opts {
 	int no_gpu, gpu_exclusive;
 	int pids[MAX_PIDS];
 	size_t n_pids;
+	int include_pids[MAX_PIDS];
+	size_t n_include_pids;
+	const char *include_name, *include_cgroup, *include_unit;
+	int cgroup_new;          /* --cgroup: a new cgroup for the command */
+	const char *cgroup;      /* --cgroup PATH: an existing one */
 };
 
 /* A path option's value; refuses one that looks like an option (`-o --`
@@ -355,7 +373,7 @@ static int path_option(const char *opt, const char *value, const char **out)
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_PERIOD = 256, O_PROC, O_MEM, O_NOMEM, O_PID, O_SYS, O_PROCFS, O_MIN, O_MAX, O_FORCE, O_JSON,
-	       O_SUMJSON, O_NVML, O_NOGPU, O_GPUEXCL };
+	       O_SUMJSON, O_NVML, O_NOGPU, O_GPUEXCL, O_INCPID, O_INCNAME, O_INCCG, O_INCUNIT, O_CGROUP };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"period", required_argument, NULL, O_PERIOD},
@@ -363,6 +381,11 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"mem-period", required_argument, NULL, O_MEM},
 		{"no-memory", no_argument, NULL, O_NOMEM},
 		{"pid", required_argument, NULL, O_PID},
+		{"include-pid", required_argument, NULL, O_INCPID},
+		{"include-name", required_argument, NULL, O_INCNAME},
+		{"include-cgroup", required_argument, NULL, O_INCCG},
+		{"include-unit", required_argument, NULL, O_INCUNIT},
+		{"cgroup", optional_argument, NULL, O_CGROUP},
 		{"sysfs-root", required_argument, NULL, O_SYS},
 		{"procfs-root", required_argument, NULL, O_PROCFS},
 		{"model-min-w", required_argument, NULL, O_MIN},
@@ -399,21 +422,57 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 					       "seconds", "10", &o->mem_period_s);
 			break;
 		case O_NOMEM: o->mem_period_s = 0; break;
-		case O_PID: {
+		case O_PID:
+		case O_INCPID: {
+			const char *name = c == O_PID ? "--pid" : "--include-pid";
 			uint64_t pid;
 			if (wm_parse_u64_full(optarg, &pid) < 0 || pid == 0 || pid > MAX_PID || optarg[0] == '+' ||
 			    optarg[0] == ' ') {
-				fprintf(stderr, "wattmeter run: --pid wants a process id (1 to %d), not '%s'\n", MAX_PID,
+				fprintf(stderr, "wattmeter run: %s wants a process id (1 to %d), not '%s'\n", name, MAX_PID,
 					optarg);
 				return -1;
 			}
-			if (o->n_pids == MAX_PIDS) {
-				fprintf(stderr, "wattmeter run: at most %d --pid options\n", MAX_PIDS);
+			size_t *n = c == O_PID ? &o->n_pids : &o->n_include_pids;
+			if (*n == MAX_PIDS) {
+				fprintf(stderr, "wattmeter run: at most %d %s options\n", MAX_PIDS, name);
 				return -1;
 			}
-			o->pids[o->n_pids++] = (int)pid;
+			(c == O_PID ? o->pids : o->include_pids)[(*n)++] = (int)pid;
 			break;
 		}
+		case O_INCNAME:
+			if (!*optarg) {
+				fprintf(stderr, "wattmeter run: --include-name wants a regular expression, e.g. 'ollama serve'\n");
+				return -1;
+			}
+			o->include_name = optarg;
+			break;
+		case O_CGROUP:
+			/* --cgroup=PATH, or --cgroup PATH when the next word is a
+			 * cgroup folder (a command is not a folder); else a new one. */
+			if (!optarg && optind < argc && argv[optind][0] == '/') {
+				char probe[4200];
+				int n = snprintf(probe, sizeof probe, "%s/cgroup.procs", argv[optind]);
+				if (n > 0 && (size_t)n < sizeof probe && access(probe, F_OK) == 0)
+					optarg = argv[optind++];
+			}
+			if (optarg) {
+				rc = path_option("--cgroup", optarg, &o->cgroup);
+				o->cgroup_new = 0;
+			} else {
+				o->cgroup_new = 1;
+				o->cgroup = NULL;
+			}
+			break;
+		case O_INCCG: rc = path_option("--include-cgroup", optarg, &o->include_cgroup); break;
+		case O_INCUNIT:
+			if (!*optarg || strchr(optarg, '/')) {
+				fprintf(stderr, "wattmeter run: --include-unit wants a systemd unit name (ollama.service), not '%s'\n",
+					optarg);
+				return -1;
+			}
+			o->include_unit = optarg;
+			break;
 		case O_SYS: rc = path_option("--sysfs-root", optarg, &o->sysfs_root); break;
 		case O_PROCFS: rc = path_option("--procfs-root", optarg, &o->procfs_root); break;
 		case O_SUMJSON: rc = path_option("--summary-json", optarg, &o->summary_json); break;
@@ -456,8 +515,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 
 /* The child: exec CMD. Only async-signal-safe calls (the sampler thread
  * already runs in the parent). */
-static void child_exec(int err_w, const char *path, char **argv, const sigset_t *mask)
+static void child_exec(int err_w, const char *path, char **argv, const sigset_t *mask,
+		       const struct run_cgroup *cg)
 {
+	run_cgroup_enter(cg);
 	/* wattmeter ignores SIGPIPE for its own writes; an ignored signal stays
 	 * ignored across exec, so the command gets the default back (a
 	 * `yes | head` inside it must still end on SIGPIPE). */
@@ -698,6 +759,12 @@ static void config_from_opts(const struct run_opts *o, wm_meter_config *c)
 	c->nvml_lib = o->nvml_lib;
 	c->no_gpu = o->no_gpu;
 	c->gpu_exclusive = o->gpu_exclusive;
+	c->include_pids = o->include_pids;
+	c->n_include_pids = o->n_include_pids;
+	c->include_name = o->include_name;
+	c->include_cgroup = o->include_cgroup;
+	c->include_unit = o->include_unit;
+	c->cgroup = o->cgroup;
 }
 
 int cmd_run(int argc, char **argv)
@@ -795,6 +862,15 @@ int cmd_run(int argc, char **argv)
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, &old);
 
+	struct run_cgroup cgnew = {.procs_fd = -1};
+	if (o.cgroup_new) {
+		char why[4600];
+		if (run_cgroup_create(&cgnew, why, sizeof why) < 0)
+			fprintf(stderr, "wattmeter run: warning: --cgroup: %s; measuring the process tree instead\n", why);
+		else
+			o.cgroup = cgnew.path;
+	}
+
 	wm_meter_config cfg;
 	config_from_opts(&o, &cfg);
 	cfg.output_dir = outdir[0] ? outdir : NULL;
@@ -817,6 +893,7 @@ int cmd_run(int argc, char **argv)
 	}
 	if (rc < 0) {
 		/* Nothing was forked yet. */
+		run_cgroup_remove(&cgnew);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		fprintf(stderr, "wattmeter run: %s\n", err);
 		if (summary_fd >= 0)
@@ -856,7 +933,7 @@ int cmd_run(int argc, char **argv)
 		child = fork();
 		if (child == 0) {
 			close(errp[0]);
-			child_exec(errp[1], path, cmd, &old);
+			child_exec(errp[1], path, cmd, &old, &cgnew);
 		}
 		if (child < 0)
 			fprintf(stderr, "wattmeter run: fork: %s\n", strerror(errno));
@@ -896,6 +973,7 @@ int cmd_run(int argc, char **argv)
 	rc = wm_meter_stop(m, code, err, sizeof err);
 	wm_snapshot *last = why_unrecorded[0] ? snapshot_take(m) : NULL;
 	wm_meter_free(m);
+	run_cgroup_remove(&cgnew);
 	/* The supervisor's signals stay blocked until we exit: one that came
 	 * after the command's exit (`timeout -s INT` signals us and then our
 	 * whole group, so a second SIGINT can be pending) would otherwise kill

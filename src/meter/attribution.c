@@ -226,6 +226,27 @@ void wm_attribute(wm_meter *m, const wm_cpu_times *ct, wm_sample *s)
 		if (p->alive && p->count_own)
 			sum_mem += (double)(p->have_pss ? p->pss_bytes : p->rss_bytes);
 	}
+	/* --cgroup: the cgroup's own CPU time is exact, exited processes
+	 * included. What it holds beyond what the processes' stat gave the set
+	 * so far (processes that came and went between scans unseen) goes to
+	 * the first measured root, as a reaped child's tail does; cumulative,
+	 * so read-time jitter between the two never counts anything twice. */
+	if (m->cg_fd >= 0 && m->cg_have) {
+		m->cg_set_ticks += sum_ticks;
+		uint64_t cg_ticks = (uint64_t)((double)m->cg_usec * (double)m->clk_tck / 1e6);
+		if (cg_ticks > m->cg_set_ticks) {
+			uint64_t extra = cg_ticks - m->cg_set_ticks;
+			for (size_t i = 0; i < n; i++) {
+				wm_proc *p = wm_proctree_get(t, i);
+				if (!p->is_root || !p->count_own || (!p->alive && !p->vanished))
+					continue;
+				p->d_tail_ticks += extra;
+				sum_ticks += extra;
+				m->cg_set_ticks += extra;
+				break;
+			}
+		}
+	}
 	/* Process and machine ticks are read at slightly different instants:
 	 * never attribute more than the whole. */
 	double cpu_den = (double)(sum_ticks > d_busy ? sum_ticks : d_busy);
@@ -296,7 +317,8 @@ void wm_attribute(wm_meter *m, const wm_cpu_times *ct, wm_sample *s)
 			.cpu_s = (double)ticks / (double)m->clk_tck,
 			.cpu_share = d_busy ? (double)ticks / (double)d_busy : 0.0,
 			.rss_bytes = p->rss_bytes, .pss_bytes = p->pss_bytes, .uss_bytes = p->uss_bytes,
-			.have_pss = p->have_pss,
+			.have_pss = p->have_pss, .included = p->included,
+			.rank = p->has_rank ? p->rank : -1, .nspid = -1,
 			.energy_j = mp->energy_j, .dev_mem_bytes = mp->dev_mem_bytes,
 		};
 		double mem = (double)(p->have_pss ? p->pss_bytes : p->rss_bytes);
@@ -314,6 +336,14 @@ void wm_attribute(wm_meter *m, const wm_cpu_times *ct, wm_sample *s)
 			memcpy(tx->cmdline, p->cmdline[0] ? p->cmdline : p->comm, sizeof tx->cmdline);
 			tx->cmdline[sizeof tx->cmdline - 1] = '\0';
 			o->cmdline = tx->cmdline;
+			/* who it is on the host: a container's, a pod's, its pid in there */
+			if (wm_read_pid_container(m->procroot.dirfd, p->pid, tx->container, sizeof tx->container) == 1)
+				o->container = tx->container;
+			int nspid = -1;
+			if (wm_read_pid_pod_nspid(m->procroot.dirfd, p->pid, tx->pod, sizeof tx->pod, &nspid) == 0 &&
+			    tx->pod[0])
+				o->pod = tx->pod;
+			o->nspid = nspid;
 		}
 	}
 	s->procs = m->sprocs;

@@ -25,8 +25,12 @@
  * recording, nor touch a mutex that may have been copied locked.
  */
 #include "meter/meter_priv.h"
+#include "meter/include.h"
+#include "meter/job.h"
+#include "procs/cgroup.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -117,6 +121,14 @@ double wm_meter_start_wall_s(const wm_meter *m) { return m->wall0_s; }
 const char *wm_meter_procfs_path(const wm_meter *m) { return m->procroot.path; }
 const char *wm_meter_host_json(const wm_meter *m) { return m->host_json.len ? m->host_json.data : "null"; }
 const char *wm_meter_warnings(const wm_meter *m) { return m->warnings.len ? m->warnings.data : ""; }
+
+void wm_meter_included_json(const wm_meter *m, wm_buf *b)
+{
+	if (m->inc)
+		wm_include_json(m->inc, b);
+	else
+		wm_buf_puts(b, "null");
+}
 
 size_t wm_meter_root_pids(const wm_meter *m, int *out, size_t cap)
 {
@@ -393,6 +405,17 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 		}
 		/* A failed scan (procfs gone) leaves the d_* fields at zero: the
 		 * interval's energy stays unattributed rather than invented. */
+		if (m->cg_fd >= 0) {
+			uint64_t u;
+			if (wm_cgroup_read_usage_usec(m->cg_fd, m->cg_v1, &u) == 0)
+				m->cg_usec = u > m->cg_usec0 ? u - m->cg_usec0 : 0;
+		}
+		if (m->inc) {
+			char ierr[256];
+			(void)wm_include_poll(m->inc, m->tree, ierr, sizeof ierr);
+		}
+		if (m->job && wm_job_poll(m->job, m->tree) > 0)
+			wm_include_propagate(m->tree);
 		if (wm_proctree_scan(m->tree) < 0) {
 			size_t n = wm_proctree_count(m->tree);
 			for (size_t i = 0; i < n; i++) {
@@ -400,6 +423,8 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 				p->d_cpu_ticks = p->d_tail_ticks = 0;
 			}
 		}
+		if (m->inc || m->job)
+			wm_include_propagate(m->tree); /* children born to included processes, ranks' */
 		m->self_cpu_s = thread_cpu_s();
 		wm_attribute(m, &ct, &s);
 	}
@@ -414,6 +439,7 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 	s.mem_used_bytes = m->mem_used_bytes;
 	s.mem_total_bytes = m->mem_total_bytes;
 	s.sample_cost_s = (double)(wm_now_mono_ns() - now) / 1e9;
+	s.cgroup_cpu_s = m->cg_fd >= 0 && s.proc_tier ? (double)m->cg_usec / 1e6 : NAN;
 	hand_to_sinks(m, &s);
 	update_snapshot(m, &s);
 
@@ -496,6 +522,11 @@ static void free_meter(wm_meter *m)
 			free(wm_proctree_get(m->tree, i)->user);
 		wm_proctree_free(m->tree);
 	}
+	wm_include_free(m->inc);
+	wm_job_free(m->job);
+	if (m->cg_fd >= 0)
+		close(m->cg_fd);
+	free(m->cg_path);
 	if (m->have_sysstat)
 		wm_sysstat_close(&m->sysstat);
 	for (size_t k = 0; k < m->n_msrc; k++) {
@@ -794,11 +825,71 @@ static int setup(wm_meter *m, const wm_meter_config *c, char *err, size_t errlen
 	return 0;
 }
 
+/* --cgroup: opens the cgroup and reads its CPU at the start (v2 cpu.stat,
+ * else v1 cpuacct.usage). */
+static int open_cgroup(wm_meter *m, const char *path, char *err, size_t errlen)
+{
+	m->cg_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m->cg_fd < 0)
+		return wm_err(err, errlen, -errno, "cannot open the cgroup %s: %s (is it a cgroup folder?)", path,
+			      strerror(errno));
+	m->cg_path = strdup(path);
+	if (!m->cg_path)
+		return wm_err(err, errlen, -ENOMEM, "out of memory");
+	int rc = wm_cgroup_read_usage_usec(m->cg_fd, 0, &m->cg_usec0);
+	if (rc < 0) {
+		m->cg_v1 = 1;
+		rc = wm_cgroup_read_usage_usec(m->cg_fd, 1, &m->cg_usec0);
+	}
+	if (rc < 0)
+		return wm_err(err, errlen, rc,
+			      "cannot read the CPU time of the cgroup %s: no cpu.stat usage_usec (cgroup v2) nor "
+			      "cpuacct.usage (v1): %s (give a cgroup v2 folder or one of the v1 cpuacct hierarchy)",
+			      path, strerror(-rc));
+	m->cg_have = 1;
+	return 0;
+}
+
+void wm_meter_job_json(const wm_meter *m, wm_buf *b)
+{
+	wm_buf_puts(b, ",\"launcher\":");
+	wm_launcher_json(b);
+	wm_buf_puts(b, ",\"job\":");
+	wm_job_json(m->job, b);
+}
+
+void wm_meter_cgroup_json(const wm_meter *m, wm_buf *b)
+{
+	if (m->cg_fd < 0) {
+		wm_buf_puts(b, "null");
+		return;
+	}
+	wm_buf_puts(b, "{\"path\":");
+	wm_buf_json_str(b, m->cg_path);
+	wm_buf_printf(b, ",\"version\":%d,\"cpu_source\":\"%s\"}", m->cg_v1 ? 1 : 2,
+		      m->cg_v1 ? "cpuacct.usage" : "cpu.stat usage_usec");
+}
+
 static int add_root(wm_meter *m, int pid, int count_own)
 {
 	int rc = wm_proctree_add_root(m->tree, pid, count_own);
 	if (rc < 0 || !count_own)
 		return rc;
+	if (m->job) {
+		/* a job's rank: the node meter labels its own processes; the
+		 * others register theirs with it */
+		if (wm_job_is_node_meter(m->job) && m->own_rank >= 0) {
+			size_t n = wm_proctree_count(m->tree);
+			for (size_t i = 0; i < n; i++) {
+				wm_proc *p = wm_proctree_get(m->tree, i);
+				if (p->pid == pid && p->alive) {
+					p->has_rank = 1;
+					p->rank = m->own_rank;
+				}
+			}
+		}
+		(void)wm_job_register(m->job, pid);
+	}
 	for (size_t i = 0; i < m->n_roots; i++)
 		if (m->roots[i] == pid)
 			return 0;
@@ -832,6 +923,7 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 	const wm_meter_config *c = &cv;
 	m->owner_pid = getpid();
 	m->sysroot.dirfd = m->procroot.dirfd = -1;
+	m->cg_fd = -1;
 	wm_buf_init(&m->warnings);
 	wm_buf_init(&m->host_json);
 	pthread_mutex_init(&m->lock, NULL);
@@ -889,7 +981,11 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 	if (rc < 0)
 		goto fail;
 
+	m->own_rank = wm_launcher_rank();
 	if (!c->whole_machine) {
+		char jerr[512] = "";
+		if (wm_job_join(&m->job, jerr, sizeof jerr) < 0)
+			wm_meter_warn(m, jerr); /* measured alone, as without a job */
 		rc = wm_proctree_new(m->procroot.dirfd, &m->tree);
 		if (rc < 0) {
 			wm_err(err, errlen, rc, "cannot set up the process table: %s", strerror(-rc));
@@ -913,6 +1009,13 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 		}
 		if (c->reaper_pid > 0)
 			(void)wm_proctree_add_reaper(m->tree, c->reaper_pid);
+		if (c->cgroup && *c->cgroup && (rc = open_cgroup(m, c->cgroup, err, errlen)) < 0)
+			goto fail;
+		rc = wm_include_new(c, m->procroot.dirfd, &m->inc, err, errlen);
+		if (rc == 0 && m->inc && (rc = wm_include_poll(m->inc, m->tree, err, errlen)) > 0)
+			rc = 0;
+		if (rc < 0)
+			goto fail;
 	}
 	note_discovery(m);
 

@@ -64,6 +64,12 @@ typedef struct wm_sample_proc {
 	const double *energy_j;      /* [n_devices] cumulative attributed; NaN for devices
 	                                whose rule is WM_ATTR_NONE */
 	const double *dev_mem_bytes; /* [n_devices] device memory (GPU), NaN if none */
+	int included;                /* outside the command's tree (--include-*) */
+	int rank;                    /* a job's rank (meter/job.c), -1 none */
+	/* when announced (cmdline non-NULL), from its cgroup and status: */
+	const char *container;       /* procs/cgroup.h name, NULL none */
+	const char *pod;             /* Kubernetes pod UID, NULL none */
+	int nspid;                   /* its pid inside its own pid namespace, -1 none */
 } wm_sample_proc;
 
 /* A gap of one channel that ended at this sample (docs/recording.md "Gaps"):
@@ -105,6 +111,8 @@ typedef struct wm_sample {
 	const uint64_t *channel_rejected;      /* cumulative reads rejected as implausible (and stalls) */
 	const wm_gap_end *gap_ends;            /* gaps that ended at this sample */
 	size_t n_gap_ends;
+	double cgroup_cpu_s;         /* --cgroup: its CPU since the start (cpu.stat), process
+	                                tier only; NaN otherwise */
 } wm_sample;
 
 /* What a sink learns at the end. */
@@ -158,5 +166,11 @@ const char *wm_meter_host_json(const wm_meter *m);       /* "null" if unknown */
 const char *wm_meter_warnings(const wm_meter *m);         /* '\n'-separated, "" if none */
 /* Root pids measured (count_own), written into meta.json "pids". */
 size_t wm_meter_root_pids(const wm_meter *m, int *out, size_t cap);
+/* meta.json "included" (meter/include.c), or "null" when nothing is included. */
+void wm_meter_included_json(const wm_meter *m, wm_buf *b);
+/* meta.json ,"launcher":{...},"job":{...}|null (meter/job.c). */
+void wm_meter_job_json(const wm_meter *m, wm_buf *b);
+/* meta.json "cgroup" (--cgroup): {"path","version","cpu_source"} or "null". */
+void wm_meter_cgroup_json(const wm_meter *m, wm_buf *b);
 
 #endif

@@ -36,6 +36,8 @@ struct wm_mproc {
 struct wm_sproc_text {
 	char comm[64];
 	char cmdline[512];
+	char container[64];      /* "docker:4f1e2a9b7c3d", "" none (at announce) */
+	char pod[64];            /* Kubernetes pod UID, "" none */
 };
 
 struct wm_meter {
@@ -96,6 +98,16 @@ struct wm_meter {
 
 	/* processes */
 	wm_proctree *tree;          /* NULL for a whole-machine meter */
+	struct wm_include *inc;     /* --include-*, NULL none (meter/include.c) */
+	struct wm_job *job;         /* the job across ranks, NULL none (meter/job.c) */
+	int own_rank;               /* this process's launcher rank, -1 none */
+	/* --cgroup: the cgroup's CPU, cumulative since the start */
+	int cg_fd;                  /* -1 none */
+	int cg_v1;                  /* cpuacct.usage rather than cpu.stat */
+	char *cg_path;
+	uint64_t cg_usec0, cg_usec;  /* at the start; since the start */
+	int cg_have;                 /* cg_usec read at least once */
+	uint64_t cg_set_ticks;       /* CPU given to the measured set so far (ticks) */
 	int *roots;                 /* measured root pids, for meta.json */
 	size_t n_roots, cap_roots;
 	uint64_t procs_folded;

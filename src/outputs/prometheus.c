@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "procs/cgroup.h"
+
 
 #define COMM_MAX 64
 #define CGROUP_UNKNOWN "unknown"
@@ -40,6 +42,8 @@ typedef struct prom_cgroup {
 	double *live_j;            /* [n_devices] sum over live processes at the last update */
 	size_t live;               /* live processes at the last update */
 	double last_live_t_s;
+	/* from the path, once: "" where it names none (label left out) */
+	char slurm_job[32], container[64], pod[64];
 } prom_cgroup;
 
 struct wm_prom {
@@ -485,6 +489,15 @@ static long cg_find(wm_prom *p, const char *path, double t_s)
 	}
 	c.hash = h;
 	c.last_live_t_s = t_s;
+	(void)wm_cgroup_slurm_job(path, c.slurm_job, sizeof c.slurm_job);
+	{
+		char line[4200];
+		int ln = snprintf(line, sizeof line, "0::%s\n", path);
+		if (ln > 0 && (size_t)ln < sizeof line) {
+			(void)wm_cgroup_container_name(line, c.container, sizeof c.container);
+			(void)wm_cgroup_pod_uid(line, c.pod, sizeof c.pod);
+		}
+	}
 	p->cg[p->n_cg++] = c;
 	if (2 * (p->n_cg + 1) > p->cg_table_size) {
 		if (cg_rehash(p) < 0) {
@@ -963,8 +976,17 @@ static int fmt_procs(const wm_prom *p, int om, wm_buf *b)
 			for (size_t d = 0; d < p->v.n_devices; d++) {
 				if (!p->dev[d].attributed)
 					continue;
-				lbl l[2] = {{"cgroup", p->cg[i].path}, {"device", p->v.devices[d].decl->name}};
-				sample_line(b, "wattmeter_cgroup_energy_joules", "_total", l, 2,
+				/* the job, container and pod the path names, for
+				 * `sum by (slurm_job)` across nodes (deploy/prometheus) */
+				lbl l[5] = {{"cgroup", p->cg[i].path}, {"device", p->v.devices[d].decl->name}};
+				size_t nl = 2;
+				if (p->cg[i].slurm_job[0])
+					l[nl++] = (lbl){"slurm_job", p->cg[i].slurm_job};
+				if (p->cg[i].container[0])
+					l[nl++] = (lbl){"container", p->cg[i].container};
+				if (p->cg[i].pod[0])
+					l[nl++] = (lbl){"pod", p->cg[i].pod};
+				sample_line(b, "wattmeter_cgroup_energy_joules", "_total", l, nl,
 					    p->cg[i].folded_j[d] + p->cg[i].live_j[d]);
 			}
 		}

@@ -19,6 +19,7 @@
 #define WM_PROCS_CGROUP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Parses the text of /proc/<pid>/cgroup. Returns 1 and the name in out when
  * a line names a container, 0 when none does (out = ""), -EINVAL for bad
@@ -28,5 +29,55 @@ int wm_cgroup_container_name(const char *text, char *out, size_t outlen);
 /* Reads <procfs>/<pid>/cgroup and parses it: 1 named, 0 none, or -errno
  * (ENOENT: the process is gone or not in this pid namespace). */
 int wm_read_pid_container(int procfs_dirfd, int pid, char *out, size_t outlen);
+
+/* The Kubernetes pod UID in a /proc/<pid>/cgroup text: the component
+ * "pod<uid>" (cgroupfs driver) or "...-pod<uid>.slice" (systemd driver,
+ * '_' for '-'), as written ('_' turned back into '-'). 1 found, 0 none.
+ * Pure. */
+int wm_cgroup_pod_uid(const char *text, char *out, size_t outlen);
+
+/* The SLURM job id in a cgroup path: the component "job_<id>" (slurm's
+ * cgroup plugin, v1 and v2: /slurm/uid_U/job_J/step_S,
+ * /system.slice/slurmstepd.scope/job_J/step_S). 1 found, 0 none. Pure. */
+int wm_cgroup_slurm_job(const char *path, char *out, size_t outlen);
+
+/* The innermost pid of a /proc/<pid>/status text's NSpid line (the pid a
+ * process has inside its own pid namespace, as a container shows it), or
+ * -1 when the line is missing or names one namespace only. Pure. */
+int wm_parse_status_nspid(const char *text);
+
+/* Reads both for a pid: pod ("" none) and nspid (-1 none). 0 or -errno. */
+int wm_read_pid_pod_nspid(int procfs_dirfd, int pid, char *pod, size_t podlen, int *nspid);
+
+/* ---- cgroups as a measured set (issue 18) ---------------------------------- */
+
+/* From the text of /proc/self/mountinfo: the mount point of the cgroup v2
+ * hierarchy (fstype "cgroup2"; on hybrid machines /sys/fs/cgroup/unified),
+ * or with v1_controller set, of the v1 hierarchy whose super options name
+ * that controller ("cpuacct"). 0 and the path in out, -ENOENT if none.
+ * Pure; mount points with escapes (\040) are taken as written. */
+int wm_parse_mountinfo_cgroup(const char *text, const char *v1_controller, char *out, size_t outlen);
+
+/* The same, reading /proc/self/mountinfo. */
+int wm_cgroup_mount(const char *v1_controller, char *out, size_t outlen);
+
+/* Parses cgroup.procs (one pid a line) into a malloc'd array (*pids, freed
+ * by the caller; NULL when empty). 0 or -ENOMEM/-EINVAL. Pure. */
+int wm_parse_cgroup_procs(const char *text, int **pids, size_t *n);
+
+/* Reads <dirfd>/cgroup.procs: 0 or -errno. */
+int wm_cgroup_read_procs(int cg_dirfd, int **pids, size_t *n);
+
+/* CPU time of a cgroup, in microseconds, exited processes included: v2
+ * cpu.stat "usage_usec", or (v1 != 0) cpuacct.usage (nanoseconds) / 1000.
+ * 0 or -errno (-EPROTO: the file has no such field). */
+int wm_parse_cpu_stat_usage_usec(const char *text, uint64_t *usec);
+int wm_cgroup_read_usage_usec(int cg_dirfd, int v1, uint64_t *usec);
+
+/* Finds a systemd unit's cgroup below the v2 mount (or any cgroup
+ * hierarchy root): the first folder named `unit` (".service" added when
+ * it has no suffix), breadth first, at most 6 levels down. 0 and the
+ * absolute path in out, -ENOENT if none. */
+int wm_cgroup_find_unit(const char *mount, const char *unit, char *out, size_t outlen);
 
 #endif

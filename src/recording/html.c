@@ -786,7 +786,8 @@ static int processes_section(wm_buf *b, const struct wm_recording *r, int top_n)
 		}
 		for (size_t i = 0; i < shown; i++) {
 			off[i] = lab.len;
-			wm_buf_printf(&lab, "%lld %s", (long long)v[i].p->pid, short_name(proc_name(v[i].p)));
+			wm_buf_printf(&lab, "%lld %s%s", (long long)v[i].p->pid, v[i].p->included ? "[included] " : "",
+				      short_name(proc_name(v[i].p)));
 			wm_buf_append(&lab, "", 1); /* keep the NUL: the next string starts after it */
 			for (size_t j = 0; j < ns; j++)
 				vals[i * ns + j] = v[i].p->energy_j[ser[j]];
@@ -817,6 +818,8 @@ static int processes_section(wm_buf *b, const struct wm_recording *r, int top_n)
 			goto out;
 		wm_buf_printf(b, "<td class=\"n\">%.1f s</td><td class=\"n\">%.1f MiB</td><td><code>", v[i].p->cpu_s,
 			      (double)v[i].p->peak_rss_bytes / 1048576.0);
+		if (v[i].p->included)
+			wm_buf_puts(b, "</code><span class=\"muted\">included</span> <code>");
 		wm_html_escape_cut(b, proc_name(v[i].p), 500);
 		wm_buf_puts(b, "</code></td></tr>\n");
 	}

@@ -115,6 +115,11 @@ int wm_recording_carbon_json(const wm_recording *r, const struct wm_carbon_opts 
 int wm_recording_summary_json_carbon(const wm_recording *r, const struct wm_carbon_opts *o, wm_buf *out);
 /* The lines of the text summary on kWh, CO2e and cost. */
 int wm_recording_carbon_text(const wm_recording *r, const struct wm_carbon_opts *o, wm_buf *out);
+/* One job's recordings across ranks and nodes merged (job_report.c):
+ * energy per node (from each node's node meter), per device, per rank,
+ * total and span; JSON or text appended to out. DIRs are recordings or
+ * folders of them. 0 or -errno with err. */
+int wm_job_report(const char *const *dirs, size_t n, int as_json, wm_buf *out, char *err, size_t errlen);
 /* Several recordings side by side: {"devices":[...],"runs":[{"dir":..,"summary":{..}}]} */
 int wm_recording_compare_json(const wm_recording *const *recs, size_t n, const struct wm_carbon_opts *o,
 			      wm_buf *out);

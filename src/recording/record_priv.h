@@ -53,6 +53,11 @@ struct wm_rec_proc {
 	bool *energy_seen;   /* [n_devs] */
 	double cpu_s;        /* sum of procs[].cpu_s */
 	uint64_t peak_rss_bytes;
+	bool included;       /* new_procs said "included": outside the command's tree */
+	int64_t rank;        /* new_procs "rank" (a job's rank), -1 if none */
+	char *container;     /* new_procs "container", NULL none */
+	char *pod;           /* new_procs "pod", NULL none */
+	int64_t nspid;       /* new_procs "nspid", -1 none */
 };
 
 /* A span of sample lines that could not be written (docs/recording.md). */
@@ -125,6 +130,9 @@ struct wm_recording {
 	double samples_end_s;
 	bool samples_short;
 	double self_cpu_s;   /* NAN if unknown */
+	char *cgroup_path;   /* meta.json "cgroup".path (--cgroup), NULL if none */
+	int cgroup_version;
+	double cgroup_cpu_s; /* the last "cgroup_cpu_s" of a sample line, NAN if none */
 
 	/* rows: stride columns of n_rows doubles (column c at rows + c *
 	 * cap_rows), NAN where a line lacked the value */

@@ -148,7 +148,12 @@ static int build_meta(const struct rec_sink *k, const wm_meter *m, const wm_stop
 	size_t np = wm_meter_root_pids(m, pids, WM_ARRAY_LEN(pids));
 	for (size_t i = 0; i < np && i < WM_ARRAY_LEN(pids); i++)
 		wm_buf_printf(b, "%s%d", i ? "," : "", pids[i]);
-	wm_buf_puts(b, "],\"period_s\":");
+	wm_buf_puts(b, "],\"included\":");
+	wm_meter_included_json(m, b);
+	wm_buf_puts(b, ",\"cgroup\":");
+	wm_meter_cgroup_json(m, b);
+	wm_meter_job_json(m, b);
+	wm_buf_puts(b, ",\"period_s\":");
 	put_num(b, wm_meter_period_s(m), 6);
 	wm_buf_puts(b, ",\"proc_period_s\":");
 	put_num(b, wm_meter_proc_period_s(m), 6);
@@ -269,7 +274,19 @@ static void line_procs(const wm_meter *m, const wm_sample *s, wm_buf *b, wm_buf 
 		wm_buf_printf(new_procs, "%s{\"pid\":%d,\"ppid\":%d,\"starttime_ticks\":%llu,\"cmdline\":",
 			      new_procs->len ? "," : "", p->pid, p->ppid, (unsigned long long)p->starttime_ticks);
 		wm_buf_json_str(new_procs, p->cmdline);
-		wm_buf_puts(new_procs, "}");
+		if (p->rank >= 0)
+			wm_buf_printf(new_procs, ",\"rank\":%d", p->rank);
+		if (p->container) {
+			wm_buf_puts(new_procs, ",\"container\":");
+			wm_buf_json_str(new_procs, p->container);
+		}
+		if (p->pod) {
+			wm_buf_puts(new_procs, ",\"pod\":");
+			wm_buf_json_str(new_procs, p->pod);
+		}
+		if (p->nspid > 0)
+			wm_buf_printf(new_procs, ",\"nspid\":%d", p->nspid);
+		wm_buf_puts(new_procs, p->included ? ",\"included\":true}" : "}");
 	}
 }
 
@@ -429,6 +446,10 @@ static void format_line(struct rec_sink *k, const wm_meter *m, const wm_sample *
 		line_procs(m, s, b, &k->cur_new);
 	}
 	line_new_procs(b, &k->pend_new, &k->cur_new);
+	if (isfinite(s->cgroup_cpu_s)) {
+		wm_buf_puts(b, ",\"cgroup_cpu_s\":");
+		put_num(b, s->cgroup_cpu_s, 6);
+	}
 	wm_buf_puts(b, ",\"self_cpu_s\":");
 	put_num(b, s->self_cpu_s, 6);
 	wm_buf_puts(b, "}");

@@ -195,6 +195,106 @@ static int json_key_cat(wm_buf *b, bool *first, const char *a, const char *b2, c
 	return rc;
 }
 
+/* The processes outside the command's tree (--include-*): how many, their
+ * CPU and their attributed energy per device, apart (they are in the
+ * attributed totals too). */
+struct included_sum {
+	size_t n;
+	double cpu_s;
+	double *energy_j;   /* [n_devs] */
+};
+
+static int included_sum(const struct wm_recording *r, struct included_sum *s)
+{
+	*s = (struct included_sum){0};
+	s->energy_j = calloc(r->n_devs ? r->n_devs : 1, sizeof *s->energy_j);
+	if (!s->energy_j)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_procs; i++) {
+		const struct wm_rec_proc *p = &r->procs[i];
+		if (!p->included)
+			continue;
+		s->n++;
+		s->cpu_s += p->cpu_s;
+		for (size_t k = 0; k < r->n_devs; k++)
+			if (p->energy_seen[k] && isfinite(p->energy_j[k]))
+				s->energy_j[k] += p->energy_j[k];
+	}
+	return 0;
+}
+
+/* ",\"ranks\":{"R":{"n_procs","cpu_s","attributed_j":{dev:J}}}": the
+ * energy attributed to each job rank's processes (meter/job.c); {} if none. */
+static void json_ranks(const struct wm_recording *r, wm_buf *b)
+{
+	wm_buf_puts(b, ",\"ranks\":{");
+	int64_t *seen = calloc(r->n_procs ? r->n_procs : 1, sizeof *seen);
+	size_t ns = 0;
+	for (size_t i = 0; seen && i < r->n_procs; i++) {
+		int64_t rk = r->procs[i].rank;
+		if (rk < 0)
+			continue;
+		bool dup = false;
+		for (size_t k = 0; k < ns && !dup; k++)
+			dup = seen[k] == rk;
+		if (dup)
+			continue;
+		seen[ns++] = rk;
+		size_t n = 0;
+		double cpu = 0;
+		wm_buf_printf(b, "%s\"%lld\":{", ns > 1 ? "," : "", (long long)rk);
+		for (size_t j = 0; j < r->n_procs; j++)
+			if (r->procs[j].rank == rk) {
+				n++;
+				cpu += r->procs[j].cpu_s;
+			}
+		wm_buf_printf(b, "\"n_procs\":%zu,\"cpu_s\":", n);
+		wm_buf_json_double(b, cpu);
+		wm_buf_puts(b, ",\"attributed_j\":{");
+		bool first = true;
+		for (size_t k = 0; k < r->n_devs; k++) {
+			if (!proc_dev_key(r, k))
+				continue;
+			double e = 0;
+			for (size_t j = 0; j < r->n_procs; j++)
+				if (r->procs[j].rank == rk && r->procs[j].energy_seen[k])
+					e += r->procs[j].energy_j[k];
+			json_key(b, &first, r->devs[k].name);
+			wm_buf_json_double(b, e);
+		}
+		wm_buf_puts(b, "}}");
+	}
+	free(seen);
+	wm_buf_puts(b, "}");
+}
+
+/* ",\"included\":{...}" or ",\"included\":null" when nothing was included. */
+static void json_included(const struct wm_recording *r, wm_buf *b)
+{
+	struct included_sum s;
+	if (included_sum(r, &s) < 0) {
+		wm_buf_puts(b, ",\"included\":null");
+		return;
+	}
+	if (!s.n) {
+		wm_buf_puts(b, ",\"included\":null");
+		free(s.energy_j);
+		return;
+	}
+	wm_buf_printf(b, ",\"included\":{\"n_procs\":%zu,\"cpu_s\":", s.n);
+	wm_buf_json_double(b, s.cpu_s);
+	wm_buf_puts(b, ",\"attributed_j\":{");
+	bool first = true;
+	for (size_t k = 0; k < r->n_devs; k++) {
+		if (!proc_dev_key(r, k))
+			continue;
+		json_key(b, &first, r->devs[k].name);
+		wm_buf_json_double(b, s.energy_j[k]);
+	}
+	wm_buf_puts(b, "}}");
+	free(s.energy_j);
+}
+
 static int json_processes(const struct wm_recording *r, wm_buf *b)
 {
 	int rc;
@@ -224,7 +324,26 @@ static int json_processes(const struct wm_recording *r, wm_buf *b)
 		}
 		wm_buf_puts(b, "},\"cpu_s\":");
 		wm_buf_json_double(b, p->cpu_s);
-		wm_buf_printf(b, ",\"peak_rss_bytes\":%llu}", (unsigned long long)p->peak_rss_bytes);
+		wm_buf_printf(b, ",\"peak_rss_bytes\":%llu,\"included\":%s", (unsigned long long)p->peak_rss_bytes,
+			      p->included ? "true" : "false");
+		if (p->rank >= 0)
+			wm_buf_printf(b, ",\"rank\":%lld", (long long)p->rank);
+		else
+			wm_buf_puts(b, ",\"rank\":null");
+		wm_buf_puts(b, ",\"container\":");
+		if (p->container)
+			wm_buf_json_str(b, p->container);
+		else
+			wm_buf_puts(b, "null");
+		wm_buf_puts(b, ",\"pod\":");
+		if (p->pod)
+			wm_buf_json_str(b, p->pod);
+		else
+			wm_buf_puts(b, "null");
+		if (p->nspid > 0)
+			wm_buf_printf(b, ",\"nspid\":%lld}", (long long)p->nspid);
+		else
+			wm_buf_puts(b, ",\"nspid\":null}");
 	}
 	wm_buf_append(b, "}", 1);
 	free(v);
@@ -362,6 +481,18 @@ int wm_recording_summary_json(const wm_recording *r, wm_buf *b)
 	rc = json_processes(r, b);
 	if (rc)
 		return rc;
+	json_included(r, b);
+	json_ranks(r, b);
+	wm_buf_puts(b, ",\"cgroup\":");
+	if (r->cgroup_path) {
+		wm_buf_puts(b, "{\"path\":");
+		wm_buf_json_str(b, r->cgroup_path);
+		wm_buf_printf(b, ",\"version\":%d,\"cpu_s\":", r->cgroup_version);
+		wm_buf_json_double(b, r->cgroup_cpu_s);
+		wm_buf_puts(b, "}");
+	} else {
+		wm_buf_puts(b, "null");
+	}
 
 	wm_buf_puts(b, ",\"self\":{\"cpu_s\":");
 	wm_buf_json_double(b, r->self_cpu_s);
@@ -731,6 +862,28 @@ static int text_attributed(const struct wm_recording *r, wm_buf *b)
 	}
 	if (any)
 		wm_buf_append(b, "\n", 1);
+	struct included_sum s;
+	if (any && included_sum(r, &s) == 0) {
+		bool first = true;
+		for (size_t k = 0; s.n && k < r->n_devs; k++) {
+			if (!r->devs[k].has_attr)
+				continue;
+			char e[96];
+			if (fmt_energy(e, sizeof e, s.energy_j[k]))
+				break;
+			if (first)
+				wm_buf_printf(b, "    of which included (outside the command's tree, %zu process%s): ", s.n,
+					      s.n == 1 ? "" : "es");
+			else
+				wm_buf_puts(b, ", ");
+			first = false;
+			put_safe(b, r->devs[k].name);
+			wm_buf_printf(b, " %s", e);
+		}
+		if (!first)
+			wm_buf_printf(b, "; %.1f s CPU\n", s.cpu_s);
+		free(s.energy_j);
+	}
 	return wm_buf_error(b);
 }
 
@@ -756,7 +909,13 @@ static int text_processes(const struct wm_recording *r, int top_n, wm_buf *b)
 			rc = (n < 0 || (size_t)n >= sizeof cpu) ? -EINVAL : 0;
 		}
 		if (!rc) {
-			const char *row[] = {pid, e, cpu, proc_cmdline(v[i].p)};
+			char label[600];
+			char ctr[100] = "";
+			if (v[i].p->container)
+				snprintf(ctr, sizeof ctr, "[%.60s] ", v[i].p->container);
+			n = snprintf(label, sizeof label, "%s%s%s", v[i].p->included ? "[included] " : "", ctr,
+				     proc_cmdline(v[i].p));
+			const char *row[] = {pid, e, cpu, n >= 0 ? label : proc_cmdline(v[i].p)};
 			rc = table_row(&t, row);
 		}
 	}
@@ -828,6 +987,14 @@ int wm_recording_summary_text(const wm_recording *r, int top_n, wm_buf *b)
 		rc = text_processes(r, top_n, b);
 	if (rc)
 		return rc;
+	if (r->cgroup_path) {
+		wm_buf_puts(b, "  cgroup ");
+		put_safe(b, r->cgroup_path);
+		if (!isnan(r->cgroup_cpu_s))
+			wm_buf_printf(b, ": %.2f s CPU (%s, exited processes included)", r->cgroup_cpu_s,
+				      r->cgroup_version == 1 ? "cpuacct.usage" : "cpu.stat usage_usec");
+		wm_buf_append(b, "\n", 1);
+	}
 	if (!isnan(r->self_cpu_s)) {
 		wm_buf_printf(b, "  measuring cost %.2f s CPU", r->self_cpu_s);
 		double pct = self_pct(r);

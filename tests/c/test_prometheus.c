@@ -366,6 +366,39 @@ static void modeled_cpu_is_labelled(void **state)
 
 /* Per-process counters: the cap keeps the biggest spenders and counts the
  * rest; per-cgroup counters keep exited processes' energy. */
+/* Per-cgroup series carry the SLURM job, container and pod their path
+ * names (issue 18 item 5), so that Prometheus sums a job across nodes. */
+static void cgroup_series_carry_job_container_pod(void **state)
+{
+	(void)state;
+	fx f;
+	fx_init(&f, 0);
+	wm_prom_opts o = {.per_cgroup = 1, .max_series = 100};
+	wm_prom *p;
+	assert_int_equal(wm_prom_new(&f.view, &o, &p, NULL, 0), 0);
+	double e[3][2] = {{2.0, 0.5}, {3.0, 1.0}, {7.0, 1.0}};
+	wm_sample_proc rows[3] = {
+		{.pid = 10, .comm = "a", .alive = 1, .energy_j = e[0]},
+		{.pid = 11, .comm = "b", .alive = 1, .energy_j = e[1]},
+		{.pid = 12, .comm = "c", .alive = 1, .energy_j = e[2]},
+	};
+	const char *cg[3] = {"/slurm/uid_1000/job_4242/step_0",
+			     "/kubepods/burstable/pod0d5e7c4a-1111-2222-3333-444455556666/"
+			     "4f1e2a9b7c3d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7",
+			     "/system.slice/sshd.service"};
+	fx_tick(&f);
+	f.s.procs = rows;
+	f.s.n_procs = 3;
+	assert_int_equal(wm_prom_update(p, &f.s, cg), 0);
+	char *t = render(p, 0);
+	assert_non_null(strstr(t, "{cgroup=\"/slurm/uid_1000/job_4242/step_0\",device=\"cpu\",slurm_job=\"4242\"} 2\n"));
+	assert_non_null(strstr(t, ",device=\"cpu\",container=\"kubepods:4f1e2a9b7c3d\","
+				  "pod=\"0d5e7c4a-1111-2222-3333-444455556666\"} 3\n"));
+	assert_non_null(strstr(t, "{cgroup=\"/system.slice/sshd.service\",device=\"cpu\"} 7\n"));
+	free(t);
+	wm_prom_free(p);
+}
+
 static void per_process_and_cgroup(void **state)
 {
 	(void)state;
@@ -474,6 +507,7 @@ int main(void)
 		cmocka_unit_test(gpu_labels_and_gauges),
 		cmocka_unit_test(modeled_cpu_is_labelled),
 		cmocka_unit_test(per_process_and_cgroup),
+		cmocka_unit_test(cgroup_series_carry_job_container_pod),
 		cmocka_unit_test(cgroup_file_parsing),
 		cmocka_unit_test(accept_negotiation),
 	};

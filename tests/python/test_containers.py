@@ -1,0 +1,114 @@
+"""Containers — AIPowerMeter's Docker case (issue 18 item 3): two processes
+on one GPU, one of them in a container, each get their own SM share.
+
+The "container" is real kernel machinery, as a runtime makes it: a PID
+namespace (`unshare --pid --fork --mount-proc`) and a cgroup the test
+creates with docker's name shape (docker-<64 hex>.scope). The mock NVML
+reports host PIDs, as the driver does. Truths: the scenario's SM shares, the
+namespace's own view of its pid (1), the cgroup's name.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PY, report_json, run_wm
+from test_gpu_nvml import MOCK, scenario
+from test_include import test_cgroup  # noqa: F401  (fixture)
+
+
+def host_child_of(pid: int, timeout: float = 10) -> int:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise AssertionError("the namespace's first process did not start")
+
+
+@pytest.mark.skipif(not MOCK, reason="mock libnvidia-ml not built")
+def test_docker_case_two_processes_on_one_gpu_one_in_a_container(wm: str, tmp_path: Path,
+                                                                  test_cgroup: Path) -> None:
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare")
+    cid = secrets.token_hex(32)
+    ctr = test_cgroup / f"docker-{cid}.scope"
+    ctr.mkdir()
+    # the container: a process in its own pid namespace, in the docker-named cgroup
+    ns = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", PY, "-c",
+                           "import os, time; open(os.environ['NSPID_OUT'], 'w').write(str(os.getpid())); "
+                           "time.sleep(60)"],
+                          env={**os.environ, "NSPID_OUT": str(tmp_path / "nspid")}, stdin=subprocess.DEVNULL)
+    try:
+        inner = host_child_of(ns.pid)
+        (ctr / "cgroup.procs").write_text(str(inner))
+        (tmp_path / "pid-b").write_text(str(inner))
+        env = scenario(tmp_path, f"util_period_s=0.02\ngpu0.watts=300\ngpu0.proc=@{tmp_path / 'pid-a'}:50:1024\n"
+                                 f"gpu0.proc=@{tmp_path / 'pid-b'}:25:512\n")
+        out = tmp_path / "rec"
+        # the process of ours on the GPU, on it from before the start (as B is)
+        a_proc = subprocess.Popen([PY, "-c", "import time; time.sleep(60)"], stdin=subprocess.DEVNULL)
+        (tmp_path / "pid-a").write_text(str(a_proc.pid))
+        try:
+            r = run_wm(["run", "--nvml-lib", MOCK, "-o", str(out), "--period", "0.05", "--proc-period", "0.1",
+                        "--pid", str(a_proc.pid), "--include-cgroup", str(ctr), "--", "sleep", "2"],
+                       env=env, timeout=120)
+        finally:
+            a_proc.kill()
+            a_proc.wait()
+        assert r.returncode == 0, r.stderr
+    finally:
+        ns.kill()
+        ns.wait()
+    # the namespace saw its process as pid 1: the truth for nspid
+    assert (tmp_path / "nspid").read_text() == "1"
+    s = report_json(out)
+    total = s["energy_j"]["gpu0"]
+    a = int((tmp_path / "pid-a").read_text())
+    pa, pb = s["processes"][str(a)], s["processes"][str(inner)]
+    # each its own SM share: 50 and 25 of the 75 reported
+    assert pa["energy_j"]["gpu0"] / total == pytest.approx(50 / 75, abs=0.04)
+    assert pb["energy_j"]["gpu0"] / total == pytest.approx(25 / 75, abs=0.04)
+    # the container process is labelled: included, its container, its pid in there
+    assert pb["included"] is True
+    assert pb["container"] == f"docker:{cid[:12]}"
+    assert pb["nspid"] == 1
+    assert pa["container"] is None and pa["nspid"] is None
+    assert f"[docker:{cid[:12]}]" in r.stderr
+
+
+@pytest.mark.skipif(not MOCK, reason="mock libnvidia-ml not built")
+def test_inside_a_container_host_pids_are_said_to_be_unmappable(wm: str, tmp_path: Path) -> None:
+    """wattmeter inside the pid namespace: NVML reports host pids its /proc
+    cannot show. The kernel gives no way back from there; the share stays
+    unattributed and the warning says exactly that and names --gpu-exclusive,
+    which then bills the GPU whole to the command."""
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare")
+    env = scenario(tmp_path, "util_period_s=0.02\ngpu0.watts=200\ngpu0.proc=3999999:60:1024\n")
+    for excl in (False, True):
+        out = tmp_path / f"rec-{excl}"
+        p = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", wm, "run", "--nvml-lib", MOCK,
+                            "-o", str(out), "--period", "0.05", "--proc-period", "0.1",
+                            *(["--gpu-exclusive"] if excl else []), "--", PY, "-c", "import time; time.sleep(1)"],
+                           env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr
+        s = report_json(out)
+        if excl:
+            assert s["energy_j"]["gpu0_attributed"] == pytest.approx(s["energy_j"]["gpu0"], rel=1e-6)
+        else:
+            assert s["energy_j"]["gpu0_attributed"] == 0
+            warnings = "\n".join(__import__("json").load(open(out / "meta.json"))["warnings"])
+            assert "3999999" in warnings and "another pid namespace" in warnings and "--gpu-exclusive" in warnings
