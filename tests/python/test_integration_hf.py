@@ -88,8 +88,15 @@ def test_trainer_callback_windows_and_logs(fake, tmp_path, monkeypatch):
     from test_windows import read_windows
     _, lines = read_windows(rec)
     for w in lines:
-        if w["event"] == "end":
+        # Exact energy from 50 ms up (test_windows covers 50 ms to 3 s); a step
+        # of a few ms on a loaded 2-core machine can land while the fixture's
+        # writer process is descheduled, so there only the sign and the upper
+        # bound are checked.
+        if w["event"] == "end" and w["duration_s"] >= 0.05:
             check_energy(w, rates)
+        elif w["event"] == "end":
+            for dev, rate in rates.items():
+                assert 0 <= w["energy_j"][dev] <= rate * (w["duration_s"] + 2 * FIXTURE_STEP_S + 0.02), w
     for x in steps:
         assert x["samples"] == 4 and x["tokens"] == 48  # 4 rows of 12 tokens
     logged = [h for h in trainer.state.log_history if "wattmeter/j_per_step" in h]
