@@ -137,7 +137,7 @@ def test_two_nodes_sum_their_node_meters(wm: str, tmp_path: Path) -> None:
     assert j["ranks"]["2"]["node"] == "wm-node-b"
     truth2 = float((tmp_path / "truth-2").read_text())
     assert j["ranks"]["2"]["cpu_s"] == pytest.approx(truth2, abs=0.1)
-    assert j["duration_s"] >= max(s0["duration_s"], s2["duration_s"])
+    assert j["duration_s"] >= max(s0["duration_s"], s2["duration_s"]) - 1e-6  # printed to the µs
 
 
 def wattmeter_job(d: Path) -> dict:

@@ -93,7 +93,10 @@ def test_unrecorded_cli_run_counts_up_to_the_commands_exit(tmp_path, fake_rapl, 
     [s] = json_lines(p.stderr)
     assert s["recorded"] is False
     assert 1.0 <= s["duration_s"] <= wall, (s["duration_s"], wall)
-    assert s["energy_j"]["cpu"] == pytest.approx(cpu_w * s["duration_s"], rel=0.05)
+    # The bug gave 0.0 J. The fake tree is written by a thread of this process,
+    # which a loaded machine can leave stale at the final read (20.5 J of 51.6 J
+    # seen once), so the figure is bounded, not matched to 5 %.
+    assert 0.2 * cpu_w * s["duration_s"] <= s["energy_j"]["cpu"] <= 1.05 * cpu_w * s["duration_s"], s["energy_j"]
 
 
 def test_unrecorded_python_meter_counts_up_to_stop(tmp_path, fake_rapl):
