@@ -860,6 +860,25 @@ static int fmt_gauges(const wm_prom *p, int om, wm_buf *b, const char *kind)
 	return wm_buf_error(b);
 }
 
+
+/* One _total line per active source: the sum over its channels of a
+ * per-channel cumulative count (read errors, rejected readings). */
+static void per_source_total(wm_buf *b, const wm_prom *p, const wm_sources *all, const char *name,
+			     const uint64_t *per_channel)
+{
+	for (size_t i = 0; all && i < all->n; i++) {
+		const wm_source *s = &all->v[i];
+		if (!s->active)
+			continue;
+		double n = 0;
+		for (size_t c = 0; c < p->v.n_channels; c++)
+			if (p->v.channels[c].src == s)
+				n += (double)per_channel[c];
+		sample_line(b, name, "_total", (lbl[]){{"sensor", s->ops && s->ops->name ? s->ops->name : "unknown"}}, 1,
+			    n);
+	}
+}
+
 static int fmt_sensors(const wm_prom *p, int om, wm_buf *b)
 {
 	family(b, om, "wattmeter_sensor_up", FAM_GAUGE, NULL,
@@ -886,31 +905,11 @@ static int fmt_sensors(const wm_prom *p, int om, wm_buf *b)
 	 * rejected as impossible (docs/recording.md "Gaps"). */
 	family(b, om, "wattmeter_sensor_read_errors", FAM_COUNTER, NULL,
 	       "Counter reads that failed (EIO, vanished zone, malformed value, lost GPU) since the exporter started.");
-	for (size_t i = 0; all && i < all->n; i++) {
-		const wm_source *s = &all->v[i];
-		if (!s->active)
-			continue;
-		double n = 0;
-		for (size_t c = 0; c < p->v.n_channels; c++)
-			if (p->v.channels[c].src == s)
-				n += (double)p->ch_errors[c];
-		sample_line(b, "wattmeter_sensor_read_errors", "_total",
-			    (lbl[]){{"sensor", s->ops && s->ops->name ? s->ops->name : "unknown"}}, 1, n);
-	}
+	per_source_total(b, p, all, "wattmeter_sensor_read_errors", p->ch_errors);
 	family(b, om, "wattmeter_sensor_rejected_readings", FAM_COUNTER, NULL,
 	       "Counter readings rejected as physically impossible (above the range, a step above the power "
 	       "bound, a stall past the wrap time): never counted as energy.");
-	for (size_t i = 0; all && i < all->n; i++) {
-		const wm_source *s = &all->v[i];
-		if (!s->active)
-			continue;
-		double n = 0;
-		for (size_t c = 0; c < p->v.n_channels; c++)
-			if (p->v.channels[c].src == s)
-				n += (double)p->ch_rejected[c];
-		sample_line(b, "wattmeter_sensor_rejected_readings", "_total",
-			    (lbl[]){{"sensor", s->ops && s->ops->name ? s->ops->name : "unknown"}}, 1, n);
-	}
+	per_source_total(b, p, all, "wattmeter_sensor_rejected_readings", p->ch_rejected);
 	return wm_buf_error(b);
 }
 
