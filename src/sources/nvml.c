@@ -775,14 +775,23 @@ static void init_failed(wm_source *s, const nvml_priv *P, nvmlReturn_t r)
 }
 
 /* Polls the energy counters of the GPUs that have one until each has
- * advanced twice (the time between the two advances is its update interval)
- * or PROBE_POLL_MAX_NS has passed. */
+ * advanced PROBE_ADVANCES times or PROBE_POLL_MAX_NS has passed, and takes
+ * the mean time between advances as the update interval.  An advance happened
+ * between the last read that saw the old value and the first that saw the new
+ * one; its time is taken as the middle of that bracket, so a read delayed by
+ * the scheduler widens one bracket by its delay but biases neither end (taking
+ * the later read alone made a 20 ms counter read as 18 ms under load).  The
+ * mean over up to PROBE_ADVANCES - 1 intervals divides what is left. */
+#define PROBE_ADVANCES 5
 static void measure_update_intervals(nvml_priv *P)
 {
 	size_t n = P->n_gpus, todo = 0;
 	unsigned long long *last = calloc(n ? n : 1, sizeof *last);
-	uint64_t *first_change = calloc(n ? n : 1, sizeof *first_change);
-	if (!last || !first_change)
+	uint64_t *prev_read_ns = calloc(n ? n : 1, sizeof *prev_read_ns);
+	double *first_mid_ns = calloc(n ? n : 1, sizeof *first_mid_ns);
+	double *last_mid_ns = calloc(n ? n : 1, sizeof *last_mid_ns);
+	int *advances = calloc(n ? n : 1, sizeof *advances);
+	if (!last || !prev_read_ns || !first_mid_ns || !last_mid_ns || !advances)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		nvml_gpu *g = &P->gpus[i];
@@ -791,36 +800,48 @@ static void measure_update_intervals(nvml_priv *P)
 			continue;
 		if (P->fn.total_energy(g->h, &last[i]) != NVML_SUCCESS)
 			continue;
-		first_change[i] = 0;
+		prev_read_ns[i] = wm_now_mono_ns();
 		todo++;
 		g->counter_update_s = -1.0; /* in progress */
 	}
 	uint64_t t0 = wm_now_mono_ns();
 	while (todo > 0 && wm_now_mono_ns() - t0 < PROBE_POLL_MAX_NS) {
 		sleep_ns(PROBE_POLL_STEP_NS);
-		uint64_t now = wm_now_mono_ns();
 		for (size_t i = 0; i < n; i++) {
 			nvml_gpu *g = &P->gpus[i];
-			if (!(g->counter_update_s < 0.0))
+			if (!(g->counter_update_s < 0.0) || advances[i] >= PROBE_ADVANCES)
 				continue;
 			unsigned long long v;
-			if (P->fn.total_energy(g->h, &v) != NVML_SUCCESS || v == last[i])
+			nvmlReturn_t r = P->fn.total_energy(g->h, &v);
+			uint64_t read_ns = wm_now_mono_ns();
+			if (r != NVML_SUCCESS)
 				continue;
-			last[i] = v;
-			if (!first_change[i]) {
-				first_change[i] = now;
-			} else {
-				g->counter_update_s = (double)(now - first_change[i]) / 1e9;
-				todo--;
+			if (v != last[i]) {
+				double mid_ns = 0.5 * ((double)prev_read_ns[i] + (double)read_ns);
+				if (advances[i] == 0)
+					first_mid_ns[i] = mid_ns;
+				last_mid_ns[i] = mid_ns;
+				last[i] = v;
+				if (++advances[i] >= PROBE_ADVANCES)
+					todo--;
 			}
+			prev_read_ns[i] = read_ns;
 		}
 	}
-	for (size_t i = 0; i < n; i++)
-		if (P->gpus[i].counter_update_s < 0.0)
-			P->gpus[i].counter_update_s = NAN;
+	for (size_t i = 0; i < n; i++) {
+		nvml_gpu *g = &P->gpus[i];
+		if (!(g->counter_update_s < 0.0))
+			continue;
+		g->counter_update_s = advances[i] >= 2
+					      ? (last_mid_ns[i] - first_mid_ns[i]) / 1e9 / (double)(advances[i] - 1)
+					      : NAN;
+	}
 out:
 	free(last);
-	free(first_change);
+	free(prev_read_ns);
+	free(first_mid_ns);
+	free(last_mid_ns);
+	free(advances);
 }
 
 /* Decides how g's energy is read: the counter, else integrated power. */

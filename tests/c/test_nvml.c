@@ -706,9 +706,10 @@ static void test_counter_update_interval_and_period_warning(void **state)
 	json_t *j = parse_json(t->s.devices[0].info_json);
 	double upd = json_number_value(json_object_get(j, "counter_update_s"));
 	json_decref(j);
-	/* the counter moves only every 20 ms: the measured interval cannot be
-	 * shorter; 0.25 s is the probe's cap */
-	if (!(upd >= 0.019 && upd <= 0.25))
+	/* the counter moves every 20 ms; the probe's estimate (mean of up to 4
+	 * intervals, each edge at the middle of its read bracket) is within 15 %
+	 * even when a read is delayed; 0.25 s is the probe's cap */
+	if (!(upd >= 0.017 && upd <= 0.25))
 		fail_msg("measured update interval %.4f s", upd);
 	char warn[512];
 	t->s.ops->check_period(&t->s, upd * 5.0, warn, sizeof warn);
