@@ -172,6 +172,44 @@ int wm_meter_mark_at(wm_meter *m, uint64_t mono_ns, const char *name, const char
  * 0 or the -errno of a failed write. */
 int wm_meter_windows_flush(wm_meter *m);
 
+/* ---- requests: energy per served request (docs/architecture.md "Requests") -- */
+/* A request (to an LLM server: a chat completion, an embedding) is a span
+ * whose energy is the *server's* energy split among the requests in flight,
+ * so that, per device, the requests plus the server's idle energy equal the
+ * server's energy. The server's energy is the energy attributed to the
+ * measured set (the included processes: `proxy --server-*`, `run
+ * --include-*`) where there is one, else each device's whole energy (the
+ * machine). In each attribution interval the in-flight requests share it by
+ * the tokens each produced in the interval (a request in prefill, before its
+ * first token, weighs its prompt tokens spread over the prefill), else by
+ * time in flight; an interval with none in flight is idle. A request's line
+ * goes to requests.jsonl (docs/recording.md) once every interval it
+ * overlapped is final. Like windows: any thread, no I/O and no counter read
+ * on the caller, needs a meter with an output_dir (else -ENOTSUP).
+ *
+ * mono_ns: the event's CLOCK_MONOTONIC time (0 = now).
+ * attrs_json: NULL or an object: {"path":"/v1/chat/completions","model":"m",
+ *   "stream":true} and any user key.
+ * tokens: completion tokens produced since the previous call (a stream
+ *   chunk); the first call with tokens > 0 is the request's first token.
+ * result_json: NULL or an object: {"status":200,"prompt_tokens":12,
+ *   "completion_tokens":40,"tokens_source":"usage"|"counted"|"none",
+ *   "outcome":"ok"|"client_disconnected"|"upstream_error"|"timeout"};
+ *   usage figures given here replace the counted ones.
+ * begin returns the id (> 0) or -errno as wm_meter_window_begin; tokens/end
+ * return 0, -ENOENT for an unknown or ended id, -EINVAL for bad JSON. */
+int64_t wm_meter_request_begin(wm_meter *m, uint64_t mono_ns, const char *attrs_json);
+int wm_meter_request_tokens(wm_meter *m, int64_t id, uint64_t mono_ns, uint64_t tokens);
+int wm_meter_request_end(wm_meter *m, int64_t id, uint64_t mono_ns, const char *result_json);
+/* Called on the meter's thread with each request's final line (the JSON
+ * object written to requests.jsonl, without its newline) after it is
+ * written; for the proxy's /metrics. Set before any request; NULL clears. */
+typedef void (*wm_request_done_fn)(void *ctx, const char *line_json);
+int wm_meter_set_request_callback(wm_meter *m, wm_request_done_fn fn, void *ctx);
+/* Waits until every request ended so far is final and written (or the wait
+ * gives up after timeout_s with -ETIMEDOUT, the lines still to come). */
+int wm_meter_requests_flush(wm_meter *m, double timeout_s);
+
 /* Writes the sensor table that `wattmeter sensors` prints (text or JSON),
  * as a malloc'd string the caller frees, probing exactly as a meter with
  * config c would (NULL: defaults). NULL on ENOMEM or a bad root (message in
