@@ -38,9 +38,9 @@ static void qcols_free(struct wm_rec_cols *s)
 	memset(s, 0, sizeof *s);
 }
 
-/* Adds a row of NaN to every column. 0 or -ENOMEM. */
-static int qcols_row(struct wm_rec_cols *s)
+int wm_rec_cols_row(struct wm_rec_cols *s)
 {
+	s->hint = 0;
 	if (s->len == s->rcap) {
 		size_t nc = s->rcap ? s->rcap * 2 : 64;
 		for (size_t i = 0; i < s->n; i++) {
@@ -65,27 +65,32 @@ const struct wm_rec_col *wm_rec_cols_find(const struct wm_rec_cols *s, const cha
 	return NULL;
 }
 
-/* As wm_rec_cols_find, but looks first where the last name was found's
- * successor is: lines repeat their keys in the same order, so this is
- * almost always one strcmp. */
-static struct wm_rec_col *qcols_find_next(struct wm_rec_cols *s, const char *name)
+static bool qcol_is(const struct wm_rec_col *c, const char *a, size_t al, const char *b, size_t bl)
 {
-	if (s->hint < s->n && !strcmp(s->c[s->hint].name, name))
+	return c->nlen == al + bl && !memcmp(c->name, a, al) && !memcmp(c->name + al, b, bl);
+}
+
+/* As wm_rec_cols_find for the name a + b, but looks first where the last
+ * name was found's successor is: lines repeat their keys in the same order,
+ * so this is almost always one comparison. */
+static struct wm_rec_col *qcols_find_next(struct wm_rec_cols *s, const char *a, size_t al, const char *b,
+					  size_t bl)
+{
+	if (s->hint < s->n && qcol_is(&s->c[s->hint], a, al, b, bl))
 		return &s->c[s->hint++];
 	for (size_t i = 0; i < s->n; i++)
-		if (!strcmp(s->c[i].name, name)) {
+		if (qcol_is(&s->c[i], a, al, b, bl)) {
 			s->hint = i + 1;
 			return &s->c[i];
 		}
 	return NULL;
 }
 
-/* Sets name's value on the last row, creating the column (NaN before). */
-static int qcols_set(struct wm_rec_cols *s, const char *name, double v)
+int wm_rec_cols_set(struct wm_rec_cols *s, const char *a, size_t al, const char *b, size_t bl, double v)
 {
 	if (!s->len)
 		return -EINVAL;
-	struct wm_rec_col *c = qcols_find_next(s, name);
+	struct wm_rec_col *c = qcols_find_next(s, a, al, b, bl);
 	if (!c) {
 		if (s->n == s->cap) {
 			size_t nc = s->cap ? s->cap * 2 : 8;
@@ -96,21 +101,31 @@ static int qcols_set(struct wm_rec_cols *s, const char *name, double v)
 			s->cap = nc;
 		}
 		double *arr = malloc(s->rcap * sizeof *arr);
-		char *nm = strdup(name);
+		char *nm = malloc(al + bl + 1);
 		if (!arr || !nm) {
 			free(arr);
 			free(nm);
 			return -ENOMEM;
 		}
+		memcpy(nm, a, al);
+		memcpy(nm + al, b, bl);
+		nm[al + bl] = '\0';
 		for (size_t i = 0; i < s->len; i++)
 			arr[i] = NAN;
 		c = &s->c[s->n++];
 		c->name = nm;
+		c->nlen = al + bl;
 		c->v = arr;
 		s->hint = s->n;
 	}
 	c->v[s->len - 1] = v;
 	return 0;
+}
+
+/* Sets name's value on the last row, creating the column (NaN before). */
+static int qcols_set(struct wm_rec_cols *s, const char *name, double v)
+{
+	return wm_rec_cols_set(s, name, strlen(name), "", 0, v);
 }
 
 /* Sets "<prefix><key>" for every numeric member of obj (prefix may be ""). */
@@ -164,7 +179,7 @@ int wm_rec_detail_take_line(struct wm_recording *r, const json_t *o, double t)
 {
 	struct wm_rec_cols *rows = &r->drows, *pr = &r->dprocs;
 	rows->hint = 0;
-	int rc = qcols_row(rows);
+	int rc = wm_rec_cols_row(rows);
 	if (!rc)
 		rc = qcols_set(rows, "t_s", t);
 	const json_t *z = json_object_get(o, "zones_energy_j");
@@ -195,7 +210,7 @@ int wm_rec_detail_take_line(struct wm_recording *r, const json_t *o, double t)
 			if (!json_is_integer(pid) || json_integer_value(pid) <= 0)
 				continue; /* as the summary skips it */
 			pr->hint = 0;
-			rc = qcols_row(pr);
+			rc = wm_rec_cols_row(pr);
 			if (!rc)
 				rc = qcols_set(pr, "row", (double)(rows->len - 1));
 			if (!rc)
@@ -219,19 +234,6 @@ int wm_rec_detail_take_line(struct wm_recording *r, const json_t *o, double t)
 				break;
 		}
 	}
-	return rc;
-}
-
-int wm_rec_detail_take_values(struct wm_recording *r, double t, const char *const *names, const double *vals,
-			      size_t n)
-{
-	struct wm_rec_cols *rows = &r->drows;
-	rows->hint = 0;
-	int rc = qcols_row(rows);
-	if (!rc)
-		rc = qcols_set(rows, "t_s", t);
-	for (size_t i = 0; !rc && i < n; i++)
-		rc = qcols_set(rows, names[i], vals[i]);
 	return rc;
 }
 

@@ -68,6 +68,12 @@ typedef struct wm_recording wm_recording;
  * folder, meta.json or samples.jsonl; -ENOTSUP for a newer schema version;
  * -EBADMSG for damaged data (a malformed line other than a cut last one). */
 int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t errlen);
+/* The same read, for the summaries only (summary JSON and text, compare,
+ * carbon): one streaming pass that keeps the totals and no columns, so its
+ * memory does not grow with the recording's length (a recording larger than
+ * memory is reported). The columns, the details, windows and the HTML
+ * report need wm_recording_open. */
+int wm_recording_open_summary(const char *dir, wm_recording **out, char *err, size_t errlen);
 /* The same reader on meta.json and samples.jsonl held in memory (the fuzz
  * harness; tests). label names the recording in messages. meta and samples
  * are read during the call only (everything is parsed into *out). */
