@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "recording/record_priv.h"
+#include "recording/record_scan.h"
 #include "wattmeter.h"
 
 /* ---- growable sets of equal-length columns ------------------------------- */
@@ -67,7 +68,7 @@ const struct wm_rec_col *wm_rec_cols_find(const struct wm_rec_cols *s, const cha
 
 static bool qcol_is(const struct wm_rec_col *c, const char *a, size_t al, const char *b, size_t bl)
 {
-	return c->nlen == al + bl && !memcmp(c->name, a, al) && !memcmp(c->name + al, b, bl);
+	return c->nlen == al + bl && wm_scan_eq(c->name, a, al) && wm_scan_eq(c->name + al, b, bl);
 }
 
 /* As wm_rec_cols_find for the name a + b, but looks first where the last
@@ -247,6 +248,87 @@ static int pentry_cmp(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/* A pid's entries, while pidx_place counts and places them. */
+struct pid_slot {
+	double pid;
+	size_t count, next; /* count: 0 = an empty slot */
+};
+
+static size_t pid_slot_of(const struct pid_slot *t, size_t cap, double pid)
+{
+	uint64_t x;
+	memcpy(&x, &pid, sizeof x);
+	size_t h = (size_t)((x * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
+	while (t[h].count && t[h].pid != pid)
+		h = (h + 1) & (cap - 1);
+	return h;
+}
+
+static int slot_cmp(const void *a, const void *b)
+{
+	const struct pid_slot *x = *(const struct pid_slot *const *)a, *y = *(const struct pid_slot *const *)b;
+	return x->pid < y->pid ? -1 : x->pid > y->pid;
+}
+
+/* out[0, n) = the entries (pid[i], row[i], i) sorted as pentry_cmp sorts
+ * them, in linear time when the rows never go back along i (as the reader
+ * adds them): each pid's entries are then placed in i order, which is row
+ * order, after those of the smaller pids (the distinct pids alone are
+ * sorted: a few, or a few thousand). 1 when a row goes back (a process
+ * object's own "row" member overwrote one: the caller sorts), 0, -ENOMEM. */
+static int pidx_place(struct wm_rec_pidx *out, const double *pid, const double *row, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (!(row[i] >= row[i - 1]))
+			return 1;
+	size_t cap = 64, used = 0;
+	struct pid_slot *t = calloc(cap, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		size_t h = pid_slot_of(t, cap, pid[i]);
+		if (!t[h].count) {
+			if ((used + 1) * 2 > cap) { /* at most half full: rehash into twice the room */
+				struct pid_slot *nt = calloc(cap * 2, sizeof *nt);
+				if (!nt) {
+					free(t);
+					return -ENOMEM;
+				}
+				for (size_t j = 0; j < cap; j++)
+					if (t[j].count)
+						nt[pid_slot_of(nt, cap * 2, t[j].pid)] = t[j];
+				free(t);
+				t = nt;
+				cap *= 2;
+				h = pid_slot_of(t, cap, pid[i]);
+			}
+			t[h].pid = pid[i];
+			used++;
+		}
+		t[h].count++;
+	}
+	struct pid_slot **order = malloc(used * sizeof *order);
+	if (!order) {
+		free(t);
+		return -ENOMEM;
+	}
+	size_t k = 0;
+	for (size_t j = 0; j < cap; j++)
+		if (t[j].count)
+			order[k++] = &t[j];
+	qsort(order, used, sizeof *order, slot_cmp);
+	size_t at = 0;
+	for (k = 0; k < used; k++) {
+		order[k]->next = at;
+		at += order[k]->count;
+	}
+	free(order);
+	for (size_t i = 0; i < n; i++)
+		out[t[pid_slot_of(t, cap, pid[i])].next++] = (struct wm_rec_pidx){pid[i], row[i], i};
+	free(t);
+	return 0;
+}
+
 int wm_rec_detail_finish(struct wm_recording *r)
 {
 	const struct wm_rec_col *pid = wm_rec_cols_find(&r->dprocs, "pid"),
@@ -258,10 +340,22 @@ int wm_rec_detail_finish(struct wm_recording *r)
 	r->pidx = malloc(r->dprocs.len * sizeof *r->pidx);
 	if (!r->pidx)
 		return -ENOMEM;
+	int rc = pidx_place(r->pidx, pid->v, row->v, r->dprocs.len);
+	if (rc != 1)
+		return rc;
 	for (size_t i = 0; i < r->dprocs.len; i++)
 		r->pidx[i] = (struct wm_rec_pidx){pid->v[i], row->v[i], i};
 	qsort(r->pidx, r->dprocs.len, sizeof *r->pidx, pentry_cmp);
 	return 0;
+}
+
+size_t wm_report_nbytes(const wm_recording *r)
+{
+	size_t n = r->n_rows * r->stride * sizeof(double);
+	n += r->drows.len * r->drows.n * sizeof(double) + r->dprocs.len * r->dprocs.n * sizeof(double);
+	if (r->pidx)
+		n += r->dprocs.len * sizeof *r->pidx;
+	return n;
 }
 
 int wm_recording_detail_json(const wm_recording *r, wm_buf *out, char *err, size_t errlen)

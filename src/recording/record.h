@@ -84,6 +84,10 @@ int wm_recording_parse(const char *label, const char *meta, size_t meta_len, con
  * both give the same recording and the same errors. */
 int wm_recording_parse_jansson(const char *label, const char *meta, size_t meta_len, const char *samples,
 			       size_t samples_len, wm_recording **out, char *err, size_t errlen);
+/* The summary-only read (wm_recording_open_summary) on memory: the fuzz
+ * harness checks that its summaries and errors are the full read's. */
+int wm_recording_parse_summary(const char *label, const char *meta, size_t meta_len, const char *samples,
+			       size_t samples_len, wm_recording **out, char *err, size_t errlen);
 void wm_recording_free(wm_recording *r);
 
 /* The machine-readable summary (the object `wattmeter report --json` prints),

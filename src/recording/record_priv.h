@@ -18,6 +18,7 @@
 /* A device from meta.json "devices" (cpu, dram, psys, gpu0 ...). */
 struct wm_rec_dev {
 	char *name;
+	size_t name_len;     /* strlen(name) */
 	char *method;        /* "measured" or "modeled" as meta.json says; "unknown" if absent */
 	char *source;        /* e.g. "rapl-powercap", "cpu-model"; "" if absent */
 	double energy_j;     /* last cumulative energy seen (0 before any) */

@@ -329,6 +329,7 @@ static int meta_devices(struct wm_recording *r, const json_t *arr, char *msg, si
 			continue; /* the first entry of a name wins */
 		struct wm_rec_dev *dev = &r->devs[r->n_devs++];
 		dev->name = strdup(name);
+		dev->name_len = strlen(name);
 		dev->method = dup_or(json_object_get(d, "method"), "unknown");
 		dev->source = dup_or(json_object_get(d, "source"), "");
 		dev->kind = dup_or(json_object_get(d, "kind"), "");
@@ -844,50 +845,63 @@ static bool li_num(const struct line_in *l, int which, double *out)
 	return true;
 }
 
-static bool li_dev(const struct line_in *l, int obj, const char *name, double *out)
+static bool li_dev(const struct line_in *l, int obj, const struct wm_rec_dev *dev, double *out)
 {
 	if (l->o)
-		return get_num(json_object_get(json_object_get(l->o, line_objs[obj]), name), out);
+		return get_num(json_object_get(json_object_get(l->o, line_objs[obj]), dev->name), out);
 	const struct wm_scan_obj *o = &l->f->obj[obj];
 	if (!o->present)
 		return false;
-	const struct wm_scan_val *v = wm_scan_find(o->m, o->n, name);
+	const struct wm_scan_val *v = wm_scan_find(o->m, o->n, dev->name, dev->name_len);
 	if (!v || v->kind != WM_SV_NUM)
 		return false;
 	*out = v->v;
 	return true;
 }
 
+/* Member WM_SP_* which of a scanned process, or NULL. */
+static const struct wm_scan_val *fp_get(const struct wm_scan *f, const struct wm_scan_proc *pr, int which)
+{
+	return pr->known[which] >= 0 ? &f->vals[pr->first + (size_t)pr->known[which]] : NULL;
+}
+
+/* A scanned process's pid: a positive integer, else 0 (skipped, as jansson
+ * skips it). */
+static int64_t fp_pid(const struct wm_scan *f, const struct wm_scan_proc *pr)
+{
+	const struct wm_scan_val *v = fp_get(f, pr, WM_SP_PID);
+	return v && v->kind == WM_SV_NUM && v->integer && v->iv > 0 ? v->iv : 0;
+}
+
 /* take_procs for a scanned line: the same checks, the same order. */
 static int fast_procs(struct wm_recording *r, const struct wm_scan *f, char *msg, size_t msglen)
 {
 	for (size_t i = 0; i < f->n_procs; i++) {
-		const struct wm_scan_val *m = f->vals + f->procs[i].first;
-		size_t n = f->procs[i].n;
-		const struct wm_scan_val *v = wm_scan_find(m, n, "pid");
-		if (!v || v->kind != WM_SV_NUM || !v->integer || v->iv <= 0)
+		const struct wm_scan_proc *pr = &f->procs[i];
+		int64_t pid = fp_pid(f, pr);
+		if (!pid)
 			continue;
-		struct wm_rec_proc *p = proc_get(r, v->iv);
+		struct wm_rec_proc *p = proc_get(r, pid);
 		if (!p)
 			return -ENOMEM;
-		v = wm_scan_find(m, n, "cpu_s");
+		const struct wm_scan_val *v = fp_get(f, pr, WM_SP_CPU_S);
 		if (v && v->kind == WM_SV_NUM && proc_cpu(p, v->v, msg, msglen) < 0)
 			return -EDOM;
-		v = wm_scan_find(m, n, "rss_bytes");
+		v = fp_get(f, pr, WM_SP_RSS);
 		if (v && v->kind == WM_SV_NUM && (v->integer ? v->iv >= 0 : v->v >= 0 && v->v < 18446744073709551616.0)) {
 			uint64_t u = v->integer ? (uint64_t)v->iv : (uint64_t)v->v;
 			if (u > p->peak_rss_bytes)
 				p->peak_rss_bytes = u;
 		}
-		v = wm_scan_find(m, n, "comm");
+		v = fp_get(f, pr, WM_SP_COMM);
 		if (v && v->kind == WM_SV_STR && proc_comm(p, v->s, v->sl) < 0)
 			return -ENOMEM;
-		v = wm_scan_find(m, n, "energy_j");
+		v = fp_get(f, pr, WM_SP_ENERGY);
 		if (!v || v->kind != WM_SV_OBJ)
 			continue;
 		const struct wm_scan_val *em = f->subs + v->sub;
 		for (size_t k = 0; k < r->n_devs; k++) {
-			const struct wm_scan_val *ev = wm_scan_find(em, v->nsub, r->devs[k].name);
+			const struct wm_scan_val *ev = wm_scan_find(em, v->nsub, r->devs[k].name, r->devs[k].name_len);
 			if (ev && ev->kind == WM_SV_NUM && proc_energy(r, p, k, ev->v, msg, msglen) < 0)
 				return -EDOM;
 		}
@@ -939,8 +953,7 @@ static int fast_detail(struct wm_recording *r, const struct wm_scan *f, double t
 	for (size_t i = 0; !rc && i < f->n_procs; i++) {
 		const struct wm_scan_val *m = f->vals + f->procs[i].first;
 		size_t n = f->procs[i].n;
-		const struct wm_scan_val *pid = wm_scan_find(m, n, "pid");
-		if (!pid || pid->kind != WM_SV_NUM || !pid->integer || pid->iv <= 0)
+		if (!fp_pid(f, &f->procs[i]))
 			continue; /* as the summary skips it */
 		rc = wm_rec_cols_row(pr);
 		if (!rc)
@@ -1100,12 +1113,12 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 	for (size_t k = 0; k < r->n_devs; k++) {
 		const struct wm_rec_dev *dev = &r->devs[k];
 		int rc = 0;
-		if (li_dev(l, WM_SO_ENERGY, dev->name, &d))
+		if (li_dev(l, WM_SO_ENERGY, dev, &d))
 			rc = check_energy("energy_j", dev->name, d, dev->energy_j, dev->energy_t_s, t, msg, msglen);
-		if (!rc && li_dev(l, WM_SO_ATTR, dev->name, &d))
+		if (!rc && li_dev(l, WM_SO_ATTR, dev, &d))
 			rc = check_energy("attributed_j", dev->name, d, dev->attributed_j, NAN, t, msg,
 					  msglen);
-		if (!rc && li_dev(l, WM_SO_POWER, dev->name, &d) && !(d >= 0 && d <= WM_REC_MAX_DEVICE_W)) {
+		if (!rc && li_dev(l, WM_SO_POWER, dev, &d) && !(d >= 0 && d <= WM_REC_MAX_DEVICE_W)) {
 			char nb[44];
 			(void)snprintf(msg, msglen, "has power_w.%s = %g W, outside 0 to %.0f kW", shown(dev->name, nb),
 				       d, WM_REC_MAX_DEVICE_W / 1000);
@@ -1134,18 +1147,18 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 
 	for (size_t k = 0; k < r->n_devs; k++) {
 		struct wm_rec_dev *dev = &r->devs[k];
-		if (li_dev(l, WM_SO_ENERGY, dev->name, &d)) {
+		if (li_dev(l, WM_SO_ENERGY, dev, &d)) {
 			row_set(wm_rec_dcol(k, WM_DCOL_ENERGY), d);
 			dev->energy_j = d;
 			dev->energy_t_s = t;
 		}
-		if (li_dev(l, WM_SO_POWER, dev->name, &d)) {
+		if (li_dev(l, WM_SO_POWER, dev, &d)) {
 			row_set(wm_rec_dcol(k, WM_DCOL_POWER), d);
 			/* an interval in a gap or ending one has no power of its own */
 			if (!wm_rec_gaps_in_gap(dev) && (isnan(dev->peak_w) || d > dev->peak_w))
 				dev->peak_w = d;
 		}
-		if (li_dev(l, WM_SO_ATTR, dev->name, &d)) {
+		if (li_dev(l, WM_SO_ATTR, dev, &d)) {
 			row_set(wm_rec_dcol(k, WM_DCOL_ATTR), d);
 			dev->attributed_j = d;
 			dev->has_attr = true;
@@ -1345,13 +1358,15 @@ static int finish_read(struct wm_recording *r, const char *label, char *err, siz
 }
 
 static int parse_mem(const char *label, const char *meta, size_t meta_len, const char *samples,
-		     size_t samples_len, bool no_fast, wm_recording **out, char *err, size_t errlen)
+		     size_t samples_len, bool no_fast, bool summary_only, wm_recording **out, char *err,
+		     size_t errlen)
 {
 	*out = NULL;
 	struct wm_recording *r = recording_new(label);
 	if (!r)
 		return wm_err(err, errlen, -ENOMEM, "cannot read the recording %s: out of memory", label);
 	r->no_fast = no_fast;
+	r->summary_only = summary_only;
 	int rc = meta_len > WM_REC_MAX_META_BYTES
 			 ? wm_err(err, errlen, -EFBIG, "%s/meta.json is over %zu MiB: it is not a wattmeter meta.json",
 				  label, WM_REC_MAX_META_BYTES >> 20)
@@ -1376,13 +1391,19 @@ static int parse_mem(const char *label, const char *meta, size_t meta_len, const
 int wm_recording_parse(const char *label, const char *meta, size_t meta_len, const char *samples,
 		       size_t samples_len, wm_recording **out, char *err, size_t errlen)
 {
-	return parse_mem(label, meta, meta_len, samples, samples_len, false, out, err, errlen);
+	return parse_mem(label, meta, meta_len, samples, samples_len, false, false, out, err, errlen);
 }
 
 int wm_recording_parse_jansson(const char *label, const char *meta, size_t meta_len, const char *samples,
 			       size_t samples_len, wm_recording **out, char *err, size_t errlen)
 {
-	return parse_mem(label, meta, meta_len, samples, samples_len, true, out, err, errlen);
+	return parse_mem(label, meta, meta_len, samples, samples_len, true, false, out, err, errlen);
+}
+
+int wm_recording_parse_summary(const char *label, const char *meta, size_t meta_len, const char *samples,
+			       size_t samples_len, wm_recording **out, char *err, size_t errlen)
+{
+	return parse_mem(label, meta, meta_len, samples, samples_len, false, true, out, err, errlen);
 }
 
 static int open_dir(const char *dir, bool summary_only, wm_recording **out, char *err, size_t errlen)

@@ -136,10 +136,7 @@ static const char *num_or_null(const char *p, const char *e, struct wm_scan_val 
 
 static bool dup_key(const struct wm_scan_val *m, size_t n, const char *k, size_t kl)
 {
-	for (size_t i = 0; i < n; i++)
-		if (m[i].kl == kl && !memcmp(m[i].k, k, kl))
-			return true; /* jansson keeps the last: not this scanner's business */
-	return false;
+	return wm_scan_find(m, n, k, kl) != NULL; /* jansson keeps the last: not this scanner's business */
 }
 
 /* Members of a flat object of numbers and nulls, each through put (which
@@ -244,6 +241,32 @@ static struct wm_scan_val *val_slot(struct wm_scan *s)
 	return &s->vals[s->n_vals];
 }
 
+static bool key_is(const char *k, size_t kl, const char *name, size_t nl)
+{
+	return nl == kl && wm_scan_eq(k, name, kl);
+}
+
+#define KEY_IS(k, kl, lit) key_is(k, kl, lit, sizeof lit - 1)
+
+/* Which of the members the summary reads key is (WM_SP_*), or -1. */
+static int proc_key(const char *k, size_t kl)
+{
+	switch (kl) {
+	case 3:
+		return KEY_IS(k, kl, "pid") ? WM_SP_PID : -1;
+	case 4:
+		return KEY_IS(k, kl, "comm") ? WM_SP_COMM : -1;
+	case 5:
+		return KEY_IS(k, kl, "cpu_s") ? WM_SP_CPU_S : -1;
+	case 8:
+		return KEY_IS(k, kl, "energy_j") ? WM_SP_ENERGY : -1;
+	case 9:
+		return KEY_IS(k, kl, "rss_bytes") ? WM_SP_RSS : -1;
+	default:
+		return -1;
+	}
+}
+
 /* One element of "procs": an object of numbers, nulls, booleans, plain
  * strings and flat objects of numbers. */
 static const char *proc_obj(const char *p, const char *e, struct wm_scan *s)
@@ -253,6 +276,8 @@ static const char *proc_obj(const char *p, const char *e, struct wm_scan *s)
 	struct wm_scan_proc *pr = &s->procs[s->n_procs];
 	pr->first = s->n_vals;
 	pr->n = 0;
+	for (int i = 0; i < WM_SP_N; i++)
+		pr->known[i] = -1;
 	if (p >= e || *p != '{')
 		return NULL;
 	p = ws(p + 1, e);
@@ -291,6 +316,9 @@ static const char *proc_obj(const char *p, const char *e, struct wm_scan *s)
 		}
 		if (!p)
 			return NULL;
+		int known = proc_key(kv->k, kv->kl);
+		if (known >= 0)
+			pr->known[known] = (int)pr->n;
 		s->n_vals++;
 		pr->n++;
 		p = ws(p, e);
@@ -364,12 +392,6 @@ static const char *gauges_obj(const char *p, const char *e, struct wm_scan *s)
 	}
 }
 
-static bool key_is(const char *k, size_t kl, const char *name, size_t nl)
-{
-	return nl == kl && !memcmp(k, name, kl);
-}
-
-#define KEY_IS(k, kl, lit) key_is(k, kl, lit, sizeof lit - 1)
 
 int wm_scan_line(const char *line, size_t n, struct wm_scan *s)
 {
@@ -457,15 +479,6 @@ int wm_scan_line(const char *line, size_t n, struct wm_scan *s)
 			return ws(p + 1, e) == e;
 		return 0;
 	}
-}
-
-const struct wm_scan_val *wm_scan_find(const struct wm_scan_val *m, size_t n, const char *key)
-{
-	size_t kl = strlen(key);
-	for (size_t i = 0; i < n; i++)
-		if (m[i].kl == kl && !memcmp(m[i].k, key, kl))
-			return &m[i];
-	return NULL;
 }
 
 void wm_scan_free(struct wm_scan *s)

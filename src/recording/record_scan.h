@@ -57,9 +57,14 @@ struct wm_scan_obj {
 	struct wm_scan_val m[WM_SCAN_MAX_MEMBERS];
 };
 
-/* One element of "procs": its members vals[first .. first + n). */
+/* The members of a process the summary reads, found while scanning. */
+enum { WM_SP_PID = 0, WM_SP_CPU_S, WM_SP_RSS, WM_SP_COMM, WM_SP_ENERGY, WM_SP_N };
+
+/* One element of "procs": its members vals[first .. first + n); known[i]
+ * the index among them of member WM_SP_* i, or -1 if it has none. */
 struct wm_scan_proc {
 	size_t first, n;
+	int known[WM_SP_N];
 };
 
 struct wm_scan {
@@ -84,8 +89,25 @@ struct wm_scan {
  * grow: jansson then says what it says). */
 int wm_scan_line(const char *line, size_t n, struct wm_scan *s);
 void wm_scan_free(struct wm_scan *s);
-/* The member named key among m[0 .. n), or NULL. */
-const struct wm_scan_val *wm_scan_find(const struct wm_scan_val *m, size_t n, const char *key);
+/* n bytes equal: an inline loop, as keys are a few bytes (a call to
+ * memcmp costs more than the comparison). */
+static inline bool wm_scan_eq(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
+/* The member named key (kl bytes) among m[0 .. n), or NULL. */
+static inline const struct wm_scan_val *wm_scan_find(const struct wm_scan_val *m, size_t n, const char *key,
+						     size_t kl)
+{
+	for (size_t i = 0; i < n; i++)
+		if (m[i].kl == kl && wm_scan_eq(m[i].k, key, kl))
+			return &m[i];
+	return NULL;
+}
 
 /* The JSON number at [p, e) as jansson reads it: an integer through long
  * long, a real through strtod. Returns the end of the number, or NULL for
