@@ -99,7 +99,8 @@ int wm_meter_config_check(const wm_meter_config *c, char *err, size_t errlen);
 typedef struct wm_meter wm_meter;
 
 /* Probes sources, creates the recording (if output_dir), writes meta.json
- * and the baseline sample, and starts the sampler thread. */
+ * and the baseline sample, and starts the sampler thread. (The recording is
+ * composed in by the recording layer: src/recording/record_meter.c.) */
 int wm_meter_start(const wm_meter_config *c, wm_meter **out, char *err, size_t errlen);
 
 /* Adds a root process to a running meter (the CLI adds the command it forked). */

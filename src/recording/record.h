@@ -59,6 +59,14 @@ int wm_recorder_lock_held(int fd);
  * begin and end and one samples.jsonl line per sample. 0 or -ENOMEM. */
 struct wm_sink;
 int wm_record_sink_new(const char *dir, struct wm_sink *out);
+/* A meter with the recording composed in (record_meter.c): the recording
+ * sink first when c->output_dir is set, then sinks (the exporter's), handed
+ * to wm_meter_start_sinks, which owns them all from then on, also on
+ * failure. wm_meter_start (wattmeter.h) is this without extra sinks. */
+struct wm_meter_config;
+struct wm_meter;
+int wm_meter_start_recorded(const struct wm_meter_config *c, const struct wm_sink *sinks, size_t n_sinks,
+			    struct wm_meter **out, char *err, size_t errlen);
 
 /* ---- reader ---------------------------------------------------------------- */
 typedef struct wm_recording wm_recording;
