@@ -195,6 +195,7 @@ if what == "wattmeter":
     out["max_s"], out["max_cpu_w"] = best(lambda: r.max("cpu"))
     out["per_process_s"], pp = best(lambda: r.per_process(start=1000, end=end))
     out["to_pandas_s"], df = t(lambda: r.to_pandas())
+    out["to_pandas_cpu_s"] = out["_cpu"]
     out["frame_rows"] = len(df)
 elif what == "read_bytes":
     out["s"], _ = t(lambda: open(f, "rb").read())
@@ -333,6 +334,7 @@ def main() -> int:
                      ("average_s", "then `average(\"cpu_util\")`"), ("max_s", "then `max(\"cpu\")`"),
                      ("per_process_s", "then `per_process(1000, T/3)`"), ("to_pandas_s", "then `to_pandas()`")):
         line(label, lambda r, k=k: s(r["python"].get(k)))
+    line("`to_pandas()`, CPU", lambda r: s(r["python"].get("to_pandas_cpu_s", r["python"].get("cpu_s"))))
     line("parse floor: read + scan (bench/reader_floor.c)", lambda r: "%s, CPU %s (read(2): CPU %s); %d of %d lines scanned" % (
         s(r["floor"]["wall_s"]), s(r["floor"]["cpu_s"]), s(r["floor"]["read_cpu_s"]), r["floor"]["scanned"], r["floor"]["lines"]))
     for what in ("pandas.read_json", "polars.read_ndjson", "json.loads", "orjson.loads", "read_bytes"):
