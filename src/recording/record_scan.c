@@ -139,44 +139,73 @@ static bool dup_key(const struct wm_scan_val *m, size_t n, const char *k, size_t
 	return wm_scan_find(m, n, k, kl) != NULL; /* jansson keeps the last: not this scanner's business */
 }
 
-/* Members of a flat object of numbers and nulls, each through put (which
+/* The steps every object and list below shares. open: at '{' (or '['),
+ * past it: 1 when members follow, 0 when it is empty (past its close), -1
+ * when p is not at open. */
+static int begin(const char **pp, const char *e, char open, char close)
+{
+	const char *p = *pp;
+	if (p >= e || *p != open)
+		return -1;
+	p = ws(p + 1, e);
+	if (p < e && *p == close) {
+		*pp = p + 1;
+		return 0;
+	}
+	*pp = p;
+	return 1;
+}
+
+/* A member's key (at most max_kl bytes) and its ':': p at the value, or
+ * NULL. */
+static const char *key(const char *p, const char *e, const char **k, size_t *kl, size_t max_kl)
+{
+	p = str(p, e, k, kl);
+	if (!p || *kl > max_kl)
+		return NULL;
+	p = ws(p, e);
+	if (p >= e || *p != ':')
+		return NULL;
+	return ws(p + 1, e);
+}
+
+/* After a value: 1 when another follows (p past ','), 0 at the end (past
+ * close), -1 for anything else. */
+static int next(const char **pp, const char *e, char close)
+{
+	const char *p = ws(*pp, e);
+	if (p < e && *p == ',') {
+		*pp = ws(p + 1, e);
+		return 1;
+	}
+	if (p < e && *p == close) {
+		*pp = p + 1;
+		return 0;
+	}
+	return -1;
+}
+
+/* Members of a flat object of numbers and nulls, each through slot (which
  * returns the slot for the next one, or NULL when full). */
 typedef struct wm_scan_val *(*slot_fn)(void *ctx, size_t i);
 
 static const char *flat_obj(const char *p, const char *e, slot_fn slot, void *ctx, size_t *n, size_t max_kl)
 {
 	*n = 0;
-	if (p >= e || *p != '{')
-		return NULL;
-	p = ws(p + 1, e);
-	if (p < e && *p == '}')
-		return p + 1;
-	for (;;) {
+	int more = begin(&p, e, '{', '}');
+	while (more > 0) {
 		struct wm_scan_val *kv = slot(ctx, *n);
-		if (!kv)
+		if (!kv || !(p = key(p, e, &kv->k, &kv->kl, max_kl)))
 			return NULL;
-		p = str(p, e, &kv->k, &kv->kl);
-		if (!p || kv->kl > max_kl)
+		if (dup_key(kv - *n, *n, kv->k, kv->kl)) /* (the slots are contiguous) */
 			return NULL;
-		struct wm_scan_val *first = kv - *n; /* the slots are contiguous */
-		if (dup_key(first, *n, kv->k, kv->kl))
-			return NULL;
-		p = ws(p, e);
-		if (p >= e || *p != ':')
-			return NULL;
-		p = num_or_null(ws(p + 1, e), e, kv);
+		p = num_or_null(p, e, kv);
 		if (!p)
 			return NULL;
 		(*n)++;
-		p = ws(p, e);
-		if (p < e && *p == ',') {
-			p = ws(p + 1, e);
-			continue;
-		}
-		if (p < e && *p == '}')
-			return p + 1;
-		return NULL;
+		more = next(&p, e, '}');
 	}
+	return more < 0 ? NULL : p;
 }
 
 static struct wm_scan_val *obj_slot(void *ctx, size_t i)
@@ -278,25 +307,11 @@ static const char *proc_obj(const char *p, const char *e, struct wm_scan *s)
 	pr->n = 0;
 	for (int i = 0; i < WM_SP_N; i++)
 		pr->known[i] = -1;
-	if (p >= e || *p != '{')
-		return NULL;
-	p = ws(p + 1, e);
-	if (p < e && *p == '}') {
-		s->n_procs++;
-		return p + 1;
-	}
-	for (;;) {
+	int more = begin(&p, e, '{', '}');
+	while (more > 0) {
 		struct wm_scan_val *kv = val_slot(s);
-		if (!kv)
-			return NULL;
-		p = str(p, e, &kv->k, &kv->kl);
-		if (!p || kv->kl > WM_SCAN_MAX_KEY || dup_key(s->vals + pr->first, pr->n, kv->k, kv->kl))
-			return NULL;
-		p = ws(p, e);
-		if (p >= e || *p != ':')
-			return NULL;
-		p = ws(p + 1, e);
-		if (p >= e)
+		if (!kv || !(p = key(p, e, &kv->k, &kv->kl, WM_SCAN_MAX_KEY)) ||
+		    dup_key(s->vals + pr->first, pr->n, kv->k, kv->kl) || p >= e)
 			return NULL;
 		kv->v = NAN;
 		kv->integer = false;
@@ -321,39 +336,24 @@ static const char *proc_obj(const char *p, const char *e, struct wm_scan *s)
 			pr->known[known] = (int)pr->n;
 		s->n_vals++;
 		pr->n++;
-		p = ws(p, e);
-		if (p < e && *p == ',') {
-			p = ws(p + 1, e);
-			continue;
-		}
-		if (p < e && *p == '}') {
-			s->n_procs++;
-			return p + 1;
-		}
-		return NULL;
+		more = next(&p, e, '}');
 	}
+	if (more < 0)
+		return NULL;
+	s->n_procs++;
+	return p;
 }
 
 static const char *procs_list(const char *p, const char *e, struct wm_scan *s)
 {
-	if (p >= e || *p != '[')
-		return NULL;
-	p = ws(p + 1, e);
-	if (p < e && *p == ']')
-		return p + 1;
-	for (;;) {
+	int more = begin(&p, e, '[', ']');
+	while (more > 0) {
 		p = proc_obj(p, e, s);
 		if (!p)
 			return NULL;
-		p = ws(p, e);
-		if (p < e && *p == ',') {
-			p = ws(p + 1, e);
-			continue;
-		}
-		if (p < e && *p == ']')
-			return p + 1;
-		return NULL;
+		more = next(&p, e, ']');
 	}
+	return more < 0 ? NULL : p;
 }
 
 /* "gauges": {"<device>": {flat object}, ...} */
@@ -361,37 +361,21 @@ static const char *gauges_obj(const char *p, const char *e, struct wm_scan *s)
 {
 	s->gauges_first = s->n_vals;
 	s->n_gauges = 0;
-	if (p >= e || *p != '{')
-		return NULL;
-	p = ws(p + 1, e);
-	if (p < e && *p == '}')
-		return p + 1;
-	for (;;) {
+	int more = begin(&p, e, '{', '}');
+	while (more > 0) {
 		struct wm_scan_val *kv = val_slot(s);
-		if (!kv)
+		if (!kv || !(p = key(p, e, &kv->k, &kv->kl, WM_SCAN_MAX_KEY)) ||
+		    dup_key(s->vals + s->gauges_first, s->n_gauges, kv->k, kv->kl))
 			return NULL;
-		p = str(p, e, &kv->k, &kv->kl);
-		if (!p || kv->kl > WM_SCAN_MAX_KEY || dup_key(s->vals + s->gauges_first, s->n_gauges, kv->k, kv->kl))
-			return NULL;
-		p = ws(p, e);
-		if (p >= e || *p != ':')
-			return NULL;
-		p = sub_obj(ws(p + 1, e), e, s, kv);
+		p = sub_obj(p, e, s, kv);
 		if (!p)
 			return NULL;
 		s->n_vals++;
 		s->n_gauges++;
-		p = ws(p, e);
-		if (p < e && *p == ',') {
-			p = ws(p + 1, e);
-			continue;
-		}
-		if (p < e && *p == '}')
-			return p + 1;
-		return NULL;
+		more = next(&p, e, '}');
 	}
+	return more < 0 ? NULL : p;
 }
-
 
 int wm_scan_line(const char *line, size_t n, struct wm_scan *s)
 {
@@ -404,21 +388,13 @@ int wm_scan_line(const char *line, size_t n, struct wm_scan *s)
 	s->gauges_present = s->procs_present = false;
 	s->n_gauges = s->n_vals = s->n_subs = s->n_procs = 0;
 	p = ws(p, e);
-	if (p >= e || *p != '{')
-		return 0;
-	p = ws(p + 1, e);
-	if (p < e && *p == '}')
-		return ws(p + 1, e) == e;
-	for (;;) {
+	int more = begin(&p, e, '{', '}');
+	while (more > 0) {
 		const char *k;
 		size_t kl;
-		p = str(p, e, &k, &kl);
+		p = key(p, e, &k, &kl, SIZE_MAX);
 		if (!p)
 			return 0;
-		p = ws(p, e);
-		if (p >= e || *p != ':')
-			return 0;
-		p = ws(p + 1, e);
 		int num = -1, obj = -1;
 		/* the keys in the order the writer writes them */
 		if (KEY_IS(k, kl, "t_s"))
@@ -470,15 +446,9 @@ int wm_scan_line(const char *line, size_t n, struct wm_scan *s)
 		}
 		if (!p)
 			return 0;
-		p = ws(p, e);
-		if (p < e && *p == ',') {
-			p = ws(p + 1, e);
-			continue;
-		}
-		if (p < e && *p == '}')
-			return ws(p + 1, e) == e;
-		return 0;
+		more = next(&p, e, '}');
 	}
+	return more == 0 && ws(p, e) == e;
 }
 
 void wm_scan_free(struct wm_scan *s)
