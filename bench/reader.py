@@ -9,13 +9,21 @@ every total is known; every 10th line a process-tier line with 4
 processes) and measures on each, once (a shared machine: figures, not
 medians):
 
-- `wattmeter report` text, `--json`, `--html` (wall clock of the command);
-- Python: `wattmeter.load()`, then `total("cpu")`, a window
-  `total("cpu", start=1000, end=T/3)`, `average("cpu_util")`, `max("cpu")`
-  (each the best of 5 calls), `to_pandas()`;
+- `wattmeter report` text, `--json`, `--html`: wall clock, CPU time
+  (user + sys) and peak RSS of the command;
+- the same `report` (text) in a memory cgroup limited to 32 MiB, less than
+  the file and its columns (the streaming pass; root and cgroup v1's memory
+  controller needed, else skipped);
+- Python: `wattmeter.load()` (wall, CPU, and its peak RSS above the
+  interpreter's, beside the bytes its columns hold), then `total("cpu")`, a
+  window `total("cpu", start=1000, end=T/3)`, `average("cpu_util")`,
+  `max("cpu")` (each the best of 5 calls), `to_pandas()`;
+- the parse floor: bench/reader_floor.c (built here with cc), the file read
+  in 1 MiB chunks and every line scanned by the reader's scanner
+  (src/recording/record_scan.c) with nothing else, its read(2) time apart;
 - against `pandas.read_json(lines=True)`, `polars.read_ndjson` (if
   installed), a loop of `json.loads` (and `orjson.loads` if installed), and
-  reading the file's bytes.
+  reading the file's bytes (wall and CPU of each).
 
 Checks every total against the generator's truth (exits 1 if one is off).
 Writes bench/results/reader-columns-<date>-<host>.md and .json.
@@ -85,10 +93,64 @@ def best_of(fn: Callable[[], Any], n: int = 5) -> Tuple[float, Any]:
     return best, v
 
 
-def run_cmd(argv: List[str]) -> float:
-    t = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
+GNU_TIME = "/usr/bin/time"
+
+
+def run_cmd(argv: List[str], cgroup_procs: str = "") -> Dict[str, float]:
+    """Wall clock, CPU time (user + sys) and peak RSS of a command; in the
+    cgroup whose cgroup.procs is given, if one is. The peak RSS is GNU
+    time's (apt-get install time): a child forked from this interpreter
+    would carry the interpreter's own RSS into its ru_maxrss across exec."""
+    def join() -> None:
+        with open(cgroup_procs, "w") as f:
+            f.write(str(os.getpid()))
+    fd, tf = tempfile.mkstemp(prefix="wm-reader-time-")
+    os.close(fd)
+    gnu_time = os.access(GNU_TIME, os.X_OK)
+    full = [GNU_TIME, "-f", "%M", "-o", tf] + argv if gnu_time else argv
+    try:
+        t = time.perf_counter()
+        p = subprocess.Popen(full, stdout=subprocess.DEVNULL, preexec_fn=join if cgroup_procs else None)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit("%s: exit %d" % (" ".join(argv), os.waitstatus_to_exitcode(status)))
+        with open(tf) as f:
+            rss = int(f.read().split()[-1]) * 1024 if gnu_time else ru.ru_maxrss * 1024
+    finally:
+        os.unlink(tf)
+    return {"s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "rss_bytes": rss}
+
+
+MEMCG_LIMIT = 32 << 20
+
+
+def run_limited(argv: List[str]) -> Dict[str, Any]:
+    """argv in a fresh cgroup v1 memory cgroup limited to MEMCG_LIMIT."""
+    root = "/sys/fs/cgroup/memory"
+    if os.geteuid() != 0 or not os.access(root, os.W_OK):
+        return {"skipped": "needs root and cgroup v1's memory controller at " + root}
+    d = os.path.join(root, "wm-bench-reader-%d" % os.getpid())
+    os.mkdir(d)
+    try:
+        with open(os.path.join(d, "memory.limit_in_bytes"), "w") as f:
+            f.write(str(MEMCG_LIMIT))
+        out: Dict[str, Any] = dict(run_cmd(argv, os.path.join(d, "cgroup.procs")))
+        with open(os.path.join(d, "memory.max_usage_in_bytes")) as f:
+            out["cgroup_max_usage_bytes"] = int(f.read())
+        out["limit_bytes"] = MEMCG_LIMIT
+        return out
+    finally:
+        os.rmdir(d)
+
+
+def build_floor(work: str) -> str:
+    exe = os.path.join(work, "reader_floor")
+    src = os.path.join(benchlib.REPO, "src")
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-std=c11", "-I", src,
+                    os.path.join(benchlib.REPO, "bench", "reader_floor.c"),
+                    os.path.join(src, "recording", "record_scan.c"), "-lm", "-o", exe], check=True)
+    return exe
 
 
 # Python measurements in a fresh interpreter each (no shared caches).
@@ -97,7 +159,14 @@ import json, sys, time
 d, what = sys.argv[1], sys.argv[2]
 out = {}
 def t(fn):
-    s = time.perf_counter(); v = fn(); return time.perf_counter() - s, v
+    s = time.perf_counter(); c = time.process_time(); v = fn()
+    out["_cpu"] = time.process_time() - c
+    return time.perf_counter() - s, v
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
 def best(fn, n=5):
     b, v = float("inf"), None
     for _ in range(n):
@@ -107,7 +176,17 @@ f = d + "/samples.jsonl"
 if what == "wattmeter":
     import wattmeter
     import pandas  # imported before the clock starts: to_pandas() is timed, not the import
+    base = status("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # the peak RSS from here
+    except OSError:
+        pass
     out["load_s"], r = t(lambda: wattmeter.load(d))
+    out["load_cpu_s"] = out["_cpu"]
+    out["load_peak_rss_bytes"] = status("VmHWM") - base
+    from wattmeter import _native
+    out["columns_bytes"] = _native.recording_nbytes(r._rec)
     out["total_s"], out["total_cpu_j"] = best(lambda: r.total("cpu"))
     end = r.duration_s / 3
     out["window_s"], out["window_cpu_j"] = best(lambda: r.total("cpu", start=1000, end=end))
@@ -116,6 +195,7 @@ if what == "wattmeter":
     out["max_s"], out["max_cpu_w"] = best(lambda: r.max("cpu"))
     out["per_process_s"], pp = best(lambda: r.per_process(start=1000, end=end))
     out["to_pandas_s"], df = t(lambda: r.to_pandas())
+    out["to_pandas_cpu_s"] = out["_cpu"]
     out["frame_rows"] = len(df)
 elif what == "read_bytes":
     out["s"], _ = t(lambda: open(f, "rb").read())
@@ -136,6 +216,8 @@ elif what == "pandas.read_json":
 elif what == "polars.read_ndjson":
     import polars
     out["s"], _ = t(lambda: polars.read_ndjson(f, infer_schema_length=None))
+if "_cpu" in out:
+    out["cpu_s"] = out.pop("_cpu")
 print(json.dumps(out))
 '''
 
@@ -160,6 +242,7 @@ def main() -> int:
     binary = benchlib.wattmeter_bin()
     m = benchlib.machine()
     work = tempfile.mkdtemp(prefix="wm-reader-columns-")
+    floor = build_floor(work)
     rows: List[Dict[str, Any]] = []
     ok = True
     try:
@@ -169,11 +252,15 @@ def main() -> int:
             gen_s, _ = timed(lambda: write_recording(d, n))
             nbytes = os.path.getsize(os.path.join(d, "samples.jsonl"))
             row: Dict[str, Any] = {"size": size, "samples": n + 1, "bytes": nbytes, "generate_s": round(gen_s, 2)}
-            row["report_text_s"] = run_cmd([binary, "report", d])
-            row["report_json_s"] = run_cmd([binary, "report", d, "--json"])
-            row["report_html_s"] = run_cmd([binary, "report", d, "--html", os.path.join(work, size + ".html")])
+            row["report_text"] = run_cmd([binary, "report", d])
+            row["report_json"] = run_cmd([binary, "report", d, "--json"])
+            row["report_html"] = run_cmd([binary, "report", d, "--html", os.path.join(work, size + ".html")])
+            row["report_text_s"] = row["report_text"]["s"]
+            row["report_limited"] = run_limited([binary, "report", d])
+            p = subprocess.run([floor, os.path.join(d, "samples.jsonl")], capture_output=True, text=True, check=True)
+            row["floor"] = json.loads(p.stdout)
             if a.before:
-                row["before_report_text_s"] = run_cmd([a.before, "report", d])
+                row["before_report_text_s"] = run_cmd([a.before, "report", d])["s"]
             row["python"] = py_measure(d, "wattmeter")
             for what in ("read_bytes", "json.loads", "orjson.loads", "pandas.read_json", "polars.read_ndjson"):
                 mod = what.split(".")[0]
@@ -210,25 +297,60 @@ def main() -> int:
         nonlocal md
         md += f"| {label} | " + " | ".join(f(r) for r in rows) + " |\n"
 
+    def mb(x: Any) -> str:
+        return "%.1f MB" % (x / 1e6) if isinstance(x, (int, float)) else "-"
+
+    def cmd(r: Dict[str, Any], k: str) -> str:
+        c = r[k]
+        return "%s, CPU %s, %s RSS" % (s(c["s"]), s(c["cpu_s"]), mb(c["rss_bytes"]))
+
+    def ratio(a_s: Any, b_s: Any) -> str:
+        return "%.1f×" % (a_s / b_s) if isinstance(a_s, (int, float)) and b_s else "-"
+
+    def get(r: Dict[str, Any], what: str, k: str = "s") -> Any:
+        v = r.get(what)
+        return v.get(k) if isinstance(v, dict) else None
+
     line("samples.jsonl", lambda r: "%d lines, %.1f MB" % (r["samples"], r["bytes"] / 1e6))
-    line("`wattmeter report` (text)", lambda r: "%s (%.0f MB/s)" % (s(r["report_text_s"]),
-                                                                  r["bytes"] / 1e6 / r["report_text_s"]))
+    line("`wattmeter report` (text)", lambda r: "%s (%.0f MB/s)" % (cmd(r, "report_text"),
+                                                                  r["bytes"] / 1e6 / r["report_text"]["s"]))
+    line("`report` (text), MB/s of CPU time", lambda r: "%.0f MB/s" % (r["bytes"] / 1e6 / r["report_text"]["cpu_s"]))
     if a.before:
         line("`report` (text), before", lambda r: s(r.get("before_report_text_s")))
-    line("`report --json`", lambda r: s(r["report_json_s"]))
-    line("`report --html`", lambda r: s(r["report_html_s"]))
-    for k, label in (("load_s", "`wattmeter.load()`"), ("total_s", "then `total(\"cpu\")`"),
+    line("`report --json`", lambda r: cmd(r, "report_json"))
+    line("`report --html`", lambda r: cmd(r, "report_html"))
+    line("`report` (text) in %d MiB of memory (cgroup)" % (MEMCG_LIMIT >> 20),
+         lambda r: ("%s, cgroup peak %s" % (s(r["report_limited"]["s"]), mb(r["report_limited"]["cgroup_max_usage_bytes"]))
+                    if "s" in r["report_limited"] else r["report_limited"].get("skipped", "-")))
+    line("`wattmeter.load()`", lambda r: "%s, CPU %s" % (s(r["python"].get("load_s")), s(r["python"].get("load_cpu_s"))))
+    line("load(): peak RSS / its columns' bytes", lambda r: "%s / %s = %.2f" % (
+        mb(r["python"].get("load_peak_rss_bytes")), mb(r["python"].get("columns_bytes")),
+        r["python"]["load_peak_rss_bytes"] / r["python"]["columns_bytes"]) if r["python"].get("columns_bytes") else "-")
+    line("`report --html`: peak RSS above the text report's / the columns' bytes", lambda r: "%.2f" % (
+        (r["report_html"]["rss_bytes"] - r["report_text"]["rss_bytes"]) / r["python"]["columns_bytes"])
+        if r["python"].get("columns_bytes") else "-")
+    for k, label in (("total_s", "then `total(\"cpu\")`"),
                      ("window_s", "then `total(\"cpu\", start=1000, end=T/3)`"),
                      ("average_s", "then `average(\"cpu_util\")`"), ("max_s", "then `max(\"cpu\")`"),
                      ("per_process_s", "then `per_process(1000, T/3)`"), ("to_pandas_s", "then `to_pandas()`")):
         line(label, lambda r, k=k: s(r["python"].get(k)))
+    line("`to_pandas()`, CPU", lambda r: s(r["python"].get("to_pandas_cpu_s", r["python"].get("cpu_s"))))
+    line("parse floor: read + scan (bench/reader_floor.c)", lambda r: "%s, CPU %s (read(2): CPU %s); %d of %d lines scanned" % (
+        s(r["floor"]["wall_s"]), s(r["floor"]["cpu_s"]), s(r["floor"]["read_cpu_s"]), r["floor"]["scanned"], r["floor"]["lines"]))
     for what in ("pandas.read_json", "polars.read_ndjson", "json.loads", "orjson.loads", "read_bytes"):
         label = {"read_bytes": "reading the file's bytes"}.get(what, f"`{what}`" + (" loop" if "loads" in what else ""))
-        line(label, lambda r, w=what: s(r.get(w)) if isinstance(r.get(w), dict) and "s" in r[w] else "-")
-    line("report vs pandas.read_json", lambda r: "%.1f×" % (r["pandas.read_json"]["s"] / r["report_text_s"])
-         if "s" in r.get("pandas.read_json", {}) else "-")
-    line("report vs polars.read_ndjson", lambda r: "%.1f×" % (r["polars.read_ndjson"]["s"] / r["report_text_s"])
-         if "s" in r.get("polars.read_ndjson", {}) else "-")
+        line(label, lambda r, w=what: "%s, CPU %s" % (s(get(r, w)), s(get(r, w, "cpu_s"))) if get(r, w) else "-")
+    line("load() / (reading the bytes + the floor's scan), CPU", lambda r: "%.2f" % (
+        r["python"]["load_cpu_s"] / (r["read_bytes"]["cpu_s"] + r["floor"]["cpu_s"] - r["floor"]["read_cpu_s"]))
+        if r["python"].get("load_cpu_s") and get(r, "read_bytes", "cpu_s") is not None else "-")
+    line("load() / (reading the bytes + the floor's scan), wall", lambda r: "%.2f" % (
+        r["python"]["load_s"] / (r["read_bytes"]["s"] + r["floor"]["wall_s"] - r["floor"]["read_wall_s"]))
+        if r["python"].get("load_s") and get(r, "read_bytes") else "-")
+    line("report vs pandas.read_json (wall)", lambda r: ratio(get(r, "pandas.read_json"), r["report_text"]["s"]))
+    line("report vs polars.read_ndjson (wall)", lambda r: ratio(get(r, "polars.read_ndjson"), r["report_text"]["s"]))
+    line("report vs pandas.read_json (CPU)", lambda r: ratio(get(r, "pandas.read_json", "cpu_s"), r["report_text"]["cpu_s"]))
+    line("report vs polars.read_ndjson (CPU, all its threads)",
+         lambda r: ratio(get(r, "polars.read_ndjson", "cpu_s"), r["report_text"]["cpu_s"]))
     line("totals = truth (50 W × span)", lambda r: "yes" if r.get("truth") and
          abs(r["python"]["total_cpu_j"] - r["truth"]["total_cpu_j"]) < 1e-3 else "NO")
     benchlib.write_results(os.path.join(benchlib.RESULTS, f"reader-columns-{benchlib.stamp()}-{m['host']}"), md,

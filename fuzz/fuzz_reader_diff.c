@@ -1,8 +1,13 @@
 /* fuzz_reader_diff.c — the reader's fast path for the writer's own line
- * shape against jansson: every input (recording_input.h's format, the
- * fuzz_recording corpus) is read both ways, and both must give the same
- * error message, or the same recording: the same summary JSON and text, the
- * same columns, details and windows, byte for byte. A difference aborts. */
+ * shape (record_scan.c) against jansson: every input (recording_input.h's
+ * format, the fuzz_recording corpus) is read both ways, and both must give
+ * the same error message, or the same recording: the same summary JSON and
+ * text (per-process totals among them), the same columns, details (one row
+ * per process per process-tier line) and windows (per-process energies),
+ * the same count, sum and maximum of every series of every table, byte for
+ * byte (doubles as the shortest text that round-trips, so a parsed number
+ * one bit off shows). The summary-only read (report's streaming pass) must
+ * give the full read's summaries and errors. A difference aborts. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +16,7 @@
 
 #include "recording/record.h"
 #include "recording_input.h"
+#include "wattmeter.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,9 +35,37 @@ static void render_all(const wm_recording *r, wm_buf *b)
 		wm_buf_puts(b, err);
 	if (wm_recording_window_json(r, 0.1, 1.0, b, err, sizeof err) < 0)
 		wm_buf_puts(b, err);
+	if (wm_recording_window_json(r, 0.25, 0.45, b, err, sizeof err) < 0)
+		wm_buf_puts(b, err);
+	/* every series of every table: the queries' own path (binary search
+	 * on t_s, the stats loop), whole and over a window */
+	for (int table = WM_TABLE_COLUMNS; table <= WM_TABLE_PROCS; table++) {
+		const char *name;
+		for (size_t i = 0; wm_report_series(r, table, i, &name, NULL), name; i++) {
+			wm_buf_printf(b, "\n%d %s", table, name); /* (name: valid until the next call) */
+			for (int w = 0; w < 2; w++) {
+				size_t count = 0;
+				double sum = NAN, max = NAN;
+				int rc = wm_report_series_stats(r, table, i, w ? 0.15 : NAN, w ? 0.35 : NAN, &count,
+								&sum, &max);
+				wm_buf_printf(b, " %d %zu ", rc, count);
+				wm_buf_json_double(b, sum);
+				wm_buf_puts(b, " ");
+				wm_buf_json_double(b, max);
+			}
+		}
+	}
 }
 
-static int read_with(parse_fn fn, const uint8_t *data, size_t size, wm_buf *out)
+/* What the summary-only read gives: the summaries alone. */
+static void render_summary(const wm_recording *r, wm_buf *b)
+{
+	(void)wm_recording_summary_json(r, b);
+	(void)wm_recording_summary_text(r, 3, b);
+}
+
+static int read_with(parse_fn fn, const uint8_t *data, size_t size, wm_buf *out,
+		     void (*render)(const wm_recording *, wm_buf *))
 {
 	const uint8_t *sep = size ? memchr(data, 0xFF, size) : NULL;
 	const char *meta = fuzz_fixed_meta, *samples = (const char *)data;
@@ -50,29 +84,39 @@ static int read_with(parse_fn fn, const uint8_t *data, size_t size, wm_buf *out)
 		wm_buf_puts(out, err);
 		return rc;
 	}
-	render_all(r, out);
+	render(r, out);
 	wm_recording_free(r);
 	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	wm_buf fast, ref;
+	wm_buf fast, ref, sum_only, sum_full;
 	wm_buf_init(&fast);
 	wm_buf_init(&ref);
-	(void)read_with(wm_recording_parse, data, size, &fast);
-	(void)read_with(wm_recording_parse_jansson, data, size, &ref);
-	if (wm_buf_error(&fast) || wm_buf_error(&ref)) {
-		wm_buf_free(&fast);
-		wm_buf_free(&ref);
-		return 0; /* out of memory on one side: nothing to compare */
-	}
-	if (fast.len != ref.len || memcmp(fast.data, ref.data, fast.len) != 0) {
+	wm_buf_init(&sum_only);
+	wm_buf_init(&sum_full);
+	(void)read_with(wm_recording_parse, data, size, &fast, render_all);
+	(void)read_with(wm_recording_parse_jansson, data, size, &ref, render_all);
+	(void)read_with(wm_recording_parse_summary, data, size, &sum_only, render_summary);
+	(void)read_with(wm_recording_parse, data, size, &sum_full, render_summary);
+	if (!wm_buf_error(&fast) && !wm_buf_error(&ref) &&
+	    (fast.len != ref.len || memcmp(fast.data, ref.data, fast.len) != 0)) {
 		fprintf(stderr, "fast path and jansson differ\n--- fast:\n%.*s\n--- jansson:\n%.*s\n", (int)fast.len,
 			fast.data ? fast.data : "", (int)ref.len, ref.data ? ref.data : "");
 		abort();
 	}
+	if (!wm_buf_error(&sum_only) && !wm_buf_error(&sum_full) &&
+	    (sum_only.len != sum_full.len || memcmp(sum_only.data, sum_full.data, sum_only.len) != 0)) {
+		fprintf(stderr, "summary-only and full reads differ\n--- summary only:\n%.*s\n--- full:\n%.*s\n",
+			(int)sum_only.len, sum_only.data ? sum_only.data : "", (int)sum_full.len,
+			sum_full.data ? sum_full.data : "");
+		abort();
+	}
+	/* (out of memory on one side: nothing to compare) */
 	wm_buf_free(&fast);
 	wm_buf_free(&ref);
+	wm_buf_free(&sum_only);
+	wm_buf_free(&sum_full);
 	return 0;
 }

@@ -99,7 +99,8 @@ int wm_meter_config_check(const wm_meter_config *c, char *err, size_t errlen);
 typedef struct wm_meter wm_meter;
 
 /* Probes sources, creates the recording (if output_dir), writes meta.json
- * and the baseline sample, and starts the sampler thread. */
+ * and the baseline sample, and starts the sampler thread. (The recording is
+ * composed in by the recording layer: src/recording/record_meter.c.) */
 int wm_meter_start(const wm_meter_config *c, wm_meter **out, char *err, size_t errlen);
 
 /* Adds a root process to a running meter (the CLI adds the command it forked). */
@@ -264,6 +265,10 @@ size_t wm_report_series(const wm_recording *r, int table, size_t i, const char *
  * (NAN if none). -EINVAL for an unknown table or series. */
 int wm_report_series_stats(const wm_recording *r, int table, size_t i, double start_s, double end_s,
 			   size_t *count, double *sum, double *max);
+/* The bytes of data a loaded recording holds: its columns (every table's
+ * series) and the index of its process rows; what load() costs beside the
+ * process (bench/reader.py compares its peak memory to this). */
+size_t wm_report_nbytes(const wm_recording *r);
 /* One job's recordings across ranks and nodes (folders, or folders holding
  * them) merged: `wattmeter report --job --json` (docs/recording.md "Jobs").
  * Same ownership and errors as above. */

@@ -623,6 +623,17 @@ static PyObject *py_recording_stats(PyObject *self, PyObject *args)
 	return Py_BuildValue("(ndd)", (Py_ssize_t)count, sum, mx);
 }
 
+/* recording_nbytes(cap) -> int: the bytes its columns and index hold */
+static PyObject *py_recording_nbytes(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	if (!PyArg_ParseTuple(args, "O", &cap))
+		return NULL;
+	wm_recording *r = get_recording(cap);
+	return r ? PyLong_FromSize_t(wm_report_nbytes(r)) : NULL;
+}
+
 
 /* report_job_json([dir, ...]) */
 static PyObject *py_report_job_json(PyObject *self, PyObject *args)
@@ -777,6 +788,7 @@ static PyMethodDef methods[] = {
 	{"recording_series", py_recording_series, METH_VARARGS, "[(name, has_a_value)] of a table."},
 	{"recording_column", py_recording_column, METH_VARARGS, "A series' doubles as bytes."},
 	{"recording_stats", py_recording_stats, METH_VARARGS, "(count, sum, max) of a series in a window."},
+	{"recording_nbytes", py_recording_nbytes, METH_VARARGS, "The bytes a loaded recording's columns hold."},
 	{"sensors", (PyCFunction)(void (*)(void))py_sensors, METH_VARARGS | METH_KEYWORDS,
 	 "Energy sources and their state (JSON text by default)."},
 	{"exporter_start", (PyCFunction)(void (*)(void))py_exporter_start, METH_VARARGS | METH_KEYWORDS,

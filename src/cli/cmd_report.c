@@ -284,7 +284,11 @@ int cmd_report(int argc, char **argv)
 	}
 	int ret = 0;
 	for (size_t i = 0; i < n && !ret; i++) {
-		if (wm_recording_open(argv[optind + (int)i], &recs[i], err, sizeof err) < 0) {
+		/* text and JSON read the totals only: one streaming pass whose
+		 * memory does not grow with the recording */
+		int (*open_fn)(const char *, wm_recording **, char *, size_t) =
+			html || columns ? wm_recording_open : wm_recording_open_summary;
+		if (open_fn(argv[optind + (int)i], &recs[i], err, sizeof err) < 0) {
 			fprintf(stderr, "wattmeter report: %s\n", err);
 			ret = 1;
 		}

@@ -43,7 +43,6 @@
 
 #include "base/host.h"
 #include "meter/windows.h"
-#include "recording/record.h"
 
 /* ---- configuration ------------------------------------------------------------ */
 
@@ -935,8 +934,8 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 	pthread_cond_init(&m->cond, &ca);
 	pthread_condattr_destroy(&ca);
 
-	/* The meter owns the sinks from here on, also on failure. The
-	 * recording and the snapshot come first, the caller's after. */
+	/* The meter owns the sinks from here on, also on failure, in the
+	 * caller's order (the recording first: wm_meter_start_recorded). */
 	m->sinks = calloc(n_sinks + 1, sizeof *m->sinks);
 	if (!m->sinks) {
 		for (size_t i = 0; i < n_sinks; i++)
@@ -944,17 +943,6 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 				sinks[i].ops->free(sinks[i].ctx);
 		rc = wm_err(err, errlen, -ENOMEM, "out of memory");
 		goto fail;
-	}
-	if (c->output_dir) {
-		rc = wm_record_sink_new(c->output_dir, &m->sinks[m->n_sinks]);
-		if (rc < 0) {
-			for (size_t i = 0; i < n_sinks; i++)
-				if (sinks[i].ops->free)
-					sinks[i].ops->free(sinks[i].ctx);
-			wm_err(err, errlen, rc, "out of memory");
-			goto fail;
-		}
-		m->n_sinks++;
 	}
 	for (size_t i = 0; i < n_sinks; i++)
 		m->sinks[m->n_sinks++] = sinks[i];
@@ -1062,11 +1050,6 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 fail:
 	free_meter(m);
 	return rc;
-}
-
-int wm_meter_start(const wm_meter_config *c, wm_meter **out, char *err, size_t errlen)
-{
-	return wm_meter_start_sinks(c, NULL, 0, out, err, errlen);
 }
 
 int wm_meter_add_pid(wm_meter *m, int pid)

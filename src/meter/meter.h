@@ -143,10 +143,13 @@ typedef struct wm_sink {
 	void *ctx;
 } wm_sink;
 
-/* Starts a meter with extra sinks (the exporter) besides those the config
- * asks for (the recording when output_dir is set, the live snapshot always).
- * The meter takes ownership of the sinks (ops->free at wm_meter_free), also
- * when it fails to start. */
+/* Starts a meter that hands every sample to sinks, in their order (the
+ * live snapshot is the meter's own). The caller composes them: the
+ * recording is a sink of the recording layer (wm_meter_start_recorded in
+ * recording/record.h adds it when output_dir is set), so the meter depends
+ * on no layer above it. output_dir is still where the meter's windows.jsonl
+ * goes. The meter takes ownership of the sinks (ops->free at
+ * wm_meter_free), also when it fails to start. */
 int wm_meter_start_sinks(const wm_meter_config *c, const wm_sink *sinks, size_t n_sinks, wm_meter **out,
 			 char *err, size_t errlen);
 

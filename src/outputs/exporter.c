@@ -26,6 +26,7 @@
 #include "outputs/http.h"
 #include "outputs/prometheus.h"
 #include "outputs/web_config.h"
+#include "recording/record.h"
 
 typedef struct cg_entry {
 	int pid;
@@ -429,7 +430,8 @@ static int start_meter(wm_exporter *e, const wm_meter_config *mc, wm_meter **out
 	x->procfs_fd = -1;
 	x->opts = e->opts;
 	wm_sink sink = {.ops = &exporter_sink_ops, .ctx = x};
-	return wm_meter_start_sinks(mc, &sink, 1, out, err, errlen); /* owns x from here */
+	/* the recording (serve --record) first, then the exporter */
+	return wm_meter_start_recorded(mc, &sink, 1, out, err, errlen); /* owns x from here */
 }
 
 static void exporter_release(wm_exporter *e)

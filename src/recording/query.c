@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "recording/record_priv.h"
+#include "recording/record_scan.h"
 #include "wattmeter.h"
 
 /* ---- growable sets of equal-length columns ------------------------------- */
@@ -38,9 +39,9 @@ static void qcols_free(struct wm_rec_cols *s)
 	memset(s, 0, sizeof *s);
 }
 
-/* Adds a row of NaN to every column. 0 or -ENOMEM. */
-static int qcols_row(struct wm_rec_cols *s)
+int wm_rec_cols_row(struct wm_rec_cols *s)
 {
+	s->hint = 0;
 	if (s->len == s->rcap) {
 		size_t nc = s->rcap ? s->rcap * 2 : 64;
 		for (size_t i = 0; i < s->n; i++) {
@@ -65,27 +66,32 @@ const struct wm_rec_col *wm_rec_cols_find(const struct wm_rec_cols *s, const cha
 	return NULL;
 }
 
-/* As wm_rec_cols_find, but looks first where the last name was found's
- * successor is: lines repeat their keys in the same order, so this is
- * almost always one strcmp. */
-static struct wm_rec_col *qcols_find_next(struct wm_rec_cols *s, const char *name)
+static bool qcol_is(const struct wm_rec_col *c, const char *a, size_t al, const char *b, size_t bl)
 {
-	if (s->hint < s->n && !strcmp(s->c[s->hint].name, name))
+	return c->nlen == al + bl && wm_scan_eq(c->name, a, al) && wm_scan_eq(c->name + al, b, bl);
+}
+
+/* As wm_rec_cols_find for the name a + b, but looks first where the last
+ * name was found's successor is: lines repeat their keys in the same order,
+ * so this is almost always one comparison. */
+static struct wm_rec_col *qcols_find_next(struct wm_rec_cols *s, const char *a, size_t al, const char *b,
+					  size_t bl)
+{
+	if (s->hint < s->n && qcol_is(&s->c[s->hint], a, al, b, bl))
 		return &s->c[s->hint++];
 	for (size_t i = 0; i < s->n; i++)
-		if (!strcmp(s->c[i].name, name)) {
+		if (qcol_is(&s->c[i], a, al, b, bl)) {
 			s->hint = i + 1;
 			return &s->c[i];
 		}
 	return NULL;
 }
 
-/* Sets name's value on the last row, creating the column (NaN before). */
-static int qcols_set(struct wm_rec_cols *s, const char *name, double v)
+int wm_rec_cols_set(struct wm_rec_cols *s, const char *a, size_t al, const char *b, size_t bl, double v)
 {
 	if (!s->len)
 		return -EINVAL;
-	struct wm_rec_col *c = qcols_find_next(s, name);
+	struct wm_rec_col *c = qcols_find_next(s, a, al, b, bl);
 	if (!c) {
 		if (s->n == s->cap) {
 			size_t nc = s->cap ? s->cap * 2 : 8;
@@ -96,21 +102,31 @@ static int qcols_set(struct wm_rec_cols *s, const char *name, double v)
 			s->cap = nc;
 		}
 		double *arr = malloc(s->rcap * sizeof *arr);
-		char *nm = strdup(name);
+		char *nm = malloc(al + bl + 1);
 		if (!arr || !nm) {
 			free(arr);
 			free(nm);
 			return -ENOMEM;
 		}
+		memcpy(nm, a, al);
+		memcpy(nm + al, b, bl);
+		nm[al + bl] = '\0';
 		for (size_t i = 0; i < s->len; i++)
 			arr[i] = NAN;
 		c = &s->c[s->n++];
 		c->name = nm;
+		c->nlen = al + bl;
 		c->v = arr;
 		s->hint = s->n;
 	}
 	c->v[s->len - 1] = v;
 	return 0;
+}
+
+/* Sets name's value on the last row, creating the column (NaN before). */
+static int qcols_set(struct wm_rec_cols *s, const char *name, double v)
+{
+	return wm_rec_cols_set(s, name, strlen(name), "", 0, v);
 }
 
 /* Sets "<prefix><key>" for every numeric member of obj (prefix may be ""). */
@@ -164,7 +180,7 @@ int wm_rec_detail_take_line(struct wm_recording *r, const json_t *o, double t)
 {
 	struct wm_rec_cols *rows = &r->drows, *pr = &r->dprocs;
 	rows->hint = 0;
-	int rc = qcols_row(rows);
+	int rc = wm_rec_cols_row(rows);
 	if (!rc)
 		rc = qcols_set(rows, "t_s", t);
 	const json_t *z = json_object_get(o, "zones_energy_j");
@@ -195,7 +211,7 @@ int wm_rec_detail_take_line(struct wm_recording *r, const json_t *o, double t)
 			if (!json_is_integer(pid) || json_integer_value(pid) <= 0)
 				continue; /* as the summary skips it */
 			pr->hint = 0;
-			rc = qcols_row(pr);
+			rc = wm_rec_cols_row(pr);
 			if (!rc)
 				rc = qcols_set(pr, "row", (double)(rows->len - 1));
 			if (!rc)
@@ -222,19 +238,6 @@ int wm_rec_detail_take_line(struct wm_recording *r, const json_t *o, double t)
 	return rc;
 }
 
-int wm_rec_detail_take_values(struct wm_recording *r, double t, const char *const *names, const double *vals,
-			      size_t n)
-{
-	struct wm_rec_cols *rows = &r->drows;
-	rows->hint = 0;
-	int rc = qcols_row(rows);
-	if (!rc)
-		rc = qcols_set(rows, "t_s", t);
-	for (size_t i = 0; !rc && i < n; i++)
-		rc = qcols_set(rows, names[i], vals[i]);
-	return rc;
-}
-
 static int pentry_cmp(const void *a, const void *b)
 {
 	const struct wm_rec_pidx *x = a, *y = b;
@@ -243,6 +246,87 @@ static int pentry_cmp(const void *a, const void *b)
 	if (x->row != y->row)
 		return x->row < y->row ? -1 : 1;
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* A pid's entries, while pidx_place counts and places them. */
+struct pid_slot {
+	double pid;
+	size_t count, next; /* count: 0 = an empty slot */
+};
+
+static size_t pid_slot_of(const struct pid_slot *t, size_t cap, double pid)
+{
+	uint64_t x;
+	memcpy(&x, &pid, sizeof x);
+	size_t h = (size_t)((x * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
+	while (t[h].count && t[h].pid != pid)
+		h = (h + 1) & (cap - 1);
+	return h;
+}
+
+static int slot_cmp(const void *a, const void *b)
+{
+	const struct pid_slot *x = *(const struct pid_slot *const *)a, *y = *(const struct pid_slot *const *)b;
+	return x->pid < y->pid ? -1 : x->pid > y->pid;
+}
+
+/* out[0, n) = the entries (pid[i], row[i], i) sorted as pentry_cmp sorts
+ * them, in linear time when the rows never go back along i (as the reader
+ * adds them): each pid's entries are then placed in i order, which is row
+ * order, after those of the smaller pids (the distinct pids alone are
+ * sorted: a few, or a few thousand). 1 when a row goes back (a process
+ * object's own "row" member overwrote one: the caller sorts), 0, -ENOMEM. */
+static int pidx_place(struct wm_rec_pidx *out, const double *pid, const double *row, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (!(row[i] >= row[i - 1]))
+			return 1;
+	size_t cap = 64, used = 0;
+	struct pid_slot *t = calloc(cap, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		size_t h = pid_slot_of(t, cap, pid[i]);
+		if (!t[h].count) {
+			if ((used + 1) * 2 > cap) { /* at most half full: rehash into twice the room */
+				struct pid_slot *nt = calloc(cap * 2, sizeof *nt);
+				if (!nt) {
+					free(t);
+					return -ENOMEM;
+				}
+				for (size_t j = 0; j < cap; j++)
+					if (t[j].count)
+						nt[pid_slot_of(nt, cap * 2, t[j].pid)] = t[j];
+				free(t);
+				t = nt;
+				cap *= 2;
+				h = pid_slot_of(t, cap, pid[i]);
+			}
+			t[h].pid = pid[i];
+			used++;
+		}
+		t[h].count++;
+	}
+	struct pid_slot **order = malloc(used * sizeof *order);
+	if (!order) {
+		free(t);
+		return -ENOMEM;
+	}
+	size_t k = 0;
+	for (size_t j = 0; j < cap; j++)
+		if (t[j].count)
+			order[k++] = &t[j];
+	qsort(order, used, sizeof *order, slot_cmp);
+	size_t at = 0;
+	for (k = 0; k < used; k++) {
+		order[k]->next = at;
+		at += order[k]->count;
+	}
+	free(order);
+	for (size_t i = 0; i < n; i++)
+		out[t[pid_slot_of(t, cap, pid[i])].next++] = (struct wm_rec_pidx){pid[i], row[i], i};
+	free(t);
+	return 0;
 }
 
 int wm_rec_detail_finish(struct wm_recording *r)
@@ -256,10 +340,22 @@ int wm_rec_detail_finish(struct wm_recording *r)
 	r->pidx = malloc(r->dprocs.len * sizeof *r->pidx);
 	if (!r->pidx)
 		return -ENOMEM;
+	int rc = pidx_place(r->pidx, pid->v, row->v, r->dprocs.len);
+	if (rc != 1)
+		return rc;
 	for (size_t i = 0; i < r->dprocs.len; i++)
 		r->pidx[i] = (struct wm_rec_pidx){pid->v[i], row->v[i], i};
 	qsort(r->pidx, r->dprocs.len, sizeof *r->pidx, pentry_cmp);
 	return 0;
+}
+
+size_t wm_report_nbytes(const wm_recording *r)
+{
+	size_t n = r->n_rows * r->stride * sizeof(double);
+	n += r->drows.len * r->drows.n * sizeof(double) + r->dprocs.len * r->dprocs.n * sizeof(double);
+	if (r->pidx)
+		n += r->dprocs.len * sizeof *r->pidx;
+	return n;
 }
 
 int wm_recording_detail_json(const wm_recording *r, wm_buf *out, char *err, size_t errlen)

@@ -59,6 +59,14 @@ int wm_recorder_lock_held(int fd);
  * begin and end and one samples.jsonl line per sample. 0 or -ENOMEM. */
 struct wm_sink;
 int wm_record_sink_new(const char *dir, struct wm_sink *out);
+/* A meter with the recording composed in (record_meter.c): the recording
+ * sink first when c->output_dir is set, then sinks (the exporter's), handed
+ * to wm_meter_start_sinks, which owns them all from then on, also on
+ * failure. wm_meter_start (wattmeter.h) is this without extra sinks. */
+struct wm_meter_config;
+struct wm_meter;
+int wm_meter_start_recorded(const struct wm_meter_config *c, const struct wm_sink *sinks, size_t n_sinks,
+			    struct wm_meter **out, char *err, size_t errlen);
 
 /* ---- reader ---------------------------------------------------------------- */
 typedef struct wm_recording wm_recording;
@@ -68,6 +76,12 @@ typedef struct wm_recording wm_recording;
  * folder, meta.json or samples.jsonl; -ENOTSUP for a newer schema version;
  * -EBADMSG for damaged data (a malformed line other than a cut last one). */
 int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t errlen);
+/* The same read, for the summaries only (summary JSON and text, compare,
+ * carbon): one streaming pass that keeps the totals and no columns, so its
+ * memory does not grow with the recording's length (a recording larger than
+ * memory is reported). The columns, the details, windows and the HTML
+ * report need wm_recording_open. */
+int wm_recording_open_summary(const char *dir, wm_recording **out, char *err, size_t errlen);
 /* The same reader on meta.json and samples.jsonl held in memory (the fuzz
  * harness; tests). label names the recording in messages. meta and samples
  * are read during the call only (everything is parsed into *out). */
@@ -77,6 +91,10 @@ int wm_recording_parse(const char *label, const char *meta, size_t meta_len, con
  * path for the writer's own line shape: fuzz/fuzz_reader_diff.c checks that
  * both give the same recording and the same errors. */
 int wm_recording_parse_jansson(const char *label, const char *meta, size_t meta_len, const char *samples,
+			       size_t samples_len, wm_recording **out, char *err, size_t errlen);
+/* The summary-only read (wm_recording_open_summary) on memory: the fuzz
+ * harness checks that its summaries and errors are the full read's. */
+int wm_recording_parse_summary(const char *label, const char *meta, size_t meta_len, const char *samples,
 			       size_t samples_len, wm_recording **out, char *err, size_t errlen);
 void wm_recording_free(wm_recording *r);
 

@@ -18,6 +18,7 @@
 /* A device from meta.json "devices" (cpu, dram, psys, gpu0 ...). */
 struct wm_rec_dev {
 	char *name;
+	size_t name_len;     /* strlen(name) */
 	char *method;        /* "measured" or "modeled" as meta.json says; "unknown" if absent */
 	char *source;        /* e.g. "rapl-powercap", "cpu-model"; "" if absent */
 	double energy_j;     /* last cumulative energy seen (0 before any) */
@@ -76,6 +77,7 @@ enum { WM_DCOL_ENERGY = 0, WM_DCOL_POWER, WM_DCOL_ATTR, WM_DCOL_N };
  * while the lines are read: a name first seen on row k is NaN before. */
 struct wm_rec_col {
 	char *name;
+	size_t nlen;    /* strlen(name) */
 	double *v;
 };
 struct wm_rec_cols {
@@ -155,6 +157,11 @@ struct wm_recording {
 	/* every line through jansson, none through the fast path
 	 * (wm_recording_parse_jansson: the differential fuzzer) */
 	bool no_fast;
+	/* read for the summary only (wm_recording_open_summary): rows holds
+	 * the last line's row alone (n_rows still counts the lines), no
+	 * details; the summaries read the totals above, nothing else */
+	bool summary_only;
+	double last_self_cpu_s; /* the last line's self_cpu_s that had one, NAN if none */
 };
 
 struct json_t;
@@ -162,10 +169,12 @@ struct json_t;
  * was validated and its row added), the index built once all are read, and
  * the columns freed. 0 or -ENOMEM. */
 int wm_rec_detail_take_line(struct wm_recording *r, const struct json_t *o, double t_s);
-/* The same for a line scanned by the fast path: its zones only (names
- * "zones_energy_j.<label>", in the line's order). */
-int wm_rec_detail_take_values(struct wm_recording *r, double t_s, const char *const *names, const double *vals,
-			      size_t n);
+/* For a line scanned by the fast path (record_read.c takes its details in
+ * the same order): a row of NaN added to every column of s (0 or -ENOMEM),
+ * and the value of the column named a + b (al, bl bytes) on the last row,
+ * the column created (NaN before) if new (0, -ENOMEM). */
+int wm_rec_cols_row(struct wm_rec_cols *s);
+int wm_rec_cols_set(struct wm_rec_cols *s, const char *a, size_t al, const char *b, size_t bl, double v);
 int wm_rec_detail_finish(struct wm_recording *r);
 void wm_rec_detail_free(struct wm_recording *r);
 const struct wm_rec_col *wm_rec_cols_find(const struct wm_rec_cols *s, const char *name);

@@ -36,10 +36,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "recording/record_priv.h"
+#include "recording/record_scan.h"
 
 /* No device wattmeter reads draws this much (a whole node's psys is a few
  * kW, a GPU board about 1 kW): a step above it is damage, not power. */
@@ -238,6 +240,8 @@ int wm_rec_lines_next(struct wm_rec_lines *l, const char **line, size_t *n)
 
 /* ---- freeing --------------------------------------------------------------- */
 
+static void rows_unmap(struct wm_recording *r);
+
 void wm_recording_free(wm_recording *r)
 {
 	if (!r)
@@ -279,7 +283,7 @@ void wm_recording_free(wm_recording *r)
 		free(r->unwritten[i].error);
 	free(r->unwritten);
 	free(r->ptab);
-	free(r->rows);
+	rows_unmap(r);
 	wm_rec_detail_free(r);
 	free(r->start_utc);
 	free(r->model_name);
@@ -325,6 +329,7 @@ static int meta_devices(struct wm_recording *r, const json_t *arr, char *msg, si
 			continue; /* the first entry of a name wins */
 		struct wm_rec_dev *dev = &r->devs[r->n_devs++];
 		dev->name = strdup(name);
+		dev->name_len = strlen(name);
 		dev->method = dup_or(json_object_get(d, "method"), "unknown");
 		dev->source = dup_or(json_object_get(d, "source"), "");
 		dev->kind = dup_or(json_object_get(d, "kind"), "");
@@ -701,6 +706,49 @@ static bool plausible(double d)
 	return d >= 0 && d <= WM_REC_MAX_VALUE;
 }
 
+/* A process's cpu_s on a line (summed over lines): 0, or -EDOM with why. */
+static int proc_cpu(struct wm_rec_proc *p, double d, char *msg, size_t msglen)
+{
+	if (!plausible(d)) {
+		(void)snprintf(msg, msglen, "gives process %lld a cpu_s of %g s, which no process has", (long long)p->pid,
+			       d);
+		return -EDOM;
+	}
+	p->cpu_s += d;
+	return 0;
+}
+
+/* The latest comm (n bytes, no NUL among them in a scanned line; jansson's
+ * strings end at their first): a forked child shows its parent's until it
+ * execs. 0 or -ENOMEM. */
+static int proc_comm(struct wm_rec_proc *p, const char *comm, size_t n)
+{
+	if (p->comm && strlen(p->comm) == n && !memcmp(p->comm, comm, n))
+		return 0;
+	char *c = strndup(comm, n);
+	if (!c)
+		return -ENOMEM;
+	free(p->comm);
+	p->comm = c;
+	return 0;
+}
+
+/* A process's cumulative attributed energy of device k: 0, or -EDOM. */
+static int proc_energy(struct wm_recording *r, struct wm_rec_proc *p, size_t k, double d, char *msg,
+		       size_t msglen)
+{
+	if (!plausible(d)) {
+		char nb[44];
+		(void)snprintf(msg, msglen, "gives process %lld an energy_j.%s of %g J, which no energy is",
+			       (long long)p->pid, shown(r->devs[k].name, nb), d);
+		return -EDOM;
+	}
+	p->energy_j[k] = d;
+	p->energy_seen[k] = true;
+	r->devs[k].proc_energy_seen = true;
+	return 0;
+}
+
 static int take_procs(struct wm_recording *r, const json_t *arr, char *msg, size_t msglen)
 {
 	size_t i;
@@ -714,42 +762,19 @@ static int take_procs(struct wm_recording *r, const json_t *arr, char *msg, size
 			return -ENOMEM;
 		double d;
 		uint64_t u;
-		if (get_num(json_object_get(o, "cpu_s"), &d)) {
-			if (!plausible(d)) {
-				(void)snprintf(msg, msglen, "gives process %lld a cpu_s of %g s, which no process has",
-					       (long long)pid, d);
-				return -EDOM;
-			}
-			p->cpu_s += d;
-		}
+		if (get_num(json_object_get(o, "cpu_s"), &d) && proc_cpu(p, d, msg, msglen) < 0)
+			return -EDOM;
 		if (get_u64(json_object_get(o, "rss_bytes"), &u) && u > p->peak_rss_bytes)
 			p->peak_rss_bytes = u;
-		/* the latest comm: a forked child shows its parent's until it execs */
 		const char *comm = json_string_value(json_object_get(o, "comm"));
-		if (comm && (!p->comm || strcmp(p->comm, comm) != 0)) {
-			char *c = strdup(comm);
-			if (!c)
-				return -ENOMEM;
-			free(p->comm);
-			p->comm = c;
-		}
+		if (comm && proc_comm(p, comm, strlen(comm)) < 0)
+			return -ENOMEM;
 		const json_t *e = json_object_get(o, "energy_j");
 		if (!json_is_object(e))
 			continue;
-		for (size_t k = 0; k < r->n_devs; k++) {
-			if (get_num(json_object_get(e, r->devs[k].name), &d)) {
-				if (!plausible(d)) {
-					char nb[44];
-					(void)snprintf(msg, msglen,
-						       "gives process %lld an energy_j.%s of %g J, which no energy is",
-						       (long long)pid, shown(r->devs[k].name, nb), d);
-					return -EDOM;
-				}
-				p->energy_j[k] = d;
-				p->energy_seen[k] = true;
-				r->devs[k].proc_energy_seen = true;
-			}
-		}
+		for (size_t k = 0; k < r->n_devs; k++)
+			if (get_num(json_object_get(e, r->devs[k].name), &d) && proc_energy(r, p, k, d, msg, msglen) < 0)
+				return -EDOM;
 	}
 	return 0;
 }
@@ -798,315 +823,220 @@ static int take_new_procs(struct wm_recording *r, const json_t *arr)
 	return 0;
 }
 
-/* ---- the fast path: lines of the writer's own shape ---------------------------
- *
- * Most lines hold only t_s, the devices' energy_j / power_w / attributed_j,
- * cpu_util, self_cpu_s, mem_used_bytes and zones_energy_j: flat objects of
- * plain keys and numbers. Such a line is scanned here without building a
- * JSON tree; anything else (another key, a string with an escape or a byte
- * over 0x7f, a duplicate key, true/false, an integer jansson could not hold,
- * any syntax error) is left to jansson, which gives the same values or the
- * same error (fuzz/fuzz_reader_diff.c checks both ways on every input). */
-
-#define FAST_MAX_MEMBERS 64
-
-struct fast_kv {
-	const char *k;
-	size_t kl;
-	double v;     /* NAN for null */
-	bool num;
-};
-
-struct fast_obj {
-	bool present;
-	size_t n;
-	struct fast_kv m[FAST_MAX_MEMBERS];
-};
-
-enum { FL_T = 0, FL_CPU_UTIL, FL_SELF_CPU, FL_MEM_USED, FL_NUMS };
-enum { FO_ENERGY = 0, FO_POWER, FO_ATTR, FO_ZONES, FO_N };
-
-struct fast_line {
-	double num[FL_NUMS];
-	bool has[FL_NUMS];       /* a number (not null) was given */
-	struct fast_obj obj[FO_N];
-};
-
-static const char *fast_ws(const char *p, const char *e)
-{
-	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
-/* A key or member name: plain printable ASCII, no escapes. */
-static const char *fast_str(const char *p, const char *e, const char **k, size_t *kl)
-{
-	if (p >= e || *p != '"')
-		return NULL;
-	const char *b = ++p;
-	while (p < e && *p != '"') {
-		unsigned char c = (unsigned char)*p;
-		if (c < 0x20 || c >= 0x7f || c == '\\')
-			return NULL;
-		p++;
-	}
-	if (p >= e)
-		return NULL;
-	*k = b;
-	*kl = (size_t)(p - b);
-	return p + 1;
-}
-
-/* A JSON number as jansson reads it (an integer through long long, a real
- * through strtod), or null (*num false). */
-static const char *fast_num(const char *p, const char *e, double *v, bool *num)
-{
-	if (e - p >= 4 && !memcmp(p, "null", 4)) {
-		*v = NAN;
-		*num = false;
-		return p + 4;
-	}
-	const char *b = p;
-	bool real = false;
-	if (p < e && *p == '-')
-		p++;
-	if (p >= e || *p < '0' || *p > '9')
-		return NULL;
-	if (*p == '0')
-		p++;
-	else
-		while (p < e && *p >= '0' && *p <= '9')
-			p++;
-	if (p < e && *p == '.') {
-		real = true;
-		p++;
-		if (p >= e || *p < '0' || *p > '9')
-			return NULL;
-		while (p < e && *p >= '0' && *p <= '9')
-			p++;
-	}
-	if (p < e && (*p == 'e' || *p == 'E')) {
-		real = true;
-		p++;
-		if (p < e && (*p == '+' || *p == '-'))
-			p++;
-		if (p >= e || *p < '0' || *p > '9')
-			return NULL;
-		while (p < e && *p >= '0' && *p <= '9')
-			p++;
-	}
-	size_t len = (size_t)(p - b);
-	char tmp[64];
-	if (len >= sizeof tmp)
-		return NULL;
-	memcpy(tmp, b, len);
-	tmp[len] = '\0';
-	if (real) {
-		double d = strtod(tmp, NULL);
-		if (!isfinite(d))
-			return NULL; /* jansson: real number overflow */
-		*v = d;
-	} else {
-		if (len > (tmp[0] == '-' ? 19u : 18u))
-			return NULL; /* perhaps beyond long long: jansson decides */
-		*v = (double)strtoll(tmp, NULL, 10);
-	}
-	*num = true;
-	return p;
-}
-
-static const char *fast_obj_scan(const char *p, const char *e, struct fast_obj *o)
-{
-	o->present = true;
-	o->n = 0;
-	if (p >= e || *p != '{')
-		return NULL;
-	p = fast_ws(p + 1, e);
-	if (p < e && *p == '}')
-		return p + 1;
-	for (;;) {
-		if (o->n == FAST_MAX_MEMBERS)
-			return NULL;
-		struct fast_kv *kv = &o->m[o->n];
-		p = fast_str(p, e, &kv->k, &kv->kl);
-		if (!p)
-			return NULL;
-		for (size_t i = 0; i < o->n; i++)
-			if (o->m[i].kl == kv->kl && !memcmp(o->m[i].k, kv->k, kv->kl))
-				return NULL; /* a duplicate: jansson keeps the last */
-		p = fast_ws(p, e);
-		if (p >= e || *p != ':')
-			return NULL;
-		p = fast_num(fast_ws(p + 1, e), e, &kv->v, &kv->num);
-		if (!p)
-			return NULL;
-		o->n++;
-		p = fast_ws(p, e);
-		if (p < e && *p == ',') {
-			p = fast_ws(p + 1, e);
-			continue;
-		}
-		if (p < e && *p == '}')
-			return p + 1;
-		return NULL;
-	}
-}
-
-static bool fast_key_is(const char *k, size_t kl, const char *name)
-{
-	return strlen(name) == kl && !memcmp(k, name, kl);
-}
-
-/* 1 with *f filled if line is of the shape above, 0 if jansson must read it. */
-static int fast_scan(const char *line, size_t n, struct fast_line *f)
-{
-	static const char *const nums[FL_NUMS] = {"t_s", "cpu_util", "self_cpu_s", "mem_used_bytes"};
-	static const char *const objs[FO_N] = {"energy_j", "power_w", "attributed_j", "zones_energy_j"};
-	const char *p = line, *e = line + n;
-	for (int i = 0; i < FL_NUMS; i++)
-		f->has[i] = false;
-	bool seen_num[FL_NUMS] = {false};
-	for (int i = 0; i < FO_N; i++)
-		f->obj[i].present = false;
-	p = fast_ws(p, e);
-	if (p >= e || *p != '{')
-		return 0;
-	p = fast_ws(p + 1, e);
-	if (p < e && *p == '}') {
-		p++;
-	} else {
-		for (;;) {
-			const char *k;
-			size_t kl;
-			p = fast_str(p, e, &k, &kl);
-			if (!p)
-				return 0;
-			p = fast_ws(p, e);
-			if (p >= e || *p != ':')
-				return 0;
-			p = fast_ws(p + 1, e);
-			int which = -1, wo = -1;
-			for (int i = 0; i < FL_NUMS && which < 0; i++)
-				if (fast_key_is(k, kl, nums[i]))
-					which = i;
-			for (int i = 0; i < FO_N && which < 0 && wo < 0; i++)
-				if (fast_key_is(k, kl, objs[i]))
-					wo = i;
-			if (which >= 0) {
-				if (seen_num[which])
-					return 0;
-				seen_num[which] = true;
-				bool num;
-				p = fast_num(p, e, &f->num[which], &num);
-				if (!p)
-					return 0;
-				f->has[which] = num;
-			} else if (wo >= 0) {
-				if (f->obj[wo].present)
-					return 0;
-				p = fast_obj_scan(p, e, &f->obj[wo]);
-				if (!p)
-					return 0;
-			} else {
-				return 0;
-			}
-			p = fast_ws(p, e);
-			if (p < e && *p == ',') {
-				p = fast_ws(p + 1, e);
-				continue;
-			}
-			if (p < e && *p == '}') {
-				p++;
-				break;
-			}
-			return 0;
-		}
-	}
-	return fast_ws(p, e) == e;
-}
+/* ---- the fast path: lines of the writer's own shape (record_scan.c) ----------- */
 
 /* A line, parsed by jansson (o) or scanned (f): what take_line reads. */
 struct line_in {
 	const json_t *o;
-	const struct fast_line *f;
+	const struct wm_scan *f;
 };
+
+static const char *const line_nums[WM_SL_NUMS] = {"t_s", "cpu_util", "self_cpu_s", "mem_used_bytes",
+						  "cgroup_cpu_s"};
+static const char *const line_objs[WM_SO_N] = {"energy_j", "power_w", "attributed_j", "zones_energy_j"};
 
 static bool li_num(const struct line_in *l, int which, double *out)
 {
-	static const char *const nums[FL_NUMS] = {"t_s", "cpu_util", "self_cpu_s", "mem_used_bytes"};
 	if (l->o)
-		return get_num(json_object_get(l->o, nums[which]), out);
+		return get_num(json_object_get(l->o, line_nums[which]), out);
 	if (!l->f->has[which])
 		return false;
 	*out = l->f->num[which];
 	return true;
 }
 
-static bool li_dev(const struct line_in *l, int obj, const char *name, double *out)
+static bool li_dev(const struct line_in *l, int obj, const struct wm_rec_dev *dev, double *out)
 {
-	static const char *const objs[FO_N] = {"energy_j", "power_w", "attributed_j", "zones_energy_j"};
 	if (l->o)
-		return get_num(json_object_get(json_object_get(l->o, objs[obj]), name), out);
-	const struct fast_obj *o = &l->f->obj[obj];
+		return get_num(json_object_get(json_object_get(l->o, line_objs[obj]), dev->name), out);
+	const struct wm_scan_obj *o = &l->f->obj[obj];
 	if (!o->present)
 		return false;
-	size_t nl = strlen(name);
-	for (size_t i = 0; i < o->n; i++)
-		if (o->m[i].kl == nl && !memcmp(o->m[i].k, name, nl)) {
-			if (!o->m[i].num)
-				return false;
-			*out = o->m[i].v;
-			return true;
-		}
-	return false;
+	const struct wm_scan_val *v = wm_scan_find(o->m, o->n, dev->name, dev->name_len);
+	if (!v || v->kind != WM_SV_NUM)
+		return false;
+	*out = v->v;
+	return true;
 }
 
-/* The zones of a scanned line into the details' columns, as
- * wm_rec_detail_take_line takes them from a parsed one. */
-static int fast_detail(struct wm_recording *r, const struct fast_line *f, double t)
+/* Member WM_SP_* which of a scanned process, or NULL. */
+static const struct wm_scan_val *fp_get(const struct wm_scan *f, const struct wm_scan_proc *pr, int which)
 {
-	const struct fast_obj *z = &f->obj[FO_ZONES];
-	size_t n = z->present ? z->n : 0;
-	const char *names[FAST_MAX_MEMBERS];
-	double vals[FAST_MAX_MEMBERS];
-	char buf[FAST_MAX_MEMBERS][512];
-	size_t m = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (!z->m[i].num)
+	return pr->known[which] >= 0 ? &f->vals[pr->first + (size_t)pr->known[which]] : NULL;
+}
+
+/* A scanned process's pid: a positive integer, else 0 (skipped, as jansson
+ * skips it). */
+static int64_t fp_pid(const struct wm_scan *f, const struct wm_scan_proc *pr)
+{
+	const struct wm_scan_val *v = fp_get(f, pr, WM_SP_PID);
+	return v && v->kind == WM_SV_NUM && v->integer && v->iv > 0 ? v->iv : 0;
+}
+
+/* take_procs for a scanned line: the same checks, the same order. */
+static int fast_procs(struct wm_recording *r, const struct wm_scan *f, char *msg, size_t msglen)
+{
+	for (size_t i = 0; i < f->n_procs; i++) {
+		const struct wm_scan_proc *pr = &f->procs[i];
+		int64_t pid = fp_pid(f, pr);
+		if (!pid)
 			continue;
-		int w = snprintf(buf[m], sizeof buf[m], "zones_energy_j.%.*s", (int)z->m[i].kl, z->m[i].k);
-		if (w < 0 || (size_t)w >= sizeof buf[m])
-			continue; /* an absurdly long key: left out, as from jansson */
-		names[m] = buf[m];
-		vals[m] = z->m[i].v;
-		m++;
+		struct wm_rec_proc *p = proc_get(r, pid);
+		if (!p)
+			return -ENOMEM;
+		const struct wm_scan_val *v = fp_get(f, pr, WM_SP_CPU_S);
+		if (v && v->kind == WM_SV_NUM && proc_cpu(p, v->v, msg, msglen) < 0)
+			return -EDOM;
+		v = fp_get(f, pr, WM_SP_RSS);
+		if (v && v->kind == WM_SV_NUM && (v->integer ? v->iv >= 0 : v->v >= 0 && v->v < 18446744073709551616.0)) {
+			uint64_t u = v->integer ? (uint64_t)v->iv : (uint64_t)v->v;
+			if (u > p->peak_rss_bytes)
+				p->peak_rss_bytes = u;
+		}
+		v = fp_get(f, pr, WM_SP_COMM);
+		if (v && v->kind == WM_SV_STR && proc_comm(p, v->s, v->sl) < 0)
+			return -ENOMEM;
+		v = fp_get(f, pr, WM_SP_ENERGY);
+		if (!v || v->kind != WM_SV_OBJ)
+			continue;
+		const struct wm_scan_val *em = f->subs + v->sub;
+		for (size_t k = 0; k < r->n_devs; k++) {
+			const struct wm_scan_val *ev = wm_scan_find(em, v->nsub, r->devs[k].name, r->devs[k].name_len);
+			if (ev && ev->kind == WM_SV_NUM && proc_energy(r, p, k, ev->v, msg, msglen) < 0)
+				return -EDOM;
+		}
 	}
-	return wm_rec_detail_take_values(r, t, names, vals, m);
+	return 0;
+}
+
+/* Every number of a flat object into the last row of s, named
+ * "<prefix><key>", in the object's order (as query.c's jansson path). */
+static int fast_members(struct wm_rec_cols *s, const char *prefix, size_t pl, const struct wm_scan_val *m,
+			size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].kind != WM_SV_NUM)
+			continue;
+		int rc = wm_rec_cols_set(s, prefix, pl, m[i].k, m[i].kl, m[i].v);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* The details of a scanned line into the details' columns, as
+ * wm_rec_detail_take_line takes them from a parsed one: t_s, the zones, the
+ * gauges, then one row per process (row, t_s, its numbers, then its
+ * objects' numbers). */
+static int fast_detail(struct wm_recording *r, const struct wm_scan *f, double t)
+{
+	struct wm_rec_cols *rows = &r->drows, *pr = &r->dprocs;
+	int rc = wm_rec_cols_row(rows);
+	if (!rc)
+		rc = wm_rec_cols_set(rows, "t_s", 3, "", 0, t);
+	const struct wm_scan_obj *z = &f->obj[WM_SO_ZONES];
+	for (size_t i = 0; !rc && z->present && i < z->n; i++) {
+		/* a zone key of any length: the jansson path's bound on the
+		 * name (511 bytes) kept */
+		if (z->m[i].kind != WM_SV_NUM || z->m[i].kl + 15 >= 512)
+			continue;
+		rc = wm_rec_cols_set(rows, "zones_energy_j.", 15, z->m[i].k, z->m[i].kl, z->m[i].v);
+	}
+	for (size_t g = 0; !rc && g < f->n_gauges; g++) {
+		const struct wm_scan_val *dv = &f->vals[f->gauges_first + g];
+		char prefix[256];
+		int n = snprintf(prefix, sizeof prefix, "gauges.%.*s.", (int)dv->kl, dv->k);
+		if (n < 0 || (size_t)n >= sizeof prefix)
+			continue;
+		rc = fast_members(rows, prefix, (size_t)n, f->subs + dv->sub, dv->nsub);
+	}
+	for (size_t i = 0; !rc && i < f->n_procs; i++) {
+		const struct wm_scan_val *m = f->vals + f->procs[i].first;
+		size_t n = f->procs[i].n;
+		if (!fp_pid(f, &f->procs[i]))
+			continue; /* as the summary skips it */
+		rc = wm_rec_cols_row(pr);
+		if (!rc)
+			rc = wm_rec_cols_set(pr, "row", 3, "", 0, (double)(rows->len - 1));
+		if (!rc)
+			rc = wm_rec_cols_set(pr, "t_s", 3, "", 0, t);
+		if (!rc)
+			rc = fast_members(pr, "", 0, m, n);
+		for (size_t j = 0; !rc && j < n; j++) {
+			if (m[j].kind != WM_SV_OBJ)
+				continue;
+			char prefix[256];
+			int w = snprintf(prefix, sizeof prefix, "%.*s.", (int)m[j].kl, m[j].k);
+			if (w < 0 || (size_t)w >= sizeof prefix)
+				continue;
+			rc = fast_members(pr, prefix, (size_t)w, f->subs + m[j].sub, m[j].nsub);
+		}
+	}
+	return rc;
 }
 
 /* ---- samples.jsonl ----------------------------------------------------------- */
 
+/* The rows' block: its own anonymous mapping (page-aligned), so that
+ * growing can hand each old column's pages back as soon as it is copied. */
+static double *rows_map(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void rows_unmap(struct wm_recording *r)
+{
+	if (r->rows)
+		(void)munmap(r->rows, r->cap_rows * r->stride * sizeof *r->rows);
+	r->rows = NULL;
+}
+
+/* The whole pages within [p, p + n) back to the kernel (their contents are
+ * no longer needed; the mapping stays until munmap). */
+static void pages_release(void *p, size_t n)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t b = ((uintptr_t)p + pg - 1) & ~(pg - 1), e = ((uintptr_t)p + n) & ~(pg - 1);
+	if (e > b)
+		(void)madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
 /* Adds a row of NaN; its index, or (size_t)-1 on ENOMEM. The columns are
  * stored one after the other (column c at rows + c * cap_rows), so a query
- * or a DataFrame reads each as one contiguous array; growing moves them. */
+ * or a DataFrame reads each as one contiguous array; growing moves them:
+ * into a new mapping twice the size (untouched pages cost no memory), one
+ * column at a time, each old column's pages released once copied, so the
+ * peak is the rows once plus one column, not twice the rows.
+ *
+ * A read for the summary only (r->summary_only) keeps one row, rewritten
+ * line after line: n_rows counts the lines, memory stays the same whatever
+ * the recording's length. */
 static size_t row_add(struct wm_recording *r)
 {
+	if (r->summary_only && r->cap_rows) {
+		r->n_rows++;
+		for (size_t c = 0; c < r->stride; c++)
+			r->rows[c] = NAN;
+		return 0;
+	}
 	if (r->n_rows == r->cap_rows) {
-		size_t cap = r->cap_rows ? r->cap_rows * 2 : 32;
+		size_t cap = r->summary_only ? 1 : r->cap_rows ? r->cap_rows * 2 : 32;
 		if (cap > SIZE_MAX / sizeof(double) / r->stride)
 			return (size_t)-1;
-		double *p = malloc(cap * r->stride * sizeof *p);
+		double *p = rows_map(cap * r->stride * sizeof *p);
 		if (!p)
 			return (size_t)-1;
-		for (size_t c = 0; c < r->stride; c++)
-			if (r->n_rows)
-				memcpy(p + c * cap, r->rows + c * r->cap_rows, r->n_rows * sizeof *p);
-		free(r->rows);
+		for (size_t c = 0; c < r->stride && r->n_rows; c++) {
+			memcpy(p + c * cap, r->rows + c * r->cap_rows, r->n_rows * sizeof *p);
+			pages_release(r->rows + c * r->cap_rows, r->cap_rows * sizeof *p);
+		}
+		rows_unmap(r);
 		r->rows = p;
 		r->cap_rows = cap;
 	}
-	size_t i = r->n_rows++;
+	size_t i = r->summary_only ? 0 : r->n_rows;
+	r->n_rows++;
 	for (size_t c = 0; c < r->stride; c++)
 		r->rows[c * r->cap_rows + i] = NAN;
 	return i;
@@ -1162,7 +1092,7 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 		(void)snprintf(msg, msglen, "is not a JSON object");
 		return -EBADMSG;
 	}
-	if (!li_num(l, FL_T, &t)) {
+	if (!li_num(l, WM_SL_T, &t)) {
 		(void)snprintf(msg, msglen, "has no numeric \"t_s\"");
 		return -EBADMSG;
 	}
@@ -1183,12 +1113,12 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 	for (size_t k = 0; k < r->n_devs; k++) {
 		const struct wm_rec_dev *dev = &r->devs[k];
 		int rc = 0;
-		if (li_dev(l, FO_ENERGY, dev->name, &d))
+		if (li_dev(l, WM_SO_ENERGY, dev, &d))
 			rc = check_energy("energy_j", dev->name, d, dev->energy_j, dev->energy_t_s, t, msg, msglen);
-		if (!rc && li_dev(l, FO_ATTR, dev->name, &d))
+		if (!rc && li_dev(l, WM_SO_ATTR, dev, &d))
 			rc = check_energy("attributed_j", dev->name, d, dev->attributed_j, NAN, t, msg,
 					  msglen);
-		if (!rc && li_dev(l, FO_POWER, dev->name, &d) && !(d >= 0 && d <= WM_REC_MAX_DEVICE_W)) {
+		if (!rc && li_dev(l, WM_SO_POWER, dev, &d) && !(d >= 0 && d <= WM_REC_MAX_DEVICE_W)) {
 			char nb[44];
 			(void)snprintf(msg, msglen, "has power_w.%s = %g W, outside 0 to %.0f kW", shown(dev->name, nb),
 				       d, WM_REC_MAX_DEVICE_W / 1000);
@@ -1206,35 +1136,35 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 	r->samples_end_s = t;
 	if (wm_rec_gaps_take_line(r, o, t, prev_row_t) < 0)
 		return -ENOMEM;
-	if (li_num(l, FL_CPU_UTIL, &d))
+	if (li_num(l, WM_SL_CPU_UTIL, &d))
 		row_set(WM_COL_CPU_UTIL, d);
-	if (li_num(l, FL_SELF_CPU, &d) && plausible(d))
-		row_set(WM_COL_SELF_CPU, d);
-	if (get_num(json_object_get(o, "cgroup_cpu_s"), &d) && d >= 0)
-		r->cgroup_cpu_s = d; /* not in the fast path's shape: such lines come through jansson */
-	if (li_num(l, FL_MEM_USED, &d))
+	if (li_num(l, WM_SL_SELF_CPU, &d) && plausible(d))
+		row_set(WM_COL_SELF_CPU, r->last_self_cpu_s = d);
+	if (li_num(l, WM_SL_CGROUP_CPU, &d) && d >= 0)
+		r->cgroup_cpu_s = d;
+	if (li_num(l, WM_SL_MEM_USED, &d))
 		row_set(WM_COL_MEM_USED, d);
 
 	for (size_t k = 0; k < r->n_devs; k++) {
 		struct wm_rec_dev *dev = &r->devs[k];
-		if (li_dev(l, FO_ENERGY, dev->name, &d)) {
+		if (li_dev(l, WM_SO_ENERGY, dev, &d)) {
 			row_set(wm_rec_dcol(k, WM_DCOL_ENERGY), d);
 			dev->energy_j = d;
 			dev->energy_t_s = t;
 		}
-		if (li_dev(l, FO_POWER, dev->name, &d)) {
+		if (li_dev(l, WM_SO_POWER, dev, &d)) {
 			row_set(wm_rec_dcol(k, WM_DCOL_POWER), d);
 			/* an interval in a gap or ending one has no power of its own */
 			if (!wm_rec_gaps_in_gap(dev) && (isnan(dev->peak_w) || d > dev->peak_w))
 				dev->peak_w = d;
 		}
-		if (li_dev(l, FO_ATTR, dev->name, &d)) {
+		if (li_dev(l, WM_SO_ATTR, dev, &d)) {
 			row_set(wm_rec_dcol(k, WM_DCOL_ATTR), d);
 			dev->attributed_j = d;
 			dev->has_attr = true;
 		}
 	}
-	int rc = take_procs(r, json_object_get(o, "procs"), msg, msglen);
+	int rc = l->f ? fast_procs(r, l->f, msg, msglen) : take_procs(r, json_object_get(o, "procs"), msg, msglen);
 	if (!rc)
 		rc = take_new_procs(r, json_object_get(o, "new_procs"));
 	/* lines written after a gap name it (meta.json's list, when there is
@@ -1242,7 +1172,7 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 	if (!rc && !r->unwritten_from_meta)
 		rc = take_unwritten(r, json_object_get(o, "unwritten"), true);
 	/* the details too, in this one pass: no query reads the file again */
-	if (!rc)
+	if (!rc && !r->summary_only)
 		rc = l->f ? fast_detail(r, l->f, t) : wm_rec_detail_take_line(r, o, t);
 	return rc;
 #undef row_set
@@ -1258,7 +1188,8 @@ static int read_lines(struct wm_recording *r, struct wm_rec_lines *l, const char
 	char first_bad[300] = "";   /* what the first unreadable line was */
 	size_t n_bytes = 0;         /* what the file held, for the no-sample message */
 	int rc = 0;
-	struct fast_line fl;
+	struct wm_scan fl;
+	memset(&fl, 0, sizeof fl);
 	for (;;) {
 		size_t n = 0;
 		int got = wm_rec_lines_next(l, &line, &n);
@@ -1298,7 +1229,7 @@ static int read_lines(struct wm_recording *r, struct wm_rec_lines *l, const char
 		int lrc = 1;
 		json_t *o = NULL;
 		json_error_t je;
-		if (!r->no_fast && fast_scan(line, n, &fl) == 1) {
+		if (!r->no_fast && wm_scan_line(line, n, &fl) == 1) {
 			struct line_in li = {NULL, &fl};
 			lrc = take_line(r, &li, bad_msg, sizeof bad_msg);
 		}
@@ -1337,6 +1268,7 @@ static int read_lines(struct wm_recording *r, struct wm_rec_lines *l, const char
 			break;
 		}
 	}
+	wm_scan_free(&fl);
 	if (!rc && bad_line)
 		r->truncated = true; /* a bad last line: cut mid-write */
 	if (!rc && r->n_rows == 0) {
@@ -1392,6 +1324,7 @@ static struct wm_recording *recording_new(const char *label)
 	r->duration_s = NAN;
 	r->period_s = NAN;
 	r->samples_end_s = NAN;
+	r->last_self_cpu_s = NAN;
 	r->dir = strdup(label);
 	if (!r->dir) {
 		free(r);
@@ -1419,26 +1352,21 @@ static int finish_read(struct wm_recording *r, const char *label, char *err, siz
 	 * are those of the span they cover, and the summary says so. */
 	double period = isnan(r->period_s) ? 0.5 : r->period_s;
 	r->samples_short = r->duration_s - end > period + 0.01;
-	if (isnan(r->self_cpu_s)) {
-		for (size_t i = r->n_rows; i-- > 0;) {
-			double s = wm_rec_cell(r, i, WM_COL_SELF_CPU);
-			if (!isnan(s)) {
-				r->self_cpu_s = s;
-				break;
-			}
-		}
-	}
+	if (isnan(r->self_cpu_s))
+		r->self_cpu_s = r->last_self_cpu_s; /* the last line's that had one */
 	return 0;
 }
 
 static int parse_mem(const char *label, const char *meta, size_t meta_len, const char *samples,
-		     size_t samples_len, bool no_fast, wm_recording **out, char *err, size_t errlen)
+		     size_t samples_len, bool no_fast, bool summary_only, wm_recording **out, char *err,
+		     size_t errlen)
 {
 	*out = NULL;
 	struct wm_recording *r = recording_new(label);
 	if (!r)
 		return wm_err(err, errlen, -ENOMEM, "cannot read the recording %s: out of memory", label);
 	r->no_fast = no_fast;
+	r->summary_only = summary_only;
 	int rc = meta_len > WM_REC_MAX_META_BYTES
 			 ? wm_err(err, errlen, -EFBIG, "%s/meta.json is over %zu MiB: it is not a wattmeter meta.json",
 				  label, WM_REC_MAX_META_BYTES >> 20)
@@ -1463,21 +1391,28 @@ static int parse_mem(const char *label, const char *meta, size_t meta_len, const
 int wm_recording_parse(const char *label, const char *meta, size_t meta_len, const char *samples,
 		       size_t samples_len, wm_recording **out, char *err, size_t errlen)
 {
-	return parse_mem(label, meta, meta_len, samples, samples_len, false, out, err, errlen);
+	return parse_mem(label, meta, meta_len, samples, samples_len, false, false, out, err, errlen);
 }
 
 int wm_recording_parse_jansson(const char *label, const char *meta, size_t meta_len, const char *samples,
 			       size_t samples_len, wm_recording **out, char *err, size_t errlen)
 {
-	return parse_mem(label, meta, meta_len, samples, samples_len, true, out, err, errlen);
+	return parse_mem(label, meta, meta_len, samples, samples_len, true, false, out, err, errlen);
 }
 
-int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t errlen)
+int wm_recording_parse_summary(const char *label, const char *meta, size_t meta_len, const char *samples,
+			       size_t samples_len, wm_recording **out, char *err, size_t errlen)
+{
+	return parse_mem(label, meta, meta_len, samples, samples_len, false, true, out, err, errlen);
+}
+
+static int open_dir(const char *dir, bool summary_only, wm_recording **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	struct wm_recording *r = recording_new(dir);
 	if (!r)
 		return wm_err(err, errlen, -ENOMEM, "cannot read the recording %s: out of memory", dir);
+	r->summary_only = summary_only;
 
 	int rc;
 	int dfd;
@@ -1528,4 +1463,14 @@ int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t err
 	}
 	*out = r;
 	return 0;
+}
+
+int wm_recording_open(const char *dir, wm_recording **out, char *err, size_t errlen)
+{
+	return open_dir(dir, false, out, err, errlen);
+}
+
+int wm_recording_open_summary(const char *dir, wm_recording **out, char *err, size_t errlen)
+{
+	return open_dir(dir, true, out, err, errlen);
 }
