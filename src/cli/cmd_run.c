@@ -94,6 +94,8 @@ static void usage(FILE *out)
 		"  --include-cgroup PATH  include the processes of a cgroup (absolute, or below the\n"
 		"                         cgroup v2 mount), those that join it during the run too\n"
 		"  --include-unit UNIT    include a systemd unit's processes (its cgroup)\n"
+		"  --server-pid PID, --server-name REGEX, --server-cgroup PATH\n"
+		"                         the same as --include-pid, --include-name, --include-cgroup\n"
 		"  --cgroup               run CMD in a new cgroup (v2, else v1 cpuacct): its CPU time is\n"
 		"                         read from cpu.stat, exact, exited processes included; falls\n"
 		"                         back to the process tree, saying so, where none can be made\n"
@@ -385,6 +387,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"include-name", required_argument, NULL, O_INCNAME},
 		{"include-cgroup", required_argument, NULL, O_INCCG},
 		{"include-unit", required_argument, NULL, O_INCUNIT},
+		/* issue 19's spelling (`run --server-name ollama -- python bench.py`) */
+		{"server-pid", required_argument, NULL, O_INCPID},
+		{"server-name", required_argument, NULL, O_INCNAME},
+		{"server-cgroup", required_argument, NULL, O_INCCG},
 		{"cgroup", optional_argument, NULL, O_CGROUP},
 		{"sysfs-root", required_argument, NULL, O_SYS},
 		{"procfs-root", required_argument, NULL, O_PROCFS},
