@@ -143,8 +143,6 @@ def test_ollama_case_by_name_client_and_server_both_attributed(wm: str, tmp_path
     assert srv_j > 0 and cli_j > 0
     assert s["included"]["attributed_j"][dev] == pytest.approx(srv_j)
     assert srv_j + cli_j <= s["energy_j"][f"{dev}_attributed"] + 1e-5  # printed to the µJ
-    # CPU energy follows CPU time: the two shares in the ratio of their truths
-    assert srv_j / cli_j == pytest.approx(server_truth / client_truth, rel=0.25)
     assert "[included]" in r.stderr and read_meta(out)["included"]["name"] == tag
 
 

@@ -80,10 +80,11 @@ def test_torchrun_two_local_ranks_one_tree_each_rank_attributed(wm: str, tmp_pat
         assert row["cpu_s"] == pytest.approx(t["cpu_s"], abs=0.12), (rank, row)
     cpu0, cpu1 = (rows[truth[k]["pid"]]["cpu_s"] for k in (0, 1))
     assert cpu1 - cpu0 == pytest.approx(truth[1]["cpu_s"] - truth[0]["cpu_s"], abs=0.2)
-    # each rank's energy is its CPU's share: in the ratio of its truths
+    # each rank carries energy of its own, within the attributed total (the
+    # split between them follows each interval's machine-wide CPU, which a
+    # shared machine's other load moves: no ratio is asserted)
     e0, e1 = (rows[truth[k]["pid"]]["energy_j"]["cpu"] for k in (0, 1))
     assert e0 > 0 and e1 > 0
-    assert e1 / e0 == pytest.approx(truth[1]["cpu_s"] / truth[0]["cpu_s"], rel=0.2)
     assert e0 + e1 <= s["energy_j"]["cpu_attributed"] + 1e-5
     # the node's devices once: the fixture's rate times the run, not twice it
     dur = s["duration_s"]
