@@ -811,7 +811,10 @@ static int setup(wm_meter *m, const wm_meter_config *c, char *err, size_t errlen
 	/* --host-procfs: NVML's host pids, mapped back (attribution.c) */
 	if (c->host_procfs_root && *c->host_procfs_root &&
 	    (rc = wm_root_open(&m->hostproc, c->host_procfs_root, err, errlen)) < 0)
-		return rc;
+		return wm_err(err, errlen, rc,
+			      "cannot open %s (--host-procfs): %s; give the host's /proc as mounted in the "
+			      "container (docker run -v /proc:/host/proc:ro ... --host-procfs /host/proc)",
+			      c->host_procfs_root, strerror(-rc));
 	rc = build_tables(m, err, errlen);
 	if (rc < 0)
 		return rc;

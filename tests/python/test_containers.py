@@ -213,3 +213,18 @@ def test_inside_a_container_host_pids_map_through_the_hosts_proc(wm: str, tmp_pa
         assert row["energy_j"].get("gpu0", 0) == 0 and s["energy_j"]["gpu0_attributed"] == 0
         assert f"pid {trainer}" in warnings and "another pid namespace" in warnings
         assert "--host-procfs" in warnings and "--gpu-exclusive" in warnings
+
+
+def test_host_procfs_that_cannot_be_opened_is_refused_with_the_fix(wm: str, tmp_path: Path) -> None:
+    """A wrong --host-procfs stops before the command runs (125) and says how
+    to give it; in Python the same path reaches the core (host_procfs=)."""
+    r = run_wm(["run", "-q", "-o", str(tmp_path / "x"), "--host-procfs", str(tmp_path / "nope"), "--", "true"])
+    assert r.returncode == 125
+    assert "--host-procfs" in r.stderr and "-v /proc:/host/proc:ro" in r.stderr
+    code = (f"import warnings, wattmeter\nwith warnings.catch_warnings(record=True) as w:\n"
+            f"    warnings.simplefilter('always')\n"
+            f"    with wattmeter.Meter({str(tmp_path / 'py')!r}, host_procfs={str(tmp_path / 'nope')!r}): pass\n"
+            f"print('\\n'.join(str(x.message) for x in w))\n")
+    p = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "NOT MEASURING" in p.stdout and "host_procfs=" in p.stdout and str(tmp_path / "nope") in p.stdout
