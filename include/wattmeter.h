@@ -88,6 +88,9 @@ typedef struct wm_meter_config {
 	                                 processes (cgroup.procs) join the measured set and its
 	                                 CPU time comes from cpu.stat usage_usec (v1:
 	                                 cpuacct.usage), exited processes included; NULL none */
+	const char *host_procfs_root; /* inside a container: a procfs of the host's pid namespace
+	                                 (the host's /proc mounted in, e.g. at /host/proc), through
+	                                 which NVML's host pids map to this namespace's; NULL none */
 } wm_meter_config;
 
 /* Zeroes c, sets size and every default. */

@@ -135,19 +135,19 @@ static PyObject *py_meter_start(PyObject *self, PyObject *args, PyObject *kw)
 	static char *kwlist[] = {"output_dir", "period_s", "proc_period_s", "mem_period_s", "pids",
 				 "measure_self", "sysfs_root", "procfs_root", "model_min_w", "model_max_w",
 				 "force_model", "command", "nvml_lib", "no_gpu", "gpu_exclusive", "include_pids",
-				 "include_name", "include_cgroup", "include_unit", NULL};
+				 "include_name", "include_cgroup", "include_unit", "host_procfs", NULL};
 	const char *out_dir = NULL, *sysfs = NULL, *procfs = NULL;
 	double period = WM_DEFAULT_PERIOD_S, proc_period = WM_DEFAULT_PROC_PERIOD_S,
 	       mem_period = WM_DEFAULT_MEM_PERIOD_S, min_w = WM_DEFAULT_MODEL_MIN_W,
 	       max_w = WM_DEFAULT_MODEL_MAX_W;
 	PyObject *pids_obj = Py_None, *cmd_obj = Py_None;
 	int measure_self = 1, force_model = 0, no_gpu = 0, gpu_exclusive = 0;
-	const char *nvml_lib = NULL, *inc_name = NULL, *inc_cgroup = NULL, *inc_unit = NULL;
+	const char *nvml_lib = NULL, *inc_name = NULL, *inc_cgroup = NULL, *inc_unit = NULL, *host_procfs = NULL;
 	PyObject *inc_obj = Py_None;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "z|dddOpzzddpOzppOzzz", kwlist, &out_dir, &period, &proc_period,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "z|dddOpzzddpOzppOzzzz", kwlist, &out_dir, &period, &proc_period,
 					 &mem_period, &pids_obj, &measure_self, &sysfs, &procfs, &min_w, &max_w,
 					 &force_model, &cmd_obj, &nvml_lib, &no_gpu, &gpu_exclusive, &inc_obj,
-					 &inc_name, &inc_cgroup, &inc_unit))
+					 &inc_name, &inc_cgroup, &inc_unit, &host_procfs))
 		return NULL;
 	int *inc_pids = NULL;
 	Py_ssize_t n_inc = 0;
@@ -191,6 +191,7 @@ static PyObject *py_meter_start(PyObject *self, PyObject *args, PyObject *kw)
 	c.include_name = inc_name;
 	c.include_cgroup = inc_cgroup;
 	c.include_unit = inc_unit;
+	c.host_procfs_root = host_procfs;
 
 	char err[1024] = "";
 	wm_meter *m = NULL;

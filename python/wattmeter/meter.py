@@ -48,6 +48,7 @@ _PY_ADVICE = (
     ("--include-name", "include_name="),
     ("--include-cgroup", "include_cgroup="),
     ("--include-unit", "include_unit="),
+    ("--host-procfs", "host_procfs="),
     ("--include-pid", "include_pids="),
     ("include pid", "include_pids= pid"),
     ("--pid", "pids="),
@@ -321,6 +322,9 @@ class Meter:
             mount) whose processes are included.
         include_unit: a systemd unit (``ollama.service``) whose processes are
             included.
+        host_procfs: inside a container, the host's /proc mounted in (docker
+            run -v /proc:/host/proc:ro): NVML's host pids map through it to
+            this container's (``--host-procfs``).
 
     Raises:
         ValueError: a value out of its range (at construction, not at start).
@@ -349,6 +353,7 @@ class Meter:
         include_name: Optional[str] = None,
         include_cgroup: Optional[str] = None,
         include_unit: Optional[str] = None,
+        host_procfs: Optional[str] = None,
     ) -> None:
         if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
             raise TypeError(f"output_dir must be a path (str), not {type(output_dir).__name__}")
@@ -376,6 +381,9 @@ class Meter:
         self.include_name = include_name
         self.include_cgroup = include_cgroup
         self.include_unit = include_unit
+        if host_procfs is not None and (not isinstance(host_procfs, (str, os.PathLike)) or not os.fspath(host_procfs)):
+            raise ValueError(f"host_procfs={host_procfs!r}: give the host's /proc as mounted here, or None")
+        self.host_procfs = os.fspath(host_procfs) if host_procfs is not None else None
         self.include_self = include_self
         self.sysfs_root = sysfs_root
         self.procfs_root = procfs_root
@@ -420,6 +428,7 @@ class Meter:
             include_name=self.include_name,
             include_cgroup=self.include_cgroup,
             include_unit=self.include_unit,
+            host_procfs=self.host_procfs,
             command=list(sys.argv) or None,
         )
 

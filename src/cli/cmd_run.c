@@ -94,6 +94,8 @@ static void usage(FILE *out)
 		"  --include-cgroup PATH  include the processes of a cgroup (absolute, or below the\n"
 		"                         cgroup v2 mount), those that join it during the run too\n"
 		"  --include-unit UNIT    include a systemd unit's processes (its cgroup)\n"
+		"  --server-pid PID, --server-name REGEX, --server-cgroup PATH\n"
+		"                         the same as --include-pid, --include-name, --include-cgroup\n"
 		"  --cgroup               run CMD in a new cgroup (v2, else v1 cpuacct): its CPU time is\n"
 		"                         read from cpu.stat, exact, exited processes included; falls\n"
 		"                         back to the process tree, saying so, where none can be made\n"
@@ -109,6 +111,9 @@ static void usage(FILE *out)
 		"  --no-gpu               do not look for NVIDIA GPUs\n"
 		"  --gpu-exclusive        bill the run's GPUs (CUDA_VISIBLE_DEVICES) whole to CMD, e.g. when\n"
 		"                         CMD runs in a container whose pids NVML reports but /proc lacks\n"
+		"  --host-procfs PATH     inside a container: the host's /proc mounted at PATH (docker run\n"
+		"                         -v /proc:/host/proc:ro), through which NVML's host pids map to\n"
+		"                         the container's own (their pid namespace checked, never guessed)\n"
 		"  --summary-json FILE    also write the JSON summary to FILE (created or\n"
 		"                         truncated before CMD starts): the channel for scripts\n"
 		"  --json                 print the JSON summary instead of the text one on stderr\n"
@@ -339,7 +344,7 @@ static void live_end(struct live *l)
 
 struct run_opts {
 	const char *output;
-	const char *sysfs_root, *procfs_root;
+	const char *sysfs_root, *procfs_root, *host_procfs;
 	const char *summary_json;
 	double period_s, proc_period_s, mem_period_s;
 	double model_min_w, model_max_w;
@@ -373,7 +378,7 @@ static int path_option(const char *opt, const char *value, const char **out)
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_PERIOD = 256, O_PROC, O_MEM, O_NOMEM, O_PID, O_SYS, O_PROCFS, O_MIN, O_MAX, O_FORCE, O_JSON,
-	       O_SUMJSON, O_NVML, O_NOGPU, O_GPUEXCL, O_INCPID, O_INCNAME, O_INCCG, O_INCUNIT, O_CGROUP };
+	       O_SUMJSON, O_NVML, O_NOGPU, O_GPUEXCL, O_INCPID, O_INCNAME, O_INCCG, O_INCUNIT, O_CGROUP, O_HOSTPROC };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"period", required_argument, NULL, O_PERIOD},
@@ -385,9 +390,14 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"include-name", required_argument, NULL, O_INCNAME},
 		{"include-cgroup", required_argument, NULL, O_INCCG},
 		{"include-unit", required_argument, NULL, O_INCUNIT},
+		/* issue 19's spelling (`run --server-name ollama -- python bench.py`) */
+		{"server-pid", required_argument, NULL, O_INCPID},
+		{"server-name", required_argument, NULL, O_INCNAME},
+		{"server-cgroup", required_argument, NULL, O_INCCG},
 		{"cgroup", optional_argument, NULL, O_CGROUP},
 		{"sysfs-root", required_argument, NULL, O_SYS},
 		{"procfs-root", required_argument, NULL, O_PROCFS},
+		{"host-procfs", required_argument, NULL, O_HOSTPROC},
 		{"model-min-w", required_argument, NULL, O_MIN},
 		{"model-max-w", required_argument, NULL, O_MAX},
 		{"force-model", no_argument, NULL, O_FORCE},
@@ -475,6 +485,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case O_SYS: rc = path_option("--sysfs-root", optarg, &o->sysfs_root); break;
 		case O_PROCFS: rc = path_option("--procfs-root", optarg, &o->procfs_root); break;
+		case O_HOSTPROC: rc = path_option("--host-procfs", optarg, &o->host_procfs); break;
 		case O_SUMJSON: rc = path_option("--summary-json", optarg, &o->summary_json); break;
 		case O_MIN:
 			rc = cli_number_option("run", "--model-min-w", optarg, 0, MAX_MODEL_W, 0, "watts", "0.74",
@@ -748,6 +759,7 @@ static void config_from_opts(const struct run_opts *o, wm_meter_config *c)
 	wm_meter_config_init(c);
 	c->sysfs_root = o->sysfs_root;
 	c->procfs_root = o->procfs_root;
+	c->host_procfs_root = o->host_procfs;
 	c->period_s = o->period_s;
 	c->proc_period_s = o->proc_period_s;
 	c->mem_period_s = o->mem_period_s;

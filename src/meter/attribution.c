@@ -113,6 +113,17 @@ static int pid_visible(const wm_meter *m, int pid)
 	return faccessat(m->procroot.dirfd, name, F_OK, 0) == 0;
 }
 
+/* The measured, live process pid among the tree's first n, or NULL. */
+static wm_proc *measured_proc(const wm_meter *m, size_t n, int pid)
+{
+	for (size_t j = 0; j < n; j++) {
+		wm_proc *p = wm_proctree_get(m->tree, j);
+		if (p->alive && p->count_own && p->pid == pid)
+			return p;
+	}
+	return NULL;
+}
+
 /* Energy of device d split by its source's per-process shares. */
 static void attribute_shares(wm_meter *m, size_t d, double de, size_t n)
 {
@@ -129,18 +140,34 @@ static void attribute_shares(wm_meter *m, size_t d, double de, size_t n)
 	if (k < 0)
 		return; /* no data: the interval stays unattributed */
 	double mine = 0;
-	int invisible = 0, first_invisible = 0;
+	int invisible = 0, first_invisible = 0, other_ns = 0, first_other = 0, why_invisible = 0;
 	for (int i = 0; i < k; i++) {
 		const wm_pid_share *sh = &m->shares[i];
-		int found = 0;
-		for (size_t j = 0; j < n; j++) {
-			wm_proc *p = wm_proctree_get(m->tree, j);
-			if (!p->alive || !p->count_own || p->pid != sh->pid)
+		int pid = sh->pid;
+		wm_proc *p = measured_proc(m, n, pid);
+		if (!p && !pid_visible(m, pid)) {
+			/* Inside a container NVML names host pids: map them through
+			 * the host's procfs where we were given one (--host-procfs). */
+			int local = m->hostproc.dirfd >= 0 ? wm_host_pid_local(m->hostproc.dirfd, pid) : -ENOENT;
+			if (local == 0) {
+				if (!other_ns++)
+					first_other = pid;
 				continue;
+			}
+			if (local < 0) {
+				if (!invisible++) {
+					first_invisible = pid;
+					why_invisible = -local;
+				}
+				continue;
+			}
+			pid = local;
+			p = measured_proc(m, n, pid);
+		}
+		if (p) {
 			struct wm_mproc *mp = mproc_of(m, p);
-			found = 1;
 			if (!mp)
-				break;
+				continue;
 			double share = sh->share > 0 ? (sh->share < 1 ? sh->share : 1) : 0;
 			mp->dev_mem_bytes[d] = (double)sh->mem_bytes;
 			if (!m->gpu_exclusive) {
@@ -148,30 +175,43 @@ static void attribute_shares(wm_meter *m, size_t d, double de, size_t n)
 				m->attributed_j[d] += de * share;
 			}
 			mine += share;
-			break;
-		}
-		if (found)
-			continue;
-		if (!pid_visible(m, sh->pid)) {
-			if (!invisible++)
-				first_invisible = sh->pid;
 			continue;
 		}
 		/* Another process on this GPU, visible here: on the host, a
 		 * container's. Say whose share stays unattributed. */
 		char ctr[64], w[256];
-		if (wm_read_pid_container(m->procroot.dirfd, sh->pid, ctr, sizeof ctr) == 1) {
+		if (wm_read_pid_container(m->procroot.dirfd, pid, ctr, sizeof ctr) == 1) {
 			(void)snprintf(w, sizeof w, "%s is also used by container %s: its share stays unattributed",
 				       dev->decl->name, ctr);
 			wm_meter_warn(m, w);
 		}
 	}
-	if (invisible) {
+	if (other_ns) {
+		char w[512];
+		(void)snprintf(w, sizeof w,
+			       "%s is also used by processes of another pid namespace (host pid %d%s, seen through "
+			       "%.200s): another container's; their share stays unattributed",
+			       dev->decl->name, first_other, other_ns > 1 ? " and others" : "", m->hostproc.path);
+		wm_meter_warn(m, w);
+	}
+	if (invisible && m->hostproc.dirfd >= 0) {
+		char w[768];
+		(void)snprintf(w, sizeof w,
+			       "%s reports processes (pid %d%s) that neither %.200s nor the host's procfs %.200s "
+			       "maps to this pid namespace (%s): their share is left unattributed. Use "
+			       "--gpu-exclusive to bill the run's GPUs whole to the measured command",
+			       dev->decl->name, first_invisible, invisible > 1 ? " and others" : "", m->procroot.path,
+			       m->hostproc.path, strerror(why_invisible));
+		wm_meter_warn(m, w);
+	} else if (invisible) {
 		char w[768];
 		(void)snprintf(w, sizeof w,
 			       "%s reports processes (pid %d%s) that %.200s does not show: the GPU is used from "
-			       "another pid namespace (a container); their share is left unattributed. "
-			       "Use --gpu-exclusive to bill the run's GPUs whole to the measured command",
+			       "another pid namespace (a container, or this meter runs inside one, where NVML "
+			       "names host pids and the kernel offers no way back); their share is left "
+			       "unattributed. Use --gpu-exclusive to bill the run's GPUs whole to the measured "
+			       "command, or, inside a container given the host's /proc (-v /proc:/host/proc:ro), "
+			       "--host-procfs /host/proc to map them",
 			       dev->decl->name, first_invisible, invisible > 1 ? " and others" : "", m->procroot.path);
 		wm_meter_warn(m, w);
 	}

@@ -558,6 +558,7 @@ static void free_meter(wm_meter *m)
 	wm_buf_free(&m->warnings);
 	wm_buf_free(&m->host_json);
 	wm_root_close(&m->procroot);
+	wm_root_close(&m->hostproc);
 	wm_root_close(&m->sysroot);
 	if (m->command) {
 		for (size_t i = 0; m->command[i]; i++)
@@ -806,6 +807,13 @@ static int setup(wm_meter *m, const wm_meter_config *c, char *err, size_t errlen
 				  err, errlen);
 	if (rc < 0)
 		return rc;
+	/* --host-procfs: NVML's host pids, mapped back (attribution.c) */
+	if (c->host_procfs_root && *c->host_procfs_root &&
+	    (rc = wm_root_open(&m->hostproc, c->host_procfs_root, err, errlen)) < 0)
+		return wm_err(err, errlen, rc,
+			      "cannot open %s (--host-procfs): %s; give the host's /proc as mounted in the "
+			      "container (docker run -v /proc:/host/proc:ro ... --host-procfs /host/proc)",
+			      c->host_procfs_root, strerror(-rc));
 	rc = build_tables(m, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -921,7 +929,7 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 	}
 	const wm_meter_config *c = &cv;
 	m->owner_pid = getpid();
-	m->sysroot.dirfd = m->procroot.dirfd = -1;
+	m->sysroot.dirfd = m->procroot.dirfd = m->hostproc.dirfd = -1;
 	m->cg_fd = -1;
 	wm_buf_init(&m->warnings);
 	wm_buf_init(&m->host_json);

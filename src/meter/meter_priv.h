@@ -64,6 +64,7 @@ struct wm_meter {
 	long clk_tck;
 
 	wm_root sysroot, procroot;
+	wm_root hostproc;           /* --host-procfs: dirfd -1 none */
 	wm_sysstat sysstat;
 	int have_sysstat;
 	wm_sources sources;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/util.h"
 
@@ -412,6 +413,28 @@ int wm_read_pid_pod_nspid(int procfs_dirfd, int pid, char *pod, size_t podlen, i
 		return (int)r;
 	*nspid = wm_parse_status_nspid(text);
 	return 0;
+}
+
+int wm_host_pid_local(int host_dirfd, int host_pid)
+{
+	char path[48], text[4096];
+	struct stat mine, its;
+	/* "self" in the host's procfs is this process as that namespace sees it */
+	if (fstatat(host_dirfd, "self/ns/pid", &mine, 0) < 0)
+		return -errno;
+	(void)snprintf(path, sizeof path, "%d/ns/pid", host_pid);
+	if (fstatat(host_dirfd, path, &its, 0) < 0)
+		return -errno;
+	if (its.st_dev != mine.st_dev || its.st_ino != mine.st_ino)
+		return 0;
+	(void)snprintf(path, sizeof path, "%d/status", host_pid);
+	ssize_t r = wm_read_file_at(host_dirfd, path, text, sizeof text);
+	if (r < 0 && r != -EOVERFLOW)
+		return (int)r;
+	int local = wm_parse_status_nspid(text);
+	/* one NSpid entry: the host's own namespace is ours, and the pid is
+	 * the one NVML gave */
+	return local > 0 ? local : host_pid;
 }
 
 int wm_cgroup_slurm_job(const char *path, char *out, size_t outlen)

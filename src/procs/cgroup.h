@@ -49,6 +49,17 @@ int wm_parse_status_nspid(const char *text);
 /* Reads both for a pid: pod ("" none) and nspid (-1 none). 0 or -errno. */
 int wm_read_pid_pod_nspid(int procfs_dirfd, int pid, char *pod, size_t podlen, int *nspid);
 
+/* Inside a container, NVML names processes by their host pid, which this
+ * pid namespace's /proc does not show. Given a procfs of the host's pid
+ * namespace (host_dirfd: the host's /proc mounted into the container,
+ * --host-procfs), maps host_pid to the pid it has here: > 0 when the
+ * process is in the caller's own pid namespace (its ns/pid is the caller's,
+ * the kernel's answer rather than a guess; the pid is the last NSpid
+ * entry), 0 when it is in another one (another container's), -errno when
+ * that cannot be told (-ENOENT gone or not in that procfs, -EACCES its ns
+ * link is not readable: ptrace rules). */
+int wm_host_pid_local(int host_dirfd, int host_pid);
+
 /* ---- cgroups as a measured set (issue 18) ---------------------------------- */
 
 /* From the text of /proc/self/mountinfo: the mount point of the cgroup v2

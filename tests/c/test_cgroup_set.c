@@ -152,6 +152,32 @@ static void test_pod_and_nspid(void **state)
 	assert_int_equal(wm_parse_status_nspid("NSpid:\t9\t8\t7\n"), 7);
 }
 
+/* The real /proc as the "host's": a process of this namespace maps to
+ * itself; a pid that does not exist cannot be told (-ENOENT); a folder that
+ * is not a procfs has no ns links (-ENOENT). The cross-namespace cases run
+ * with real pid namespaces in tests/python/test_containers.py. */
+static void test_host_pid_local(void **state)
+{
+	(void)state;
+	int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(proc >= 0);
+	struct stat st;
+	if (fstatat(proc, "self/ns/pid", &st, 0) < 0) {
+		close(proc);
+		skip(); /* no ns links readable here */
+	}
+	assert_int_equal(wm_host_pid_local(proc, (int)getpid()), (int)getpid());
+	assert_int_equal(wm_host_pid_local(proc, 4194304 + 1), -ENOENT);
+	close(proc);
+	char dir[] = "/tmp/wm-hostproc-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(wm_host_pid_local(fd, (int)getpid()), -ENOENT);
+	close(fd);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +185,7 @@ int main(void)
 		cmocka_unit_test(test_procs_and_usage),
 		cmocka_unit_test(test_reads_and_unit),
 		cmocka_unit_test(test_pod_and_nspid),
+		cmocka_unit_test(test_host_pid_local),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

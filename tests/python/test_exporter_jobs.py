@@ -12,18 +12,21 @@ Truth: each exporter's own per-cgroup counters, read from it directly.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
 import select
 import subprocess
 import time
+import uuid
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
 from conftest import PY, REPO, WATTMETER, kill_quietly, wait_for
-from test_exporter import PROMETHEUS, Prometheus, http_get, parse_series
+from test_exporter import MOCK_NVML, PROMETHEUS, PROMTOOL, Prometheus, http_get, parse_series
 from test_include import test_cgroup  # noqa: F401  (fixture)
 
 # Keeps half a core busy (started in its cgroup by the node's shell).
@@ -37,15 +40,15 @@ while True:
 
 
 class Node:
-    def __init__(self, fake_root: str, cgroups: List[Path]) -> None:
+    def __init__(self, fake_root: str, cgroups: List[Path], extra: str = "", env: Optional[Dict[str, str]] = None) -> None:
         # each burner enters its cgroup before its exec: the exporter reads a
         # process's cgroup when it first sees it
         burners = " ".join(f'(echo 0 > {c}/cgroup.procs && exec {PY} -c "$BURN") &' for c in cgroups)
         self.proc = subprocess.Popen(
             ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
              f'{burners} sleep 0.5; exec {WATTMETER} serve --listen 127.0.0.1:0 --per-cgroup --sysfs-root {fake_root} '
-             f'--period 0.25'],
-            env={**os.environ, "BURN": BURN}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+             f'--period 0.25 {extra}'],
+            env={**os.environ, "BURN": BURN, **(env or {})}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True)
         r, _, _ = select.select([self.proc.stderr], [], [], 20)
         line = self.proc.stderr.readline() if r else ""
@@ -79,8 +82,19 @@ def test_two_nodes_one_job_summed_by_prometheus(tmp_path: Path, fake_rapl, test_
         d = test_cgroup / "slurm" / "uid_0" / name
         d.mkdir(parents=True)
         cg[name] = d
-    a = Node(fake.root, [cg["job_77/step_0"], cg["job_88/step_0"]])
-    b = Node(fake.root, [cg["job_77/step_1"]])
+    # and a Kubernetes pod's container on node B (cgroupfs driver's shape):
+    # the pod and container rules and labels have series too
+    pod_uid, ctr_id = str(uuid.uuid4()), secrets.token_hex(32)
+    cg["pod"] = test_cgroup / "kubepods" / "burstable" / f"pod{pod_uid}" / ctr_id
+    cg["pod"].mkdir(parents=True)
+    gpu: Dict[str, str] = {}
+    extra = ""
+    if MOCK_NVML:  # node A has a GPU: the dashboard's GPU panels then have series too
+        (tmp_path / "scenario").write_text("gpu0.watts=120\ngpu0.util=40\n")
+        gpu = {"WM_MOCK_NVML_SCENARIO": str(tmp_path / "scenario")}
+        extra = f"--nvml-lib {MOCK_NVML}"
+    a = Node(fake.root, [cg["job_77/step_0"], cg["job_88/step_0"]], extra, gpu)
+    b = Node(fake.root, [cg["job_77/step_1"], cg["pod"]])
     p = None
     try:
         rules = REPO / "deploy" / "prometheus" / "wattmeter.rules.yml"
@@ -106,6 +120,9 @@ def test_two_nodes_one_job_summed_by_prometheus(tmp_path: Path, fake_rapl, test_
         # same moment (its last scrape of each, <= 1 s old)
         want_a, want_b = a.job_j(), b.job_j()
         assert set(want_a) == {"77", "88"} and set(want_b) == {"77"}
+        pods = {r["metric"]["pod"]: r["metric"].get("container") for r in
+                p.query('sum by (pod, container) (wattmeter_cgroup_energy_joules_total{pod!=""})')}
+        assert pods == {pod_uid: f"kubepods:{ctr_id[:12]}"}, pods
         got77 = p.scalar('sum by (slurm_job) (wattmeter_cgroup_energy_joules_total{slurm_job="77"})')
         got88 = p.scalar('sum(wattmeter_cgroup_energy_joules_total{slurm_job="88"})')
         rule77 = p.scalar('sum(slurm_job:wattmeter_energy_joules:sum{slurm_job="77"})')
@@ -117,8 +134,120 @@ def test_two_nodes_one_job_summed_by_prometheus(tmp_path: Path, fake_rapl, test_
         assert rule77 == pytest.approx(truth77, rel=0.25)
         # the job spans two instances
         assert p.scalar('count(count by (instance) (wattmeter_cgroup_energy_joules_total{slurm_job="77"}))') == 2
+        # the Grafana panel "Power per SLURM job" as deployed: both jobs, watts > 0
+        panel = {r["metric"]["slurm_job"]: float(r["value"][1])
+                 for r in p.query(grafana_expr(dashboard_expr("Power per SLURM job")))}
+        assert set(panel) == {"77", "88"} and all(w > 0 for w in panel.values()), panel
+        # every query the deploy files hold runs here and names series the
+        # exporters emit, with the labels it selects and groups by
+        for where, expr in deploy_exprs():
+            if "gpu" in expr and not MOCK_NVML:
+                continue
+            p.query(grafana_expr(expr))  # parses and evaluates (asserts success)
+            for name, labels in series_used(expr):
+                if name.endswith(":rate1m") or name.endswith(":sum") or ":" in name:
+                    continue  # a recording rule's output, checked as its own expr
+                assert p.scalar(f"count({name})"), f"{where}: {name} is not emitted"
+                for lab in labels - {"instance", "job"}:
+                    assert p.scalar(f'count({name}{{{lab}!=""}})'), f"{where}: {name} has no label {lab}"
     finally:
         if p:
             p.stop()
         a.stop()
         b.stop()
+
+
+# ---- deploy/: the dashboard's and the rules' queries -------------------------------------
+
+DEPLOY = REPO / "deploy"
+
+
+def dashboard_exprs() -> List[Tuple[str, str]]:
+    dash = json.loads((DEPLOY / "grafana" / "wattmeter-dashboard.json").read_text())
+    out = []
+
+    def walk(panels: list) -> None:
+        for pn in panels:
+            out.extend((f"panel {pn.get('title')!r}", t["expr"]) for t in pn.get("targets", []) if t.get("expr"))
+            walk(pn.get("panels", []))
+    walk(dash["panels"])
+    return out
+
+
+def dashboard_expr(title: str) -> str:
+    [e] = [e for w, e in dashboard_exprs() if w.startswith(f"panel {title!r}"[:-1])]
+    return e
+
+
+def deploy_exprs() -> List[Tuple[str, str]]:
+    """Every PromQL expression deploy/ holds: the Grafana panels' and the
+    recording rules' (the rules file read as YAML by a minimal reader of its
+    `record:` / `expr:` lines, block scalars included)."""
+    out = dashboard_exprs()
+    lines = (DEPLOY / "prometheus" / "wattmeter.rules.yml").read_text().splitlines()
+    record = ""
+    i = 0
+    while i < len(lines):
+        ln = lines[i].strip()
+        if ln.startswith("- record:"):
+            record = ln.split(":", 1)[1].strip()
+        elif ln.startswith("expr:"):
+            v = ln.split(":", 1)[1].strip()
+            if v in ("|", ">"):
+                ind = len(lines[i + 1]) - len(lines[i + 1].lstrip())
+                body = []
+                while i + 1 < len(lines) and (not lines[i + 1].strip() or
+                                              len(lines[i + 1]) - len(lines[i + 1].lstrip()) >= ind):
+                    i += 1
+                    body.append(lines[i].strip())
+                v = " ".join(body)
+            out.append((f"rule {record}", v))
+        i += 1
+    assert len(out) > len(dashboard_exprs())
+    return out
+
+
+def grafana_expr(expr: str) -> str:
+    """Grafana's variables as it would fill them in."""
+    return (expr.replace("$__rate_interval", "5s").replace("$__range", "1m").replace("$instance", ".*")
+            .replace("${instance}", ".*"))
+
+
+def series_used(expr: str) -> List[Tuple[str, Set[str]]]:
+    """(metric, labels it selects on or groups by) for every metric an
+    expression names."""
+    groups = set(l.strip() for g in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr) for l in g.split(",")
+                 if l.strip())
+    out = []
+    for m in re.finditer(r"\b([a-z_]+(?::[a-z_0-9]+)*)\s*(\{[^}]*\})?", expr):
+        name, sel = m.group(1), m.group(2) or ""
+        if not (name.startswith("wattmeter_") or ":" in name):
+            continue
+        labels = set(re.findall(r"([a-z_]+)\s*(?:=~|!=|!~|=)", sel))
+        out.append((name, labels | groups))
+    return out
+
+
+@pytest.mark.skipif(not PROMTOOL, reason="promtool not installed")
+def test_every_dashboard_query_parses_with_promtool(tmp_path: Path) -> None:
+    """The Grafana panels' queries, Grafana's variables filled in, checked by
+    promtool as recording rules (promtool parses every expr)."""
+    exprs = dashboard_exprs()
+    assert len(exprs) >= 10
+    body = "groups:\n  - name: dashboard\n    rules:\n" + "".join(
+        f"      - record: dashboard:q{i}\n        expr: {json.dumps(grafana_expr(e))}\n" for i, (_, e) in enumerate(exprs))
+    f = tmp_path / "dash.rules.yml"
+    f.write_text(body)
+    p = subprocess.run([PROMTOOL, "check", "rules", str(f)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in p.stdout
+    # and a broken one is caught: the check can fail
+    f.write_text(body + "      - record: dashboard:bad\n        expr: 'sum by (slurm_job (x)'\n")
+    assert subprocess.run([PROMTOOL, "check", "rules", str(f)], capture_output=True).returncode != 0
+
+
+def test_the_deploy_files_hold_the_per_job_rules_and_panel() -> None:
+    rules = dict((w, e) for w, e in deploy_exprs() if w.startswith("rule "))
+    assert "sum by (slurm_job" in rules["rule slurm_job:wattmeter_energy_joules:sum"]
+    assert "sum by (slurm_job)" in rules["rule slurm_job:wattmeter_power_watts:rate1m"]
+    assert "sum by (slurm_job)" in dashboard_expr("Power per SLURM job")
