@@ -48,7 +48,7 @@ def test_docker_case_two_processes_on_one_gpu_one_in_a_container(wm: str, tmp_pa
     ctr = test_cgroup / f"docker-{cid}.scope"
     ctr.mkdir()
     # the container: a process in its own pid namespace, in the docker-named cgroup
-    ns = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", PY, "-c",
+    ns = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", PY, "-c",
                            "import os, time; open(os.environ['NSPID_OUT'], 'w').write(str(os.getpid())); "
                            "time.sleep(60)"],
                           env={**os.environ, "NSPID_OUT": str(tmp_path / "nspid")}, stdin=subprocess.DEVNULL)
@@ -101,7 +101,7 @@ def test_inside_a_container_host_pids_are_said_to_be_unmappable(wm: str, tmp_pat
     env = scenario(tmp_path, "util_period_s=0.02\ngpu0.watts=200\ngpu0.proc=3999999:60:1024\n")
     for excl in (False, True):
         out = tmp_path / f"rec-{excl}"
-        p = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", wm, "run", "--nvml-lib", MOCK,
+        p = subprocess.run(["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", wm, "run", "--nvml-lib", MOCK,
                             "-o", str(out), "--period", "0.05", "--proc-period", "0.1",
                             *(["--gpu-exclusive"] if excl else []), "--", PY, "-c", "import time; time.sleep(1)"],
                            env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
@@ -122,7 +122,7 @@ def test_inside_a_container_host_pids_are_said_to_be_unmappable(wm: str, tmp_pat
 CONTAINER_SH = r"""
 echo $$ > "$CTR/cgroup.procs" || exit 90
 mount --bind /proc "$HOSTPROC" || exit 91
-exec unshare --pid --fork --mount-proc sh -c '
+exec unshare --pid --fork --kill-child --mount-proc sh -c '
   "$PY" -c "import os, sys, time; open(os.environ[\"NSPID_OUT\"], \"w\").write(str(os.getpid())); time.sleep(60)" "$TAG" &
   T=$!
   while [ ! -e "$GO" ]; do sleep 0.05; done
@@ -174,7 +174,7 @@ def test_inside_a_container_host_pids_map_through_the_hosts_proc(wm: str, tmp_pa
     hostproc.mkdir()
     out = tmp_path / "rec"
     # the other container: its own pid namespace, host-visible, on the GPU too
-    other = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", PY, "-c", "import time; time.sleep(60)"],
+    other = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", PY, "-c", "import time; time.sleep(60)"],
                              stdin=subprocess.DEVNULL)
     env = scenario(tmp_path, f"util_period_s=0.02\ngpu0.watts=300\ngpu0.proc=@{tmp_path / 'pid-trainer'}:60:2048\n"
                              f"gpu0.proc=@{tmp_path / 'pid-other'}:20:512\n")

@@ -45,7 +45,7 @@ class Node:
         # process's cgroup when it first sees it
         burners = " ".join(f'(echo 0 > {c}/cgroup.procs && exec {PY} -c "$BURN") &' for c in cgroups)
         self.proc = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
+            ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "sh", "-c",
              f'{burners} sleep 0.5; exec {WATTMETER} serve --listen 127.0.0.1:0 --per-cgroup --sysfs-root {fake_root} '
              f'--period 0.25 {extra}'],
             env={**os.environ, "BURN": BURN, **(env or {})}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
