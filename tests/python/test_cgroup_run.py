@@ -52,10 +52,14 @@ def test_run_cgroup_cpu_is_the_cgroups_and_matches_os_times(wm: str, tmp_path: P
     cg = s["cgroup"]
     assert cg["version"] == 2
     assert cg["path"].startswith(v2_mount() + "/wattmeter-run-")
-    # cpu.stat is in microseconds, os.times in ticks
-    assert cg["cpu_s"] == pytest.approx(truth, abs=0.05)
+    # cpu.stat is in microseconds, os.times in ticks (10 ms each, rounded per
+    # process); and what the command spends after its own os.times() read
+    # (writing the file, the interpreter's exit: tens of ms on a loaded
+    # machine, 1.10 against 1.05 seen) is in cpu.stat but not in the truth,
+    # so the truth bounds it from below, tightly, and from above loosely.
+    assert truth - 0.05 <= cg["cpu_s"] <= truth + 0.15, (cg["cpu_s"], truth)
     # attribution adds up to it: the processes' CPU is the cgroup's
-    assert sum(p["cpu_s"] for p in s["processes"].values()) == pytest.approx(truth, abs=0.05)
+    assert sum(p["cpu_s"] for p in s["processes"].values()) == pytest.approx(cg["cpu_s"], abs=0.05)
     meta = read_meta(out)
     assert meta["cgroup"]["cpu_source"] == "cpu.stat usage_usec"
     # gone after the run (it was empty), and the summary says what it read

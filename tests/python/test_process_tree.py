@@ -95,7 +95,7 @@ def test_pid_option_measures_an_independent_process(tmp_path):
     s = report_json(out)
     assert str(busy.pid) in s["processes"], sorted(s["processes"])
     got = s["processes"][str(busy.pid)]
-    assert got["cpu_s"] > 0.3
+    assert got["cpu_s"] > 0.1  # the busy process got 0.26 s of a 1.5 s run once, at load 30
     assert got["cpu_s"] == pytest.approx(used, abs=0.15)
     assert got["energy_j"]["cpu"] > 0
     assert busy.pid in read_meta(out)["pids"]
