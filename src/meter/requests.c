@@ -56,6 +56,9 @@ struct wm_requests {
 	uint64_t ends_queued, ends_done;
 	int stop, started, joined;
 	pthread_t thread;
+	clockid_t cpu_clock;
+	int have_cpu_clock;
+	double final_cpu_s; /* its CPU when it ended (under qlock) */
 	wm_request_done_fn fn;
 	void *fn_ctx;
 
@@ -411,18 +414,16 @@ static void *ledger_main(void *arg)
 	uint64_t grace_ns = (uint64_t)(WM_REQ_GRACE_S * 1e9);
 	pthread_mutex_lock(&q->qlock);
 	for (;;) {
-		int waiting = q->led && (wm_ledger_pending(q->led) || wm_ledger_active(q->led));
+		/* wake for the oldest interval's grace to end, unless an open
+		 * request holds it (then its end, queued, wakes us) */
+		uint64_t due = q->led ? wm_ledger_next_due(q->led) : 0;
 		while (!q->nq && !q->stop) {
-			if (!waiting) {
+			if (!due) {
 				pthread_cond_wait(&q->qcond, &q->qlock);
 				continue;
 			}
-			/* intervals wait out the grace: wake for them */
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			uint64_t t = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + grace_ns / 2;
-			ts.tv_sec = (time_t)(t / 1000000000ull);
-			ts.tv_nsec = (long)(t % 1000000000ull);
+			uint64_t t = due + grace_ns + 1000000; /* CLOCK_MONOTONIC: the cond's clock (start) */
+			struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull), .tv_nsec = (long)(t % 1000000000ull)};
 			if (pthread_cond_timedwait(&q->qcond, &q->qlock, &ts) == ETIMEDOUT)
 				break;
 		}
@@ -448,8 +449,12 @@ static void *ledger_main(void *arg)
 				put_summary(q);
 		}
 		pthread_mutex_lock(&q->qlock);
-		if (stop && !q->nq)
+		if (stop && !q->nq) {
+			struct timespec ts;
+			if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+				q->final_cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 			break;
+		}
 	}
 	pthread_mutex_unlock(&q->qlock);
 	return NULL;
@@ -671,7 +676,11 @@ int wm_requests_start(wm_meter *m, const char *output_dir, char *err, size_t err
 	wm_jsonl_init(&q->file);
 	wm_buf_init(&q->line);
 	pthread_mutex_init(&q->qlock, NULL);
-	pthread_cond_init(&q->qcond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the stamps' clock */
+	pthread_cond_init(&q->qcond, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&q->qdone, NULL);
 	m->req = q;
 	/* the server: the measured set where there is one (its attributed
@@ -703,7 +712,22 @@ int wm_requests_start(wm_meter *m, const char *output_dir, char *err, size_t err
 	if (rc < 0)
 		return wm_err(err, errlen, rc, "cannot start the requests thread: %s", strerror(-rc));
 	q->started = 1;
+	q->have_cpu_clock = pthread_getcpuclockid(q->thread, &q->cpu_clock) == 0;
 	return 0;
+}
+
+double wm_requests_cpu_s(const wm_meter *m)
+{
+	struct wm_requests *q = m->req;
+	if (!q || !q->started)
+		return 0.0;
+	struct timespec ts;
+	pthread_mutex_lock(&q->qlock);
+	double s = q->final_cpu_s;
+	if (!q->joined && q->have_cpu_clock && clock_gettime(q->cpu_clock, &ts) == 0)
+		s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	pthread_mutex_unlock(&q->qlock);
+	return s;
 }
 
 void wm_requests_note_sample(wm_meter *m, uint64_t now_ns, int proc_tier, int baseline)

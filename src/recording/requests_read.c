@@ -65,32 +65,6 @@ static int rread_line(void *ctx, json_t *o)
 	return 0;
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted v[n]. */
-static double pct(const double *v, size_t n, double p)
-{
-	if (!n)
-		return NAN;
-	double rk = ceil(p * (double)n);
-	size_t i = rk < 1 ? 0 : (size_t)rk - 1;
-	return v[i < n ? i : n - 1];
-}
-
-static json_t *stats(double *v, size_t n)
-{
-	double sum = 0;
-	for (size_t i = 0; i < n; i++)
-		sum += v[i];
-	qsort(v, n, sizeof *v, cmp_dbl);
-	return json_pack("{s:f,s:f,s:f,s:f}", "total", sum, "mean", n ? sum / (double)n : 0.0, "p50",
-			 n ? pct(v, n, 0.50) : 0.0, "p99", n ? pct(v, n, 0.99) : 0.0);
-}
-
 static double num_or0(json_t *v)
 {
 	return json_is_number(v) ? json_number_value(v) : 0.0;
@@ -141,8 +115,8 @@ static json_t *figures(json_t *reqs, const char *model, json_t *idle_w)
 		pt += num_or0(json_object_get(r, "prompt_tokens"));
 		ct += num_or0(json_object_get(r, "completion_tokens"));
 	}
-	json_t *o = json_pack("{s:I,s:o,s:o,s:f,s:f,s:o,s:o,s:o}", "count", (json_int_t)k, "energy_j", stats(e, k),
-			      "active_energy_j", json_is_object(idle_w) ? stats(a, k) : json_null(), "prompt_tokens", pt,
+	json_t *o = json_pack("{s:I,s:o,s:o,s:f,s:f,s:o,s:o,s:o}", "count", (json_int_t)k, "energy_j", wm_stats_json(e, k),
+			      "active_energy_j", json_is_object(idle_w) ? wm_stats_json(a, k) : json_null(), "prompt_tokens", pt,
 			      "completion_tokens", ct, "j_per_prompt_token", per_token(tot, pt),
 			      "j_per_completion_token", per_token(tot, ct), "tokens_per_j",
 			      tot > 0 ? json_real((pt + ct) / tot) : json_null());
@@ -328,6 +302,9 @@ int wm_requests_text(const char *dir, wm_buf *out, char *err, size_t errlen)
 		wm_buf_printf(out, " (%lld open at the stop)", (long long)json_integer_value(json_object_get(sum, "open_at_stop")));
 	if (!json_is_true(json_object_get(doc, "complete")))
 		wm_buf_puts(out, " (no summary line: the run was cut short)");
+	if (json_integer_value(json_object_get(sum, "lines_lost")))
+		wm_buf_printf(out, " (%lld lines lost to write errors, a full disk: the check below cannot add up)",
+			      (long long)json_integer_value(json_object_get(sum, "lines_lost")));
 	wm_buf_puts(out, "\n  J per request    mean ");
 	put_j(out, json_object_get(e, "mean"));
 	wm_buf_puts(out, "  p50 ");
