@@ -54,6 +54,13 @@ struct wm_requests {
 	int64_t *open_ids; /* caller side: open requests, ascending */
 	size_t n_open, cap_open;
 	uint64_t ends_queued, ends_done;
+	/* Until the first request the sampler's intervals are not queued (a
+	 * recording without requests costs a memcpy per sample): the latest
+	 * cumulative energy is kept here and queued as one idle interval,
+	 * from the baseline, ahead of the first begin. */
+	int began, have_latest;
+	double *latest;       /* [n_dev] */
+	uint64_t latest_ns;
 	int stop, started, joined;
 	pthread_t thread;
 	clockid_t cpu_clock;
@@ -516,7 +523,26 @@ static int enqueue(wm_meter *m, struct rq_ev *ev)
 			q->cap_open = cap;
 		}
 	}
+	if (!rc && ev->kind == RQ_BEGIN && !q->began && q->have_latest) {
+		double *cum = malloc((q->n_dev ? q->n_dev : 1) * sizeof *cum);
+		if (!cum || q->nq + 1 >= q->capq) {
+			struct rq_ev *p = cum ? realloc(q->q, (q->capq + 64) * sizeof *p) : NULL;
+			if (p) {
+				q->q = p;
+				q->capq += 64;
+			} else {
+				free(cum);
+				cum = NULL;
+				rc = -ENOMEM;
+			}
+		}
+		if (cum) {
+			memcpy(cum, q->latest, q->n_dev * sizeof *cum);
+			q->q[q->nq++] = (struct rq_ev){.kind = RQ_INTERVAL, .t_ns = q->latest_ns, .cum = cum};
+		}
+	}
 	if (!rc && ev->kind == RQ_BEGIN) {
+		q->began = 1;
 		ev->id = ++q->next_id; /* ascending: appended in order */
 		q->open_ids[q->n_open++] = ev->id;
 	} else if (!rc && ev->kind != RQ_INTERVAL) {
@@ -688,12 +714,13 @@ int wm_requests_start(wm_meter *m, const char *output_dir, char *err, size_t err
 	q->measured_set = m->tree != NULL;
 	size_t nd = m->n_dev ? m->n_dev : 1;
 	q->dev = calloc(nd, sizeof *q->dev);
-	q->prev = calloc(4 * nd, sizeof(double));
+	q->prev = calloc(5 * nd, sizeof(double));
 	if (!q->dev || !q->prev)
 		return wm_err(err, errlen, -ENOMEM, "out of memory");
 	q->delta = q->prev + nd;
 	q->idle_w = q->prev + 2 * nd;
 	q->pre_j = q->prev + 3 * nd;
+	q->latest = q->prev + 4 * nd;
 	for (size_t d = 0; d < m->n_dev; d++)
 		if (!q->measured_set || m->dev[d].decl->rule != WM_ATTR_NONE)
 			q->dev[q->n_dev++] = d;
@@ -738,6 +765,19 @@ void wm_requests_note_sample(wm_meter *m, uint64_t now_ns, int proc_tier, int ba
 	if (q->measured_set && !proc_tier && !baseline)
 		return; /* attributed energy moves on the process tier only */
 	const double *cum = q->measured_set ? m->attributed_j : m->energy_j;
+	if (!baseline) {
+		pthread_mutex_lock(&q->qlock);
+		int began = q->began;
+		if (!began) {
+			for (size_t i = 0; i < q->n_dev; i++)
+				q->latest[i] = cum[q->dev[i]];
+			q->latest_ns = now_ns;
+			q->have_latest = 1;
+		}
+		pthread_mutex_unlock(&q->qlock);
+		if (!began)
+			return;
+	}
 	struct rq_ev ev = {.kind = RQ_INTERVAL, .t_ns = now_ns};
 	ev.cum = malloc((q->n_dev ? q->n_dev : 1) * sizeof(double));
 	if (!ev.cum)

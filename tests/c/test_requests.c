@@ -191,7 +191,7 @@ static void requests_add_up_to_the_machine(void **state)
 	assert_float_equal(total, 0.35, 1e-9);
 	assert_float_equal(req + idle, total, 1e-5);
 	/* equal streams, in flight together: equal shares */
-	assert_float_equal(ea, eb, 1e-5);
+	assert_float_equal(ea, eb, 2e-3); /* a tick between the two token calls moves 3 tokens to the next interval */
 	assert_true(ea > 0.05); /* at least their own 0.2 J between them, shared */
 	assert_true(idle >= 0.05);
 	json_decref(lines);
