@@ -404,7 +404,8 @@ static void svg_scatter(wm_buf *b, const double *x, const double *y, size_t n, c
 	wm_buf_puts(b, "</svg>\n");
 }
 
-int wm_requests_html(const char *dir, const double *t_s, const double *power_w, size_t n_samples, wm_buf *b)
+int wm_requests_html(const char *dir, const double *t_s, const double *machine_j, const double *attributed_j,
+		     size_t n_samples, wm_buf *b)
 {
 	char err[512] = "";
 	int rc;
@@ -444,23 +445,38 @@ int wm_requests_html(const char *dir, const double *t_s, const double *power_w, 
 	}
 	free(x);
 	free(y);
-	/* the server's power (Σ devices but psys, from samples) and the requests in flight */
+	/* the server's power (Σ devices but psys, from the cumulative energy the
+	 * header names) and the requests in flight, at each sample that has it */
+	const double *cum = strcmp(json_string_value(json_object_get(doc, "server")), "machine") ? attributed_j : machine_j;
 	if (n_samples > 1 && n) {
+		double *pt = calloc(n_samples, sizeof *pt), *pw = calloc(n_samples, sizeof *pw);
 		double *in = calloc(n_samples, sizeof *in);
-		if (in) {
-			size_t i;
-			json_t *r;
-			json_array_foreach(reqs, i, r) {
-				double a = num_or0(json_object_get(r, "t_start_s")), e = num_or0(json_object_get(r, "t_end_s"));
-				for (size_t k = 0; k < n_samples; k++)
-					if (t_s[k] >= a && t_s[k] <= e)
-						in[k] += 1;
+		size_t m = 0;
+		for (size_t k = 0, prev = (size_t)-1; pt && pw && in && k < n_samples; k++) {
+			if (!isfinite(cum[k]))
+				continue;
+			if (prev != (size_t)-1 && t_s[k] > t_s[prev]) {
+				pt[m] = t_s[k];
+				pw[m] = (cum[k] - cum[prev]) / (t_s[k] - t_s[prev]);
+				size_t i;
+				json_t *r;
+				json_array_foreach(reqs, i, r) {
+					double a = num_or0(json_object_get(r, "t_start_s")), e = num_or0(json_object_get(r, "t_end_s"));
+					if (a < t_s[k] && e > t_s[prev])
+						in[m] += 1; /* in flight in the interval */
+				}
+				m++;
 			}
-			wm_buf_puts(b, "<h3>Server power and requests in flight</h3>\n");
-			svg_scatter(b, t_s, power_w, n_samples, "t (s)", "W (line)", 1);
-			svg_scatter(b, t_s, in, n_samples, "t (s)", "requests in flight", 1);
-			free(in);
+			prev = k;
 		}
+		if (m > 1) {
+			wm_buf_puts(b, "<h3>Server power and requests in flight</h3>\n");
+			svg_scatter(b, pt, pw, m, "t (s)", "server W", 1);
+			svg_scatter(b, pt, in, m, "t (s)", "requests in flight", 1);
+		}
+		free(pt);
+		free(pw);
+		free(in);
 	}
 	json_decref(doc);
 	return wm_buf_error(b) ? -ENOMEM : 0;
