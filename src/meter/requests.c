@@ -108,7 +108,9 @@ static void put_devs(wm_buf *b, const struct wm_requests *q, const double *e)
 		wm_buf_puts(b, i ? "," : "");
 		wm_buf_json_str(b, q->m->dev[q->dev[i]].decl->name);
 		wm_buf_puts(b, ":");
-		wm_buf_json_fixed(b, e[i], 6);
+		/* full precision: a short request's share is micro- or nanojoules,
+		 * and 100,000 of them rounded to 6 decimals would not add up */
+		wm_buf_json_double(b, e[i]);
 	}
 	wm_buf_puts(b, "}");
 }
@@ -257,7 +259,7 @@ static void on_request(void *ctx, const wm_ledger_req *r)
 	wm_buf_puts(l, ",\"energy_j\":");
 	put_devs(l, q, r->energy_j);
 	wm_buf_puts(l, ",\"total_j\":");
-	wm_buf_json_fixed(l, total(q, r->energy_j), 6);
+	wm_buf_json_double(l, total(q, r->energy_j));
 	/* active: the server's idle power over this request's share of its time
 	 * taken off (the idle power known when the line is written) */
 	wm_ledger_idle_power(q->led, q->idle_w);
@@ -269,14 +271,14 @@ static void on_request(void *ctx, const wm_ledger_req *r)
 			act[i] = r->energy_j[i] - q->idle_w[i] * r->server_share_s;
 		put_devs(l, q, act);
 		wm_buf_puts(l, ",\"active_total_j\":");
-		wm_buf_json_fixed(l, total(q, act), 6);
+		wm_buf_json_double(l, total(q, act));
 		wm_buf_puts(l, ",\"idle_power_w\":");
 		put_devs(l, q, q->idle_w);
 	} else {
 		wm_buf_puts(l, "null,\"active_total_j\":null,\"idle_power_w\":null");
 	}
 	wm_buf_puts(l, ",\"server_share_s\":");
-	wm_buf_json_fixed(l, r->server_share_s, 6);
+	wm_buf_json_double(l, r->server_share_s);
 	const char *meth = r->method == (WM_LEDGER_BY_TOKENS | WM_LEDGER_BY_TIME) ? "tokens+time"
 			   : r->method == WM_LEDGER_BY_TOKENS			 ? "tokens"
 			   : r->method == WM_LEDGER_BY_TIME			 ? "time"

@@ -157,15 +157,15 @@ static json_t *by_model(json_t *reqs, json_t *idle_w)
 }
 
 /* Per device: requests + idle vs the summary's server energy and the last
- * sample's cumulative energy. Lines carry 6 decimals: the sum of n lines is
- * exact to n x 0.5e-6 J. */
+ * sample's cumulative energy. Lines carry energies at full precision: the
+ * sum of n lines is exact to the doubles' rounding, n x 1e-16 relative. */
 static json_t *conservation(json_t *devices, json_t *req_sum, json_t *idle_sum, json_t *summary, json_t *last,
 			    const char *server, size_t n_lines)
 {
 	json_t *out = json_object();
 	json_t *srv = json_object_get(summary, "server_energy_j");
 	json_t *cum = json_object_get(last, !strcmp(server, "machine") ? "energy_j" : "attributed_j");
-	double tol = 1e-6 * (double)(n_lines + 1);
+	double tol = 1e-12 * (double)(n_lines + 1);
 	size_t i;
 	json_t *d;
 	json_array_foreach(devices, i, d) {
@@ -175,7 +175,7 @@ static json_t *conservation(json_t *devices, json_t *req_sum, json_t *idle_sum, 
 		double rq = num_or0(json_object_get(req_sum, dn)), id = num_or0(json_object_get(idle_sum, dn));
 		json_t *sv = json_object_get(srv, dn), *cv = json_object_get(cum, dn);
 		double s = json_number_value(sv);
-		int ok = json_is_number(sv) && fabs(rq + id - s) <= tol + 1e-9 * fabs(s);
+		int ok = json_is_number(sv) && fabs(rq + id - s) <= tol * (1 + fabs(s)) + 1e-9 * fabs(s);
 		json_t *o = json_pack("{s:f,s:f,s:f}", "requests_j", rq, "idle_j", id, "sum_j", rq + id);
 		json_object_set_new(o, "server_j", json_is_number(sv) ? json_real(s) : json_null());
 		json_object_set_new(o, "samples_j", json_is_number(cv) ? json_real(json_number_value(cv)) : json_null());
