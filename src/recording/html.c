@@ -22,7 +22,9 @@
 
 #include "recording/html.h"
 #include "recording/record_priv.h"
+#include "recording/requests.h"
 #include "recording/windows.h"
+#include "wattmeter.h"
 
 /* Tableau 10: distinguishable, and legible for the common colour blindness */
 static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
@@ -946,6 +948,49 @@ static void provenance_section(wm_buf *b, const struct wm_recording *r)
 	}
 }
 
+/* The requests (requests.jsonl), with the cumulative energy of the devices
+ * but psys per sample, whole and attributed, through the public series API
+ * (WM_TABLE_COLUMNS; NaN where a line lacks it). */
+static int requests_section(wm_buf *b, const struct wm_recording *r)
+{
+	const char *name;
+	size_t n = wm_report_series(r, WM_TABLE_COLUMNS, 0, &name, NULL);
+	size_t sz = n ? n : 1;
+	double *t = calloc(sz, sizeof *t), *e = calloc(sz, sizeof *e), *a = calloc(sz, sizeof *a);
+	double *col = calloc(sz, sizeof *col);
+	unsigned char *has_a = calloc(sz, 1);
+	int rc = t && e && a && col && has_a ? 0 : -ENOMEM;
+	for (size_t i = 0; !rc && wm_report_series(r, WM_TABLE_COLUMNS, i, &name, NULL) == n && name; i++) {
+		int whole = !strncmp(name, "energy_j.", 9), attr = !strncmp(name, "attributed_j.", 13);
+		if (!strcmp(name, "t_s")) {
+			(void)wm_report_series(r, WM_TABLE_COLUMNS, i, &name, t);
+		} else if ((whole || attr) && strcmp(strchr(name, '.') + 1, "psys") != 0) {
+			(void)wm_report_series(r, WM_TABLE_COLUMNS, i, &name, col);
+			for (size_t k = 0; k < n; k++) {
+				if (!isfinite(col[k]))
+					continue;
+				if (whole)
+					e[k] += col[k];
+				else {
+					a[k] += col[k];
+					has_a[k] = 1;
+				}
+			}
+		}
+	}
+	for (size_t k = 0; !rc && k < n; k++)
+		if (!has_a[k])
+			a[k] = NAN; /* attributed on process-tier lines only */
+	if (!rc)
+		rc = wm_requests_html(r->dir, t, e, a, n, b);
+	free(t);
+	free(e);
+	free(a);
+	free(col);
+	free(has_a);
+	return rc;
+}
+
 static int run_section(wm_buf *b, const struct wm_recording *r, const struct wm_html_opts *o, const char *heading_id)
 {
 	wm_buf_printf(b, "<section id=\"%s\">\n", heading_id);
@@ -960,6 +1005,8 @@ static int run_section(wm_buf *b, const struct wm_recording *r, const struct wm_
 		rc = carbon_section(b, r, o->carbon);
 	if (!rc && r->dir)
 		rc = wm_windows_html(r->dir, b);
+	if (!rc && r->dir)
+		rc = requests_section(b, r);
 	if (rc)
 		return rc;
 	if (r->n_devs)
