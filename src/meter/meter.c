@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "base/host.h"
+#include "meter/requests.h"
 #include "meter/windows.h"
 #include "recording/record.h"
 
@@ -434,6 +435,7 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 		m->sdev[d].attributed_j = m->attributed_j[d];
 	if (s.proc_tier)
 		wm_windows_note_proc(m);
+	wm_requests_note_sample(m, now, s.proc_tier, baseline);
 	m->self_cpu_s = thread_cpu_s() + wm_windows_cpu_s(m);
 	s.self_cpu_s = m->self_cpu_s;
 	s.mem_used_bytes = m->mem_used_bytes;
@@ -512,6 +514,7 @@ static void free_meter(wm_meter *m)
 	if (!m)
 		return;
 	wm_windows_free(m);
+	wm_requests_free(m);
 	for (size_t i = 0; i < m->n_sinks; i++)
 		if (m->sinks[i].ops->free)
 			m->sinks[i].ops->free(m->sinks[i].ctx);
@@ -1028,6 +1031,8 @@ int wm_meter_start_sinks(const wm_meter_config *cin, const wm_sink *sinks, size_
 			goto fail;
 	}
 	rc = wm_windows_start(m, c->output_dir, err, errlen);
+	if (rc == 0)
+		rc = wm_requests_start(m, c->output_dir, err, errlen);
 	if (rc < 0)
 		goto fail;
 
@@ -1135,6 +1140,7 @@ int wm_meter_stop(wm_meter *m, int exit_status, char *err, size_t errlen)
 		return 0;
 	wm_windows_stop(m); /* its last edges are read before the last sample */
 	int rc = stop_thread(m);
+	wm_requests_stop(m); /* after the last sample: its interval is the last */
 	m->stopped = 1;
 	wm_stop_info st = {
 		.exit_status = exit_status,

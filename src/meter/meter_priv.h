@@ -46,6 +46,7 @@ struct wm_meter {
 	pthread_mutex_t read_lock;  /* guards the sources' reads, counters, energies, power
 	                               and last_ns: the sampler's tick and window edges */
 	struct wm_windows *win;     /* windows.c; NULL without a recording */
+	struct wm_requests *req;    /* requests.c; NULL without a recording */
 	pthread_cond_t cond;
 	pthread_t thread;
 	int thread_started;

@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/jsonl.h"
 #include "base/safepath.h"
 #include "meter/meter_priv.h"
 
@@ -100,12 +101,7 @@ struct wm_windows {
 	uint64_t proc_seq;
 
 	int dir_fd;               /* the recording folder (O_PATH), until windows.jsonl exists */
-	int fd;                   /* windows.jsonl, -1 before the first edge */
-	int open_errno;           /* creating it failed: edges are dropped */
-	long long good_off;
-	int need_cut;
-	uint64_t lines_lost;
-	int write_errno;
+	wm_jsonl file;            /* windows.jsonl, created at the first edge */
 	wm_buf out;
 };
 
@@ -125,45 +121,12 @@ static void free_open(struct win_open *o)
 
 /* ---- the file ------------------------------------------------------------------ */
 
-static int write_out(struct wm_windows *w)
-{
-	if (w->fd < 0 || !w->out.len)
-		return 0;
-	if (w->need_cut) {
-		if (ftruncate(w->fd, (off_t)w->good_off) < 0) {
-			w->lines_lost++;
-			return -errno;
-		}
-		w->need_cut = 0;
-	}
-	int rc = wm_write_all(w->fd, w->out.data, w->out.len);
-	if (rc < 0) {
-		/* whole lines only: a short write (ENOSPC) is cut back, the lines lost counted */
-		w->lines_lost++;
-		if (ftruncate(w->fd, (off_t)w->good_off) < 0)
-			w->need_cut = 1;
-		if (!w->write_errno)
-			w->write_errno = -rc;
-		return rc;
-	}
-	w->good_off += (long long)w->out.len;
-	return 0;
-}
-
 /* Creates windows.jsonl at the first edge (a recording without windows has
  * none), relative to the folder's fd taken at start. On the edge thread. */
 static int open_file(struct wm_windows *w, const wm_meter *m)
 {
-	if (w->fd >= 0 || w->open_errno)
-		return w->fd >= 0 ? 0 : -w->open_errno;
-	/* O_EXCL|O_NOFOLLOW relative to the folder: never a planted file or link */
-	w->fd = openat(w->dir_fd, "windows.jsonl",
-		       O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
-	if (w->fd < 0) {
-		w->open_errno = errno;
-		w->write_errno = errno;
-		return -w->open_errno;
-	}
+	if (w->file.fd >= 0 || w->file.open_errno)
+		return w->file.fd >= 0 ? 0 : -w->file.open_errno;
 	wm_buf out;
 	wm_buf_init(&out);
 	wm_buf_puts(&out, "{\"windows_version\":1,\"devices\":[");
@@ -173,11 +136,7 @@ static int open_file(struct wm_windows *w, const wm_meter *m)
 		wm_buf_json_str(&out, m->dev[d].decl->name);
 	}
 	wm_buf_puts(&out, "]}\n");
-	int rc = wm_buf_error(&out) ? -ENOMEM : wm_write_all(w->fd, out.data, out.len);
-	if (!rc)
-		w->good_off = (long long)out.len;
-	else if (!w->write_errno)
-		w->write_errno = -rc;
+	int rc = wm_buf_error(&out) ? -ENOMEM : wm_jsonl_create(&w->file, w->dir_fd, "windows.jsonl", out.data, out.len);
 	wm_buf_free(&out);
 	return rc;
 }
@@ -536,7 +495,7 @@ static void *edge_main(void *arg)
 			w->n_open = 0;
 		}
 		if (w->out.len && open_file(w, m) == 0)
-			(void)write_out(w);
+			(void)wm_jsonl_append(&w->file, w->out.data, w->out.len);
 		w->last_read_ns = read_ns;
 
 		pthread_mutex_lock(&w->qlock);
@@ -555,10 +514,9 @@ static void *edge_main(void *arg)
 
 /* ---- the caller's side -------------------------------------------------------------- */
 
-static int enqueue(wm_meter *m, uint64_t t_ns, int kind, int64_t *id, const char *name, const char *json)
+uint64_t wm_meter_edge_ns(const wm_meter *m, uint64_t t_ns)
 {
-	struct wm_windows *w = m->win;
-	uint64_t t = wm_now_mono_ns(); /* the edge: before anything else */
+	uint64_t t = wm_now_mono_ns();
 	if (t_ns) {
 		/* another process's stamp (the control socket): not in the future,
 		 * not before the start */
@@ -567,6 +525,13 @@ static int enqueue(wm_meter *m, uint64_t t_ns, int kind, int64_t *id, const char
 		if (t < m->t0_ns)
 			t = m->t0_ns;
 	}
+	return t;
+}
+
+static int enqueue(wm_meter *m, uint64_t t_ns, int kind, int64_t *id, const char *name, const char *json)
+{
+	struct wm_windows *w = m->win;
+	uint64_t t = wm_meter_edge_ns(m, t_ns); /* the edge: before anything else */
 	char *nm = name ? strdup(name) : NULL;
 	char *js = NULL;
 	if (json && *json) {
@@ -705,7 +670,7 @@ int wm_meter_windows_flush(wm_meter *m)
 	uint64_t target = w->queued;
 	while (w->done < target && !w->joined)
 		pthread_cond_wait(&w->qdone, &w->qlock);
-	rc = w->write_errno ? -w->write_errno : 0;
+	rc = w->file.write_errno ? -w->file.write_errno : 0;
 	pthread_mutex_unlock(&w->qlock);
 	return rc;
 }
@@ -719,7 +684,8 @@ int wm_windows_start(wm_meter *m, const char *output_dir, char *err, size_t errl
 	struct wm_windows *w = calloc(1, sizeof *w);
 	if (!w)
 		return wm_err(err, errlen, -ENOMEM, "out of memory");
-	w->fd = w->dir_fd = -1;
+	w->dir_fd = -1;
+	wm_jsonl_init(&w->file);
 	wm_buf_init(&w->out);
 	pthread_mutex_init(&w->qlock, NULL);
 	pthread_cond_init(&w->qcond, NULL);
@@ -809,11 +775,7 @@ void wm_windows_stop(wm_meter *m)
 	w->joined = 1;
 	pthread_cond_broadcast(&w->qdone);
 	pthread_mutex_unlock(&w->qlock);
-	if (w->fd >= 0) {
-		(void)fsync(w->fd);
-		close(w->fd);
-		w->fd = -1;
-	}
+	wm_jsonl_close(&w->file, 1);
 	if (w->dir_fd >= 0) {
 		close(w->dir_fd);
 		w->dir_fd = -1;
@@ -838,8 +800,7 @@ void wm_windows_free(wm_meter *m)
 	free(w->raw);
 	free(w->ok);
 	free(w->gauges);
-	if (w->fd >= 0)
-		close(w->fd);
+	wm_jsonl_close(&w->file, 0);
 	if (w->dir_fd >= 0)
 		close(w->dir_fd);
 	wm_buf_free(&w->out);

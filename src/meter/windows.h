@@ -10,6 +10,7 @@
 #define WM_METER_WINDOWS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wattmeter.h"
 
@@ -24,5 +25,8 @@ double wm_windows_cpu_s(const wm_meter *m);
  * "open"), joins the edge thread. Harmless twice. */
 void wm_windows_stop(wm_meter *m);
 void wm_windows_free(wm_meter *m);
+/* An edge's time: now, or a caller's CLOCK_MONOTONIC stamp (mono_ns > 0)
+ * taken no later than now and no earlier than the meter's start. */
+uint64_t wm_meter_edge_ns(const wm_meter *m, uint64_t mono_ns);
 
 #endif
