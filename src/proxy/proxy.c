@@ -258,13 +258,15 @@ static void response_done(void *cls)
 	preq_unref(cls);
 }
 
-static enum MHD_Result queue_error(preq *r, unsigned status, const char *fmt, const char *detail)
+/* An error of the proxy's own, in OpenAI's error shape (clients show its
+ * message): "wattmeter proxy: WHAT DETAIL". */
+static enum MHD_Result queue_error(preq *r, unsigned status, const char *what, const char *detail)
 {
 	wm_buf b;
 	wm_buf_init(&b);
 	wm_buf_puts(&b, "{\"error\":{\"message\":");
 	char msg[1024];
-	snprintf(msg, sizeof msg, fmt, detail);
+	snprintf(msg, sizeof msg, "wattmeter proxy: %s%s", what, detail);
 	wm_buf_json_str(&b, msg);
 	wm_buf_puts(&b, ",\"type\":\"wattmeter_proxy\"}}\n");
 	r->status = status;
@@ -480,7 +482,7 @@ static enum MHD_Result forward(preq *r, const char *method)
 	r->watch_client = 1;
 	ledger_begin(r, method);
 	if (start_upstream(r, method) < 0)
-		return queue_error(r, 500, "wattmeter proxy: %s", "out of memory");
+		return queue_error(r, 500, "out of memory", "");
 	while (!r->headers_done && !r->transfer_done && !r->client_gone &&
 	       !__atomic_load_n(&r->p->stopping, __ATOMIC_RELAXED))
 		pump(r, 1000, 1);
@@ -488,7 +490,7 @@ static enum MHD_Result forward(preq *r, const char *method)
 		return MHD_NO; /* the completion callback records it */
 	if (!r->headers_done) {
 		const char *why = r->curl_err[0] ? r->curl_err : curl_easy_strerror(r->result);
-		return queue_error(r, 502, "wattmeter proxy: the upstream did not answer: %s", why);
+		return queue_error(r, 502, "the upstream did not answer: ", why);
 	}
 	struct MHD_Response *resp = MHD_create_response_from_callback(
 		r->content_length >= 0 ? (uint64_t)r->content_length : MHD_SIZE_UNKNOWN, 16384, read_body, r,
@@ -576,7 +578,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		ledger_begin(r, method);
 		char lim[32];
 		snprintf(lim, sizeof lim, "%u MiB", WM_PROXY_BODY_MAX >> 20);
-		return queue_error(r, 413, "wattmeter proxy: the request body is over %s", lim);
+		return queue_error(r, 413, "the request body is over ", lim);
 	}
 	return forward(r, method);
 }
