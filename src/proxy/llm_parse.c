@@ -171,6 +171,8 @@ static uint64_t take_event(wm_llm_stream *s, json_t *o, int streamed)
 		int got = has_text(delta, "content", s->text) | has_text(delta, "reasoning_content", s->text) |
 			  has_text(ch, "text", s->text);
 		chunks += got != 0;
+		if (!streamed) /* a whole answer: its text only, never a chunk */
+			(void)has_text(json_object_get(ch, "message"), "content", s->text);
 	}
 	json_t *usage = json_object_get(o, "usage");
 	if (json_is_object(usage)) {
@@ -196,7 +198,10 @@ static uint64_t take_event(wm_llm_stream *s, json_t *o, int streamed)
 		s->completion_tokens = 0;
 	if (json_is_true(json_object_get(o, "done")))
 		s->done = 1;
-	return streamed ? chunks : 0;
+	if (!streamed)
+		return 0;
+	s->chunks += chunks;
+	return chunks;
 }
 
 static uint64_t take_json(wm_llm_stream *s, const char *data, size_t len, int streamed)
