@@ -45,6 +45,7 @@ import argparse
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -146,6 +147,7 @@ def hash_word(w: str) -> int:
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # the listen backlog: 100 clients connect at once in bench/proxy.py
 
     def __init__(self, addr: Tuple[str, int], backend: Any, work: int, delay_s: float) -> None:
         super().__init__(addr, Handler)
@@ -166,6 +168,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        # As uvicorn and ollama do: small writes (a chunk per token) leave at
+        # once instead of waiting, under Nagle, for the client's delayed ACK.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # ---- plumbing -----------------------------------------------------
     def read_body(self) -> bytes:
