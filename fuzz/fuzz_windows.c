@@ -7,67 +7,20 @@
  * The JSON, text (all windows and one name), HTML table and plot spans run on
  * what opens; errors are fine, crashes and leaks are not.
  */
-#include <fcntl.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "recording/windows.h"
+#include "jsonl_input.h"
 #include "wattmeter.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char scratch[4096];
-
-static void put(const char *name, const uint8_t *d, size_t n)
-{
-	char p[4200];
-	(void)snprintf(p, sizeof p, "%s/%s", scratch, name);
-	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	while (n > 0) {
-		ssize_t w = write(fd, d, n);
-		if (w <= 0)
-			break;
-		d += w;
-		n -= (size_t)w;
-	}
-	close(fd);
-}
-
-static void cleanup(void)
-{
-	char p[4200];
-	(void)snprintf(p, sizeof p, "%s/windows.jsonl", scratch);
-	(void)unlink(p);
-	(void)snprintf(p, sizeof p, "%s/samples.jsonl", scratch);
-	(void)unlink(p);
-	(void)rmdir(scratch);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (!scratch[0]) {
-		const char *tmp = getenv("TMPDIR");
-		(void)snprintf(scratch, sizeof scratch, "%s/wmfuzzw.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-		if (!mkdtemp(scratch)) {
-			scratch[0] = '\0';
-			return 0;
-		}
-		atexit(cleanup);
-	}
-	const uint8_t *ff = memchr(data, 0xFF, size);
-	static const char fixed[] = "{\"t_s\":0,\"energy_j\":{\"cpu\":0}}\n{\"t_s\":2.5,\"energy_j\":{\"cpu\":7.5}}\n";
-	if (ff) {
-		put("windows.jsonl", data, (size_t)(ff - data));
-		put("samples.jsonl", ff + 1, size - (size_t)(ff - data) - 1);
-	} else {
-		put("windows.jsonl", data, size);
-		put("samples.jsonl", (const uint8_t *)fixed, sizeof fixed - 1);
-	}
+	const char *scratch = fuzz_jsonl_dir("windows.jsonl", data, size);
+	if (!scratch)
+		return 0;
 	char err[512];
 	free(wm_report_windows_json(scratch, NULL, err, sizeof err));
 	free(wm_report_windows_json(scratch, "step", err, sizeof err));

@@ -238,6 +238,14 @@ char *wm_report_window_json(const char *dir, double start_s, double end_s, char 
  * without windows.jsonl has none ("windows_version": null). Errors: ENOENT
  * (no folder), EBADMSG (a damaged line), ENOTSUP (a newer version). */
 char *wm_report_windows_json(const char *dir, const char *name, char *err, size_t errlen);
+/* The requests of a recording (requests.jsonl, docs/recording.md): every
+ * request line, the figures over them (count; J per request mean, p50, p99;
+ * active J per request; J per prompt and per completion token; tokens per
+ * J; by model), the idle energy and its share, and the conservation check
+ * per device (requests + idle against the server's energy, from the
+ * summary line and from samples.jsonl). Without requests.jsonl:
+ * "requests_version": null. Errors as wm_report_windows_json. */
+char *wm_report_requests_json(const char *dir, char *err, size_t errlen);
 
 /* A recording read once and kept (Python's Results): every query below reads
  * what wm_report_load parsed, never the files again. NULL on error (message

@@ -9,6 +9,9 @@
  *   {"v":1,"op":"begin","key":"4242.1","name":"step","t_ns":123,"attrs":{...}}
  *   {"v":1,"op":"end","key":"4242.1","t_ns":456,"counts":{"tokens":512}}
  *   {"v":1,"op":"mark","name":"checkpoint","t_ns":789,"attrs":{...}}
+ *   {"v":1,"op":"request_begin","key":"4242.r2","t_ns":1,"attrs":{"model":"m"}}
+ *   {"v":1,"op":"request_tokens","key":"4242.r2","t_ns":2,"n":1}
+ *   {"v":1,"op":"request_end","key":"4242.r2","t_ns":3,"result":{"prompt_tokens":9}}
  *
  * t_ns is this process's CLOCK_MONOTONIC at the edge, so the window's
  * energy is read from its own edges, not from when the meter got the
@@ -149,6 +152,31 @@ static inline int wm_client_begin(wm_client *c, const char *name, const char *at
 static inline int wm_client_end(wm_client *c, const char *key, const char *counts_json)
 {
 	return wm_client_send_(c, "end", key, NULL, "counts", counts_json);
+}
+
+/* Requests to a server (docs/architecture.md "Requests"): begin gives a key
+ * ("<pid>.r<n>"); tokens reports n completion tokens produced since the
+ * last call (a stream chunk); end gives the result object
+ * ({"status":200,"prompt_tokens":12,"completion_tokens":40,
+ * "tokens_source":"usage"}) or NULL. */
+static inline int wm_client_request_begin(wm_client *c, const char *attrs_json, char *key, size_t keylen)
+{
+	if (!key || keylen < 24)
+		return -EINVAL;
+	(void)snprintf(key, keylen, "%ld.r%llu", (long)getpid(), ++c->next);
+	return wm_client_send_(c, "request_begin", key, NULL, "attrs", attrs_json);
+}
+
+static inline int wm_client_request_tokens(wm_client *c, const char *key, unsigned long long n)
+{
+	char num[24];
+	(void)snprintf(num, sizeof num, "%llu", n);
+	return wm_client_send_(c, "request_tokens", key, NULL, "n", num);
+}
+
+static inline int wm_client_request_end(wm_client *c, const char *key, const char *result_json)
+{
+	return wm_client_send_(c, "request_end", key, NULL, "result", result_json);
 }
 
 static inline int wm_client_mark(wm_client *c, const char *name, const char *attrs_json)

@@ -8,7 +8,8 @@
 # Everything Python runs in the virtual environment .venv (made here with
 # `python3 -m venv` if missing, as the README's install command does): meson
 # >= 1.3 and ninja come from PyPI into it (Debian 12's own meson is 1.0), and
-# so do pytest, pandas, matplotlib and mypy. Nothing is installed into the system Python,
+# so do pytest, pandas, matplotlib, mypy and the openai and ollama clients
+# (the requests tests use the real ones). Nothing is installed into the system Python,
 # which Debian and Ubuntu mark externally managed (PEP 668). WATTMETER_VENV
 # names another environment.
 set -euo pipefail
@@ -24,15 +25,16 @@ VPY="$VENV/bin/python"
 if ! "$VPY" - <<'EOF' 2>/dev/null
 import importlib.metadata as md, sys
 need = {"meson": (1, 3), "ninja": None, "meson-python": (0, 14), "pytest": None, "pandas": None,
-        "matplotlib": None, "mypy": None}
+        "matplotlib": None, "mypy": None, "openai": None, "ollama": None}
 for name, least in need.items():
     v = md.version(name)
     if least and tuple(int(x) for x in v.split(".")[:2]) < least:
         sys.exit(1)
 EOF
 then
-  echo "== installing the test tools into $VENV (meson>=1.3, ninja, meson-python, pytest, pandas, matplotlib, mypy)"
-  "$VPY" -m pip install -q --disable-pip-version-check "meson>=1.3" ninja "meson-python>=0.14" pytest pandas matplotlib mypy
+  echo "== installing the test tools into $VENV (meson>=1.3, ninja, meson-python, pytest, pandas, matplotlib, mypy, openai, ollama)"
+  "$VPY" -m pip install -q --disable-pip-version-check "meson>=1.3" ninja "meson-python>=0.14" pytest pandas matplotlib mypy \
+    openai ollama
 fi
 # The LLM-serving tests (test_proxy.py, the integrations' tests): the real
 # openai and ollama clients from PyPI, against tests/python/llm_server.py.

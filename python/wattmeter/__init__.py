@@ -20,7 +20,7 @@ import os
 from typing import Any, Dict, Optional
 
 from . import _native
-from .meter import Meter, Window
+from .meter import Meter, Request, Window
 from .results import Results, load
 from .results import Comparison, compare
 
@@ -29,7 +29,7 @@ __version__: str = _native.version
 __all__ = ["Meter", "Results", "load", "sensors", "__version__"]
 __all__ += ["compare", "Comparison"]
 __all__ += ["Server", "serve"]
-__all__ += ["Window"]
+__all__ += ["Window", "Request"]
 __all__ += ["load_job"]
 
 

@@ -1,12 +1,12 @@
 import os
 from typing import Any, Dict, Optional
 
-from .meter import Meter as Meter, Window as Window
+from .meter import Meter as Meter, Request as Request, Window as Window
 from .results import Results as Results, load as load
 from .results import Comparison as Comparison, compare as compare
 
 __version__: str
-__all__ = ["Meter", "Results", "load", "sensors", "__version__", "compare", "Comparison", "Server", "serve", "Window",
+__all__ = ["Meter", "Results", "load", "sensors", "__version__", "compare", "Comparison", "Server", "serve", "Window", "Request",
            "load_job"]
 
 

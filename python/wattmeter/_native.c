@@ -352,6 +352,95 @@ static PyObject *py_windows_flush(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* ---- requests (wattmeter.h): fast calls as the windows' ---- */
+static PyObject *request_error(int rc)
+{
+	const char *msg = rc == -ECHILD ? "this meter belongs to the parent process: a forked child cannot record "
+					  "requests on it"
+			  : rc == -EINVAL ? "bad request JSON: attrs an object (path, model strings; stream a bool), "
+					    "result an object (status an int; prompt_tokens, completion_tokens "
+					    "non-negative numbers; tokens_source, outcome strings)"
+			  : rc == -ENOTSUP ? "requests are recorded in requests.jsonl: this meter has no recording "
+					     "(give it an output folder)"
+			  : rc == -ESHUTDOWN ? "the meter is stopped: start it before recording requests"
+			  : rc == -ENOENT ? "no open request has this id (it ended, or begin never returned it)"
+			  : rc == -ETIMEDOUT ? "the requests were not all final within the timeout (a request still "
+					       "open holds the intervals it overlaps)"
+					  : NULL;
+	return raise_errno(rc, msg);
+}
+
+static PyObject *py_request_begin(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	const char *attrs = NULL;
+	unsigned long long t = 0;
+	if (!PyArg_ParseTuple(args, "O|zK", &cap, &attrs, &t))
+		return NULL;
+	wm_meter *m = get_meter(cap);
+	if (!m)
+		return NULL;
+	int64_t id = wm_meter_request_begin(m, (uint64_t)t, attrs);
+	if (id < 0)
+		return request_error((int)id);
+	return PyLong_FromLongLong((long long)id);
+}
+
+static PyObject *py_request_tokens(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	long long id;
+	unsigned long long n, t = 0;
+	if (!PyArg_ParseTuple(args, "OLK|K", &cap, &id, &n, &t))
+		return NULL;
+	wm_meter *m = get_meter(cap);
+	if (!m)
+		return NULL;
+	int rc = wm_meter_request_tokens(m, (int64_t)id, (uint64_t)t, (uint64_t)n);
+	if (rc < 0)
+		return request_error(rc);
+	Py_RETURN_NONE;
+}
+
+static PyObject *py_request_end(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	long long id;
+	const char *result = NULL;
+	unsigned long long t = 0;
+	if (!PyArg_ParseTuple(args, "OL|zK", &cap, &id, &result, &t))
+		return NULL;
+	wm_meter *m = get_meter(cap);
+	if (!m)
+		return NULL;
+	int rc = wm_meter_request_end(m, (int64_t)id, (uint64_t)t, result);
+	if (rc < 0)
+		return request_error(rc);
+	Py_RETURN_NONE;
+}
+
+static PyObject *py_requests_flush(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *cap;
+	double timeout_s = 30;
+	if (!PyArg_ParseTuple(args, "O|d", &cap, &timeout_s))
+		return NULL;
+	wm_meter *m = get_meter(cap);
+	if (!m)
+		return NULL;
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = wm_meter_requests_flush(m, timeout_s);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		return rc == -EIO || rc == -ENOSPC ? raise_errno(rc, "cannot write requests.jsonl") : request_error(rc);
+	Py_RETURN_NONE;
+}
+
 typedef char *(*report_fn)(const char *dir, int top_n, char *err, size_t errlen);
 static PyObject *take_string(char *out, int e, const char *err);
 
@@ -366,6 +455,22 @@ static PyObject *py_report_windows_json(PyObject *self, PyObject *args)
 	int e;
 	Py_BEGIN_ALLOW_THREADS
 	out = wm_report_windows_json(dir, name, err, sizeof err);
+	e = out ? 0 : errno;
+	Py_END_ALLOW_THREADS
+	return take_string(out, e, err);
+}
+
+static PyObject *py_report_requests_json(PyObject *self, PyObject *args)
+{
+	(void)self;
+	const char *dir;
+	if (!PyArg_ParseTuple(args, "s", &dir))
+		return NULL;
+	char err[1024] = "";
+	char *out;
+	int e;
+	Py_BEGIN_ALLOW_THREADS
+	out = wm_report_requests_json(dir, err, sizeof err);
 	e = out ? 0 : errno;
 	Py_END_ALLOW_THREADS
 	return take_string(out, e, err);
@@ -764,6 +869,11 @@ static PyMethodDef methods[] = {
 	{"report_windows_json", py_report_windows_json, METH_VARARGS,
 	 "The windows of a recording as JSON text: (dir, name=None)."},
 	{"windows_flush", py_windows_flush, METH_VARARGS, "Wait until every edge is read and written."},
+	{"request_begin", py_request_begin, METH_VARARGS, "A request begins: (meter, attrs_json, mono_ns=0) -> id."},
+	{"request_tokens", py_request_tokens, METH_VARARGS, "Tokens produced: (meter, id, n, mono_ns=0)."},
+	{"request_end", py_request_end, METH_VARARGS, "A request ends: (meter, id, result_json, mono_ns=0)."},
+	{"requests_flush", py_requests_flush, METH_VARARGS, "Wait until every ended request is written: (meter, timeout_s)."},
+	{"report_requests_json", py_report_requests_json, METH_VARARGS, "The requests of a recording as JSON text: (dir)."},
 	{"report_json", py_report_json, METH_VARARGS, "Summary of a recording as JSON text."},
 	{"report_text", py_report_text, METH_VARARGS, "Human summary of a recording."},
 	{"report_columns_json", py_report_columns_json, METH_VARARGS, "Time series columns as JSON text."},

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Callable, Dict, Iterable, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar
 
 from . import _native
 from .results import Results, load
@@ -146,6 +146,17 @@ class _Control:
     def mark(self, name: str, attrs: Dict[str, Any]) -> None:
         self._send({"op": "mark", "name": name, "attrs": attrs})
 
+    def request_begin(self, attrs: Dict[str, Any]) -> str:
+        key = f"{os.getpid()}.r{next(self._n)}"
+        self._send({"op": "request_begin", "key": key, "attrs": attrs})
+        return key
+
+    def request_tokens(self, key: str, n: int) -> None:
+        self._send({"op": "request_tokens", "key": key, "n": n})
+
+    def request_end(self, key: str, result: Dict[str, Any]) -> None:
+        self._send({"op": "request_end", "key": key, "result": result})
+
     def close(self) -> None:
         self.sock.close()
 
@@ -254,6 +265,145 @@ class Window:
     def __repr__(self) -> str:
         state = f"open id={self.id}" if self.id is not None else "closed"
         return f"<wattmeter.Window {self.name!r} {state} attrs={self.attrs!r} counts={self.counts!r}>"
+
+
+# Meters running in this process, the latest last: the integrations
+# (wattmeter.integrations.openai/ollama) record requests on the latest.
+_running: List["Meter"] = []
+_running_lock = threading.Lock()
+_env_control: Optional[_Control] = None
+
+
+def _active_sink() -> Any:
+    """Where a request goes: the latest running Meter of this process, else
+    the meter of `wattmeter run` (WATTMETER_CONTROL), else None."""
+    global _env_control
+    with _running_lock:
+        if _running:
+            return _running[-1]
+        path = os.environ.get("WATTMETER_CONTROL")
+        if not path:
+            return None
+        if _env_control is None or _env_control.path != path:
+            _env_control = _Control(path)
+        return _env_control
+
+
+class Request:
+    """A request to a server (a chat completion, an embedding) on a running
+    Meter: its energy is the server's energy split among the requests in
+    flight, by the tokens each produced, else by time (docs/architecture.md
+    "Requests"), so that requests plus the server's idle energy equal the
+    server's energy. The server is the Meter's measured set (include_name=
+    "ollama" adds a server outside this process), else the machine.
+
+    Made by ``Meter.request(path=, model=, stream=, **attrs)``, begun at
+    once. ``tokens(n)`` reports n completion tokens produced since the last
+    call (a stream chunk: the first is the first token); ``end(...)`` gives
+    the usage the server reported (``prompt_tokens``, ``completion_tokens``
+    replace the counted ones), the HTTP ``status``, ``tokens_source``
+    (``usage``, ``counted``, ``none``) and ``outcome`` (``ok``,
+    ``client_disconnected``, ``upstream_error``, ``timeout``, ``error``).
+    As a context manager (``with meter.request(...) as r:``) it ends at the
+    block's end, with ``outcome="error"`` when the block raised. Results are
+    in requests.jsonl: ``Results.requests()`` after the stop. Thread-safe.
+    """
+
+    def __init__(self, sink: Any, attrs: Dict[str, Any]) -> None:
+        self._sink = sink
+        self.attrs = dict(attrs)
+        self.id: Any = None
+        self.counted = 0
+        self._lock = threading.Lock()
+        if isinstance(sink, _Control):
+            self.id = sink.request_begin(self.attrs)
+        else:
+            try:
+                self.id = _native.request_begin(sink._request_handle(), _dumps(self.attrs))
+            except OSError as e:
+                raise _py_oserror(e) from None
+
+    def tokens(self, n: int = 1) -> None:
+        """n (>= 0) completion tokens produced since the last call."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"tokens({n!r}): give a non-negative int")
+        with self._lock:
+            if self.id is None:
+                raise RuntimeError("this request has ended")
+            self.counted += n
+            if isinstance(self._sink, _Control):
+                self._sink.request_tokens(self.id, n)
+                return
+            h = self._sink._handle
+            if h is None:
+                return  # the meter stopped first: the request was ended there, open
+            try:
+                _native.request_tokens(h, self.id, n)
+            except OSError as e:
+                if e.errno != errno.ESHUTDOWN:
+                    raise _py_oserror(e) from None
+
+    def end(self, prompt_tokens: Optional[float] = None, completion_tokens: Optional[float] = None,
+            status: Optional[int] = None, tokens_source: Optional[str] = None,
+            outcome: Optional[str] = None) -> None:
+        """Ends the request (once; a second call raises RuntimeError)."""
+        result: Dict[str, Any] = {}
+        for k, v in (("prompt_tokens", prompt_tokens), ("completion_tokens", completion_tokens)):
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{k}={v!r}: give a non-negative number or None")
+            result[k] = v
+        if status is not None:
+            if isinstance(status, bool) or not isinstance(status, int):
+                raise ValueError(f"status={status!r}: give an int (the HTTP status) or None")
+            result["status"] = status
+        if tokens_source is None:
+            tokens_source = "usage" if result.keys() & {"prompt_tokens", "completion_tokens"} else \
+                "counted" if self.counted else "none"
+        result["tokens_source"] = str(tokens_source)
+        if outcome is not None:
+            result["outcome"] = str(outcome)
+        with self._lock:
+            if self.id is None:
+                raise RuntimeError("this request has ended already")
+            rid, self.id = self.id, None
+            if isinstance(self._sink, _Control):
+                self._sink.request_end(rid, result)
+                return
+            h = self._sink._handle
+            if h is None:
+                return
+            try:
+                _native.request_end(h, rid, json.dumps(result))
+            except OSError as e:
+                if e.errno != errno.ESHUTDOWN:
+                    raise _py_oserror(e) from None
+
+    @property
+    def open(self) -> bool:
+        return self.id is not None
+
+    def __enter__(self) -> "Request":
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        if self.id is not None:
+            self.end(outcome="error" if exc_type is not None else None)
+
+    async def __aenter__(self) -> "Request":
+        return self
+
+    async def __aexit__(self, exc_type: Any, *exc: object) -> None:
+        self.__exit__(exc_type)
+
+    def __repr__(self) -> str:
+        state = f"open id={self.id}" if self.id is not None else "ended"
+        return f"<wattmeter.Request {state} attrs={self.attrs!r} counted={self.counted}>"
+
+
+def _dumps(attrs: Dict[str, Any]) -> Optional[str]:
+    return json.dumps(attrs, default=str) if attrs else None
 
 
 class Meter:
@@ -482,6 +632,8 @@ class Meter:
         self.dir = out if not why else None
         self._results = None
         self._owner_pid = os.getpid()
+        with _running_lock:
+            _running.append(self)
         return self
 
     def stop(self) -> Optional[Results]:
@@ -496,6 +648,9 @@ class Meter:
             return None  # the parent `wattmeter run` records; its report holds the windows
         if self._handle is None:
             raise RuntimeError("this Meter is not running; call start() first")
+        with _running_lock:
+            if self in _running:
+                _running.remove(self)
         handle, self._handle = self._handle, None
         if self._owner_pid != os.getpid():
             return None
@@ -607,6 +762,51 @@ class Meter:
         try:
             _native.windows_flush(self._window_handle())
         except OSError as e:
+            raise _py_oserror(e) from None
+
+    # -- requests: energy per served request ----------------------------------
+    def _request_handle(self) -> Any:
+        if self._handle is None:
+            raise RuntimeError("this Meter is not running: record requests inside its with block "
+                               "(or after start())")
+        if self._owner_pid != os.getpid():
+            raise OSError(errno.ECHILD, "this Meter belongs to the parent process: a forked child "
+                          "cannot record requests on it")
+        if not self.recorded:
+            raise OSError(errno.ENOTSUP, "requests are recorded in requests.jsonl and this Meter is "
+                          f"unrecorded ({self._why_unrecorded}); give it a writable output_dir")
+        return self._handle
+
+    def request(self, path: Optional[str] = None, model: Optional[str] = None, stream: Optional[bool] = None,
+                **attrs: Any) -> Request:
+        """A request begins now (see ``Request``): ``r = meter.request(path="/v1/chat/completions",
+        model="llama3", stream=True)``, then ``r.tokens(1)`` per chunk and
+        ``r.end(prompt_tokens=12, completion_tokens=40)``; or ``with
+        meter.request(...) as r:``."""
+        a: Dict[str, Any] = {}
+        if path is not None:
+            a["path"] = str(path)
+        if model is not None:
+            a["model"] = str(model)
+        if stream is not None:
+            a["stream"] = bool(stream)
+        a.update(attrs)
+        if self._control is not None:
+            return Request(self._control, a)
+        return Request(self, a)
+
+    def flush_requests(self, timeout: float = 30.0) -> None:
+        """Waits until every request ended so far is final and written to
+        requests.jsonl (an interval is final one sampling period, or process
+        period for a measured set, after it ends); TimeoutError after
+        ``timeout`` s. Attached: nothing to wait for."""
+        if self._control is not None:
+            return
+        try:
+            _native.requests_flush(self._request_handle(), float(timeout))
+        except OSError as e:
+            if e.errno == errno.ETIMEDOUT:
+                raise TimeoutError(errno.ETIMEDOUT, str(e.strerror or e)) from None
             raise _py_oserror(e) from None
 
     # -- context manager and decorator ----------------------------------------

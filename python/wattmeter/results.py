@@ -168,7 +168,8 @@ class Results:
     Analysis: ``metrics()``, ``total()``, ``average()``, ``max()``,
     ``duration()``, ``window()``, ``per_device()``, ``per_gpu()``,
     ``per_process()``, ``to_pandas()``, ``plot()``; windows of work:
-    ``windows()``, ``window_stats()``, ``marks()``.
+    ``windows()``, ``window_stats()``, ``marks()``; served requests:
+    ``requests()``, ``request_stats()``.
     """
 
     def __init__(self, dir: str, summary: Dict[str, Any], rec: Any = None) -> None:
@@ -647,6 +648,73 @@ class Results:
         """Instant marks (``Meter.mark``): name, t_s, attrs and the cumulative
         energy_j per device at the mark."""
         return list(self._windows_doc(None).get("marks", []))
+
+    # -- requests: energy per served request ------------------------------------------
+
+    def _requests_doc(self) -> Dict[str, Any]:
+        self._need_recording("requests()")
+        doc: Dict[str, Any] = json.loads(_native.report_requests_json(self.dir))
+        return doc
+
+    def requests(self, *, frame: Optional[bool] = None) -> Any:
+        """The recording's requests (requests.jsonl: ``Meter.request``, the
+        openai/ollama integrations, ``wattmeter proxy``), in order of
+        finalisation; the split is the C core's (docs/architecture.md
+        "Requests").
+
+        One row per request: ``id``, ``t_start_s``, ``t_first_token_s``,
+        ``t_end_s``, ``duration_s`` (s since the start), ``path``, ``model``,
+        ``status``, ``stream``, ``prompt_tokens``, ``completion_tokens``,
+        ``tokens_source``, ``outcome``, ``energy_j`` (J, the devices that do
+        not overlap), ``energy_j.<dev>``, ``active_energy_j`` (the server's
+        idle power x the request's ``server_share_s`` taken off, with the
+        idle power known when its line was written), ``server_share_s``,
+        ``method`` (``tokens``, ``time``, ``tokens+time``), the caller's
+        other attributes, ``notes``.
+
+        A pandas DataFrame when pandas is installed (``frame=False``: a list
+        of dicts always; ``frame=True``: pandas or an ImportError)."""
+        rows: List[Dict[str, Any]] = []
+        for r in self._requests_doc().get("requests", []):
+            row: Dict[str, Any] = {k: r.get(k) for k in (
+                "id", "t_start_s", "t_first_token_s", "t_end_s", "duration_s", "path", "model", "status",
+                "stream", "prompt_tokens", "completion_tokens", "tokens_source", "outcome")}
+            row["energy_j"] = r.get("total_j")
+            row["active_energy_j"] = r.get("active_total_j")
+            row["server_share_s"] = r.get("server_share_s")
+            row["method"] = r.get("method")
+            for dev, v in (r.get("energy_j") or {}).items():
+                row[f"energy_j.{dev}"] = v
+            for dev, v in (r.get("active_energy_j") or {}).items():
+                row[f"active_energy_j.{dev}"] = v
+            for k, v in (r.get("attrs") or {}).items():
+                row.setdefault(k, v)
+            row["notes"] = list(r.get("notes", []))
+            rows.append(row)
+        if frame is False:
+            return rows
+        try:
+            pd = _pandas("requests(frame=True)")
+        except ImportError:
+            if frame:
+                raise
+            return rows
+        return pd.DataFrame(rows)
+
+    def request_stats(self) -> Dict[str, Any]:
+        """The figures over the requests, as ``wattmeter report --json``'s
+        ``requests``: ``count``; ``energy_j`` and ``active_energy_j``
+        (``total``, ``mean``, ``p50``, ``p99``, J per request);
+        ``prompt_tokens``, ``completion_tokens``; ``j_per_prompt_token``,
+        ``j_per_completion_token`` (all the requests' energy over all their
+        tokens of that kind); ``tokens_per_j``; ``by_model`` (the same per
+        model); ``idle`` (``energy_j`` per device, ``s``, ``share`` of the
+        server's energy, ``power_w``); ``conservation`` (per device:
+        ``requests_j`` + ``idle_j`` = ``sum_j`` against ``server_j`` and
+        ``samples_j``, ``ok``); ``summary`` (the file's summary line)."""
+        doc = self._requests_doc()
+        doc.pop("requests", None)
+        return doc
 
     # -- pandas ---------------------------------------------------------------------
 

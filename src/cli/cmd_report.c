@@ -14,6 +14,7 @@
 #include "recording/carbon.h"
 #include "recording/html.h"
 #include "recording/record.h"
+#include "recording/requests.h"
 #include "recording/windows.h"
 #include "wattmeter.h"
 
@@ -98,28 +99,37 @@ static int write_file(const char *path, const char *data, size_t n)
 
 enum { OPT_HTML = 256, OPT_GRID, OPT_PUE, OPT_PRICE, OPT_CURRENCY, OPT_LIST_GRIDS, OPT_WINDOWS, OPT_JOB };
 
-/* Appends "windows" (wm_report_windows_json) to the summary object in out,
- * when the recording has windows (windows.jsonl). */
-static int splice_windows_json(const char *dir, wm_buf *out, char *err, size_t errlen)
+/* Appends "key": js (a JSON document, freed here) to the summary object in
+ * out, unless js says the recording has no such file (null_marker). */
+static int splice_json(wm_buf *out, const char *key, char *js, const char *null_marker)
 {
-	char *js = wm_report_windows_json(dir, NULL, err, errlen);
 	if (!js)
 		return -errno;
 	int rc = 0;
-	if (strstr(js, "\"windows_version\":null")) {
-		free(js); /* no windows.jsonl: the summary stays as it was */
+	if (strstr(js, null_marker)) {
+		free(js); /* no such file: the summary stays as it was */
 		return 0;
 	}
 	while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == ' '))
 		out->len--;
 	if (out->len && out->data[out->len - 1] == '}') {
 		out->len--;
-		wm_buf_puts(out, ",\"windows\":");
+		wm_buf_printf(out, ",\"%s\":", key);
 		wm_buf_puts(out, js);
 		wm_buf_puts(out, "}\n");
 		rc = wm_buf_error(out) ? -ENOMEM : 0;
 	}
 	free(js);
+	return rc;
+}
+
+/* "windows" (wm_report_windows_json) when the recording has windows.jsonl,
+ * "requests" (their figures) when it has requests.jsonl. */
+static int splice_windows_json(const char *dir, wm_buf *out, char *err, size_t errlen)
+{
+	int rc = splice_json(out, "windows", wm_report_windows_json(dir, NULL, err, errlen), "\"windows_version\":null");
+	if (!rc)
+		rc = splice_json(out, "requests", wm_requests_summary_json(dir, err, errlen), "\"requests_version\":null");
 	return rc;
 }
 
@@ -315,6 +325,8 @@ int cmd_report(int argc, char **argv)
 				rc = wm_recording_carbon_text(rr[0], &carbon, &out);
 			if (!rc && wm_windows_text(argv[optind], NULL, &out, err, sizeof err) < 0)
 				fprintf(stderr, "wattmeter report: windows not shown: %s\n", err);
+			if (!rc && wm_requests_text(argv[optind], &out, err, sizeof err) < 0)
+				fprintf(stderr, "wattmeter report: requests not shown: %s\n", err);
 		} else {
 			rc = wm_recording_compare_text(rr, n, &carbon, &out);
 			if (!rc)

@@ -4,8 +4,9 @@
  * $XDG_RUNTIME_DIR or /tmp): only processes of the user who runs wattmeter
  * can reach it, and the command inherits its path in WATTMETER_CONTROL.
  * One thread reads datagrams (a JSON object each, WM_CLIENT_MSG_MAX bytes at
- * most) and calls wm_meter_window_begin_at/_end_at/wm_meter_mark_at with the
- * sender's CLOCK_MONOTONIC stamp. A window is named by the client's key
+ * most) and calls wm_meter_window_begin_at/_end_at/wm_meter_mark_at, and
+ * wm_meter_request_begin/_tokens/_end, with the sender's CLOCK_MONOTONIC
+ * stamp. A window is named by the client's key
  * ("<pid>.<n>"), mapped here to the meter's id. A bad datagram is counted
  * and dropped, never fatal: the measured command must not be disturbed.
  */
@@ -45,6 +46,14 @@ static int64_t take_key(struct cli_control *c, const char *key)
 	return -ENOENT;
 }
 
+static int64_t find_key(const struct cli_control *c, const char *key)
+{
+	for (size_t i = 0; i < c->n_keys; i++)
+		if (strcmp(c->keys[i].key, key) == 0)
+			return c->keys[i].id;
+	return -ENOENT;
+}
+
 static int put_key(struct cli_control *c, const char *key, int64_t id)
 {
 	if (strlen(key) >= sizeof c->keys[0].key || c->n_keys >= CTL_MAX_OPEN)
@@ -65,6 +74,48 @@ static int put_key(struct cli_control *c, const char *key, int64_t id)
 static char *dump_obj(json_t *o)
 {
 	return json_is_object(o) ? json_dumps(o, JSON_COMPACT) : NULL;
+}
+
+/* A request's begin, tokens or end (wm_meter_request_*): keyed by the
+ * client's key with an "r:" prefix, apart from the windows' keys. */
+static int handle_request(struct cli_control *c, json_t *o, const char *what, const char *key, uint64_t t)
+{
+	char rkey[sizeof c->keys[0].key];
+	if (snprintf(rkey, sizeof rkey, "r:%s", key) >= (int)sizeof rkey)
+		return -E2BIG;
+	json_t *aj = json_object_get(o, "attrs"), *rj = json_object_get(o, "result"), *nj = json_object_get(o, "n");
+	if ((aj && !json_is_object(aj) && !json_is_null(aj)) || (rj && !json_is_object(rj) && !json_is_null(rj)))
+		return -EINVAL;
+	if (!strcmp(what, "begin")) {
+		if (find_key(c, rkey) >= 0)
+			return -EEXIST;
+		char *attrs = dump_obj(aj);
+		int64_t id = wm_meter_request_begin(c->m, t, attrs);
+		free(attrs);
+		int rc = id < 0 ? (int)id : put_key(c, rkey, id);
+		if (rc < 0 && id > 0)
+			(void)wm_meter_request_end(c->m, id, t, NULL);
+		return rc;
+	}
+	if (!strcmp(what, "tokens")) {
+		int64_t id = find_key(c, rkey);
+		if (!json_is_integer(nj) || json_integer_value(nj) < 0)
+			return -EINVAL;
+		return id < 0 ? (int)id : wm_meter_request_tokens(c->m, id, t, (uint64_t)json_integer_value(nj));
+	}
+	if (!strcmp(what, "end")) {
+		int64_t id = take_key(c, rkey);
+		if (id < 0)
+			return (int)id;
+		char *res = dump_obj(rj);
+		int rc = wm_meter_request_end(c->m, id, t, res);
+		free(res);
+		if (rc == -EINVAL) {
+			(void)put_key(c, rkey, id); /* a bad result: the request stays open for a good end */
+		}
+		return rc;
+	}
+	return -EINVAL;
 }
 
 /* One datagram. 0 or -errno (counted as refused). */
@@ -100,6 +151,8 @@ static int handle(struct cli_control *c, const char *buf, size_t n)
 		if (rc == -EINVAL && id > 0)
 			(void)put_key(c, key, id); /* bad counts: the window stays open for a good end */
 		free(counts);
+	} else if (op && !strncmp(op, "request_", 8) && key) {
+		rc = handle_request(c, o, op + 8, key, t);
 	} else if (op && !strcmp(op, "mark") && name) {
 		char *attrs = dump_obj(json_object_get(o, "attrs"));
 		rc = wm_meter_mark_at(c->m, t, name, attrs);

@@ -22,7 +22,9 @@
 
 #include "recording/html.h"
 #include "recording/record_priv.h"
+#include "recording/requests.h"
 #include "recording/windows.h"
+#include "wattmeter.h"
 
 /* Tableau 10: distinguishable, and legible for the common colour blindness */
 static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
@@ -946,6 +948,31 @@ static void provenance_section(wm_buf *b, const struct wm_recording *r)
 	}
 }
 
+/* The requests (requests.jsonl), with the power of the devices but psys
+ * per sample, through the public series API (WM_TABLE_COLUMNS). */
+static int requests_section(wm_buf *b, const struct wm_recording *r)
+{
+	const char *name;
+	size_t n = wm_report_series(r, WM_TABLE_COLUMNS, 0, &name, NULL);
+	double *t = calloc(n ? n : 1, sizeof *t), *p = calloc(n ? n : 1, sizeof *p), *col = calloc(n ? n : 1, sizeof *col);
+	int rc = t && p && col ? 0 : -ENOMEM;
+	for (size_t i = 0; !rc && wm_report_series(r, WM_TABLE_COLUMNS, i, &name, NULL) == n && name; i++) {
+		if (!strcmp(name, "t_s")) {
+			(void)wm_report_series(r, WM_TABLE_COLUMNS, i, &name, t);
+		} else if (!strncmp(name, "power_w.", 8) && strcmp(name + 8, "psys") != 0) {
+			(void)wm_report_series(r, WM_TABLE_COLUMNS, i, &name, col);
+			for (size_t k = 0; k < n; k++)
+				p[k] += isfinite(col[k]) ? col[k] : 0.0;
+		}
+	}
+	if (!rc)
+		rc = wm_requests_html(r->dir, t, p, n, b);
+	free(t);
+	free(p);
+	free(col);
+	return rc;
+}
+
 static int run_section(wm_buf *b, const struct wm_recording *r, const struct wm_html_opts *o, const char *heading_id)
 {
 	wm_buf_printf(b, "<section id=\"%s\">\n", heading_id);
@@ -960,6 +987,8 @@ static int run_section(wm_buf *b, const struct wm_recording *r, const struct wm_
 		rc = carbon_section(b, r, o->carbon);
 	if (!rc && r->dir)
 		rc = wm_windows_html(r->dir, b);
+	if (!rc && r->dir)
+		rc = requests_section(b, r);
 	if (rc)
 		return rc;
 	if (r->n_devs)

@@ -22,47 +22,9 @@
 
 #include "base/util.h"
 #include "recording/html.h"
+#include "recording/jsonl_read.h"
 #include "recording/windows.h"
 #include "wattmeter.h"
-
-/* The last complete line of samples.jsonl that parses (NULL if none):
- * read from the end, 1 MiB at most. */
-static json_t *last_sample(int dfd)
-{
-	int fd = openat(dfd, "samples.jsonl", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return NULL;
-	off_t size = lseek(fd, 0, SEEK_END);
-	size_t want = size > (1 << 20) ? (1 << 20) : (size_t)(size > 0 ? size : 0);
-	char *buf = malloc(want + 1);
-	json_t *o = NULL;
-	if (buf && want && pread(fd, buf, want, size - (off_t)want) == (ssize_t)want) {
-		buf[want] = '\0';
-		size_t end = want;
-		while (end > 0 && !o) {
-			/* end: just past a '\n' that closes a complete line */
-			while (end > 0 && buf[end - 1] != '\n')
-				end--;
-			if (!end)
-				break;
-			buf[end - 1] = '\0';
-			size_t start = end - 1;
-			while (start > 0 && buf[start - 1] != '\n')
-				start--;
-			if (start > 0 || (off_t)want == size) {
-				o = json_loads(buf + start, 0, NULL);
-				if (o && !json_is_object(json_object_get(o, "energy_j"))) {
-					json_decref(o);
-					o = NULL;
-				}
-			}
-			end = start;
-		}
-	}
-	free(buf);
-	close(fd);
-	return o;
-}
 
 static const char *str_or(const json_t *v)
 {
@@ -145,6 +107,39 @@ done:
 	return out;
 }
 
+struct wread {
+	const char *name;
+	json_t *wins, *marks, *open_w;
+};
+
+static int wread_line(void *ctx, json_t *o)
+{
+	struct wread *w = ctx;
+	const char *ev = str_or(json_object_get(o, "event"));
+	const char *nm = str_or(json_object_get(o, "name"));
+	int want = !w->name || strcmp(nm, w->name) == 0;
+	char key[32];
+	(void)snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(o, "id")));
+	if (!strcmp(ev, "begin")) {
+		if (want)
+			json_object_set(w->open_w, key, o);
+	} else if (!strcmp(ev, "end")) {
+		json_object_del(w->open_w, key);
+		if (want) {
+			json_object_del(o, "event");
+			if (!json_object_get(o, "open"))
+				json_object_set_new(o, "open", json_false());
+			json_array_append(w->wins, o);
+		}
+	} else if (!strcmp(ev, "mark")) {
+		if (want) {
+			json_object_del(o, "event");
+			json_array_append(w->marks, o);
+		}
+	}
+	return 0;
+}
+
 char *wm_report_windows_json(const char *dir, const char *name, char *err, size_t errlen)
 {
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -155,76 +150,17 @@ char *wm_report_windows_json(const char *dir, const char *name, char *err, size_
 		return NULL;
 	}
 	json_t *root = json_object(), *wins = json_array(), *marks = json_array(), *open_w = json_object();
-	json_t *devices = json_null();
-	int truncated = 0, rc = 0;
-	char *line = NULL;
-	size_t cap = 0;
-	int fd = openat(dfd, "windows.jsonl", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
-	if (fd >= 0 && !f)
-		close(fd);
-	long lineno = 0;
-	ssize_t n;
-	while (f && (n = getline(&line, &cap, f)) > 0) {
-		lineno++;
-		int complete = line[n - 1] == '\n';
-		json_t *o = complete ? json_loadb(line, (size_t)n, 0, NULL) : NULL;
-		if (!json_is_object(o)) {
-			json_decref(o);
-			int c = fgetc(f);
-			if (c == EOF) {
-				truncated = 1; /* a cut last line: a killed run */
-				break;
-			}
-			rc = wm_err(err, errlen, -EBADMSG, "%s/windows.jsonl line %ld is damaged (not a JSON object)", dir,
-				    lineno);
-			break;
-		}
-		if (lineno == 1) {
-			json_t *v = json_object_get(o, "windows_version");
-			if (!json_is_integer(v) || json_integer_value(v) > 1) {
-				int newer = json_is_integer(v);
-				json_decref(o);
-				rc = newer ? wm_err(err, errlen, -ENOTSUP,
-						    "%s/windows.jsonl has a newer windows_version: update wattmeter to read it", dir)
-					   : wm_err(err, errlen, -EBADMSG, "%s/windows.jsonl has no windows_version header", dir);
-				break;
-			}
-			devices = json_incref(json_object_get(o, "devices"));
-			json_decref(o);
-			continue;
-		}
-		const char *ev = str_or(json_object_get(o, "event"));
-		const char *nm = str_or(json_object_get(o, "name"));
-		int want = !name || strcmp(nm, name) == 0;
-		char key[32];
-		(void)snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(o, "id")));
-		if (!strcmp(ev, "begin")) {
-			if (want)
-				json_object_set(open_w, key, o);
-		} else if (!strcmp(ev, "end")) {
-			json_object_del(open_w, key);
-			if (want) {
-				json_object_del(o, "event");
-				if (!json_object_get(o, "open"))
-					json_object_set_new(o, "open", json_false());
-				json_array_append(wins, o);
-			}
-		} else if (!strcmp(ev, "mark")) {
-			if (want) {
-				json_object_del(o, "event");
-				json_array_append(marks, o);
-			}
-		}
-		json_decref(o);
-	}
-	free(line);
-	if (f)
-		fclose(f);
+	struct wread wr = {.name = name, .wins = wins, .marks = marks, .open_w = open_w};
+	int truncated = 0, found = 0;
+	json_t *hdr = NULL;
+	int rc = wm_jsonl_read(dfd, dir, "windows.jsonl", "windows_version", 1, &hdr, wread_line, &wr, &found,
+			       &truncated, err, errlen);
+	json_t *devices = hdr ? json_incref(json_object_get(hdr, "devices")) : json_null();
+	json_decref(hdr);
 
 	/* windows begun and never ended: open up to the last sample */
 	if (!rc && json_object_size(open_w)) {
-		json_t *last = last_sample(dfd);
+		json_t *last = wm_last_sample_line(dfd);
 		double t_end = last ? json_number_value(json_object_get(last, "t_s")) : NAN;
 		const char *k;
 		json_t *b;
@@ -256,7 +192,7 @@ char *wm_report_windows_json(const char *dir, const char *name, char *err, size_
 	close(dfd);
 	char *out = NULL;
 	if (!rc) {
-		json_object_set_new(root, "windows_version", fd >= 0 ? json_integer(1) : json_null());
+		json_object_set_new(root, "windows_version", found ? json_integer(1) : json_null());
 		json_object_set(root, "devices", devices);
 		json_object_set_new(root, "truncated", json_boolean(truncated));
 		json_object_set_new(root, "groups", groups(wins));

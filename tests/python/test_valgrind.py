@@ -95,6 +95,40 @@ def test_report_of_missing_and_truncated_recordings(vg_recording, tmp_path):
     assert vg(["report", "--json", str(cut)], tmp_path, "cut").returncode == 0
 
 
+# A client under the run sends requests through the control socket (begin,
+# tokens, end; one left open): the ledger thread, the control socket's
+# request ops and, below, the requests reader run under valgrind.
+REQUESTS_CLIENT = (
+    "import json, os, socket, time\n"
+    "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+    "def send(o):\n"
+    "    o.update(v=1, t_ns=time.monotonic_ns()); s.sendto(json.dumps(o).encode(), os.environ['WATTMETER_CONTROL'])\n"
+    "for i in range(3):\n"
+    "    send({'op': 'request_begin', 'key': f'k{i}', 'attrs': {'model': 'm', 'path': '/v1/chat/completions'}})\n"
+    "    for _ in range(4):\n"
+    "        time.sleep(0.03); send({'op': 'request_tokens', 'key': f'k{i}', 'n': 2})\n"
+    "    send({'op': 'request_end', 'key': f'k{i}', 'result': {'prompt_tokens': 5, 'status': 200}})\n"
+    "    time.sleep(0.1)\n"
+    "send({'op': 'request_begin', 'key': 'open', 'attrs': {}})\n"
+    "send({'op': 'request_end', 'key': 'nope'})\n"
+    "time.sleep(0.2)\n")
+
+
+def test_run_and_report_with_requests(vg_recording, tmp_path):
+    import sys
+
+    _, _, fake = vg_recording
+    out = tmp_path / "req"
+    p = vg(["run", "--sysfs-root", fake.root, "-o", str(out), "--period", "0.05", "--proc-period", "0.1",
+            "--", sys.executable, "-c", REQUESTS_CLIENT], tmp_path, "reqrun")
+    assert p.returncode == 0, p.stderr
+    assert (out / "requests.jsonl").read_text().count('"event":"request"') == 4
+    for name, args in (("reqtext", []), ("reqjson", ["--json"]), ("reqhtml", ["--html", str(tmp_path / "r.html")])):
+        p = vg(["report", *args, str(out)], tmp_path, name)
+        assert p.returncode == 0, p.stderr
+    assert "Energy per request" in (tmp_path / "r.html").read_text()
+
+
 @pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["text", "json"])
 def test_sensors(vg_recording, tmp_path, json_flag):
     _, _, fake = vg_recording
