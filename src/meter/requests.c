@@ -671,7 +671,15 @@ int wm_requests_start(wm_meter *m, const char *output_dir, char *err, size_t err
 	wm_jsonl_init(&q->file);
 	wm_buf_init(&q->line);
 	pthread_mutex_init(&q->qlock, NULL);
-	pthread_cond_init(&q->qcond, NULL);
+	/* qcond's waiter (ledger_main) times its grace on CLOCK_MONOTONIC: on
+	 * the default realtime clock every wait had already expired and the
+	 * thread spun while any request was open (a core's worth of CPU under
+	 * the proxy). */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->qcond, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&q->qdone, NULL);
 	m->req = q;
 	/* the server: the measured set where there is one (its attributed
