@@ -433,3 +433,55 @@ def test_bad_options_exit_2_with_a_message(wm):
         r = run_wm(["proxy", *args])
         assert r.returncode == 2, (args, r.stderr)
         assert says in r.stderr, (args, r.stderr)
+
+
+# ---- valgrind on the proxy's main paths ----------------------------------------
+
+def test_proxy_paths_under_valgrind(server, tmp_path):
+    import shutil
+
+    from test_valgrind import BAD
+
+    valgrind = shutil.which("valgrind")
+    if not valgrind or not WATTMETER:
+        pytest.skip("valgrind or the wattmeter CLI not installed")
+    s = server("--work", "10", "--delay-s", "0.02")
+    logs = tmp_path / "vg.%p.log"
+    err = tmp_path / "proxy.stderr"
+    with open(err, "w") as ef:
+        proc = subprocess.Popen([valgrind, "--leak-check=full", "--errors-for-leak-kinds=definite",
+                                 "--error-exitcode=99", f"--log-file={logs}", WATTMETER, "proxy",
+                                 "--listen", "0", "--upstream", s.url, "-o", str(tmp_path / "rec"), *PERIOD,
+                                 "--no-gpu"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=ef)
+    try:
+        assert wait_for(lambda: "serving " in err.read_text() or proc.poll() is not None, timeout=120)
+        url = err.read_text().split("serving ", 1)[1].split(" ", 1)[0]
+        c = openai.OpenAI(base_url=url + "/v1", api_key=SECRET, timeout=120)
+        for _ in c.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "a"}], max_tokens=4,
+                                           stream=True, stream_options={"include_usage": True}):
+            pass
+        c.embeddings.create(model="tiny", input="x y")
+        o = ollama.Client(host=url, timeout=120)
+        for _ in o.generate(model="tiny", prompt="p", options={"num_predict": 3}, stream=True):
+            pass
+        c.models.list()
+        with urllib.request.urlopen(url + "/metrics", timeout=120) as r:
+            r.read()
+        # a client gone mid-stream
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        body = json.dumps({"model": "tiny", "prompt": "x", "options": {"num_predict": 50}}).encode()
+        so = socket.create_connection((host, int(port)))
+        so.sendall(b"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        so.recv(100)
+        so.close()
+        time.sleep(1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    texts = [f.read_text() for f in sorted(tmp_path.glob("vg.*.log"))]
+    assert texts
+    for t in texts:
+        bad = BAD.search(t)
+        assert not bad, f"{bad.group(0)}\n{t[-6000:]}"
+        assert "ERROR SUMMARY: 0 errors" in t, t[-6000:]
+    assert proc.returncode == 0, err.read_text()
