@@ -481,6 +481,10 @@ static enum MHD_Result forward(preq *r, const char *method)
 	r->client_fd = ci ? ci->connect_fd : -1;
 	r->watch_client = 1;
 	ledger_begin(r, method);
+	/* No inactivity limit while the upstream works: a long prefill (minutes
+	 * for a big prompt on a CPU) or a slow token must not get the client's
+	 * connection closed as idle. Restored when the request completes. */
+	MHD_set_connection_option(r->c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
 	if (start_upstream(r, method) < 0)
 		return queue_error(r, 500, "out of memory", "");
 	while (!r->headers_done && !r->transfer_done && !r->client_gone &&
@@ -586,7 +590,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
-	(void)c;
 	preq *r = *req_cls;
 	if (!r)
 		return;
@@ -603,8 +606,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, en
 	if (r->started) { /* removing it mid-transfer closes the upstream connection */
 		curl_multi_remove_handle(r->pc->multi, r->pc->easy);
 		r->started = 0;
-		if (!r->transfer_done)
-			curl_easy_reset(r->pc->easy); /* forgets r (callbacks, headers) */
+		/* forgets r: callbacks, header list, body, error buffer (the
+		 * upstream connection stays in the multi handle's cache) */
+		curl_easy_reset(r->pc->easy);
+		/* back to the idle keep-alive limit (see forward) */
+		MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)WM_PROXY_IDLE_TIMEOUT_S);
 	}
 	preq_unref(r);
 }
@@ -703,7 +709,7 @@ int wm_proxy_start(const wm_proxy_opts *o, wm_proxy **out, char *err, size_t err
 				MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)WM_HTTP_CONNECTION_LIMIT,
 				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)WM_HTTP_PER_IP_LIMIT,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(WM_HTTP_IDLE_TIMEOUT_S + 5),
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WM_PROXY_IDLE_TIMEOUT_S,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(2 * WM_HTTP_MEMORY_LIMIT),
 				MHD_OPTION_URI_LOG_CALLBACK, on_uri, p,
 				MHD_OPTION_NOTIFY_CONNECTION, on_connection, p,

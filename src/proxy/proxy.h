@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 
+#include "outputs/http.h"
 #include "proxy/proxy_metrics.h"
 #include "wattmeter.h"
 
@@ -32,6 +33,10 @@
 /* A request body past this is refused with 413 (and recorded). */
 #define WM_PROXY_BODY_MAX (64u << 20)
 #define WM_PROXY_CONNECT_TIMEOUT_S 10L
+/* A client connection with no request in flight is closed after this
+ * (the exporter's keep-alive limit, src/outputs/http.h); while a request is
+ * in flight there is none: a generation may pause for minutes. */
+#define WM_PROXY_IDLE_TIMEOUT_S (WM_HTTP_IDLE_TIMEOUT_S + 5u)
 
 typedef struct wm_proxy_opts {
 	const char *listen;       /* HOST:PORT as wm_http_check_listen; NULL: the default */

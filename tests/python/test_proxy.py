@@ -387,6 +387,33 @@ def test_requests_plus_idle_equal_the_machines_energy(server, proxy, fake_rapl):
     assert total == pytest.approx(last["energy_j"]["cpu"] - samples[0]["energy_j"]["cpu"], rel=1e-3, abs=1e-3)
 
 
+def test_a_real_model_behind_the_proxy(server, proxy, fake_rapl):
+    """A tiny GPT-2 (built from a config, random weights, on CPU torch)
+    generating token by token behind the proxy: the tokens it reports are
+    recorded, and its energy adds up with the idle."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    fake = fake_rapl("amd-1pkg", rates_w={"package-0": 30.0})
+    s = server("--backend", "transformers")
+    assert s.backend == "transformers"
+    p = proxy(s.url, "--sysfs-root", fake.root, "--server-pid", str(s.pid))
+    o = ollama.Client(host=p.url)
+    last = None
+    n = 0
+    for part in o.chat(model="tiny", messages=[{"role": "user", "content": "tell me a story"}],
+                       options={"num_predict": 24}, stream=True):
+        n += bool(part.message.content)
+        last = part
+    assert n == 24 and last.eval_count == 24 and last.prompt_eval_count == 4
+    p.stop()
+    (rec,) = lines_of(p)
+    assert (rec["prompt_tokens"], rec["completion_tokens"], rec["counted_tokens"]) == (4, 24, 24)
+    assert rec["energy_j"]["cpu"] > 0
+    summary = [r for r in p.requests() if r.get("event") == "summary"][0]
+    assert summary["requests_energy_j"]["cpu"] + summary["idle_energy_j"]["cpu"] == pytest.approx(
+        summary["server_energy_j"]["cpu"], rel=1e-6, abs=1e-6)
+
+
 # ---- /metrics --------------------------------------------------------------
 
 def test_metrics_are_promtool_clean_and_count_the_servers_tokens(server, proxy):
