@@ -170,14 +170,26 @@ def throughput(port: int, conc: int, seconds: float) -> float:
     return sum(counts) / (time.monotonic() - t0)
 
 
-def throughput_table(direct: int, proxy: int, seconds: float) -> Dict[str, Dict[str, object]]:
+def cpu_s(pid: int) -> float:
+    """utime + stime of a process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput_table(direct: int, px: "Proxy", server_pid: int, seconds: float) -> Dict[str, Dict[str, object]]:
     out: Dict[str, Dict[str, object]] = {}
     for conc in (1, 10, 100):
-        d, q = [], []
+        d, q, pcpu, scpu = [], [], [], []
         for _ in range(2):  # ABAB
             d.append(throughput(direct, conc, seconds))
-            q.append(throughput(proxy, conc, seconds))
-        out[str(conc)] = {"direct_rps": d, "proxy_rps": q, "ratio": (sum(q) / len(q)) / (sum(d) / len(d))}
+            c0, s0 = cpu_s(px.proc.pid), cpu_s(server_pid)
+            q.append(throughput(px.port, conc, seconds))
+            n = q[-1] * seconds
+            pcpu.append((cpu_s(px.proc.pid) - c0) / n * 1e6)
+            scpu.append((cpu_s(server_pid) - s0) / n * 1e6)
+        out[str(conc)] = {"direct_rps": d, "proxy_rps": q, "ratio": (sum(q) / len(q)) / (sum(d) / len(d)),
+                          "proxy_cpu_us_per_request": sum(pcpu) / 2, "server_cpu_us_per_request": sum(scpu) / 2}
         print(conc, out[str(conc)], flush=True)
     return out
 
@@ -232,14 +244,14 @@ def main() -> int:
         lat["added"] = {k: lat["proxy"][k] - lat["direct"][k] for k in lat["direct"] if k != "n"}
         res["latency"] = lat
         print(json.dumps(lat, indent=1), flush=True)
-        tput: Dict[str, Dict[str, Dict[str, object]]] = {"fast": throughput_table(srv.port, px.port, tput_s)}
+        tput: Dict[str, Dict[str, Dict[str, object]]] = {"fast": throughput_table(srv.port, px, srv.pid, tput_s)}
         # The same with the server pacing its tokens at 1 ms each (1000
         # tokens/s a stream, faster than any real model serves one): the
         # proxy's fixed cost per request against a request of ~16 ms.
         srv2 = start_server("--work", "20", "--delay-s", "0.001")
         try:
             px2 = Proxy(wm, srv2.url, os.path.join(tmp, "paced"))
-            tput["paced"] = throughput_table(srv2.port, px2.port, tput_s)
+            tput["paced"] = throughput_table(srv2.port, px2, srv2.pid, tput_s)
             px2.stop()
         finally:
             srv2.stop()
@@ -283,11 +295,13 @@ def main() -> int:
            "fast: the server answers as fast as it can (a 16-token stream in well under a millisecond alone), "
            "so the proxy's fixed cost per request is most of what is compared; paced: the server spends 1 ms "
            "per token (a stream of ~16 ms). Two interleaved runs each (direct / proxy).", "",
-           "| server | concurrent | direct req/s | proxy req/s | proxy / direct |", "|---|---|---|---|---|"]
+           "| server | concurrent | direct req/s | proxy req/s | proxy / direct | CPU/request: proxy, server |",
+           "|---|---|---|---|---|---|"]
     for kind, table in tp.items():
         for conc, v in table.items():
             md.append(f"| {kind} | {conc} | {' / '.join('%.0f' % x for x in v['direct_rps'])} | "
-                      f"{' / '.join('%.0f' % x for x in v['proxy_rps'])} | {v['ratio'] * 100:.1f} % |")
+                      f"{' / '.join('%.0f' % x for x in v['proxy_rps'])} | {v['ratio'] * 100:.1f} % | "
+                      f"{v['proxy_cpu_us_per_request']:.0f} µs, {v['server_cpu_us_per_request']:.0f} µs |")
     md += ["", "Target: >= 95 % of direct.", "",
            "## Memory over a soak", "",
            f"{s['requests']} requests (2-token streams, 8 connections, {soak_s:.0f} s): RSS "
@@ -299,6 +313,28 @@ def main() -> int:
            f"- idle proxy: {res['sampler_us_per_sample_idle_proxy']:.0f} µs",
            f"- loaded proxy (during the runs above: the ledger's work included): "
            f"{res['sampler_us_per_sample_loaded_proxy']:.0f} µs", ""]
+    # The verdict against the issue's targets, from the figures above.
+    added99 = max(lat["added"]["ttft_p99_ms"], lat["added"]["total_p99_ms"])
+    misses = [f"{kind} at {conc}: {v['ratio'] * 100:.0f} %" for kind, table in tp.items()
+              for conc, v in table.items() if v["ratio"] < 0.95]
+    flat = max(settled) <= 1.1 * min(settled)
+    run_us = res["sampler_us_per_sample_run"] or float("nan")
+    same = all((res[k] or 0) <= 1.2 * run_us for k in ("sampler_us_per_sample_idle_proxy",
+                                                        "sampler_us_per_sample_loaded_proxy"))
+    md += ["## Against the targets", "",
+           f"- added p99 (TTFT, total) <= 1 ms: {'met' if added99 <= 1 else 'NOT met'} ({added99:.2f} ms); "
+           f"added p50 {lat['added']['ttft_p50_ms']:.2f} ms TTFT, {lat['added']['total_p50_ms']:.2f} ms total",
+           f"- throughput >= 95 % of direct: {'met everywhere' if not misses else 'NOT met for ' + ', '.join(misses)}",
+           f"- RSS flat over {s['requests']} requests: {'met' if flat else 'NOT met'}",
+           f"- sampler cost unchanged (within 20 % of `run`'s): {'met' if same else 'NOT met'}", "",
+           "Load average at the start was "
+           f"{', '.join('%.1f' % x for x in m['loadavg_at_start'])} on {m['cores']} cores shared with other jobs: "
+           "each proxied chunk is one more thread hand-off (server thread, proxy thread, client thread), and "
+           "where runnable threads outnumber cores that hand-off waits for a core — the tail (p99) and the "
+           "CPU-bound rows (the fast server; 100 connections) show the machine's contention more than the "
+           "proxy's own cost. The CPU column (/proc/PID/stat around the proxied runs) is the proxy's cost "
+           "per request beside the test server's: where the server, the client and the proxy share two "
+           "saturated cores, the proxy's share comes out of the server's throughput.", ""]
     bl.write_results(a.out, "\n".join(md), res)
     print("\n".join(md))
     return 0
