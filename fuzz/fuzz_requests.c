@@ -7,6 +7,7 @@
  * The JSON, the summary JSON, the text and the HTML section run on what
  * opens; errors are fine, crashes and leaks are not.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -27,8 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	wm_buf b;
 	wm_buf_init(&b);
 	(void)wm_requests_text(scratch, &b, err, sizeof err);
-	static const double t_s[] = {0, 1, 2.5}, p_w[] = {0, 3, 4};
-	(void)wm_requests_html(scratch, t_s, p_w, 3, &b);
+	static const double t_s[] = {0, 1, 2.5}, e_j[] = {0, 3, 9}, a_j[] = {0, NAN, 4};
+	(void)wm_requests_html(scratch, t_s, e_j, a_j, 3, &b);
 	wm_buf_free(&b);
 	return 0;
 }

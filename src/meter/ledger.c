@@ -475,6 +475,14 @@ int wm_ledger_interval(wm_ledger *l, uint64_t b_ns, const double *energy_j, cons
 	return 0;
 }
 
+uint64_t wm_ledger_next_due(const wm_ledger *l)
+{
+	if (l->head == l->n_iv)
+		return 0;
+	uint64_t b = l->iv[l->head].b;
+	return blocked(l, b) ? 0 : b;
+}
+
 void wm_ledger_settle(wm_ledger *l, uint64_t settled_ns, int force, const wm_ledger_emit *em)
 {
 	if (force) {

@@ -87,6 +87,10 @@ void wm_ledger_settle(wm_ledger *l, uint64_t settled_ns, int force, const wm_led
 void wm_ledger_idle_power(const wm_ledger *l, double *out_w);
 void wm_ledger_get_totals(const wm_ledger *l, wm_ledger_totals *t);
 size_t wm_ledger_pending(const wm_ledger *l); /* intervals not final */
+/* The end of the oldest pending interval when only time holds it (no open
+ * request in flight in it): settle then, once the grace is over; 0 when
+ * none is pending or an open request holds it (its end will come). */
+uint64_t wm_ledger_next_due(const wm_ledger *l);
 size_t wm_ledger_active(const wm_ledger *l);  /* requests not emitted */
 
 #endif

@@ -436,7 +436,7 @@ static void sample(wm_meter *m, int proc_tier, int mem_tier, int baseline)
 	if (s.proc_tier)
 		wm_windows_note_proc(m);
 	wm_requests_note_sample(m, now, s.proc_tier, baseline);
-	m->self_cpu_s = thread_cpu_s() + wm_windows_cpu_s(m);
+	m->self_cpu_s = thread_cpu_s() + wm_windows_cpu_s(m) + wm_requests_cpu_s(m);
 	s.self_cpu_s = m->self_cpu_s;
 	s.mem_used_bytes = m->mem_used_bytes;
 	s.mem_total_bytes = m->mem_total_bytes;

@@ -54,8 +54,18 @@ struct wm_requests {
 	int64_t *open_ids; /* caller side: open requests, ascending */
 	size_t n_open, cap_open;
 	uint64_t ends_queued, ends_done;
+	/* Until the first request the sampler's intervals are not queued (a
+	 * recording without requests costs a memcpy per sample): the latest
+	 * cumulative energy is kept here and queued as one idle interval,
+	 * from the baseline, ahead of the first begin. */
+	int began, have_latest;
+	double *latest;       /* [n_dev] */
+	uint64_t latest_ns;
 	int stop, started, joined;
 	pthread_t thread;
+	clockid_t cpu_clock;
+	int have_cpu_clock;
+	double final_cpu_s; /* its CPU when it ended (under qlock) */
 	wm_request_done_fn fn;
 	void *fn_ctx;
 
@@ -411,18 +421,16 @@ static void *ledger_main(void *arg)
 	uint64_t grace_ns = (uint64_t)(WM_REQ_GRACE_S * 1e9);
 	pthread_mutex_lock(&q->qlock);
 	for (;;) {
-		int waiting = q->led && (wm_ledger_pending(q->led) || wm_ledger_active(q->led));
+		/* wake for the oldest interval's grace to end, unless an open
+		 * request holds it (then its end, queued, wakes us) */
+		uint64_t due = q->led ? wm_ledger_next_due(q->led) : 0;
 		while (!q->nq && !q->stop) {
-			if (!waiting) {
+			if (!due) {
 				pthread_cond_wait(&q->qcond, &q->qlock);
 				continue;
 			}
-			/* intervals wait out the grace: wake for them */
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			uint64_t t = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + grace_ns / 2;
-			ts.tv_sec = (time_t)(t / 1000000000ull);
-			ts.tv_nsec = (long)(t % 1000000000ull);
+			uint64_t t = due + grace_ns + 1000000; /* CLOCK_MONOTONIC: the cond's clock (start) */
+			struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull), .tv_nsec = (long)(t % 1000000000ull)};
 			if (pthread_cond_timedwait(&q->qcond, &q->qlock, &ts) == ETIMEDOUT)
 				break;
 		}
@@ -448,8 +456,12 @@ static void *ledger_main(void *arg)
 				put_summary(q);
 		}
 		pthread_mutex_lock(&q->qlock);
-		if (stop && !q->nq)
+		if (stop && !q->nq) {
+			struct timespec ts;
+			if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+				q->final_cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 			break;
+		}
 	}
 	pthread_mutex_unlock(&q->qlock);
 	return NULL;
@@ -511,7 +523,26 @@ static int enqueue(wm_meter *m, struct rq_ev *ev)
 			q->cap_open = cap;
 		}
 	}
+	if (!rc && ev->kind == RQ_BEGIN && !q->began && q->have_latest) {
+		double *cum = malloc((q->n_dev ? q->n_dev : 1) * sizeof *cum);
+		if (!cum || q->nq + 1 >= q->capq) {
+			struct rq_ev *p = cum ? realloc(q->q, (q->capq + 64) * sizeof *p) : NULL;
+			if (p) {
+				q->q = p;
+				q->capq += 64;
+			} else {
+				free(cum);
+				cum = NULL;
+				rc = -ENOMEM;
+			}
+		}
+		if (cum) {
+			memcpy(cum, q->latest, q->n_dev * sizeof *cum);
+			q->q[q->nq++] = (struct rq_ev){.kind = RQ_INTERVAL, .t_ns = q->latest_ns, .cum = cum};
+		}
+	}
 	if (!rc && ev->kind == RQ_BEGIN) {
+		q->began = 1;
 		ev->id = ++q->next_id; /* ascending: appended in order */
 		q->open_ids[q->n_open++] = ev->id;
 	} else if (!rc && ev->kind != RQ_INTERVAL) {
@@ -676,13 +707,9 @@ int wm_requests_start(wm_meter *m, const char *output_dir, char *err, size_t err
 	wm_jsonl_init(&q->file);
 	wm_buf_init(&q->line);
 	pthread_mutex_init(&q->qlock, NULL);
-	/* qcond's waiter (ledger_main) times its grace on CLOCK_MONOTONIC: on
-	 * the default realtime clock every wait had already expired and the
-	 * thread spun while any request was open (a core's worth of CPU under
-	 * the proxy). */
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the stamps' clock */
 	pthread_cond_init(&q->qcond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&q->qdone, NULL);
@@ -692,12 +719,13 @@ int wm_requests_start(wm_meter *m, const char *output_dir, char *err, size_t err
 	q->measured_set = m->tree != NULL;
 	size_t nd = m->n_dev ? m->n_dev : 1;
 	q->dev = calloc(nd, sizeof *q->dev);
-	q->prev = calloc(4 * nd, sizeof(double));
+	q->prev = calloc(5 * nd, sizeof(double));
 	if (!q->dev || !q->prev)
 		return wm_err(err, errlen, -ENOMEM, "out of memory");
 	q->delta = q->prev + nd;
 	q->idle_w = q->prev + 2 * nd;
 	q->pre_j = q->prev + 3 * nd;
+	q->latest = q->prev + 4 * nd;
 	for (size_t d = 0; d < m->n_dev; d++)
 		if (!q->measured_set || m->dev[d].decl->rule != WM_ATTR_NONE)
 			q->dev[q->n_dev++] = d;
@@ -716,7 +744,22 @@ int wm_requests_start(wm_meter *m, const char *output_dir, char *err, size_t err
 	if (rc < 0)
 		return wm_err(err, errlen, rc, "cannot start the requests thread: %s", strerror(-rc));
 	q->started = 1;
+	q->have_cpu_clock = pthread_getcpuclockid(q->thread, &q->cpu_clock) == 0;
 	return 0;
+}
+
+double wm_requests_cpu_s(const wm_meter *m)
+{
+	struct wm_requests *q = m->req;
+	if (!q || !q->started)
+		return 0.0;
+	struct timespec ts;
+	pthread_mutex_lock(&q->qlock);
+	double s = q->final_cpu_s;
+	if (!q->joined && q->have_cpu_clock && clock_gettime(q->cpu_clock, &ts) == 0)
+		s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	pthread_mutex_unlock(&q->qlock);
+	return s;
 }
 
 void wm_requests_note_sample(wm_meter *m, uint64_t now_ns, int proc_tier, int baseline)
@@ -727,6 +770,19 @@ void wm_requests_note_sample(wm_meter *m, uint64_t now_ns, int proc_tier, int ba
 	if (q->measured_set && !proc_tier && !baseline)
 		return; /* attributed energy moves on the process tier only */
 	const double *cum = q->measured_set ? m->attributed_j : m->energy_j;
+	if (!baseline) {
+		pthread_mutex_lock(&q->qlock);
+		int began = q->began;
+		if (!began) {
+			for (size_t i = 0; i < q->n_dev; i++)
+				q->latest[i] = cum[q->dev[i]];
+			q->latest_ns = now_ns;
+			q->have_latest = 1;
+		}
+		pthread_mutex_unlock(&q->qlock);
+		if (!began)
+			return;
+	}
 	struct rq_ev ev = {.kind = RQ_INTERVAL, .t_ns = now_ns};
 	ev.cum = malloc((q->n_dev ? q->n_dev : 1) * sizeof(double));
 	if (!ev.cum)

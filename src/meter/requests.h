@@ -23,6 +23,8 @@ void wm_requests_note_sample(wm_meter *m, uint64_t now_ns, int proc_tier, int ba
 /* Ends requests still open at the last sample, finalises every interval,
  * writes the summary line, joins the thread. Harmless twice. */
 void wm_requests_stop(wm_meter *m);
+/* The ledger thread's CPU so far (s): part of the meter's own cost. */
+double wm_requests_cpu_s(const wm_meter *m);
 void wm_requests_free(wm_meter *m);
 
 #endif

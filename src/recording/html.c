@@ -948,28 +948,46 @@ static void provenance_section(wm_buf *b, const struct wm_recording *r)
 	}
 }
 
-/* The requests (requests.jsonl), with the power of the devices but psys
- * per sample, through the public series API (WM_TABLE_COLUMNS). */
+/* The requests (requests.jsonl), with the cumulative energy of the devices
+ * but psys per sample, whole and attributed, through the public series API
+ * (WM_TABLE_COLUMNS; NaN where a line lacks it). */
 static int requests_section(wm_buf *b, const struct wm_recording *r)
 {
 	const char *name;
 	size_t n = wm_report_series(r, WM_TABLE_COLUMNS, 0, &name, NULL);
-	double *t = calloc(n ? n : 1, sizeof *t), *p = calloc(n ? n : 1, sizeof *p), *col = calloc(n ? n : 1, sizeof *col);
-	int rc = t && p && col ? 0 : -ENOMEM;
+	size_t sz = n ? n : 1;
+	double *t = calloc(sz, sizeof *t), *e = calloc(sz, sizeof *e), *a = calloc(sz, sizeof *a);
+	double *col = calloc(sz, sizeof *col);
+	unsigned char *has_a = calloc(sz, 1);
+	int rc = t && e && a && col && has_a ? 0 : -ENOMEM;
 	for (size_t i = 0; !rc && wm_report_series(r, WM_TABLE_COLUMNS, i, &name, NULL) == n && name; i++) {
+		int whole = !strncmp(name, "energy_j.", 9), attr = !strncmp(name, "attributed_j.", 13);
 		if (!strcmp(name, "t_s")) {
 			(void)wm_report_series(r, WM_TABLE_COLUMNS, i, &name, t);
-		} else if (!strncmp(name, "power_w.", 8) && strcmp(name + 8, "psys") != 0) {
+		} else if ((whole || attr) && strcmp(strchr(name, '.') + 1, "psys") != 0) {
 			(void)wm_report_series(r, WM_TABLE_COLUMNS, i, &name, col);
-			for (size_t k = 0; k < n; k++)
-				p[k] += isfinite(col[k]) ? col[k] : 0.0;
+			for (size_t k = 0; k < n; k++) {
+				if (!isfinite(col[k]))
+					continue;
+				if (whole)
+					e[k] += col[k];
+				else {
+					a[k] += col[k];
+					has_a[k] = 1;
+				}
+			}
 		}
 	}
+	for (size_t k = 0; !rc && k < n; k++)
+		if (!has_a[k])
+			a[k] = NAN; /* attributed on process-tier lines only */
 	if (!rc)
-		rc = wm_requests_html(r->dir, t, p, n, b);
+		rc = wm_requests_html(r->dir, t, e, a, n, b);
 	free(t);
-	free(p);
+	free(e);
+	free(a);
 	free(col);
+	free(has_a);
 	return rc;
 }
 

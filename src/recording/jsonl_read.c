@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,4 +111,28 @@ int wm_jsonl_read(int dfd, const char *dir, const char *name, const char *versio
 		*header = NULL;
 	}
 	return rc;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of sorted v[n], n > 0. */
+static double pct(const double *v, size_t n, double p)
+{
+	double r = ceil(p * (double)n);
+	size_t i = r < 1 ? 0 : (size_t)r - 1;
+	return v[i < n ? i : n - 1];
+}
+
+json_t *wm_stats_json(double *v, size_t n)
+{
+	double sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += v[i];
+	qsort(v, n, sizeof *v, cmp_dbl);
+	return json_pack("{s:f,s:f,s:f,s:f}", "total", sum, "mean", n ? sum / (double)n : 0.0, "p50",
+			 n ? pct(v, n, 0.50) : 0.0, "p99", n ? pct(v, n, 0.99) : 0.0);
 }

@@ -28,4 +28,8 @@ int wm_jsonl_read(int dfd, const char *dir, const char *name, const char *versio
  * (NULL if none): read from the end, 1 MiB at most. */
 json_t *wm_last_sample_line(int dfd);
 
+/* {"total","mean","p50","p99"} of v[n] (nearest-rank percentiles; v is
+ * sorted in place); zeros for n = 0. */
+json_t *wm_stats_json(double *v, size_t n);
+
 #endif

@@ -15,8 +15,12 @@ int wm_requests_text(const char *dir, wm_buf *out, char *err, size_t errlen);
  * --json` splices in as "requests". malloc'd; NULL with errno and err. */
 char *wm_requests_summary_json(const char *dir, char *err, size_t errlen);
 /* Appends the HTML section: the text above, energy against tokens per
- * request, and the server's power (t_s[i], power_w[i], n samples: Σ of its
- * devices) beside the requests in flight. Nothing without requests. */
-int wm_requests_html(const char *dir, const double *t_s, const double *power_w, size_t n, wm_buf *b);
+ * request, and the server's power beside the requests in flight. t_s[i],
+ * and per sample the cumulative J of the devices but psys, whole (machine_j)
+ * and attributed to the measured set (attributed_j, NaN on lines without
+ * it): the server's power is from the one the header names. Nothing
+ * without requests. */
+int wm_requests_html(const char *dir, const double *t_s, const double *machine_j, const double *attributed_j,
+		     size_t n, wm_buf *b);
 
 #endif

@@ -65,32 +65,6 @@ static int rread_line(void *ctx, json_t *o)
 	return 0;
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted v[n]. */
-static double pct(const double *v, size_t n, double p)
-{
-	if (!n)
-		return NAN;
-	double rk = ceil(p * (double)n);
-	size_t i = rk < 1 ? 0 : (size_t)rk - 1;
-	return v[i < n ? i : n - 1];
-}
-
-static json_t *stats(double *v, size_t n)
-{
-	double sum = 0;
-	for (size_t i = 0; i < n; i++)
-		sum += v[i];
-	qsort(v, n, sizeof *v, cmp_dbl);
-	return json_pack("{s:f,s:f,s:f,s:f}", "total", sum, "mean", n ? sum / (double)n : 0.0, "p50",
-			 n ? pct(v, n, 0.50) : 0.0, "p99", n ? pct(v, n, 0.99) : 0.0);
-}
-
 static double num_or0(json_t *v)
 {
 	return json_is_number(v) ? json_number_value(v) : 0.0;
@@ -141,8 +115,8 @@ static json_t *figures(json_t *reqs, const char *model, json_t *idle_w)
 		pt += num_or0(json_object_get(r, "prompt_tokens"));
 		ct += num_or0(json_object_get(r, "completion_tokens"));
 	}
-	json_t *o = json_pack("{s:I,s:o,s:o,s:f,s:f,s:o,s:o,s:o}", "count", (json_int_t)k, "energy_j", stats(e, k),
-			      "active_energy_j", json_is_object(idle_w) ? stats(a, k) : json_null(), "prompt_tokens", pt,
+	json_t *o = json_pack("{s:I,s:o,s:o,s:f,s:f,s:o,s:o,s:o}", "count", (json_int_t)k, "energy_j", wm_stats_json(e, k),
+			      "active_energy_j", json_is_object(idle_w) ? wm_stats_json(a, k) : json_null(), "prompt_tokens", pt,
 			      "completion_tokens", ct, "j_per_prompt_token", per_token(tot, pt),
 			      "j_per_completion_token", per_token(tot, ct), "tokens_per_j",
 			      tot > 0 ? json_real((pt + ct) / tot) : json_null());
@@ -328,6 +302,9 @@ int wm_requests_text(const char *dir, wm_buf *out, char *err, size_t errlen)
 		wm_buf_printf(out, " (%lld open at the stop)", (long long)json_integer_value(json_object_get(sum, "open_at_stop")));
 	if (!json_is_true(json_object_get(doc, "complete")))
 		wm_buf_puts(out, " (no summary line: the run was cut short)");
+	if (json_integer_value(json_object_get(sum, "lines_lost")))
+		wm_buf_printf(out, " (%lld lines lost to write errors, a full disk: the check below cannot add up)",
+			      (long long)json_integer_value(json_object_get(sum, "lines_lost")));
 	wm_buf_puts(out, "\n  J per request    mean ");
 	put_j(out, json_object_get(e, "mean"));
 	wm_buf_puts(out, "  p50 ");
@@ -427,7 +404,8 @@ static void svg_scatter(wm_buf *b, const double *x, const double *y, size_t n, c
 	wm_buf_puts(b, "</svg>\n");
 }
 
-int wm_requests_html(const char *dir, const double *t_s, const double *power_w, size_t n_samples, wm_buf *b)
+int wm_requests_html(const char *dir, const double *t_s, const double *machine_j, const double *attributed_j,
+		     size_t n_samples, wm_buf *b)
 {
 	char err[512] = "";
 	int rc;
@@ -467,23 +445,38 @@ int wm_requests_html(const char *dir, const double *t_s, const double *power_w, 
 	}
 	free(x);
 	free(y);
-	/* the server's power (Σ devices but psys, from samples) and the requests in flight */
+	/* the server's power (Σ devices but psys, from the cumulative energy the
+	 * header names) and the requests in flight, at each sample that has it */
+	const double *cum = strcmp(json_string_value(json_object_get(doc, "server")), "machine") ? attributed_j : machine_j;
 	if (n_samples > 1 && n) {
+		double *pt = calloc(n_samples, sizeof *pt), *pw = calloc(n_samples, sizeof *pw);
 		double *in = calloc(n_samples, sizeof *in);
-		if (in) {
-			size_t i;
-			json_t *r;
-			json_array_foreach(reqs, i, r) {
-				double a = num_or0(json_object_get(r, "t_start_s")), e = num_or0(json_object_get(r, "t_end_s"));
-				for (size_t k = 0; k < n_samples; k++)
-					if (t_s[k] >= a && t_s[k] <= e)
-						in[k] += 1;
+		size_t m = 0;
+		for (size_t k = 0, prev = (size_t)-1; pt && pw && in && k < n_samples; k++) {
+			if (!isfinite(cum[k]))
+				continue;
+			if (prev != (size_t)-1 && t_s[k] > t_s[prev]) {
+				pt[m] = t_s[k];
+				pw[m] = (cum[k] - cum[prev]) / (t_s[k] - t_s[prev]);
+				size_t i;
+				json_t *r;
+				json_array_foreach(reqs, i, r) {
+					double a = num_or0(json_object_get(r, "t_start_s")), e = num_or0(json_object_get(r, "t_end_s"));
+					if (a < t_s[k] && e > t_s[prev])
+						in[m] += 1; /* in flight in the interval */
+				}
+				m++;
 			}
-			wm_buf_puts(b, "<h3>Server power and requests in flight</h3>\n");
-			svg_scatter(b, t_s, power_w, n_samples, "t (s)", "W (line)", 1);
-			svg_scatter(b, t_s, in, n_samples, "t (s)", "requests in flight", 1);
-			free(in);
+			prev = k;
 		}
+		if (m > 1) {
+			wm_buf_puts(b, "<h3>Server power and requests in flight</h3>\n");
+			svg_scatter(b, pt, pw, m, "t (s)", "server W", 1);
+			svg_scatter(b, pt, in, m, "t (s)", "requests in flight", 1);
+		}
+		free(pt);
+		free(pw);
+		free(in);
 	}
 	json_decref(doc);
 	return wm_buf_error(b) ? -ENOMEM : 0;

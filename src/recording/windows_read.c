@@ -32,32 +32,6 @@ static const char *str_or(const json_t *v)
 	return s ? s : "";
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted v[n]. */
-static double pct(const double *v, size_t n, double p)
-{
-	if (!n)
-		return NAN;
-	double r = ceil(p * (double)n);
-	size_t i = r < 1 ? 0 : (size_t)r - 1;
-	return v[i < n ? i : n - 1];
-}
-
-static json_t *stats(double *v, size_t n)
-{
-	double sum = 0;
-	for (size_t i = 0; i < n; i++)
-		sum += v[i];
-	qsort(v, n, sizeof *v, cmp_dbl);
-	return json_pack("{s:f,s:f,s:f,s:f}", "total", sum, "mean", n ? sum / (double)n : 0.0, "p50", pct(v, n, 0.50),
-			 "p99", pct(v, n, 0.99));
-}
-
 /* Groups by name, in order of first appearance. */
 static json_t *groups(json_t *wins)
 {
@@ -97,7 +71,8 @@ static json_t *groups(json_t *wins)
 		json_object_foreach(counts, ck, cv) if (json_number_value(cv) > 0)
 			json_object_set_new(jper, ck, json_real(tot / json_number_value(cv)));
 		json_array_append_new(out, json_pack("{s:s,s:I,s:o,s:o,s:o,s:o}", "name", name, "count", (json_int_t)k,
-						     "energy_j", stats(e, k), "duration_s", stats(d, k), "counts", counts,
+						     "energy_j", wm_stats_json(e, k), "duration_s", wm_stats_json(d, k),
+						     "counts", counts,
 						     "j_per", jper));
 	}
 done:

@@ -100,15 +100,24 @@ static void requests_add_up_to_the_machine(void **state)
 	sleep_ms(60);
 	fx_rapl_set(sys, "intel-rapl:0", uj += 50000); /* idle: 0.05 J */
 	sleep_ms(60);
-	int64_t a = wm_meter_request_begin(m, 0, "{\"path\":\"/v1/chat/completions\",\"model\":\"m\",\"stream\":true}");
-	int64_t b = wm_meter_request_begin(m, 0, "{\"path\":\"/v1/chat/completions\",\"model\":\"m\",\"stream\":true,\"user\":7}");
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	uint64_t begin_ns = (uint64_t)t0.tv_sec * 1000000000ull + (uint64_t)t0.tv_nsec;
+	int64_t a = wm_meter_request_begin(m, begin_ns, "{\"path\":\"/v1/chat/completions\",\"model\":\"m\",\"stream\":true}");
+	int64_t b = wm_meter_request_begin(m, begin_ns,
+					   "{\"path\":\"/v1/chat/completions\",\"model\":\"m\",\"stream\":true,\"user\":7}");
 	assert_true(a > 0 && b > a);
 	for (int i = 0; i < 10; i++) {
 		sleep_ms(15);
-		assert_int_equal(wm_meter_request_tokens(m, a, 0, 3), 0);
-		assert_int_equal(wm_meter_request_tokens(m, b, 0, 3), 0);
+		/* one stamp for both: their chunks fall in the same interval */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		assert_int_equal(wm_meter_request_tokens(m, a, now, 3), 0);
+		assert_int_equal(wm_meter_request_tokens(m, b, now, 3), 0);
 		fx_rapl_set(sys, "intel-rapl:0", uj += 20000);
 	}
+	sleep_ms(200); /* a tick reads the last step while both are in flight (ticks may lag under load) */
 	assert_int_equal(wm_meter_request_end(m, b, 0, "{\"status\":200,\"prompt_tokens\":4,\"completion_tokens\":30}"), 0);
 	/* b overlaps a, still open: b cannot be final yet */
 	assert_int_equal(wm_meter_requests_flush(m, 0.3), -ETIMEDOUT);

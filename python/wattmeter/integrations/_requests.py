@@ -6,7 +6,9 @@ does (exhausted, closed, raising, or dropped unfinished)."""
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Dict, Iterator, Optional
+import functools
+import inspect
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from ..meter import Request, _active_sink
 
@@ -73,6 +75,9 @@ class CountedStream:
         except BaseException:
             self._finish("upstream_error")
             raise
+        return self._take(chunk)
+
+    def _take(self, chunk: Any) -> Any:
         n, usage = self._info(chunk)
         if usage is not None:
             self._usage = usage
@@ -134,12 +139,7 @@ class AsyncCountedStream(CountedStream):
         except BaseException:
             self._finish("upstream_error")
             raise
-        n, usage = self._info(chunk)
-        if usage is not None:
-            self._usage = usage
-        if n and self._req.open:
-            self._req.tokens(n)
-        return chunk
+        return self._take(chunk)
 
     async def aclose(self) -> None:
         close = getattr(self._inner, "close", None) or getattr(self._inner, "aclose", None)
@@ -163,3 +163,65 @@ def status_of(e: BaseException) -> Optional[int]:
     APIStatusError.status_code, ollama's ResponseError.status_code)."""
     s = getattr(e, "status_code", None)
     return s if isinstance(s, int) else None
+
+
+Usage = Optional[Tuple[Optional[int], Optional[int]]]
+
+
+def wrap(fn: Callable[..., Any], path: str, model_of: Callable[[Any, Any], Any],
+         stream_of: Callable[[Any], bool], usage_of: Callable[[Any], Usage], info: ChunkInfo) -> Callable[..., Any]:
+    """``fn`` (a client's call, sync or async) recorded as a request at
+    ``path``: a stream (``stream_of(kwargs)``) comes back wrapped to count
+    its chunks; a response ends the request with ``usage_of(response)``."""
+
+    def finish(req: Optional[Request], resp: Any) -> Any:
+        if req is None:
+            return resp
+        u = usage_of(resp)
+        if u is not None:
+            req.end(prompt_tokens=u[0], completion_tokens=u[1], status=200, tokens_source="usage")
+        else:
+            req.end(status=200)
+        return resp
+
+    def failed(req: Optional[Request], e: BaseException) -> None:
+        if req is not None:
+            req.end(status=status_of(e), outcome="upstream_error")
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def acall(*args: Any, **kwargs: Any) -> Any:
+            stream = stream_of(kwargs)
+            req = begin(path, model_of(args, kwargs), stream)
+            try:
+                resp = await fn(*args, **kwargs)
+            except BaseException as e:
+                failed(req, e)
+                raise
+            if stream and req is not None:
+                return AsyncCountedStream(resp, req, info)
+            return finish(req, resp)
+
+        acall.__wattmeter__ = True  # type: ignore[attr-defined]
+        return acall
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        stream = stream_of(kwargs)
+        req = begin(path, model_of(args, kwargs), stream)
+        try:
+            resp = fn(*args, **kwargs)
+        except BaseException as e:
+            failed(req, e)
+            raise
+        if stream and req is not None:
+            return CountedStream(resp, req, info)
+        return finish(req, resp)
+
+    call.__wattmeter__ = True  # type: ignore[attr-defined]
+    return call
+
+
+def wrapped(fn: Any) -> bool:
+    """True for a call instrument() wrapped already."""
+    return bool(getattr(fn, "__wattmeter__", False))

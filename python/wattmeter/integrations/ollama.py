@@ -17,11 +17,9 @@ embedding's ``prompt_eval_count``) replace the counts (``tokens_source``
 
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import Any, Optional, Tuple
 
-from ._requests import AsyncCountedStream, CountedStream, begin, status_of
+from ._requests import wrap, wrapped
 
 __all__ = ["instrument"]
 
@@ -48,61 +46,18 @@ def _chunk_info(part: Any) -> Tuple[int, Optional[Tuple[Optional[int], Optional[
     return (1 if text else 0), (_usage(part) if _get(part, "done") else None)
 
 
+def _embed_usage(resp: Any) -> Optional[Tuple[Optional[int], Optional[int]]]:
+    u = _usage(resp)
+    return None if u is None else (u[0], 0)  # an embedding generates nothing
+
+
 def _wrap(client: Any, name: str) -> None:
     fn = getattr(client, name)
-    if getattr(fn, "__wattmeter__", False):
+    if wrapped(fn):
         return
-    path = _PATHS[name]
-
-    def finish(req: Any, resp: Any) -> Any:
-        if req is None:
-            return resp
-        u = _usage(resp)
-        if u is not None:
-            req.end(prompt_tokens=u[0], completion_tokens=u[1] if name != "embed" else 0, status=200,
-                    tokens_source="usage")
-        else:
-            req.end(status=200)
-        return resp
-
-    def model_of(args: Any, kwargs: Any) -> Any:
-        return kwargs.get("model", args[0] if args else None)
-
-    if inspect.iscoroutinefunction(fn):
-        @functools.wraps(fn)
-        async def acall(*args: Any, **kwargs: Any) -> Any:
-            stream = bool(kwargs.get("stream")) and name != "embed"
-            req = begin(path, model_of(args, kwargs), stream)
-            try:
-                resp = await fn(*args, **kwargs)
-            except BaseException as e:
-                if req is not None:
-                    req.end(status=status_of(e), outcome="upstream_error")
-                raise
-            if stream and req is not None:
-                return AsyncCountedStream(resp, req, _chunk_info)
-            return finish(req, resp)
-
-        acall.__wattmeter__ = True  # type: ignore[attr-defined]
-        setattr(client, name, acall)
-        return
-
-    @functools.wraps(fn)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        stream = bool(kwargs.get("stream")) and name != "embed"
-        req = begin(path, model_of(args, kwargs), stream)
-        try:
-            resp = fn(*args, **kwargs)
-        except BaseException as e:
-            if req is not None:
-                req.end(status=status_of(e), outcome="upstream_error")
-            raise
-        if stream and req is not None:
-            return CountedStream(resp, req, _chunk_info)
-        return finish(req, resp)
-
-    call.__wattmeter__ = True  # type: ignore[attr-defined]
-    setattr(client, name, call)
+    setattr(client, name, wrap(fn, _PATHS[name], lambda args, kwargs: kwargs.get("model", args[0] if args else None),
+                               lambda kwargs: bool(kwargs.get("stream")) and name != "embed",
+                               _embed_usage if name == "embed" else _usage, _chunk_info))
 
 
 def instrument(client: Any) -> Any:

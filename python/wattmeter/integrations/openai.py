@@ -22,11 +22,9 @@ requests is the C core's (docs/architecture.md "Requests").
 
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import Any, Optional, Tuple
 
-from ._requests import AsyncCountedStream, CountedStream, begin, status_of
+from ._requests import wrap, wrapped
 
 __all__ = ["instrument"]
 
@@ -57,56 +55,10 @@ def _path(client: Any, tail: str) -> str:
 
 
 def _wrap(client: Any, owner: Any, tail: str) -> None:
-    create = owner.create
-    if getattr(create, "__wattmeter__", False):
+    if wrapped(owner.create):
         return  # instrumented already
-    path = _path(client, tail)
-
-    def finish(req: Any, resp: Any) -> Any:
-        if req is None:
-            return resp
-        u = _usage(resp)
-        if u is not None:
-            req.end(prompt_tokens=u[0], completion_tokens=u[1], status=200, tokens_source="usage")
-        else:
-            req.end(status=200)
-        return resp
-
-    if inspect.iscoroutinefunction(create):
-        @functools.wraps(create)
-        async def acreate(*args: Any, **kwargs: Any) -> Any:
-            stream = bool(kwargs.get("stream"))
-            req = begin(path, kwargs.get("model"), stream)
-            try:
-                resp = await create(*args, **kwargs)
-            except BaseException as e:
-                if req is not None:
-                    req.end(status=status_of(e), outcome="upstream_error")
-                raise
-            if stream and req is not None:
-                return AsyncCountedStream(resp, req, _chunk_info)
-            return finish(req, resp)
-
-        acreate.__wattmeter__ = True  # type: ignore[attr-defined]
-        owner.create = acreate
-        return
-
-    @functools.wraps(create)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        stream = bool(kwargs.get("stream"))
-        req = begin(path, kwargs.get("model"), stream)
-        try:
-            resp = create(*args, **kwargs)
-        except BaseException as e:
-            if req is not None:
-                req.end(status=status_of(e), outcome="upstream_error")
-            raise
-        if stream and req is not None:
-            return CountedStream(resp, req, _chunk_info)
-        return finish(req, resp)
-
-    wrapped.__wattmeter__ = True  # type: ignore[attr-defined]
-    owner.create = wrapped
+    owner.create = wrap(owner.create, _path(client, tail), lambda args, kwargs: kwargs.get("model"),
+                        lambda kwargs: bool(kwargs.get("stream")), _usage, _chunk_info)
 
 
 def instrument(client: Any) -> Any:
