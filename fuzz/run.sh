@@ -5,7 +5,7 @@
 #
 # SECONDS: time per target (default 60). TARGET: fuzz_pid_stat, fuzz_proc_files,
 # fuzz_recording, fuzz_report_html, fuzz_reader_diff, fuzz_cuda_visible, fuzz_cgroup,
-# fuzz_web_config, fuzz_windows, fuzz_requests (default: all). fuzz_report_html reads fuzz_recording's
+# fuzz_web_config, fuzz_windows, fuzz_requests, fuzz_llm (default: all). fuzz_report_html reads fuzz_recording's
 # corpus (one input format). Environment: CC (default clang), JOBS
 # (parallel fuzzing processes per target, default 1), FUZZ_OUT (build and
 # output folder, default build-fuzz/ at the repository root; build*/ is
@@ -32,7 +32,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-"fuzz_pid_stat fuzz_proc_files fuzz_recording fuzz_report_html fuzz_reader_diff fuzz_cuda_visible fuzz_cgroup fuzz_web_config fuzz_windows fuzz_requests"}
+targets=${*:-"fuzz_pid_stat fuzz_proc_files fuzz_recording fuzz_report_html fuzz_reader_diff fuzz_cuda_visible fuzz_cgroup fuzz_web_config fuzz_windows fuzz_requests fuzz_llm"}
 cc=${CC:-clang}
 jobs=${JOBS:-1}
 out=${FUZZ_OUT:-$top/build-fuzz}
@@ -66,14 +66,16 @@ cflags="-g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -fno-omit-frame-pointer
 
 # The sources each target needs. The /proc parsers need util.c only; the
 # recording reader is linked against the whole core (everything under src/
-# but the command and the Python binding), so it keeps building as that code
-# is split into files.
+# but the command, the Python binding and the proxy's server, which needs
+# libcurl), so it keeps building as that code is split into files.
 srcs_for() {
 	case $1 in
 	fuzz_pid_stat|fuzz_proc_files)
 		echo "$top/src/base/util.c $top/src/procs/procfs.c" ;;
 	fuzz_recording|fuzz_report_html|fuzz_reader_diff|fuzz_web_config|fuzz_windows|fuzz_requests)
-		ls "$top"/src/*/*.c 2>/dev/null | grep -v /src/cli/ | tr '\n' ' ' ;;
+		ls "$top"/src/*/*.c 2>/dev/null | grep -v -e /src/cli/ -e /src/proxy/proxy.c | tr '\n' ' ' ;;
+	fuzz_llm)
+		echo "$top/src/base/util.c $top/src/proxy/llm_parse.c" ;;
 	fuzz_cuda_visible)
 		echo "$top/src/base/util.c $top/src/sources/source.c $top/src/sources/nvml.c" ;;
 	fuzz_cgroup)
@@ -85,6 +87,8 @@ srcs_for() {
 
 libs_for() {
 	case $1 in
+	fuzz_llm)
+		echo "$(pkg-config --cflags --libs jansson) -lm" ;;
 	fuzz_recording|fuzz_report_html|fuzz_reader_diff|fuzz_web_config|fuzz_windows|fuzz_requests)
 		if ! pkg-config --exists jansson libmicrohttpd gnutls zlib; then
 			echo "$0: jansson, libmicrohttpd, gnutls or zlib not found (apt-get install libjansson-dev libmicrohttpd-dev libgnutls28-dev zlib1g-dev pkg-config)" >&2

@@ -36,11 +36,17 @@ then
   "$VPY" -m pip install -q --disable-pip-version-check "meson>=1.3" ninja "meson-python>=0.14" pytest pandas matplotlib mypy \
     openai ollama
 fi
+# The LLM-serving tests (test_proxy.py, the integrations' tests): the real
+# openai and ollama clients from PyPI, against tests/python/llm_server.py.
+if ! "$VPY" -c "import openai, ollama" 2>/dev/null; then
+  echo "== installing openai and ollama (the LLM clients of the proxy and integration tests)"
+  "$VPY" -m pip install -q --disable-pip-version-check openai ollama
+fi
 # The framework callbacks' tests (test_integration_hf.py, _lightning.py): the
 # real transformers on CPU torch (torch==2.13.0 is the CPU build here, ~190
 # MB, installed once; the tests skip without them).
 if ! "$VPY" -c "import torch, transformers, accelerate, lightning" 2>/dev/null; then
-  echo "== installing torch==2.13.0 (CPU), transformers, accelerate, lightning for the callback tests"
+  echo "== installing torch==2.13.0 (CPU), transformers, accelerate, lightning for the callback tests (and llm_server.py's transformers backend)"
   "$VPY" -m pip install -q --disable-pip-version-check "torch==2.13.0" transformers accelerate lightning ||
     echo "== (not installed: the callback tests will skip)"
 fi

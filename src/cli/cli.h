@@ -14,6 +14,7 @@ int cmd_report(int argc, char **argv);
 int cmd_sensors(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_mark(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
 
 /* Flushes stdout and turns a write error (EPIPE, ENOSPC) into exit code 1
  * with a message, as perf does before exiting. Returns the exit code. */

@@ -50,16 +50,15 @@
 
 #include "cli.h"
 #include "cli/control.h"
+#include "cli/meter_opts.h"
 #include "run_cgroup.h"
 #include "base/util.h"
 #include "wattmeter.h"
 
 #define MAX_PIDS 256
 
-/* Option ranges, printed by --help and by the error for a bad value. The
- * period range is the core's (wm_meter_start refuses anything else). */
-#define MAX_MEM_PERIOD_S WM_MAX_PERIOD_S
-#define MAX_MODEL_W 1000.0    /* per CPU; the largest server CPUs draw ~500 W a socket */
+/* --pid's range, printed by --help and by the error for a bad value (the
+ * measuring options' ranges are in meter_opts.c). */
 #define MAX_PID 4194304       /* PID_MAX_LIMIT on 64-bit Linux */
 
 /* The live line is redrawn at most this often: often enough to follow a
@@ -80,12 +79,9 @@ static void usage(FILE *out)
 		"options:\n"
 		"  -o, --output DIR       recording folder (default: a new folder named by time,\n"
 		"                         process id and a counter under ./wattmeter-runs/); must\n"
-		"                         not hold a recording\n"
-		"  --period SECONDS       counter sampling period, %g to %g (default %g)\n"
-		"  --proc-period SECONDS  process scan period, %g to %g; raised to --period if\n"
-		"                         shorter (default %g)\n"
-		"  --mem-period SECONDS   PSS/USS read period, 0 = off, else %g to %g (default %g)\n"
-		"  --no-memory            same as --mem-period 0\n"
+		"                         not hold a recording\n");
+	meter_opts_usage(out);
+	fprintf(out,
 		"  --pid PID              also measure PID (1 to %d) and its descendants (repeatable)\n"
 		"  --include-pid PID      include a process outside CMD's tree (a server CMD calls) and\n"
 		"                         its descendants, shown apart as 'included' (repeatable)\n"
@@ -101,19 +97,6 @@ static void usage(FILE *out)
 		"                         back to the process tree, saying so, where none can be made\n"
 		"  --cgroup PATH          also measure an existing cgroup (a container, a unit, a pod):\n"
 		"                         its processes and its cpu.stat CPU time (PATH absolute)\n"
-		"  --sysfs-root PATH      read powercap below PATH (default /sys)\n"
-		"  --procfs-root PATH     read processes below PATH (default /proc)\n"
-		"  --model-min-w WATTS    CPU model: watts per CPU when idle, 0 to %g (default %g)\n"
-		"  --model-max-w WATTS    CPU model: watts per CPU when busy, min to %g (default %g)\n"
-		"  --force-model          model the CPU even where RAPL counters are readable\n"
-		"  --nvml-lib PATH        NVIDIA GPUs: load this libnvidia-ml (default: $WATTMETER_NVML_LIB,\n"
-		"                         then libnvidia-ml.so.1)\n"
-		"  --no-gpu               do not look for NVIDIA GPUs\n"
-		"  --gpu-exclusive        bill the run's GPUs (CUDA_VISIBLE_DEVICES) whole to CMD, e.g. when\n"
-		"                         CMD runs in a container whose pids NVML reports but /proc lacks\n"
-		"  --host-procfs PATH     inside a container: the host's /proc mounted at PATH (docker run\n"
-		"                         -v /proc:/host/proc:ro), through which NVML's host pids map to\n"
-		"                         the container's own (their pid namespace checked, never guessed)\n"
 		"  --summary-json FILE    also write the JSON summary to FILE (created or\n"
 		"                         truncated before CMD starts): the channel for scripts\n"
 		"  --json                 print the JSON summary instead of the text one on stderr\n"
@@ -135,9 +118,7 @@ static void usage(FILE *out)
 		"126 if CMD cannot be executed; 127 if it was not found.\n"
 		"\n"
 		"example: wattmeter run -o runs/bert -- python3 train.py --epochs 1\n",
-		WM_MIN_PERIOD_S, WM_MAX_PERIOD_S, WM_DEFAULT_PERIOD_S, WM_MIN_PERIOD_S, WM_MAX_PERIOD_S,
-		WM_DEFAULT_PROC_PERIOD_S, WM_MIN_PERIOD_S, MAX_MEM_PERIOD_S, WM_DEFAULT_MEM_PERIOD_S, MAX_PID,
-		MAX_MODEL_W, WM_DEFAULT_MODEL_MIN_W, MAX_MODEL_W, WM_DEFAULT_MODEL_MAX_W);
+		MAX_PID);
 }
 
 /* Finds CMD on PATH as execvp would, so "not found" is known before anything
@@ -344,13 +325,9 @@ static void live_end(struct live *l)
 
 struct run_opts {
 	const char *output;
-	const char *sysfs_root, *procfs_root, *host_procfs;
 	const char *summary_json;
-	double period_s, proc_period_s, mem_period_s;
-	double model_min_w, model_max_w;
-	int force_model, quiet, json;
-	const char *nvml_lib;
-	int no_gpu, gpu_exclusive;
+	struct meter_opts m;     /* the measuring options (meter_opts.h) */
+	int quiet, json;
 	int pids[MAX_PIDS];
 	size_t n_pids;
 	int include_pids[MAX_PIDS];
@@ -360,31 +337,12 @@ struct run_opts {
 	const char *cgroup;      /* --cgroup PATH: an existing one */
 };
 
-/* A path option's value; refuses one that looks like an option (`-o --`
- * would otherwise make a folder named "--" and run the rest as CMD). */
-static int path_option(const char *opt, const char *value, const char **out)
-{
-	if (cli_looks_like_option(value) || !*value) {
-		fprintf(stderr,
-			"wattmeter run: %s needs a path, not '%s' (was the value forgotten? "
-			"for a name that starts with '-', write ./%s)\n",
-			opt, value, value);
-		return -EINVAL;
-	}
-	*out = value;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
-	enum { O_PERIOD = 256, O_PROC, O_MEM, O_NOMEM, O_PID, O_SYS, O_PROCFS, O_MIN, O_MAX, O_FORCE, O_JSON,
-	       O_SUMJSON, O_NVML, O_NOGPU, O_GPUEXCL, O_INCPID, O_INCNAME, O_INCCG, O_INCUNIT, O_CGROUP, O_HOSTPROC };
+	enum { O_PID = 256, O_JSON, O_SUMJSON, O_INCPID, O_INCNAME, O_INCCG, O_INCUNIT, O_CGROUP };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
-		{"period", required_argument, NULL, O_PERIOD},
-		{"proc-period", required_argument, NULL, O_PROC},
-		{"mem-period", required_argument, NULL, O_MEM},
-		{"no-memory", no_argument, NULL, O_NOMEM},
+		METER_OPTS_LONGOPTS,
 		{"pid", required_argument, NULL, O_PID},
 		{"include-pid", required_argument, NULL, O_INCPID},
 		{"include-name", required_argument, NULL, O_INCNAME},
@@ -395,17 +353,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"server-name", required_argument, NULL, O_INCNAME},
 		{"server-cgroup", required_argument, NULL, O_INCCG},
 		{"cgroup", optional_argument, NULL, O_CGROUP},
-		{"sysfs-root", required_argument, NULL, O_SYS},
-		{"procfs-root", required_argument, NULL, O_PROCFS},
-		{"host-procfs", required_argument, NULL, O_HOSTPROC},
-		{"model-min-w", required_argument, NULL, O_MIN},
-		{"model-max-w", required_argument, NULL, O_MAX},
-		{"force-model", no_argument, NULL, O_FORCE},
 		{"json", no_argument, NULL, O_JSON},
 		{"summary-json", required_argument, NULL, O_SUMJSON},
-		{"nvml-lib", required_argument, NULL, O_NVML},
-		{"no-gpu", no_argument, NULL, O_NOGPU},
-		{"gpu-exclusive", no_argument, NULL, O_GPUEXCL},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -414,24 +363,15 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	optind = 1;
 	/* "+": stop at the first non-option, so CMD's own options are left alone. */
 	while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
-		int rc = 0;
+		int rc = meter_opts_parse("run", c, optarg, &o->m);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			continue;
 		switch (c) {
-		case 'o': rc = path_option("-o/--output", optarg, &o->output); break;
+		case 'o': rc = cli_path_option("run", "-o/--output", optarg, &o->output); break;
 		case 'q': o->quiet = 1; break;
 		case 'h': usage(stdout); return 1;
-		case O_PERIOD:
-			rc = cli_number_option("run", "--period", optarg, WM_MIN_PERIOD_S, WM_MAX_PERIOD_S, 0,
-					       "seconds", "0.1", &o->period_s);
-			break;
-		case O_PROC:
-			rc = cli_number_option("run", "--proc-period", optarg, WM_MIN_PERIOD_S, WM_MAX_PERIOD_S, 0,
-					       "seconds", "1", &o->proc_period_s);
-			break;
-		case O_MEM:
-			rc = cli_number_option("run", "--mem-period", optarg, WM_MIN_PERIOD_S, MAX_MEM_PERIOD_S, 1,
-					       "seconds", "10", &o->mem_period_s);
-			break;
-		case O_NOMEM: o->mem_period_s = 0; break;
 		case O_PID:
 		case O_INCPID: {
 			const char *name = c == O_PID ? "--pid" : "--include-pid";
@@ -467,14 +407,14 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 					optarg = argv[optind++];
 			}
 			if (optarg) {
-				rc = path_option("--cgroup", optarg, &o->cgroup);
+				rc = cli_path_option("run", "--cgroup", optarg, &o->cgroup);
 				o->cgroup_new = 0;
 			} else {
 				o->cgroup_new = 1;
 				o->cgroup = NULL;
 			}
 			break;
-		case O_INCCG: rc = path_option("--include-cgroup", optarg, &o->include_cgroup); break;
+		case O_INCCG: rc = cli_path_option("run", "--include-cgroup", optarg, &o->include_cgroup); break;
 		case O_INCUNIT:
 			if (!*optarg || strchr(optarg, '/')) {
 				fprintf(stderr, "wattmeter run: --include-unit wants a systemd unit name (ollama.service), not '%s'\n",
@@ -483,23 +423,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			}
 			o->include_unit = optarg;
 			break;
-		case O_SYS: rc = path_option("--sysfs-root", optarg, &o->sysfs_root); break;
-		case O_PROCFS: rc = path_option("--procfs-root", optarg, &o->procfs_root); break;
-		case O_HOSTPROC: rc = path_option("--host-procfs", optarg, &o->host_procfs); break;
-		case O_SUMJSON: rc = path_option("--summary-json", optarg, &o->summary_json); break;
-		case O_MIN:
-			rc = cli_number_option("run", "--model-min-w", optarg, 0, MAX_MODEL_W, 0, "watts", "0.74",
-					       &o->model_min_w);
-			break;
-		case O_MAX:
-			rc = cli_number_option("run", "--model-max-w", optarg, 0, MAX_MODEL_W, 0, "watts", "3.5",
-					       &o->model_max_w);
-			break;
-		case O_FORCE: o->force_model = 1; break;
+		case O_SUMJSON: rc = cli_path_option("run", "--summary-json", optarg, &o->summary_json); break;
 		case O_JSON: o->json = 1; break;
-		case O_NVML: rc = path_option("--nvml-lib", optarg, &o->nvml_lib); break;
-		case O_NOGPU: o->no_gpu = 1; break;
-		case O_GPUEXCL: o->gpu_exclusive = 1; break;
 		default:
 			fprintf(stderr, "See 'wattmeter run --help'.\n");
 			return -1;
@@ -511,14 +436,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "wattmeter run: no command given. Example: wattmeter run -- python3 train.py\n");
 		return -1;
 	}
-	if (o->model_min_w > o->model_max_w) {
-		fprintf(stderr,
-			"wattmeter run: --model-min-w %g is above --model-max-w %g; idle watts must not exceed busy watts\n",
-			o->model_min_w, o->model_max_w);
+	if (meter_opts_finish("run", &o->m) < 0)
 		return -1;
-	}
-	if (o->proc_period_s < o->period_s)
-		o->proc_period_s = o->period_s;
 	return 0;
 }
 
@@ -757,20 +676,9 @@ static void say(struct out_state *os, const char *fmt, ...)
 static void config_from_opts(const struct run_opts *o, wm_meter_config *c)
 {
 	wm_meter_config_init(c);
-	c->sysfs_root = o->sysfs_root;
-	c->procfs_root = o->procfs_root;
-	c->host_procfs_root = o->host_procfs;
-	c->period_s = o->period_s;
-	c->proc_period_s = o->proc_period_s;
-	c->mem_period_s = o->mem_period_s;
+	meter_opts_apply(&o->m, c);
 	c->pids = o->pids;
 	c->n_pids = o->n_pids;
-	c->model_min_w_per_cpu = o->model_min_w;
-	c->model_max_w_per_cpu = o->model_max_w;
-	c->force_model = o->force_model;
-	c->nvml_lib = o->nvml_lib;
-	c->no_gpu = o->no_gpu;
-	c->gpu_exclusive = o->gpu_exclusive;
 	c->include_pids = o->include_pids;
 	c->n_include_pids = o->n_include_pids;
 	c->include_name = o->include_name;
@@ -781,13 +689,8 @@ static void config_from_opts(const struct run_opts *o, wm_meter_config *c)
 
 int cmd_run(int argc, char **argv)
 {
-	struct run_opts o = {
-		.period_s = WM_DEFAULT_PERIOD_S,
-		.proc_period_s = WM_DEFAULT_PROC_PERIOD_S,
-		.mem_period_s = WM_DEFAULT_MEM_PERIOD_S,
-		.model_min_w = WM_DEFAULT_MODEL_MIN_W,
-		.model_max_w = WM_DEFAULT_MODEL_MAX_W,
-	};
+	struct run_opts o = {0};
+	meter_opts_init(&o.m);
 	int prc = parse_args(argc, argv, &o);
 	if (prc > 0)
 		return cli_finish_stdout();

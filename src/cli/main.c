@@ -20,6 +20,7 @@ static const struct command commands[] = {
 	{"report", cmd_report, "summarise or compare recordings (text, --json, --html; CO2e and cost)"},
 	{"sensors", cmd_sensors, "list every energy source, its state, and how to fix problems"},
 	{"serve", cmd_serve, "export the whole machine's energy and power to Prometheus"},
+	{"proxy", cmd_proxy, "proxy an LLM server and record the energy of every request"},
 	{"mark", cmd_mark, "open and close windows of work, or mark an instant, from a command under run"},
 };
 

@@ -559,7 +559,12 @@ static int enqueue(wm_meter *m, struct rq_ev *ev)
 	}
 	if (!rc) {
 		q->q[q->nq++] = *ev;
-		pthread_cond_signal(&q->qcond);
+		/* A stream's tokens need no wake-up: the thread reads them in
+		 * order before the interval they fall in, whose own event (or the
+		 * grace wait, while requests are open) wakes it. One wake per
+		 * token was a context switch per chunk under the proxy. */
+		if (ev->kind != RQ_TOKENS)
+			pthread_cond_signal(&q->qcond);
 	}
 	pthread_mutex_unlock(&q->qlock);
 	if (rc)

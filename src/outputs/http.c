@@ -891,7 +891,7 @@ int wm_http_check_listen(const char *listen, char *err, size_t errlen)
 	return split_listen(listen, host, sizeof host, &port, err, errlen);
 }
 
-static int bind_listen(const char *addr, int *fd_out, int *port_out, int *v6_out, char *err, size_t errlen)
+int wm_http_bind_listen(const char *addr, int *fd_out, int *port_out, int *v6_out, char *err, size_t errlen)
 {
 	char host[256];
 	unsigned port;
@@ -1081,7 +1081,7 @@ int wm_http_start(const wm_http_opts *o, wm_http **out, char *err, size_t errlen
 			      "this system's libcrypt cannot check bcrypt hashes; install libxcrypt (libcrypt1)");
 	}
 	int fd = -1, v6 = 0;
-	rc = bind_listen(listen_addr, &fd, &h->port, &v6, err, errlen);
+	rc = wm_http_bind_listen(listen_addr, &fd, &h->port, &v6, err, errlen);
 	if (rc) {
 		wm_http_free(h);
 		return rc;

@@ -88,6 +88,12 @@ int wm_http_start(const wm_http_opts *o, wm_http **out, char *err, size_t errlen
  * to refuse before anything starts. */
 int wm_http_check_listen(const char *listen, char *err, size_t errlen);
 
+/* Binds and listens on a --listen value (SOCK_CLOEXEC|SOCK_NONBLOCK,
+ * SO_REUSEADDR, WM_HTTP_LISTEN_BACKLOG): the fd, the bound port and whether
+ * it is IPv6. 0, or -errno with a message naming the address and the fix.
+ * Shared with the proxy (src/proxy/proxy.c). */
+int wm_http_bind_listen(const char *listen, int *fd_out, int *port_out, int *v6_out, char *err, size_t errlen);
+
 /* The bound port (the chosen one when asked for 0), and "http(s)://host:port". */
 int wm_http_port(const wm_http *h);
 const char *wm_http_url(const wm_http *h);

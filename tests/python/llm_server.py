@@ -45,6 +45,7 @@ import argparse
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -117,17 +118,22 @@ class TransformersBackend:
         torch.manual_seed(0)
         torch.set_num_threads(1)
         self.torch = torch
-        cfg = GPT2Config(n_layer=2, n_head=2, n_embd=64, vocab_size=512, n_positions=1024)
+        cfg = GPT2Config(n_layer=2, n_head=2, n_embd=64, vocab_size=512, n_positions=1024,
+                         bos_token_id=0, eos_token_id=0)
         self.model = GPT2LMHeadModel(cfg).eval()
 
     def generate(self, n: int, work: int, seed: int) -> Iterator[str]:
         torch = self.torch
+        import inspect
+
         ids = torch.tensor([[seed % 512]])
         past = None
+        # transformers 5 names the KV cache `cache` (past_key_values before)
+        key = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         with torch.no_grad():
             for _ in range(n):
-                out = self.model(input_ids=ids, past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = self.model(input_ids=ids, use_cache=True, **{key: past})
+                past = getattr(out, "cache", None) or out.past_key_values
                 ids = out.logits[:, -1:].argmax(-1)
                 yield f" t{int(ids[0, 0])}"
 
@@ -146,6 +152,7 @@ def hash_word(w: str) -> int:
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # the listen backlog: 100 clients connect at once in bench/proxy.py
 
     def __init__(self, addr: Tuple[str, int], backend: Any, work: int, delay_s: float) -> None:
         super().__init__(addr, Handler)
@@ -166,6 +173,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        # As uvicorn and ollama do: small writes (a chunk per token) leave at
+        # once instead of waiting, under Nagle, for the client's delayed ACK.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # ---- plumbing -----------------------------------------------------
     def read_body(self) -> bytes:

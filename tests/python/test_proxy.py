@@ -1,0 +1,514 @@
+"""`wattmeter proxy` in front of a real LLM server process (llm_server.py),
+driven by the real `openai` and `ollama` clients from PyPI.
+
+The server's own answers are the truth for tokens (the usage the client
+receives, and the request's deterministic counts); its /_test/log says what
+reached it (headers, a client's hang-up); the fake RAPL tree's known rates
+are the truth for energy. Nothing here times the proxy: streaming is checked
+by when the client sees the chunks against the server's sleeps between them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from conftest import WATTMETER, kill_quietly, wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from llm_server import Running, start_server  # noqa: E402
+
+openai = pytest.importorskip("openai")
+ollama = pytest.importorskip("ollama")
+
+SECRET = "sk-wattmeter-test-7f3a9c1e0b"
+PERIOD = ["--period", "0.05", "--proc-period", "0.1", "--no-memory"]
+
+
+class Proxy:
+    """A running `wattmeter proxy`: .url, .dir, .stop() (SIGTERM, waits, returns stderr)."""
+
+    def __init__(self, upstream: str, out: Path, *extra: str, listen: Optional[str] = "0") -> None:
+        assert WATTMETER, "wattmeter CLI not installed"
+        self.dir = out
+        self.err_path = out.parent / (out.name + ".stderr")
+        args = [WATTMETER, "proxy", "--upstream", upstream, "-o", str(out), *PERIOD, "--no-gpu", *extra]
+        if listen is not None:
+            args += ["--listen", listen]
+        self.err = open(self.err_path, "w+")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.err)
+        ok = wait_for(lambda: "serving " in self.stderr() or self.proc.poll() is not None, timeout=30)
+        text = self.stderr()
+        assert ok and self.proc.poll() is None, f"proxy did not start: {text}"
+        self.url = text.split("serving ", 1)[1].split(" ", 1)[0]
+        self.stopped = False
+
+    def stderr(self) -> str:
+        with open(self.err_path) as f:
+            return f.read()
+
+    def stop(self) -> str:
+        if not self.stopped:
+            self.stopped = True
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+            assert self.proc.returncode == 0, self.stderr()
+        return self.stderr()
+
+    def requests(self) -> List[Dict[str, Any]]:
+        with open(self.dir / "requests.jsonl") as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+
+@pytest.fixture
+def server():
+    made: List[Running] = []
+
+    def make(*args: str) -> Running:
+        s = start_server(*args)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
+def proxy(wm, tmp_path):
+    made: List[Proxy] = []
+
+    def make(upstream: str, *extra: str, listen: Optional[str] = "0", name: str = "rec") -> Proxy:
+        p = Proxy(upstream, tmp_path / name, *extra, listen=listen)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        if not p.stopped:
+            kill_quietly(p.proc.pid)
+            p.proc.wait()
+        p.err.close()
+
+
+def lines_of(p: Proxy, event: str = "request") -> List[Dict[str, Any]]:
+    return [r for r in p.requests() if r.get("event") == event]
+
+
+def header(entry: Dict[str, Any], name: str) -> Optional[str]:
+    for k, v in entry["headers"].items():
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def all_bytes(d: Path) -> bytes:
+    out = b""
+    for root, _, files in os.walk(d):
+        for f in files:
+            with open(os.path.join(root, f), "rb") as fh:
+                out += fh.read()
+    return out
+
+
+# ---- tokens: what the proxy records is the server's usage ---------------------
+
+def test_openai_client_tokens_equal_the_servers_usage(server, proxy):
+    s = server("--work", "200")
+    p = proxy(s.url)
+    c = openai.OpenAI(base_url=p.url + "/v1", api_key=SECRET)
+    msgs = [{"role": "user", "content": "one two three four five"}]
+    got = []
+    r = c.chat.completions.create(model="tiny", messages=msgs, max_tokens=7)
+    got.append(("/v1/chat/completions", False, r.usage.prompt_tokens, r.usage.completion_tokens, "usage"))
+    usage = None
+    n_chunks = 0
+    for ch in c.chat.completions.create(model="tiny", messages=msgs, max_tokens=9, stream=True,
+                                        stream_options={"include_usage": True}):
+        if ch.usage:
+            usage = ch.usage
+        if ch.choices and ch.choices[0].delta.content:
+            n_chunks += 1
+    assert n_chunks == 9
+    got.append(("/v1/chat/completions", True, usage.prompt_tokens, usage.completion_tokens, "usage"))
+    # A stream without include_usage: the server reports none; the proxy counts chunks.
+    n = sum(1 for ch in c.completions.create(model="tiny", prompt="a b", max_tokens=5, stream=True)
+            if ch.choices and ch.choices[0].text)
+    assert n == 5
+    got.append(("/v1/completions", True, None, 5, "counted"))
+    e = c.embeddings.create(model="tiny", input=["alpha beta", "gamma"])
+    got.append(("/v1/embeddings", False, e.usage.prompt_tokens, 0, "usage"))
+    p.stop()
+    recs = lines_of(p)
+    assert len(recs) == len(got)
+    for rec, (path, stream, pt, ct, src) in zip(sorted(recs, key=lambda r: r["id"]), got):
+        assert rec["path"] == path and rec["model"] == "tiny" and rec["status"] == 200
+        assert rec["stream"] is stream, rec
+        assert rec["tokens_source"] == src, rec
+        assert rec["completion_tokens"] == ct, rec
+        if pt is not None:
+            assert rec["prompt_tokens"] == pt, rec
+        assert rec["outcome"] == "ok"
+
+
+def test_ollama_client_tokens_equal_the_servers_counts(server, proxy):
+    s = server("--work", "200")
+    p = proxy(s.url)
+    o = ollama.Client(host=p.url)
+    want = []
+    r = o.generate(model="tiny", prompt="the quick brown fox", options={"num_predict": 6}, stream=False)
+    want.append(("/api/generate", False, r.prompt_eval_count, r.eval_count))
+    last = None
+    for part in o.generate(model="tiny", prompt="jumps over", options={"num_predict": 4}, stream=True):
+        last = part
+    want.append(("/api/generate", True, last.prompt_eval_count, last.eval_count))
+    for part in o.chat(model="tiny", messages=[{"role": "user", "content": "hi there you"}],
+                       options={"num_predict": 3}, stream=True):
+        last = part
+    want.append(("/api/chat", True, last.prompt_eval_count, last.eval_count))
+    e = o.embed(model="tiny", input=["a b c"])
+    want.append(("/api/embed", False, e.prompt_eval_count, 0))
+    p.stop()
+    recs = sorted(lines_of(p), key=lambda r: r["id"])
+    assert [(r["path"], r["stream"], r["prompt_tokens"], r["completion_tokens"]) for r in recs] == want
+    assert want[0][2:] == (4, 6) and want[1][2:] == (2, 4)  # the server's deterministic counts
+    assert all(r["tokens_source"] == "usage" for r in recs)
+
+
+def test_a_stream_without_usage_is_counted_from_its_chunks(server, proxy):
+    s = server("--work", "100")
+    p = proxy(s.url)
+    o = ollama.Client(host=p.url, headers={"X-Test-No-Usage": "1"})
+    parts = [x for x in o.generate(model="tiny", prompt="x", options={"num_predict": 11}, stream=True)
+             if x.response]
+    assert len(parts) == 11
+    p.stop()
+    (rec,) = lines_of(p)
+    assert rec["tokens_source"] == "counted" and rec["completion_tokens"] == 11
+
+
+# ---- streams pass unbuffered ------------------------------------------------
+
+def test_streamed_chunks_reach_the_client_as_the_server_sends_them(server, proxy):
+    # The server sleeps 0.3 s between its 6 chunks, so they leave it over
+    # >= 1.5 s; a proxy that buffered the stream would deliver them together.
+    s = server("--delay-s", "0.3", "--work", "10")
+    p = proxy(s.url)
+    c = openai.OpenAI(base_url=p.url + "/v1", api_key=SECRET)
+    seen = []
+    for ch in c.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}],
+                                        max_tokens=6, stream=True):
+        if ch.choices and ch.choices[0].delta.content:
+            seen.append(time.monotonic())
+    assert len(seen) == 6
+    gaps = [b - a for a, b in zip(seen, seen[1:])]
+    # Each gap after the second chunk is a server sleep (>= 0.3 s) that a
+    # buffering proxy would have collapsed to ~0.
+    assert seen[-1] - seen[0] >= 1.0, gaps
+    assert sum(g >= 0.2 for g in gaps) >= 4, gaps
+    # ollama's NDJSON, raw: the first line is read before the last is sent.
+    req = urllib.request.Request(p.url + "/api/generate", data=json.dumps(
+        {"model": "tiny", "prompt": "y", "options": {"num_predict": 5}}).encode())
+    times = []
+    with urllib.request.urlopen(req, timeout=30) as r:
+        for line in r:
+            times.append(time.monotonic())
+    assert len(times) == 6  # 5 tokens + the final object
+    assert times[4] - times[0] >= 1.0
+
+
+# ---- privacy: headers and text ------------------------------------------
+
+def test_authorization_reaches_the_upstream_unchanged_and_is_recorded_nowhere(server, proxy):
+    s = server("--work", "10")
+    p = proxy(s.url)
+    c = openai.OpenAI(base_url=p.url + "/v1", api_key=SECRET)
+    c.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}], max_tokens=2)
+    o = ollama.Client(host=p.url, headers={"Authorization": "Bearer " + SECRET, "X-Custom": "kept"})
+    o.generate(model="tiny", prompt="y", options={"num_predict": 2}, stream=False)
+    log = s.log()
+    assert [header(e, "Authorization") for e in log] == ["Bearer " + SECRET] * 2
+    assert header(log[1], "X-Custom") == "kept"
+    err = p.stop()
+    assert SECRET.encode() not in all_bytes(p.dir)
+    assert SECRET not in err
+
+
+def test_no_prompt_or_completion_text_is_kept_unless_store_text(server, proxy):
+    s = server("--work", "10")
+    word = "zebraquantum4711"
+    for name, extra, kept in (("plain", (), False), ("text", ("--store-text",), True)):
+        p = proxy(s.url, *extra, name=name)
+        c = openai.OpenAI(base_url=p.url + "/v1", api_key=SECRET)
+        r = c.chat.completions.create(model="tiny", messages=[{"role": "user", "content": word}], max_tokens=3,
+                                      stream=False)
+        completion = r.choices[0].message.content.strip()
+        p.stop()
+        data = all_bytes(p.dir)
+        assert (word.encode() in data) is kept, name
+        if not kept:
+            assert completion.encode() not in data
+        # With --store-text the proxy also hands the completion to the ledger
+        # (result "completion_text"), which does not record result keys it
+        # does not know yet: only the prompt (attrs.prompt_text) is checked.
+
+
+# ---- a client that goes away ------------------------------------------------
+
+def test_a_client_that_disconnects_mid_stream_is_recorded_and_the_upstream_cut(server, proxy):
+    s = server("--delay-s", "0.5", "--work", "10")
+    p = proxy(s.url)
+    host, port = p.url.removeprefix("http://").rsplit(":", 1)
+    body = json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "x"}],
+                       "max_tokens": 40, "stream": True}).encode()
+    so = socket.create_connection((host, int(port)))
+    so.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    got = b""
+    while b"data:" not in got:
+        got += so.recv(4096)
+    so.close()  # after the first token, 39 to go (~20 s at the server's pace)
+    # The server sees its client (the proxy) go away at its next write.
+    assert wait_for(lambda: s.log()[0]["client_gone"], timeout=15), s.log()
+    assert 1 <= s.log()[0]["tokens_sent"] < 40
+    p.stop()
+    (rec,) = lines_of(p)
+    assert rec["outcome"] == "client_disconnected", rec
+    assert rec["t_first_token_s"] is not None
+
+
+def test_an_unreachable_upstream_is_a_502_recorded_as_upstream_error(proxy):
+    so = socket.socket()
+    so.bind(("127.0.0.1", 0))
+    port = so.getsockname()[1]
+    so.close()  # nothing listens there now
+    p = proxy(f"http://127.0.0.1:{port}")
+    c = openai.OpenAI(base_url=p.url + "/v1", api_key=SECRET, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as ei:
+        c.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}], max_tokens=2)
+    assert ei.value.status_code == 502
+    assert "wattmeter proxy" in str(ei.value)
+    p.stop()
+    (rec,) = lines_of(p)
+    assert rec["status"] == 502 and rec["outcome"] == "upstream_error"
+
+
+def test_other_paths_are_forwarded_and_recorded_without_tokens(server, proxy):
+    s = server()
+    p = proxy(s.url)
+    c = openai.OpenAI(base_url=p.url + "/v1", api_key=SECRET)
+    assert [m.id for m in c.models.list()] == ["tiny"]
+    assert [m.model for m in ollama.Client(host=p.url).list().models] == ["tiny:latest"]
+    p.stop()
+    recs = sorted(lines_of(p), key=lambda r: r["id"])
+    assert [r["path"] for r in recs] == ["/v1/models", "/api/tags"]
+    assert all(r["tokens_source"] == "none" and r["status"] == 200 for r in recs)
+
+
+# ---- where it listens --------------------------------------------------------
+
+def listening_addresses(port: int) -> List[str]:
+    out = []
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(f) as fh:
+            for line in fh.readlines()[1:]:
+                local, st = line.split()[1], line.split()[3]
+                addr, p = local.split(":")
+                if int(p, 16) == port and st == "0A":  # LISTEN
+                    out.append(addr)
+    return out
+
+
+def test_binds_loopback_unless_told_otherwise(server, proxy):
+    s = server()
+    p = proxy(s.url, listen="0")  # a bare port
+    port = int(p.url.rsplit(":", 1)[1])
+    assert p.url.startswith("http://127.0.0.1:")
+    assert listening_addresses(port) == ["0100007F"]  # 127.0.0.1, nothing else
+    p.stop()
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 11435)) == 0:
+            pytest.skip("the default port 11435 is in use here")
+    q = proxy(s.url, listen=None, name="default")
+    assert q.url == "http://127.0.0.1:11435"
+    assert listening_addresses(11435) == ["0100007F"]
+    q.stop()
+
+
+# ---- energy: requests + idle = the server's energy ---------------------------
+
+def test_requests_plus_idle_equal_the_machines_energy(server, proxy, fake_rapl):
+    fake = fake_rapl("amd-1pkg", rates_w={"package-0": 40.0})
+    s = server("--work", "3000", "--delay-s", "0.02")
+    p = proxy(s.url, "--sysfs-root", fake.root)
+    time.sleep(0.3)  # some idle before
+
+    def one(i: int) -> None:
+        c = openai.OpenAI(base_url=p.url + "/v1", api_key=SECRET)
+        for _ in c.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "a b"}],
+                                           max_tokens=10 + 5 * i, stream=True):
+            pass
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    time.sleep(0.3)  # and after
+    p.stop()
+    recs = p.requests()
+    reqs = [r for r in recs if r.get("event") == "request"]
+    idle = [r for r in recs if r.get("event") == "idle"]
+    assert len(reqs) == 4 and idle
+    total = sum(r["energy_j"]["cpu"] for r in reqs) + sum(r["energy_j"]["cpu"] for r in idle)
+    with open(p.dir / "samples.jsonl") as f:
+        samples = [json.loads(l) for l in f if l.strip()]
+    last = samples[-1]
+    # The fake counter's rate is the truth: 40 W over the recording.
+    assert total == pytest.approx(40.0 * last["t_s"], rel=0.05)
+    # ... and the books balance to rounding against the recorded device energy.
+    assert total == pytest.approx(last["energy_j"]["cpu"] - samples[0]["energy_j"]["cpu"], rel=1e-3, abs=1e-3)
+
+
+def test_a_real_model_behind_the_proxy(server, proxy, fake_rapl):
+    """A tiny GPT-2 (built from a config, random weights, on CPU torch)
+    generating token by token behind the proxy: the tokens it reports are
+    recorded, and its energy adds up with the idle."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    fake = fake_rapl("amd-1pkg", rates_w={"package-0": 30.0})
+    s = server("--backend", "transformers")
+    assert s.backend == "transformers"
+    p = proxy(s.url, "--sysfs-root", fake.root, "--server-pid", str(s.pid))
+    o = ollama.Client(host=p.url)
+    last = None
+    n = 0
+    for part in o.chat(model="tiny", messages=[{"role": "user", "content": "tell me a story"}],
+                       options={"num_predict": 24}, stream=True):
+        n += bool(part.message.content)
+        last = part
+    assert n == 24 and last.eval_count == 24 and last.prompt_eval_count == 4
+    p.stop()
+    (rec,) = lines_of(p)
+    assert (rec["prompt_tokens"], rec["completion_tokens"], rec["counted_tokens"]) == (4, 24, 24)
+    assert rec["energy_j"]["cpu"] > 0
+    summary = [r for r in p.requests() if r.get("event") == "summary"][0]
+    assert summary["requests_energy_j"]["cpu"] + summary["idle_energy_j"]["cpu"] == pytest.approx(
+        summary["server_energy_j"]["cpu"], rel=1e-6, abs=1e-6)
+
+
+# ---- /metrics --------------------------------------------------------------
+
+def test_metrics_are_promtool_clean_and_count_the_servers_tokens(server, proxy):
+    import shutil
+
+    s = server("--work", "100")
+    p = proxy(s.url)
+    c = openai.OpenAI(base_url=p.url + "/v1", api_key=SECRET)
+    pt = ct = 0
+    for n in (3, 5):
+        r = c.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "a b c"}], max_tokens=n)
+        pt += r.usage.prompt_tokens
+        ct += r.usage.completion_tokens
+
+    def scrape() -> str:
+        with urllib.request.urlopen(p.url + "/metrics", timeout=10) as r:
+            return r.read().decode()
+
+    # A request's line comes once its last interval is final (a period or two).
+    assert wait_for(lambda: 'wattmeter_requests_total{model="tiny",outcome="ok"} 2' in scrape(), timeout=20)
+    text = scrape()
+    assert f'wattmeter_tokens_total{{model="tiny",kind="prompt"}} {pt}' in text
+    assert f'wattmeter_tokens_total{{model="tiny",kind="completion"}} {ct}' in text
+    assert 'wattmeter_request_energy_joules_count{model="tiny",device="cpu"} 2' in text
+    assert "# TYPE wattmeter_request_energy_joules histogram" in text
+    promtool = shutil.which("promtool")
+    if not promtool:
+        pytest.skip("promtool not installed (Debian: prometheus)")
+    chk = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+    assert chk.returncode == 0, chk.stdout + chk.stderr
+    p.stop()
+
+
+# ---- the command line ----------------------------------------------------------
+
+def test_bad_options_exit_2_with_a_message(wm):
+    from conftest import run_wm
+
+    for args, says in (([], "--upstream URL is required"),
+                       (["--upstream", "http://127.0.0.1:1"], "-o DIR is required"),
+                       (["--upstream", "ftp://x", "-o", "/tmp/x"], "scheme must be http or https"),
+                       (["--upstream", "http://127.0.0.1:1", "-o", "/tmp/x", "--period", "x"], "--period"),
+                       (["--upstream", "http://127.0.0.1:1", "-o", "/tmp/x", "--listen", "1.2.3.4"], "port")):
+        r = run_wm(["proxy", *args])
+        assert r.returncode == 2, (args, r.stderr)
+        assert says in r.stderr, (args, r.stderr)
+
+
+# ---- valgrind on the proxy's main paths ----------------------------------------
+
+def test_proxy_paths_under_valgrind(server, tmp_path):
+    import shutil
+
+    from test_valgrind import BAD
+
+    valgrind = shutil.which("valgrind")
+    if not valgrind or not WATTMETER:
+        pytest.skip("valgrind or the wattmeter CLI not installed")
+    s = server("--work", "10", "--delay-s", "0.02")
+    logs = tmp_path / "vg.%p.log"
+    err = tmp_path / "proxy.stderr"
+    with open(err, "w") as ef:
+        proc = subprocess.Popen([valgrind, "--leak-check=full", "--errors-for-leak-kinds=definite",
+                                 "--error-exitcode=99", f"--log-file={logs}", WATTMETER, "proxy",
+                                 "--listen", "0", "--upstream", s.url, "-o", str(tmp_path / "rec"), *PERIOD,
+                                 "--no-gpu"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=ef)
+    try:
+        assert wait_for(lambda: "serving " in err.read_text() or proc.poll() is not None, timeout=120)
+        url = err.read_text().split("serving ", 1)[1].split(" ", 1)[0]
+        c = openai.OpenAI(base_url=url + "/v1", api_key=SECRET, timeout=120)
+        for _ in c.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "a"}], max_tokens=4,
+                                           stream=True, stream_options={"include_usage": True}):
+            pass
+        c.embeddings.create(model="tiny", input="x y")
+        o = ollama.Client(host=url, timeout=120)
+        for _ in o.generate(model="tiny", prompt="p", options={"num_predict": 3}, stream=True):
+            pass
+        c.models.list()
+        with urllib.request.urlopen(url + "/metrics", timeout=120) as r:
+            r.read()
+        # a client gone mid-stream
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        body = json.dumps({"model": "tiny", "prompt": "x", "options": {"num_predict": 50}}).encode()
+        so = socket.create_connection((host, int(port)))
+        so.sendall(b"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        so.recv(100)
+        so.close()
+        time.sleep(1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    texts = [f.read_text() for f in sorted(tmp_path.glob("vg.*.log"))]
+    assert texts
+    for t in texts:
+        bad = BAD.search(t)
+        assert not bad, f"{bad.group(0)}\n{t[-6000:]}"
+        assert "ERROR SUMMARY: 0 errors" in t, t[-6000:]
+    assert proc.returncode == 0, err.read_text()
