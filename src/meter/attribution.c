@@ -139,7 +139,6 @@ static void attribute_shares(wm_meter *m, size_t d, double de, size_t n)
 	int k = dev->src->ops->proc_shares((wm_source *)dev->src, dev->src_dev, m->shares, m->cap_shares);
 	if (k < 0)
 		return; /* no data: the interval stays unattributed */
-	double mine = 0;
 	int invisible = 0, first_invisible = 0, other_ns = 0, first_other = 0, why_invisible = 0;
 	for (int i = 0; i < k; i++) {
 		const wm_pid_share *sh = &m->shares[i];
@@ -174,7 +173,6 @@ static void attribute_shares(wm_meter *m, size_t d, double de, size_t n)
 				mp->energy_j[d] += de * share;
 				m->attributed_j[d] += de * share;
 			}
-			mine += share;
 			continue;
 		}
 		/* Another process on this GPU, visible here: on the host, a
