@@ -262,12 +262,17 @@ def test_no_prompt_or_completion_text_is_kept_unless_store_text(server, proxy):
         completion = r.choices[0].message.content.strip()
         p.stop()
         data = all_bytes(p.dir)
+        assert completion, r  # what the client received: the server's words
         assert (word.encode() in data) is kept, name
-        if not kept:
-            assert completion.encode() not in data
-        # With --store-text the proxy also hands the completion to the ledger
-        # (result "completion_text"), which does not record result keys it
-        # does not know yet: only the prompt (attrs.prompt_text) is checked.
+        assert (completion.encode() in data) is kept, name
+        (rec,) = lines_of(p)
+        if kept:
+            assert word in json.dumps(rec["attrs"]["prompt_text"]), rec
+            # the whole completion as the client got it (stripped of the
+            # server's leading space), not a piece of it
+            assert rec["attrs"]["completion_text"].strip() == completion, rec
+        else:
+            assert "prompt_text" not in rec["attrs"] and "completion_text" not in rec["attrs"], rec
 
 
 # ---- a client that goes away ------------------------------------------------
