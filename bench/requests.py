@@ -10,8 +10,12 @@
    edge thread, ledger thread: ``self_cpu_s``) as a share of one core,
    against the same paced loop with no requests.
 3. Memory over many requests: N short requests (default 100,000) through
-   one meter, the process's VmRSS before and after, and the conservation
-   check of the result (Σ requests + idle = the server's energy per device).
+   one meter, the process's VmRSS and glibc's heap in use (mallinfo2) after
+   a flush at each tenth, and the conservation check of the result
+   (Σ requests + idle = the server's energy per device). RSS keeps the
+   high-water mark of the backlog between two flushes (the queued events
+   and open requests of a tenth, ~0.4 kB a request) as free heap; the heap
+   in use is what would show a leak or a growing table.
 
 Nothing asserts a time. Runs on the fake RAPL tree (its writer in its own
 process). ``python3 bench/requests.py [--seconds S] [--streams C]
@@ -21,11 +25,13 @@ process). ``python3 bench/requests.py [--seconds S] [--streams C]
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import sys
 import tempfile
 import time
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -33,6 +39,31 @@ import benchlib  # noqa: E402
 
 import wattmeter  # noqa: E402
 from wattmeter import _native  # noqa: E402
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+try:
+    _mallinfo2: Any = ctypes.CDLL(None).mallinfo2
+    _mallinfo2.restype = _MallInfo2
+except (AttributeError, OSError):
+    _mallinfo2 = None
+
+
+def heap_in_use_kb() -> int:
+    """glibc's bytes in use in malloc's arenas (mallinfo2 uordblks + mmapped
+    blocks), all threads' arenas: what RSS cannot tell apart from freed heap
+    glibc keeps. -1 where there is no mallinfo2 (not glibc, glibc < 2.33).
+    Its types are made once: a ctypes class a call would itself be heap that
+    grows with the calls."""
+    if _mallinfo2 is None:
+        return -1
+    mi = _mallinfo2()
+    return int((mi.uordblks + mi.hblkhd) // 1024)
 
 
 def call_costs(m: wattmeter.Meter, n: int) -> dict:
@@ -120,7 +151,7 @@ def main() -> int:
         d = os.path.join(tmp, "many")
         with wattmeter.Meter(d, 0.05, proc_period=0.05, sysfs_root=fake.root, no_gpu=True) as m:
             h = m._handle
-            rss = []
+            rss, heap = [], []
             for i in range(a.requests):
                 rid = _native.request_begin(h, '{"model":"m"}')
                 _native.request_tokens(h, rid, 2)
@@ -128,9 +159,11 @@ def main() -> int:
                 if i % (a.requests // 10) == 0:
                     m.flush_requests(60)
                     rss.append(benchlib.read_status_kb(os.getpid(), "VmRSS"))
+                    heap.append(heap_in_use_kb())
             m.flush_requests(60)
         stats = m.results.request_stats()
         data["many"] = {"requests": stats["count"], "rss_kb_every_tenth": rss,
+                      "heap_in_use_kb_every_tenth": heap,
                         "conservation": stats["conservation"]}
     c, ld, mn = data["call_us"], data["load"], data["many"]
     ok = all(v["ok"] for v in mn["conservation"].values())
@@ -145,6 +178,7 @@ def main() -> int:
           f"| meter threads' CPU with the streams (share of one core) | {benchlib.fmt(ld['meter_core_share'], 100)} % |",
           f"| meter threads' CPU, no requests | {benchlib.fmt(ld['meter_core_share_none'], 100)} % |",
           f"| {mn['requests']} requests: VmRSS at each tenth (kB) | {', '.join(str(x) for x in mn['rss_kb_every_tenth'])} |",
+          f"| the same: heap in use after the flush (kB, mallinfo2) | {', '.join(str(x) for x in mn['heap_in_use_kb_every_tenth'])} |",
           f"| Σ requests + idle = the server's energy, every device | {'yes' if ok else 'NO'} |",
           ""]
     base = os.path.join(HERE, "results", f"requests-{benchlib.stamp()}-{mach['host']}")

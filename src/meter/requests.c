@@ -301,6 +301,14 @@ static void on_request(void *ctx, const wm_ledger_req *r)
 		wm_buf_puts(l, s);
 		free(s);
 	}
+	/* the end's completion text (the proxy's --store-text gives it; the
+	 * caller chose to keep it), beside the begin's prompt_text */
+	json_t *ct = json_object_get(res, "completion_text");
+	if (json_is_string(ct) && !json_object_get(attrs, "completion_text")) {
+		wm_buf_puts(l, first ? "" : ",");
+		wm_buf_puts(l, "\"completion_text\":");
+		wm_buf_json_str(l, json_string_value(ct));
+	}
 	wm_buf_puts(l, "},\"notes\":[");
 	first = 1;
 	if (r->open_at_stop) {

@@ -118,6 +118,13 @@ def proc_stat_busy_total() -> tuple:
     return total - idle, total
 
 
+def proc_ticks(pid: int) -> int:
+    """The CPU ticks (utime + stime) of one process from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 @pytest.fixture
 def fake_rapl(tmp_path):
     """Factory: fake_rapl(layout=..., **kw) builds and starts a FakeRapl tree

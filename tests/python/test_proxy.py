@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from conftest import WATTMETER, kill_quietly, wait_for
+from conftest import WATTMETER, kill_quietly, proc_ticks, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from llm_server import Running, start_server  # noqa: E402
@@ -262,12 +262,17 @@ def test_no_prompt_or_completion_text_is_kept_unless_store_text(server, proxy):
         completion = r.choices[0].message.content.strip()
         p.stop()
         data = all_bytes(p.dir)
+        assert completion, r  # what the client received: the server's words
         assert (word.encode() in data) is kept, name
-        if not kept:
-            assert completion.encode() not in data
-        # With --store-text the proxy also hands the completion to the ledger
-        # (result "completion_text"), which does not record result keys it
-        # does not know yet: only the prompt (attrs.prompt_text) is checked.
+        assert (completion.encode() in data) is kept, name
+        (rec,) = lines_of(p)
+        if kept:
+            assert word in json.dumps(rec["attrs"]["prompt_text"]), rec
+            # the whole completion as the client got it (stripped of the
+            # server's leading space), not a piece of it
+            assert rec["attrs"]["completion_text"].strip() == completion, rec
+        else:
+            assert "prompt_text" not in rec["attrs"] and "completion_text" not in rec["attrs"], rec
 
 
 # ---- a client that goes away ------------------------------------------------
@@ -512,3 +517,128 @@ def test_proxy_paths_under_valgrind(server, tmp_path):
         assert not bad, f"{bad.group(0)}\n{t[-6000:]}"
         assert "ERROR SUMMARY: 0 errors" in t, t[-6000:]
     assert proc.returncode == 0, err.read_text()
+
+
+# ---- the proxy and instrument() agree ----------------------------------------
+
+# One workload, run twice against the same server: (max_tokens, stream,
+# include_usage, prompt words); a tuple of two runs concurrently. Every
+# max_tokens differs, so the requests of the two runs pair up by it.
+WORKLOAD: List[Any] = [
+    (40, False, False, 3),
+    (90, True, True, 5),
+    ((70, True, False, 2), (50, False, False, 7)),
+    (130, False, False, 1),
+    (60, True, False, 4),
+]
+WORK = "20000"  # SHA-256 rounds a token: ~7 ms of the server's CPU, requests 0.3-1 s
+PROC_PERIOD = 0.1  # the attribution interval, both paths (PERIOD's --proc-period)
+
+
+def run_workload(client: Any) -> None:
+    def one(client: Any, n: int, stream: bool, usage: bool, words: int) -> None:
+        msgs = [{"role": "user", "content": " ".join(["w"] * words)}]
+        if stream:
+            kw: Dict[str, Any] = {"stream_options": {"include_usage": True}} if usage else {}
+            for _ in client.chat.completions.create(model="tiny", messages=msgs, max_tokens=n, stream=True, **kw):
+                pass
+        else:
+            client.chat.completions.create(model="tiny", messages=msgs, max_tokens=n)
+
+    for step in WORKLOAD:
+        time.sleep(0.15)  # idle between the steps
+        if isinstance(step[0], tuple):
+            ts = [threading.Thread(target=one, args=(client, *x)) for x in step]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+        else:
+            one(client, *step)
+    time.sleep(0.15)
+
+
+def per_request(lines: List[Dict[str, Any]]) -> Dict[int, Dict[str, Any]]:
+    reqs = {r["completion_tokens"]: r for r in lines if r.get("event") == "request"}
+    assert len(reqs) == 6, lines
+    return reqs
+
+
+def test_the_proxy_and_instrument_give_the_same_per_request_figures(server, proxy, fake_rapl, tmp_path):
+    """Issue 19: the same requests (streamed and not, with and without usage,
+    two at once), recorded by both paths at once: an instrument()ed client
+    under a Meter(include_pids=[server]) sends them through `wattmeter proxy
+    --server-pid` (its own meter) to the server. Per request, the token
+    counts are equal (and the server's), and the energies agree within the
+    sampling error stated in README ("Requests").
+
+    Both meters measure the same process over the same seconds on the same
+    fake package (a constant rate). Run one after the other, the two paths'
+    joules would differ by what else the machine ran (other tenants move
+    the server's share of the busy CPU by tens of per cent here); at once,
+    by the sampling alone. A request's joules are the rate x the server's
+    CPU ticks / the machine's busy ticks, interval by interval: c = 100 x u
+    x PROC_PERIOD ticks of the server an interval (u: its CPU use while
+    busy, from its /proc ticks), each count off by up to a tick, so an
+    interval's share by up to 2/c (uniform: sigma 2/(c sqrt 3)), and
+    independently from one interval to the next (the two meters' intervals
+    have their own phases), so over a request's N = T / PROC_PERIOD
+    intervals sigma = 1.15 / (c sqrt N) per meter (two requests in flight
+    together: their split by tokens adds 1.15 / (k sqrt N) in quadrature, k
+    a request's tokens an interval). Two meters: sqrt 2 of
+    it; allowed: 3 sigma, plus 0.03 for the stamps (the client's against
+    the proxy's, a few ms of a request's 0.3-1 s)."""
+    import wattmeter
+    from wattmeter.integrations import openai as wm_openai
+
+    fake = fake_rapl("amd-1pkg", rates_w={"package-0": 40.0})
+    s = server("--work", WORK)
+    p = proxy(s.url, "--sysfs-root", str(fake.root), "--server-pid", str(s.pid), name="via-proxy")
+    rec = tmp_path / "via-instrument"
+    client = wm_openai.instrument(openai.OpenAI(base_url=p.url + "/v1", api_key=SECRET))
+    m = wattmeter.Meter(str(rec), 0.05, proc_period=PROC_PERIOD, sysfs_root=str(fake.root), no_gpu=True,
+                        include_pids=[s.pid], include_self=False)
+    ticks0 = proc_ticks(s.pid)
+    with m:
+        run_workload(client)
+        m.flush_requests(10)
+    ticks = proc_ticks(s.pid) - ticks0
+    p.stop()
+    via_proxy = per_request(p.requests())
+    with open(rec / "requests.jsonl") as f:
+        via_instrument = per_request([json.loads(l) for l in f if l.strip()][1:])
+    sent = sorted(e["tokens_sent"] for e in s.log())
+    assert sorted(via_proxy) == sorted(via_instrument) == sent == [40, 50, 60, 70, 90, 130]
+
+    # u: the server's CPU over the seconds some request was in flight
+    spans = sorted((r["t_start_s"], r["t_end_s"]) for r in via_instrument.values())
+    busy, end = 0.0, -1.0
+    for a0, a1 in spans:
+        busy += max(0.0, a1 - max(a0, end))
+        end = max(end, a1)
+    hz = os.sysconf("SC_CLK_TCK")  # the ticks' rate (100 on Linux)
+    u = min(1.0, ticks / hz / busy)
+    c = hz * u * PROC_PERIOD
+
+    rows = [f"server CPU use while busy u = {u:.2f} ({ticks} ticks over {busy:.2f} s): c = {c:.1f} ticks"]
+    for n in sorted(via_proxy):
+        a, b = via_proxy[n], via_instrument[n]
+        # tokens: equal, from the server's usage (or both counted the chunks)
+        assert (a["prompt_tokens"], a["completion_tokens"], a["stream"], a["tokens_source"]) == \
+            (b["prompt_tokens"], b["completion_tokens"], b["stream"], b["tokens_source"]), (a, b)
+        n_int = max(1.0, b["duration_s"] / PROC_PERIOD)
+        per_int = (1.15 / c) ** 2
+        if any(o is not b and o["t_start_s"] < b["t_end_s"] and b["t_start_s"] < o["t_end_s"]
+               for o in via_instrument.values()):
+            # two in flight: split by their tokens in each interval, a
+            # stream's counted +-1 chunk at each edge of k = its tokens an
+            # interval: 2/k more, independent of the ticks
+            per_int += (1.15 / (n / n_int)) ** 2
+        sigma = (per_int / n_int) ** 0.5
+        tol = 3 * 2 ** 0.5 * sigma + 0.03
+        rel = abs(a["total_j"] - b["total_j"]) / b["total_j"]
+        rows.append(f"{n} tokens, {b['duration_s']:.2f} s: proxy {a['total_j']:.3f} J, instrument "
+                    f"{b['total_j']:.3f} J ({a['total_j'] / n:.4f} / {b['total_j'] / n:.4f} J/token): "
+                    f"{rel:.3f} apart, at most {tol:.3f}")
+        assert rel <= tol, "\n".join(rows)
+    print("\n".join(rows))

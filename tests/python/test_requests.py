@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 import wattmeter
-from conftest import PY, proc_stat_busy_total, read_samples, run_wm
+from conftest import PY, proc_stat_busy_total, proc_ticks, read_samples, run_wm
 from llm_server import start_server
 
 openai = pytest.importorskip("openai")
@@ -56,12 +56,6 @@ def read_requests(d) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     with open(os.path.join(d, "requests.jsonl"), encoding="utf-8") as f:
         lines = [json.loads(x) for x in f]
     return lines[0], lines[1:]
-
-
-def proc_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 def check_conservation(d) -> Dict[str, Any]:
