@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 import wattmeter
-from conftest import PY, proc_stat_busy_total, proc_ticks, read_samples, run_wm
+from conftest import PY, proc_ticks, read_samples, run_wm
 from llm_server import start_server
 
 openai = pytest.importorskip("openai")
@@ -149,26 +149,34 @@ def test_ollama_counts_and_a_disconnect(fake, server, tmp_path):
 
 
 def test_the_servers_energy_is_its_cpu_share_of_the_package(fake, server, tmp_path):
-    """Requests + idle = the server's energy, and that is the fixture's
-    package energy x the measured set's share of the machine's busy CPU
-    (from /proc, not from wattmeter): 25 % apart at most on this shared
-    machine (tick granularity, other tenants' bursts)."""
+    """Requests + idle = the server's energy (check_conservation), and that
+    energy is what the attribution rule allows given the server's own CPU
+    time from /proc (not from wattmeter). In each interval the server gets
+    the package's energy x its share of the machine's busy ticks; busy ticks
+    are at most every CPU's, so whatever else runs on the machine the
+    server's energy is at least the package's rate x its CPU seconds / the
+    CPUs, and at most the package's whole energy. (Matching it to the whole
+    run's tick ratio instead failed under other tenants' load: the ratio of
+    sums is not the sum of the intervals' ratios when the load moves.)"""
     client = wm_openai.instrument(openai.OpenAI(base_url=url(server) + "/v1", api_key="k"))
     pid = server.pid
     m = wattmeter.Meter(str(tmp_path / "rec"), 0.05, proc_period=0.05, sysfs_root=fake.root, no_gpu=True,
                         include_pids=[pid], include_self=False)
-    t0, busy0, me0 = proc_ticks(pid), proc_stat_busy_total()[0], time.monotonic()
+    t0, me0 = proc_ticks(pid), time.monotonic()
     with m:
         for _ in range(3):
             client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "a b"}],
                                            max_tokens=60)
         m.flush_requests(10)
-    t1, busy1, me1 = proc_ticks(pid), proc_stat_busy_total()[0], time.monotonic()
+    t1, me1 = proc_ticks(pid), time.monotonic()
     summary = check_conservation(tmp_path / "rec")
-    share = (t1 - t0) / max(1, busy1 - busy0)
-    want = CPU_W * (me1 - me0) * share
+    server_cpu_s = (t1 - t0) / os.sysconf("SC_CLK_TCK")
+    assert server_cpu_s > 0.05, server_cpu_s  # the requests made the server work
     got = summary["server_energy_j"]["cpu"]
-    assert abs(got - want) <= 0.25 * want + 0.5, f"server {got:.2f} J, want {want:.2f} J (share {share:.3f})"
+    lower = CPU_W * server_cpu_s / (os.cpu_count() or 1)
+    upper = CPU_W * (me1 - me0)
+    # 10 % and 0.3 J for tick rounding at the meter's 50 ms process period
+    assert 0.9 * lower - 0.3 <= got <= upper + 0.3, (got, lower, upper, server_cpu_s)
 
 
 def test_twice_the_tokens_about_twice_the_energy(fake, server, tmp_path):
