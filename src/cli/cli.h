@@ -2,6 +2,8 @@
 #ifndef WM_CLI_H
 #define WM_CLI_H
 
+#include <signal.h>
+
 /* Exit codes of wattmeter itself (the GNU env/timeout convention, so they do
  * not collide with the wrapped command's codes). */
 #define CLI_EXIT_USAGE 2      /* bad options */
@@ -32,6 +34,12 @@ int cli_looks_like_option(const char *s);
 /* Checks an option value against [lo, hi] (and 0 when zero_ok) and prints
  * what is wrong, the valid range and an example. 0, or -EINVAL after the
  * message (the caller exits CLI_EXIT_USAGE). */
+/* For the daemons (serve, proxy), before any thread exists so that every
+ * thread inherits the mask: blocks SIGINT and SIGTERM, filling *stop for
+ * the caller's sigwait, and ignores SIGPIPE (a client or upstream that hangs
+ * up mid-answer must not kill the daemon; libmicrohttpd uses MSG_NOSIGNAL
+ * where it can, this covers the rest). */
+void cli_block_stop_signals(sigset_t *stop);
 int cli_number_option(const char *cmd, const char *opt, const char *value, double lo, double hi,
 		      int zero_ok, const char *unit, const char *example, double *out);
 

@@ -214,13 +214,7 @@ int cmd_proxy(int argc, char **argv)
 
 	/* Before any thread exists: every thread inherits this mask. */
 	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
-	struct sigaction ign = {.sa_handler = SIG_IGN};
-	sigemptyset(&ign.sa_mask);
-	sigaction(SIGPIPE, &ign, NULL); /* a client or upstream that hangs up */
+	cli_block_stop_signals(&stop);
 
 	wm_proxy_metrics *pm = wm_proxy_metrics_new();
 	if (!pm) {

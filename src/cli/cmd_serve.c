@@ -155,15 +155,7 @@ int cmd_serve(int argc, char **argv)
 	/* Before any thread exists: every thread inherits this mask, so the
 	 * signals wait for sigwait below. */
 	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
-	/* A scraper that hangs up mid-answer must not kill the daemon
-	 * (libmicrohttpd uses MSG_NOSIGNAL where it can; this covers the rest). */
-	struct sigaction ign = {.sa_handler = SIG_IGN};
-	sigemptyset(&ign.sa_mask);
-	sigaction(SIGPIPE, &ign, NULL);
+	cli_block_stop_signals(&stop);
 
 	ec.on_event = log_event;
 	char err[1024];

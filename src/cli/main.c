@@ -2,6 +2,8 @@
  * have, one file per command (cmd_<name>.c). */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,17 @@ int cli_parse_decimal(const char *s, double *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+void cli_block_stop_signals(sigset_t *stop)
+{
+	sigemptyset(stop);
+	sigaddset(stop, SIGINT);
+	sigaddset(stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, stop, NULL);
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGPIPE, &ign, NULL);
 }
 
 int cli_looks_like_option(const char *s)
