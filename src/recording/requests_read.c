@@ -282,6 +282,17 @@ static void put_j(wm_buf *b, json_t *v)
 		wm_buf_puts(b, "-");
 }
 
+/* "mean M  p50 P  p99 Q" of a per-request stats object (wm_stats_json). */
+static void put_stats(wm_buf *b, json_t *st)
+{
+	wm_buf_puts(b, "mean ");
+	put_j(b, json_object_get(st, "mean"));
+	wm_buf_puts(b, "  p50 ");
+	put_j(b, json_object_get(st, "p50"));
+	wm_buf_puts(b, "  p99 ");
+	put_j(b, json_object_get(st, "p99"));
+}
+
 int wm_requests_text(const char *dir, wm_buf *out, char *err, size_t errlen)
 {
 	int rc;
@@ -305,21 +316,13 @@ int wm_requests_text(const char *dir, wm_buf *out, char *err, size_t errlen)
 	if (json_integer_value(json_object_get(sum, "lines_lost")))
 		wm_buf_printf(out, " (%lld lines lost to write errors, a full disk: the check below cannot add up)",
 			      (long long)json_integer_value(json_object_get(sum, "lines_lost")));
-	wm_buf_puts(out, "\n  J per request    mean ");
-	put_j(out, json_object_get(e, "mean"));
-	wm_buf_puts(out, "  p50 ");
-	put_j(out, json_object_get(e, "p50"));
-	wm_buf_puts(out, "  p99 ");
-	put_j(out, json_object_get(e, "p99"));
+	wm_buf_puts(out, "\n  J per request    ");
+	put_stats(out, e);
 	wm_buf_puts(out, "  total ");
 	put_j(out, json_object_get(e, "total"));
 	if (json_is_object(a)) {
-		wm_buf_puts(out, "\n  active J/request mean ");
-		put_j(out, json_object_get(a, "mean"));
-		wm_buf_puts(out, "  p50 ");
-		put_j(out, json_object_get(a, "p50"));
-		wm_buf_puts(out, "  p99 ");
-		put_j(out, json_object_get(a, "p99"));
+		wm_buf_puts(out, "\n  active J/request ");
+		put_stats(out, a);
 		wm_buf_puts(out, "  (the server's idle power taken off)");
 	}
 	wm_buf_puts(out, "\n  per token        ");
