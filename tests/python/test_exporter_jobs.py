@@ -121,8 +121,17 @@ def test_two_nodes_one_job_summed_by_prometheus(tmp_path: Path, fake_rapl, test_
         # the scrape lag (a rel=0.15 match failed on a loaded machine).
         before_a, before_b = a.job_j(), b.job_j()
         assert set(before_a) == {"77", "88"} and set(before_b) == {"77"}
-        pods = {r["metric"]["pod"]: r["metric"].get("container") for r in
-                p.query('sum by (pod, container) (wattmeter_cgroup_energy_joules_total{pod!=""})')}
+        # node B's pod series may reach Prometheus a scrape after job 77's
+        # first series (from either node): wait for it rather than race it
+        pods: Dict[str, Optional[str]] = {}
+
+        def pod_seen() -> bool:
+            pods.clear()
+            pods.update({r["metric"]["pod"]: r["metric"].get("container") for r in
+                         p.query('sum by (pod, container) (wattmeter_cgroup_energy_joules_total{pod!=""})')})
+            return bool(pods)
+
+        wait_for(pod_seen, 30.0, 0.25)
         assert pods == {pod_uid: f"kubepods:{ctr_id[:12]}"}, pods
         lo77, lo88 = before_a["77"] + before_b["77"], before_a["88"]
         q77 = 'sum(wattmeter_cgroup_energy_joules_total{slurm_job="77"})'
