@@ -1086,7 +1086,18 @@ int wm_http_start(const wm_http_opts *o, wm_http **out, char *err, size_t errlen
 		wm_http_free(h);
 		return rc;
 	}
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME;
+	/* poll(2), not epoll: libmicrohttpd's epoll loop (0.9.75, and its
+	 * master of 2025 too) drains events 128 at a time and, when a batch
+	 * is exactly full, waits again with the whole timeout (up to ours,
+	 * 35 s) before it handles what it drained. A worker at its connection
+	 * limit whose connections we all close at once (a slowloris burst of
+	 * 256 victims = 2 x 128) then sleeps on them: its listen socket is out
+	 * of its epoll set and nothing else wakes it, so new scrapes queue
+	 * unanswered (seen: 256 closed connections in the worker's ready list,
+	 * epoll_wait(..., 34988 ms)). poll is level-triggered and rescans
+	 * every socket each round; at our limits (<= 512 sockets over two
+	 * workers) that costs microseconds. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME;
 	if (tls)
 		flags |= MHD_USE_TLS;
 	if (v6)
