@@ -7,6 +7,9 @@ Scenarios (each run in turn, REPEATS times, interleaved):
   slowloris       + 1,500 slow sockets from 127.0.0.2 … 127.0.0.17 (request
                   line, then one header line every 0.5 s, never the end of the
                   headers; the server's closures are reopened every 0.5 s)
+  slowloris fresh the same attack, the scraper on a new connection for every
+                  scrape (as after an idle timeout, or behind a proxy): each
+                  scrape needs the server to accept during the attack
   auth baseline   basic auth (bcrypt cost 10), the scraper's password
                   verified once before (cached), no attack
   wrong passwords + 32 clients sending wrong passwords in a loop (each sends
@@ -68,10 +71,12 @@ def start_serve(wm: str, args: List[str]) -> subprocess.Popen:
 
 
 class Scraper:
-    """Prometheus-like: keep-alive, one retry on a stale reused connection."""
+    """Prometheus-like: keep-alive, one retry on a stale reused connection;
+    fresh: a new connection for every scrape, closed after it."""
 
-    def __init__(self, port: int, headers: Dict[str, str]) -> None:
+    def __init__(self, port: int, headers: Dict[str, str], fresh: bool = False) -> None:
         self.port, self.headers = port, {"Accept-Encoding": "gzip", **headers}
+        self.fresh = fresh
         self.conn: Optional[http.client.HTTPConnection] = None
         self.reused_retries = 0
         self.new_connections = 0
@@ -88,7 +93,7 @@ class Scraper:
         self.conn.request("GET", "/metrics", headers=self.headers)
         r = self.conn.getresponse()
         r.read()
-        if (r.getheader("connection") or "").lower() == "close":
+        if self.fresh or (r.getheader("connection") or "").lower() == "close":
             self.conn.close()
             self.conn = None
         return r.status
@@ -129,7 +134,7 @@ def run_scenario(wm: str, name: str, seconds: float, web: Optional[str]) -> Dict
         if web:
             headers = {"Authorization": "Basic " + base64.b64encode(f"prometheus:{PASSWORD}".encode()).decode()}
         try:
-            sc = Scraper(srv.port, headers)
+            sc = Scraper(srv.port, headers, fresh="fresh" in name)
             end = time.monotonic() + 15
             while sc.scrape()[0] != 200:  # first sample in; the password verified (cached)
                 if time.monotonic() > end:
@@ -137,7 +142,7 @@ def run_scenario(wm: str, name: str, seconds: float, web: Optional[str]) -> Dict
                 time.sleep(0.1)
             attack_s = WARMUP_S + seconds + TIMEOUT_S + 1.0
             att = None
-            if name == "slowloris":
+            if name.startswith("slowloris"):
                 att = subprocess.Popen([sys.executable, HOSTILE, "slowloris", "--port", str(srv.port),
                                         "--sockets", "1500", "--addrs", "16", "--seconds", str(attack_s),
                                         "--cycle", "0.5"], stdout=subprocess.PIPE, text=True)
@@ -210,7 +215,7 @@ def main() -> int:
     m = bl.machine()
     print(f"wattmeter: {wm}" + (f"; compared: {a.compare}" if a.compare else "") + f"\n{bl.machine_md(m)}",
           flush=True)
-    scenarios = a.only or ["baseline", "slowloris", "auth baseline", "wrong passwords"]
+    scenarios = a.only or ["baseline", "slowloris", "slowloris fresh", "auth baseline", "wrong passwords"]
     res: Dict[str, Dict[str, List[Dict[str, object]]]] = {b: {s: [] for s in scenarios} for b, _ in bins}
     with tempfile.TemporaryDirectory() as d:
         h = subprocess.run([htpasswd, "-nbBC", "10", "prometheus", PASSWORD], check=True, capture_output=True,
@@ -243,7 +248,7 @@ def main() -> int:
             n = sum(int(r["scrapes"]) for r in runs)
             att = runs[-1]["attacker"] if runs else {}
             note = ""
-            if s == "slowloris" and att:
+            if s.startswith("slowloris") and att:
                 note = f"{att.get('closed_by_server', 0)} attack sockets closed by the server (last run)"
             elif s == "wrong passwords" and att:
                 note = ", ".join(f"{k}: {v}" for k, v in sorted(att.get("answers", {}).items())) + " (last run)"
@@ -254,11 +259,12 @@ def main() -> int:
           f"Loopback; a scrape every {EVERY_S} s for {a.seconds:g} s per run after {WARMUP_S:g} s of attack, "
           f"{a.repeats} repeats (median (min–max) of the runs' percentiles); success = 200 within {TIMEOUT_S:g} s; "
           "a failed scrape counts as slower than any success in the percentiles. The scraper keeps its "
-          "connection alive and retries once on a stale reused one, as Prometheus' Go client does. "
+          "connection alive and retries once on a stale reused one, as Prometheus' Go client does "
+          "(in `slowloris fresh` it opens a new connection for every scrape instead). "
           "bcrypt cost 10. Attackers and scraper run on the same machine as the server.\n\n"
           "| binary | scenario | scrapes answered 200 | p50 (ms) | p99 (ms) | max (ms) | attack |\n"
           "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-          "slowloris: 1,500 sockets from 127.0.0.2-17, a header line every 0.5 s, reopened every 0.5 s when "
+          "slowloris (both): 1,500 sockets from 127.0.0.2-17, a header line every 0.5 s, reopened every 0.5 s when "
           "closed. wrong passwords: 32 clients in a loop, the next request as soon as the last is answered.\n")
     base = a.out or os.path.join(bl.RESULTS, f"exporter-attack-{bl.stamp()}-{m['host']}")
     bl.write_results(base, md, {"machine": m, "seconds": a.seconds, "repeats": a.repeats, "results": res,
