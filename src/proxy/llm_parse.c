@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <string.h>
 #include <strings.h>
+#include <zlib.h>
 
 #include "proxy/llm_parse.h"
 
@@ -104,9 +105,28 @@ static int media_is(const char *ct, const char *want)
 	return strlen(want) == n && strncasecmp(ct, want, n) == 0;
 }
 
+wm_llm_encoding wm_llm_encoding_of(const char *content_encoding)
+{
+	if (!content_encoding)
+		return WM_LLM_ENC_IDENTITY;
+	const char *ce = content_encoding;
+	while (*ce == ' ' || *ce == '\t')
+		ce++;
+	size_t n = strlen(ce);
+	while (n && (ce[n - 1] == ' ' || ce[n - 1] == '\t'))
+		n--;
+	if (n == 0 || (n == 8 && strncasecmp(ce, "identity", 8) == 0))
+		return WM_LLM_ENC_IDENTITY;
+	if ((n == 4 && strncasecmp(ce, "gzip", 4) == 0) || (n == 6 && strncasecmp(ce, "x-gzip", 6) == 0))
+		return WM_LLM_ENC_GZIP;
+	if (n == 7 && strncasecmp(ce, "deflate", 7) == 0)
+		return WM_LLM_ENC_DEFLATE;
+	return WM_LLM_ENC_OTHER;
+}
+
 wm_llm_framing wm_llm_framing_of(const char *content_type, const char *content_encoding)
 {
-	if (content_encoding && *content_encoding && !media_is(content_encoding, "identity"))
+	if (wm_llm_encoding_of(content_encoding) == WM_LLM_ENC_OTHER)
 		return WM_LLM_FRAME_NONE;
 	if (!content_type)
 		return WM_LLM_FRAME_NONE;
@@ -129,9 +149,48 @@ void wm_llm_stream_init(wm_llm_stream *s, wm_llm_framing framing)
 	s->completion_tokens = -1;
 }
 
+static void z_end(wm_llm_stream *s)
+{
+	if (s->z) {
+		inflateEnd(s->z);
+		free(s->z);
+		s->z = NULL;
+	}
+}
+
 void wm_llm_stream_free(wm_llm_stream *s)
 {
 	wm_buf_free(&s->pending);
+	z_end(s);
+}
+
+/* windowBits: 15 + 16 gzip, 15 zlib, -15 raw deflate. */
+static int z_begin(wm_llm_stream *s, int window_bits)
+{
+	z_stream *z = calloc(1, sizeof *z);
+	if (!z)
+		return -ENOMEM;
+	if (inflateInit2(z, window_bits) != Z_OK) {
+		free(z);
+		return -ENOMEM;
+	}
+	s->z = z;
+	return 0;
+}
+
+int wm_llm_stream_set_encoding(wm_llm_stream *s, wm_llm_encoding enc)
+{
+	z_end(s);
+	int rc = 0;
+	if (enc == WM_LLM_ENC_GZIP)
+		rc = z_begin(s, 15 + 16);
+	else if (enc == WM_LLM_ENC_DEFLATE)
+		rc = z_begin(s, 15);
+	else if (enc == WM_LLM_ENC_OTHER)
+		rc = -ENOTSUP;
+	if (rc < 0)
+		s->framing = WM_LLM_FRAME_NONE;
+	return rc;
 }
 
 /* A non-negative integer member, else -1. */
@@ -238,10 +297,8 @@ static uint64_t take_line(wm_llm_stream *s, const char *line, size_t len)
 	return take_json(s, line, len, 1);
 }
 
-uint64_t wm_llm_stream_feed(wm_llm_stream *s, const char *data, size_t len)
+static uint64_t feed_plain(wm_llm_stream *s, const char *data, size_t len)
 {
-	if (s->framing == WM_LLM_FRAME_NONE || len == 0)
-		return 0;
 	if (s->framing == WM_LLM_FRAME_JSON) {
 		if (s->skipping || s->pending.len + len > WM_LLM_BODY_MAX) {
 			s->skipping = 1;
@@ -281,6 +338,71 @@ uint64_t wm_llm_stream_feed(wm_llm_stream *s, const char *data, size_t len)
 		wm_buf_free(&s->pending);
 		wm_buf_init(&s->pending);
 		s->skipping = 1;
+	}
+	return n;
+}
+
+/* Inflates data through a WM_LLM_INFLATE_CHUNK window into the parser.
+ * A gzip body may be several members, one after another; "deflate" is the
+ * zlib format by the RFC, but some servers send raw deflate: when the zlib
+ * header is wrong at the first byte, the body is inflated as raw. */
+static uint64_t feed_encoded(wm_llm_stream *s, const char *data, size_t len)
+{
+	z_stream *z = s->z;
+	unsigned char out[WM_LLM_INFLATE_CHUNK];
+	uint64_t n = 0;
+	z->next_in = (unsigned char *)(uintptr_t)data;
+	z->avail_in = (uInt)len;
+	while (!s->z_stopped) {
+		uint64_t room = WM_LLM_INFLATE_MAX - s->inflated;
+		uInt cap = room < sizeof out ? (uInt)room : (uInt)sizeof out;
+		z->next_out = out;
+		z->avail_out = cap;
+		uLong in_before = z->total_in;
+		int zr = inflate(z, Z_NO_FLUSH);
+		size_t got = (size_t)(z->next_out - out);
+		s->inflated += got;
+		if (got)
+			n += feed_plain(s, (const char *)out, got);
+		if (zr == Z_DATA_ERROR && !s->z_raw && in_before == 0 && !s->inflated && inflateReset2(z, -15) == Z_OK) {
+			s->z_raw = 1; /* no zlib header: raw deflate, from the first byte again */
+			z->next_in = (unsigned char *)(uintptr_t)data;
+			z->avail_in = (uInt)len;
+			continue;
+		}
+		if (zr == Z_STREAM_END) {
+			if (!z->avail_in)
+				break;
+			if (inflateReset(z) != Z_OK) /* the next gzip member */
+				s->z_stopped = 1;
+			continue;
+		}
+		if (zr != Z_OK && zr != Z_BUF_ERROR)
+			s->z_stopped = 1; /* corrupt: what came before it is counted, the rest not */
+		else if (s->inflated >= WM_LLM_INFLATE_MAX)
+			s->z_stopped = 1; /* a bomb: the rest is not inflated */
+		else if (!z->avail_in && z->avail_out)
+			break; /* all taken, nothing held back */
+		else if (zr == Z_BUF_ERROR && !got)
+			break; /* no progress possible until more comes */
+	}
+	z->next_in = NULL;
+	z->avail_in = 0;
+	return n;
+}
+
+uint64_t wm_llm_stream_feed(wm_llm_stream *s, const char *data, size_t len)
+{
+	if (s->framing == WM_LLM_FRAME_NONE || len == 0)
+		return 0;
+	if (!s->z)
+		return feed_plain(s, data, len);
+	uint64_t n = 0;
+	while (len) { /* zlib counts in uInt */
+		size_t k = len < (1u << 30) ? len : (1u << 30);
+		n += feed_encoded(s, data, k);
+		data += k;
+		len -= k;
 	}
 	return n;
 }
