@@ -184,8 +184,8 @@ int wm_llm_stream_set_encoding(wm_llm_stream *s, wm_llm_encoding enc)
 	int rc = 0;
 	if (enc == WM_LLM_ENC_GZIP)
 		rc = z_begin(s, 15 + 16);
-	else if (enc == WM_LLM_ENC_DEFLATE)
-		rc = z_begin(s, 15);
+	else if (enc == WM_LLM_ENC_DEFLATE && (rc = z_begin(s, 15)) == 0)
+		s->z_sniff = 1;
 	else if (enc == WM_LLM_ENC_OTHER)
 		rc = -ENOTSUP;
 	if (rc < 0)
@@ -343,10 +343,8 @@ static uint64_t feed_plain(wm_llm_stream *s, const char *data, size_t len)
 }
 
 /* Inflates data through a WM_LLM_INFLATE_CHUNK window into the parser.
- * A gzip body may be several members, one after another; "deflate" is the
- * zlib format by the RFC, but some servers send raw deflate: when the zlib
- * header is wrong at the first byte, the body is inflated as raw. */
-static uint64_t feed_encoded(wm_llm_stream *s, const char *data, size_t len)
+ * A gzip body may be several members, one after another. */
+static uint64_t inflate_into(wm_llm_stream *s, const char *data, size_t len)
 {
 	z_stream *z = s->z;
 	unsigned char out[WM_LLM_INFLATE_CHUNK];
@@ -358,18 +356,11 @@ static uint64_t feed_encoded(wm_llm_stream *s, const char *data, size_t len)
 		uInt cap = room < sizeof out ? (uInt)room : (uInt)sizeof out;
 		z->next_out = out;
 		z->avail_out = cap;
-		uLong in_before = z->total_in;
 		int zr = inflate(z, Z_NO_FLUSH);
 		size_t got = (size_t)(z->next_out - out);
 		s->inflated += got;
 		if (got)
 			n += feed_plain(s, (const char *)out, got);
-		if (zr == Z_DATA_ERROR && !s->z_raw && in_before == 0 && !s->inflated && inflateReset2(z, -15) == Z_OK) {
-			s->z_raw = 1; /* no zlib header: raw deflate, from the first byte again */
-			z->next_in = (unsigned char *)(uintptr_t)data;
-			z->avail_in = (uInt)len;
-			continue;
-		}
 		if (zr == Z_STREAM_END) {
 			if (!z->avail_in)
 				break;
@@ -389,6 +380,30 @@ static uint64_t feed_encoded(wm_llm_stream *s, const char *data, size_t len)
 	z->next_in = NULL;
 	z->avail_in = 0;
 	return n;
+}
+
+/* "deflate" is the zlib format by the RFC (a 2-byte header: CM 8, a window
+ * of at most 32 KiB, a check that the pair is a multiple of 31), but some
+ * servers send raw deflate: the first two bytes, held until both came (so
+ * any cut of the body reads the same), say which. */
+static uint64_t feed_encoded(wm_llm_stream *s, const char *data, size_t len)
+{
+	if (s->z_sniff) {
+		while (len && s->z_head_n < 2) {
+			s->z_head[s->z_head_n++] = (unsigned char)*data++;
+			len--;
+		}
+		if (s->z_head_n < 2)
+			return 0;
+		s->z_sniff = 0;
+		unsigned h = (unsigned)s->z_head[0] << 8 | s->z_head[1];
+		int zlib_ok = (s->z_head[0] & 0x0f) == 8 && (s->z_head[0] >> 4) <= 7 && h % 31 == 0;
+		if (!zlib_ok && inflateReset2(s->z, -15) != Z_OK)
+			s->z_stopped = 1;
+		uint64_t n = inflate_into(s, (const char *)s->z_head, 2);
+		return len ? n + inflate_into(s, data, len) : n;
+	}
+	return inflate_into(s, data, len);
 }
 
 uint64_t wm_llm_stream_feed(wm_llm_stream *s, const char *data, size_t len)

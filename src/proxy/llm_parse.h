@@ -96,7 +96,9 @@ typedef struct wm_llm_stream {
 	wm_buf *text;             /* NULL, or the completion text is appended here */
 	/* an encoded body (wm_llm_stream_set_encoding) */
 	void *z;                  /* its z_stream; NULL: the bytes are the body */
-	int z_raw;                /* deflate without the zlib header (tried once) */
+	int z_sniff;              /* deflate: its first bytes held (z_head) until they say zlib or raw */
+	unsigned char z_head[2];
+	int z_head_n;
 	int z_stopped;            /* corrupt, or past WM_LLM_INFLATE_MAX: no more parsed */
 	uint64_t inflated;        /* bytes inflated so far */
 } wm_llm_stream;
