@@ -93,7 +93,9 @@ typedef struct wm_llm_stream {
 	int64_t prompt_tokens;    /* the server's usage; -1 until it gives one */
 	int64_t completion_tokens;
 	int done;                 /* SSE [DONE] or ollama done:true seen */
-	wm_buf *text;             /* NULL, or the completion text is appended here */
+	wm_buf *text;             /* NULL, or the completion text is appended here (the
+				   * events are then read by jansson, else by a scanner
+				   * that builds no tree: the same counts) */
 	/* an encoded body (wm_llm_stream_set_encoding) */
 	void *z;                  /* its z_stream; NULL: the bytes are the body */
 	int z_sniff;              /* deflate: its first bytes held (z_head) until they say zlib or raw */

@@ -262,6 +262,65 @@ static void a_decompression_bomb_is_inflated_only_to_the_bound(void **state)
 	wm_llm_stream_free(&s);
 }
 
+/* A stream that keeps no text is read by the scanner, one that keeps it by
+ * jansson's tree: the same counts for every event, including those the
+ * scanner hands to jansson (a \u escape, an exponent, deep nesting) and
+ * invalid ones that count nothing. The expected figures are worked out by
+ * hand from the OpenAI / ollama shapes. */
+static void the_scanner_counts_as_jansson_does(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *line;
+		uint64_t chunks;
+		int64_t prompt, completion;
+		int done;
+	} cases[] = {
+		{"{\"choices\":[{\"delta\":{\"content\":\"a\"}},{\"text\":\"b\"},{\"delta\":{\"content\":\"\"}}]}", 2, -1, -1, 0},
+		{"{\"choices\":[{\"delta\":{\"content\":\"\\n\"}}]}", 1, -1, -1, 0},          /* an escape is a character */
+		{"{\"choices\":[{\"delta\":{\"content\":\"\\u00e9\"}}]}", 1, -1, -1, 0},      /* \u: jansson's */
+		{"{\"choices\":[{\"delta\":{\"content\":\"\xc3\xa9\"}}]}", 1, -1, -1, 0},     /* UTF-8 */
+		{"{\"choices\":[{\"delta\":{\"content\":\"\xc0\xaf\"}}]}", 0, -1, -1, 0},     /* overlong: invalid */
+		{"{\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"choices\":[]}", 0, -1, -1, 0}, /* the last one counts */
+		{"{\"choices\":[{\"delta\":{\"content\":\"x\",\"content\":\"\"}}]}", 0, -1, -1, 0},
+		{"{\"choices\":{\"delta\":{\"content\":\"x\"}}}", 0, -1, -1, 0},               /* not an array */
+		{"{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":-1}}", 0, 7, 0, 0},   /* embeddings' shape */
+		{"{\"usage\":{\"prompt_tokens\":7.0,\"completion_tokens\":3}}", 0, -1, 3, 0}, /* a real is no count */
+		{"{\"usage\":{\"prompt_tokens\":1e2,\"completion_tokens\":3}}", 0, -1, 3, 0}, /* exponent: jansson's */
+		{"{\"usage\":{\"prompt_tokens\":5},\"usage\":null}", 0, -1, -1, 0},
+		{"{\"response\":\" a\",\"done\":false}", 1, -1, -1, 0},
+		{"{\"message\":{\"role\":\"assistant\",\"thinking\":\"h\"},\"done\":true,\"prompt_eval_count\":4,"
+		 "\"eval_count\":9}", 1, 4, 9, 1},
+		{"{\"prompt_eval_count\":3,\"embeddings\":[[0.5,-1.25e-3]]}", 0, 3, 0, 0},
+		{"{\"response\":\"a\"} x", 0, -1, -1, 0},                                      /* trailing bytes: invalid */
+		{"{\"response\":\"a\",}", 0, -1, -1, 0},
+		{"{\"n\":01,\"response\":\"a\"}", 0, -1, -1, 0},
+		{"{\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],\"response\":\"a\"}",
+		 1, -1, -1, 0},                                                                  /* deep: jansson's */
+		{"[{\"response\":\"a\"}]", 0, -1, -1, 0},                                        /* not an object */
+		{"{\"eval_count\":12345678901234567890,\"response\":\"a\"}", 0, -1, -1, 0},    /* too big: invalid */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		for (int keep = 0; keep < 2; keep++) {
+			wm_llm_stream s;
+			wm_buf text;
+			wm_buf_init(&text);
+			wm_llm_stream_init(&s, WM_LLM_FRAME_NDJSON);
+			if (keep)
+				s.text = &text;
+			char line[512];
+			snprintf(line, sizeof line, "%s\n", cases[i].line);
+			uint64_t got = wm_llm_stream_feed(&s, line, strlen(line)) + wm_llm_stream_finish(&s);
+			if (got != cases[i].chunks || s.prompt_tokens != cases[i].prompt ||
+			    s.completion_tokens != cases[i].completion || s.done != cases[i].done)
+				fail_msg("case %zu (%s): %llu chunks, prompt %lld, completion %lld, done %d", i,
+					 keep ? "jansson" : "scanner", (unsigned long long)got, (long long)s.prompt_tokens,
+					 (long long)s.completion_tokens, s.done);
+			wm_llm_stream_free(&s);
+			wm_buf_free(&text);
+		}
+}
+
 static void ndjson_ollama_counts_and_a_last_line_without_newline(void **state)
 {
 	(void)state;
@@ -395,6 +454,7 @@ int main(void)
 		cmocka_unit_test(framing_by_content_type_and_encoding),
 		cmocka_unit_test(sse_tokens_and_usage_in_any_cut),
 		cmocka_unit_test(ndjson_ollama_counts_and_a_last_line_without_newline),
+		cmocka_unit_test(the_scanner_counts_as_jansson_does),
 		cmocka_unit_test(gzip_and_deflate_bodies_are_counted_as_the_plain_one),
 		cmocka_unit_test(a_decompression_bomb_is_inflated_only_to_the_bound),
 		cmocka_unit_test(a_whole_json_answer_gives_usage_and_no_chunks),
