@@ -18,7 +18,12 @@ proxied runs are interleaved (ABAB) so the machine's drift hits both.
      in an idle proxy, a loaded one, and `wattmeter run -- sleep` at the same
      period (target: unchanged).
 
-  python3 bench/proxy.py [--quick] [--out bench/results/proxy-DATE-vm]
+  python3 bench/proxy.py [--quick] [--before OLD_WATTMETER] [--out bench/results/proxy-DATE-vm]
+
+--before runs another build of wattmeter (an older commit's) as a second
+proxy in front of the same server, interleaved with the direct and the
+current runs at each concurrency, so that a change's effect on throughput
+and CPU per request is measured under the same load (the machine is shared).
 """
 
 from __future__ import annotations
@@ -177,20 +182,28 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def throughput_table(direct: int, px: "Proxy", server_pid: int, seconds: float) -> Dict[str, Dict[str, object]]:
+def throughput_table(direct: int, px: "Proxy", server_pid: int, seconds: float,
+                     before: Optional["Proxy"] = None) -> Dict[str, Dict[str, object]]:
     out: Dict[str, Dict[str, object]] = {}
     for conc in (1, 10, 100):
-        d, q, pcpu, scpu = [], [], [], []
-        for _ in range(2):  # ABAB
+        d, q, pcpu, scpu, bq, bcpu = [], [], [], [], [], []
+        for _ in range(2):  # ABAB (ABCABC with --before)
             d.append(throughput(direct, conc, seconds))
             c0, s0 = cpu_s(px.proc.pid), cpu_s(server_pid)
             q.append(throughput(px.port, conc, seconds))
             n = q[-1] * seconds
             pcpu.append((cpu_s(px.proc.pid) - c0) / n * 1e6)
             scpu.append((cpu_s(server_pid) - s0) / n * 1e6)
-        out[str(conc)] = {"direct_rps": d, "proxy_rps": q, "ratio": (sum(q) / len(q)) / (sum(d) / len(d)),
-                          "proxy_cpu_us_per_request": sum(pcpu) / 2, "server_cpu_us_per_request": sum(scpu) / 2}
-        print(conc, out[str(conc)], flush=True)
+            if before:
+                b0 = cpu_s(before.proc.pid)
+                bq.append(throughput(before.port, conc, seconds))
+                bcpu.append((cpu_s(before.proc.pid) - b0) / (bq[-1] * seconds) * 1e6)
+        row: Dict[str, object] = {"direct_rps": d, "proxy_rps": q, "ratio": (sum(q) / len(q)) / (sum(d) / len(d)),
+                                  "proxy_cpu_us_per_request": sum(pcpu) / 2, "server_cpu_us_per_request": sum(scpu) / 2}
+        if before:
+            row.update({"before_rps": bq, "before_ratio": sum(bq) / sum(d), "before_cpu_us_per_request": sum(bcpu) / 2})
+        out[str(conc)] = row
+        print(conc, row, flush=True)
     return out
 
 
@@ -231,6 +244,7 @@ def main() -> int:
     ap.add_argument("--soak-s", type=float, default=150.0)
     ap.add_argument("--out", default=os.path.join(bl.RESULTS, f"proxy-{bl.stamp()}-vm"))
     ap.add_argument("--render", metavar="JSON", help="write the Markdown again from a stored run's JSON")
+    ap.add_argument("--before", metavar="WATTMETER", help="another build, run interleaved as a second proxy")
     a = ap.parse_args()
     if a.render:
         with open(a.render) as f:
@@ -243,21 +257,29 @@ def main() -> int:
     srv = start_server("--work", "20")
     res: Dict[str, object] = {"machine": m, "tokens_per_request": TOKENS, "server": "tests/python/llm_server.py --work 20"}
     try:
+        if a.before:
+            res["before"] = a.before
         px = Proxy(wm, srv.url, os.path.join(tmp, "lat"))
         ports = {"direct": srv.port, "proxy": px.port}
         lat = latency(ports, n, blocks)
         lat["added"] = {k: lat["proxy"][k] - lat["direct"][k] for k in lat["direct"] if k != "n"}
         res["latency"] = lat
         print(json.dumps(lat, indent=1), flush=True)
-        tput: Dict[str, Dict[str, Dict[str, object]]] = {"fast": throughput_table(srv.port, px, srv.pid, tput_s)}
+        old = Proxy(a.before, srv.url, os.path.join(tmp, "before")) if a.before else None
+        tput: Dict[str, Dict[str, Dict[str, object]]] = {"fast": throughput_table(srv.port, px, srv.pid, tput_s, old)}
+        if old:
+            old.stop()
         # The same with the server pacing its tokens at 1 ms each (1000
         # tokens/s a stream, faster than any real model serves one): the
         # proxy's fixed cost per request against a request of ~16 ms.
         srv2 = start_server("--work", "20", "--delay-s", "0.001")
         try:
             px2 = Proxy(wm, srv2.url, os.path.join(tmp, "paced"))
-            tput["paced"] = throughput_table(srv2.port, px2, srv2.pid, tput_s)
+            old = Proxy(a.before, srv2.url, os.path.join(tmp, "paced-before")) if a.before else None
+            tput["paced"] = throughput_table(srv2.port, px2, srv2.pid, tput_s, old)
             px2.stop()
+            if old:
+                old.stop()
         finally:
             srv2.stop()
         res["throughput"] = tput
@@ -320,7 +342,19 @@ def render(res: Dict[str, object], out: str) -> None:
             md.append(f"| {kind} | {conc} | {' / '.join('%.0f' % x for x in v['direct_rps'])} | "
                       f"{' / '.join('%.0f' % x for x in v['proxy_rps'])} | {v['ratio'] * 100:.1f} % | "
                       f"{v['proxy_cpu_us_per_request']:.0f} µs, {v['server_cpu_us_per_request']:.0f} µs |")
-    md += ["", "Target: >= 95 % of direct.", "",
+    md += ["", "Target: >= 95 % of direct.", ""]
+    if res.get("before"):
+        md += [f"The same runs through `{res['before']}` (the build before the change), interleaved with the two "
+               "above under the same load:", "",
+               "| server | concurrent | before: proxy req/s | proxy / direct, before → now | "
+               "proxy CPU/request, before → now |", "|---|---|---|---|---|"]
+        for kind, table in tp.items():
+            for conc, v in table.items():
+                md.append(f"| {kind} | {conc} | {' / '.join('%.0f' % x for x in v['before_rps'])} | "
+                          f"{v['before_ratio'] * 100:.1f} % → {v['ratio'] * 100:.1f} % | "
+                          f"{v['before_cpu_us_per_request']:.0f} µs → {v['proxy_cpu_us_per_request']:.0f} µs |")
+        md.append("")
+    md += [
            "## Memory over a soak", "",
            f"{s['requests']} requests (2-token streams, 8 connections, {soak_s:.0f} s): RSS "
            f"{rss[0][1] / 1024:.1f} MiB at the start, {settled[0] / 1024:.1f} MiB after 10 % of them, "

@@ -88,7 +88,7 @@ srcs_for() {
 libs_for() {
 	case $1 in
 	fuzz_llm)
-		echo "$(pkg-config --cflags --libs jansson) -lm" ;;
+		echo "$(pkg-config --cflags --libs jansson zlib) -lm" ;;
 	fuzz_recording|fuzz_report_html|fuzz_reader_diff|fuzz_web_config|fuzz_windows|fuzz_requests)
 		if ! pkg-config --exists jansson libmicrohttpd gnutls zlib; then
 			echo "$0: jansson, libmicrohttpd, gnutls or zlib not found (apt-get install libjansson-dev libmicrohttpd-dev libgnutls28-dev zlib1g-dev pkg-config)" >&2

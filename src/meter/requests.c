@@ -567,11 +567,14 @@ static int enqueue(wm_meter *m, struct rq_ev *ev)
 	}
 	if (!rc) {
 		q->q[q->nq++] = *ev;
-		/* A stream's tokens need no wake-up: the thread reads them in
-		 * order before the interval they fall in, whose own event (or the
-		 * grace wait, while requests are open) wakes it. One wake per
-		 * token was a context switch per chunk under the proxy. */
-		if (ev->kind != RQ_TOKENS)
+		/* Only an interval wakes the thread. A request's edges and
+		 * tokens are read in order before the interval they fall in,
+		 * whose own event (or the grace wait) wakes it, and no line can
+		 * be written before that interval is final anyway; a flush
+		 * wakes it itself. A wake per begin and end (and once per
+		 * token) was two context switches per request on the proxy's
+		 * two busy cores. */
+		if (ev->kind == RQ_INTERVAL)
 			pthread_cond_signal(&q->qcond);
 	}
 	pthread_mutex_unlock(&q->qlock);
@@ -694,6 +697,7 @@ int wm_meter_requests_flush(wm_meter *m, double timeout_s)
 	ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
 	pthread_mutex_lock(&q->qlock);
 	uint64_t target = q->ends_queued;
+	pthread_cond_signal(&q->qcond); /* enqueue does not wake it for an end */
 	while (q->ends_done < target && !q->joined && rc == 0)
 		if (pthread_cond_timedwait(&q->qdone, &q->qlock, &ts) == ETIMEDOUT && q->ends_done < target)
 			rc = -ETIMEDOUT;

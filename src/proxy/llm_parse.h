@@ -11,9 +11,15 @@
  *    body or the final chunk of a stream with stream_options.include_usage;
  *    ollama `prompt_eval_count` / `eval_count` in the final object).
  *
+ * A body in Content-Encoding gzip or deflate is parsed through zlib: the
+ * caller still forwards the bytes as they came; the parser inflates them
+ * through a fixed WM_LLM_INFLATE_CHUNK window, never holding the body.
+ *
  * Bounds: a stream line longer than WM_LLM_LINE_MAX bytes is skipped (not
- * parsed, its bytes still pass), as is a body past WM_LLM_BODY_MAX; neither
- * changes what is forwarded. Nothing here keeps text unless the caller asks
+ * parsed, its bytes still pass), as is a body past WM_LLM_BODY_MAX; an
+ * encoded body is parsed up to WM_LLM_INFLATE_MAX inflated bytes (past
+ * that, a decompression bomb's, the rest is not inflated: no memory and no
+ * CPU spent on it); none changes what is forwarded. Nothing here keeps text unless the caller asks
  * for it (store_text, `proxy --store-text`).
  */
 #ifndef WM_PROXY_LLM_PARSE_H
@@ -27,6 +33,8 @@
 #define WM_LLM_LINE_MAX (1u << 20)  /* an SSE data line / NDJSON object */
 #define WM_LLM_BODY_MAX (16u << 20) /* a non-streamed JSON answer or request */
 #define WM_LLM_MODEL_MAX 128        /* bytes of a model name kept, NUL included */
+#define WM_LLM_INFLATE_MAX (256u << 20) /* inflated bytes of an encoded body parsed */
+#define WM_LLM_INFLATE_CHUNK 16384u     /* the inflate window handed to the parser */
 
 typedef enum wm_llm_api {
 	WM_LLM_OTHER = 0,
@@ -62,8 +70,19 @@ typedef enum wm_llm_framing {
 	WM_LLM_FRAME_NDJSON,   /* application/x-ndjson: one object a line */
 } wm_llm_framing;
 
+typedef enum wm_llm_encoding {
+	WM_LLM_ENC_IDENTITY = 0, /* none, or "identity" */
+	WM_LLM_ENC_GZIP,         /* gzip, x-gzip (RFC 1952; members one after another) */
+	WM_LLM_ENC_DEFLATE,      /* deflate: zlib (RFC 1950), or the raw deflate some servers send */
+	WM_LLM_ENC_OTHER,        /* br, zstd, a list of codings: not parsed */
+} wm_llm_encoding;
+
+/* The coding of a Content-Encoding value (NULL or "" = identity). */
+wm_llm_encoding wm_llm_encoding_of(const char *content_encoding);
+
 /* The framing of a response by its Content-Type and Content-Encoding
- * (either may be NULL): a compressed body is not parsed. */
+ * (either may be NULL): a body in a coding the parser cannot undo
+ * (WM_LLM_ENC_OTHER) is not parsed. */
 wm_llm_framing wm_llm_framing_of(const char *content_type, const char *content_encoding);
 
 typedef struct wm_llm_stream {
@@ -74,11 +93,25 @@ typedef struct wm_llm_stream {
 	int64_t prompt_tokens;    /* the server's usage; -1 until it gives one */
 	int64_t completion_tokens;
 	int done;                 /* SSE [DONE] or ollama done:true seen */
-	wm_buf *text;             /* NULL, or the completion text is appended here */
+	wm_buf *text;             /* NULL, or the completion text is appended here (the
+				   * events are then read by jansson, else by a scanner
+				   * that builds no tree: the same counts) */
+	/* an encoded body (wm_llm_stream_set_encoding) */
+	void *z;                  /* its z_stream; NULL: the bytes are the body */
+	int z_sniff;              /* deflate: its first bytes held (z_head) until they say zlib or raw */
+	unsigned char z_head[2];
+	int z_head_n;
+	int z_stopped;            /* corrupt, or past WM_LLM_INFLATE_MAX: no more parsed */
+	uint64_t inflated;        /* bytes inflated so far */
 } wm_llm_stream;
 
 void wm_llm_stream_init(wm_llm_stream *s, wm_llm_framing framing);
-/* Feeds the next bytes of the body; returns the content chunks completed
+/* The body comes in this Content-Encoding (after init, before any feed):
+ * gzip and deflate are inflated for the parser. 0; -ENOMEM (then nothing is
+ * parsed); -ENOTSUP for WM_LLM_ENC_OTHER (nothing is parsed either). */
+int wm_llm_stream_set_encoding(wm_llm_stream *s, wm_llm_encoding enc);
+/* Feeds the next bytes of the body (as sent: encoded ones are inflated
+ * here); returns the content chunks completed
  * in them (tokens to report now). Any cut of the body gives the same total. */
 uint64_t wm_llm_stream_feed(wm_llm_stream *s, const char *data, size_t len);
 /* The body ended: parses what is pending (a last line without its newline,

@@ -73,6 +73,12 @@ typedef struct preq {
 	char curl_err[CURL_ERROR_SIZE];
 	wm_llm_stream parse;
 	int parsing;
+	int read_last;            /* curl's last read gave bytes: wait before the next */
+	/* tokens for the ledger (note_tokens) */
+	int tok_first_sent;       /* the first token went at once: time to first token */
+	uint64_t tok_pending;     /* counted since, not yet reported */
+	uint64_t tok_batch_ns;    /* when the first of them came */
+	uint64_t tok_last_ns;     /* ... and the last */
 	/* the client */
 	int client_fd;
 	int watch_client;         /* its socket is polled for a hang-up while waiting */
@@ -113,6 +119,41 @@ static void preq_unref(preq *r)
 	wm_llm_stream_free(&r->parse);
 	free(r->raw_uri);
 	free(r);
+}
+
+/* ---- tokens to the ledger ------------------------------------------------- */
+
+/* The first token goes to the ledger at once, stamped when its chunk came
+ * (the request's time to first token); the later ones in batches stamped
+ * with their last chunk's time, a batch spanning under
+ * WM_PROXY_TOKEN_BATCH_NS, so that a token lands in its own sample
+ * interval but for that much at an edge. A call per chunk was a lock, a
+ * queue entry and the ledger's work for every token. A request's intervals
+ * stay open until it ends, so a batch reported at the next chunk or at the
+ * end is never late. */
+#define WM_PROXY_TOKEN_BATCH_NS 5000000u
+
+static void flush_tokens(preq *r)
+{
+	if (r->tok_pending && r->id > 0)
+		(void)wm_meter_request_tokens(r->p->meter, r->id, r->tok_last_ns, r->tok_pending);
+	r->tok_pending = 0;
+}
+
+static void note_tokens(preq *r, uint64_t tokens)
+{
+	uint64_t t = now_ns();
+	if (!r->tok_first_sent) {
+		r->tok_first_sent = 1;
+		(void)wm_meter_request_tokens(r->p->meter, r->id, t, tokens);
+		return;
+	}
+	if (r->tok_pending && t - r->tok_batch_ns >= WM_PROXY_TOKEN_BATCH_NS)
+		flush_tokens(r);
+	if (!r->tok_pending)
+		r->tok_batch_ns = t;
+	r->tok_pending += tokens;
+	r->tok_last_ns = t;
 }
 
 /* ---- curl callbacks (on the connection's thread, inside pump) ------------- */
@@ -181,6 +222,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 		/* Other paths are forwarded without tokens (proxy.h). */
 		wm_llm_framing f = r->api == WM_LLM_OTHER ? WM_LLM_FRAME_NONE : wm_llm_framing_of(r->ctype, r->cenc);
 		wm_llm_stream_init(&r->parse, f);
+		/* gzip / deflate: the client gets the bytes as they came, the
+		 * parser an inflated copy (llm_parse.h bounds it). */
+		if (f != WM_LLM_FRAME_NONE)
+			(void)wm_llm_stream_set_encoding(&r->parse, wm_llm_encoding_of(r->cenc));
 		if (r->p->store_text)
 			r->parse.text = &r->text;
 		r->parsing = 1;
@@ -189,14 +234,11 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 		return 0;
 	uint64_t tokens = wm_llm_stream_feed(&r->parse, data, len);
 	if (tokens && r->id > 0)
-		(void)wm_meter_request_tokens(r->p->meter, r->id, 0, tokens);
+		note_tokens(r, tokens);
 	return len;
 }
 
-/* Runs curl once; when that brought nothing (bytes, the headers when
- * want_headers, the end of the transfer), waits up to wait_ms for the
- * upstream's socket or the client's (a hang-up). */
-static void pump(preq *r, int wait_ms, int want_headers)
+static void perform(preq *r)
 {
 	int running = 0;
 	curl_multi_perform(r->pc->multi, &running);
@@ -207,9 +249,19 @@ static void pump(preq *r, int wait_ms, int want_headers)
 			r->transfer_done = 1;
 			r->result = msg->data.result;
 		}
-	if (r->transfer_done || r->out.len > r->out_off || (want_headers && r->headers_done) ||
-	    __atomic_load_n(&r->p->stopping, __ATOMIC_RELAXED))
-		return;
+	r->read_last = r->out.len > r->out_off;
+}
+
+static int pump_ready(preq *r, int want_headers)
+{
+	return r->transfer_done || r->out.len > r->out_off || (want_headers && r->headers_done) ||
+	       __atomic_load_n(&r->p->stopping, __ATOMIC_RELAXED);
+}
+
+/* Waits up to wait_ms for the upstream's socket (or curl's next timer) or
+ * the client's (a hang-up). */
+static void wait_upstream(preq *r, int wait_ms)
+{
 	struct curl_waitfd wfd = {.fd = r->client_fd, .events = CURL_WAIT_POLLIN, .revents = 0};
 	int watch = r->watch_client && r->client_fd >= 0;
 	curl_multi_poll(r->pc->multi, watch ? &wfd : NULL, watch ? 1u : 0u, wait_ms, NULL);
@@ -221,6 +273,23 @@ static void pump(preq *r, int wait_ms, int want_headers)
 		else if (k > 0)
 			r->watch_client = 0; /* its next request (pipelined): stop watching */
 	}
+}
+
+/* Brings what curl has (bytes, the headers when want_headers, the end of
+ * the transfer), waiting up to wait_ms for it. After a read that gave
+ * bytes the upstream's socket is most likely empty (a stream's next chunk
+ * is not written yet): then it waits first, since a poll that finds bytes
+ * returns at once, where a read first would be one more system call per
+ * chunk that says EAGAIN. */
+static void pump(preq *r, int wait_ms, int want_headers)
+{
+	if (!r->read_last) {
+		perform(r);
+		if (pump_ready(r, want_headers))
+			return;
+	}
+	wait_upstream(r, wait_ms);
+	perform(r);
 }
 
 /* ---- the response ------------------------------------------------------ */
@@ -381,6 +450,7 @@ static void ledger_end(preq *r, const char *outcome)
 {
 	if (r->id <= 0)
 		return;
+	flush_tokens(r);
 	uint64_t t = now_ns();
 	if (r->parsing) {
 		uint64_t tokens = wm_llm_stream_finish(&r->parse);

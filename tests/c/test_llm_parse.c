@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "base/util.h"
 #include "proxy/llm_parse.h"
@@ -81,7 +82,16 @@ static void framing_by_content_type_and_encoding(void **state)
 	assert_int_equal(wm_llm_framing_of("text/event-stream; charset=utf-8", NULL), WM_LLM_FRAME_SSE);
 	assert_int_equal(wm_llm_framing_of("application/x-ndjson", NULL), WM_LLM_FRAME_NDJSON);
 	assert_int_equal(wm_llm_framing_of("Application/JSON", "identity"), WM_LLM_FRAME_JSON);
-	assert_int_equal(wm_llm_framing_of("application/json", "gzip"), WM_LLM_FRAME_NONE);
+	/* gzip and deflate are inflated for the parser; codings it cannot undo are not parsed */
+	assert_int_equal(wm_llm_framing_of("application/json", "gzip"), WM_LLM_FRAME_JSON);
+	assert_int_equal(wm_llm_framing_of("text/event-stream", " Deflate "), WM_LLM_FRAME_SSE);
+	assert_int_equal(wm_llm_framing_of("application/json", "br"), WM_LLM_FRAME_NONE);
+	assert_int_equal(wm_llm_framing_of("application/json", "gzip, br"), WM_LLM_FRAME_NONE);
+	assert_int_equal(wm_llm_encoding_of("x-gzip"), WM_LLM_ENC_GZIP);
+	assert_int_equal(wm_llm_encoding_of("deflate"), WM_LLM_ENC_DEFLATE);
+	assert_int_equal(wm_llm_encoding_of(""), WM_LLM_ENC_IDENTITY);
+	assert_int_equal(wm_llm_encoding_of(NULL), WM_LLM_ENC_IDENTITY);
+	assert_int_equal(wm_llm_encoding_of("zstd"), WM_LLM_ENC_OTHER);
 	assert_int_equal(wm_llm_framing_of("text/plain", NULL), WM_LLM_FRAME_NONE);
 	assert_int_equal(wm_llm_framing_of(NULL, NULL), WM_LLM_FRAME_NONE);
 	assert_int_equal(wm_llm_framing_of("application/jsonx", NULL), WM_LLM_FRAME_NONE);
@@ -132,6 +142,183 @@ static void sse_tokens_and_usage_in_any_cut(void **state)
 		wm_llm_stream_free(&s);
 		wm_buf_free(&text);
 	}
+}
+
+/* body compressed by zlib itself (the truth), window_bits as deflateInit2:
+ * 31 gzip, 15 zlib, -15 raw; flushing every `flush_every` input bytes as a
+ * streaming server does (Z_SYNC_FLUSH). Returns the length written to out. */
+static size_t compress_body(const char *body, int window_bits, size_t flush_every, unsigned char *out, size_t cap)
+{
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	size_t n = strlen(body), off = 0;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	while (off < n) {
+		size_t k = flush_every < n - off ? flush_every : n - off;
+		z.next_in = (unsigned char *)(uintptr_t)(body + off);
+		z.avail_in = (uInt)k;
+		off += k;
+		assert_int_equal(deflate(&z, off == n ? Z_FINISH : Z_SYNC_FLUSH), off == n ? Z_STREAM_END : Z_OK);
+	}
+	deflateEnd(&z);
+	return cap - z.avail_out;
+}
+
+static void feed_bytes(wm_llm_stream *s, const unsigned char *b, size_t n, size_t step, uint64_t *got)
+{
+	for (size_t off = 0; off < n;) {
+		size_t k = step && step < n - off ? step : n - off;
+		*got += wm_llm_stream_feed(s, (const char *)b + off, k);
+		off += k;
+	}
+}
+
+static void gzip_and_deflate_bodies_are_counted_as_the_plain_one(void **state)
+{
+	(void)state;
+	static unsigned char z[8192];
+	const int bits[] = {31, 15, -15};
+	const wm_llm_encoding enc[] = {WM_LLM_ENC_GZIP, WM_LLM_ENC_DEFLATE, WM_LLM_ENC_DEFLATE};
+	for (size_t b = 0; b < 3; b++)
+		for (size_t step = 0; step < 30; step += 7) {
+			size_t n = compress_body(sse_chat, bits[b], 50, z, sizeof z);
+			wm_llm_stream s;
+			wm_llm_stream_init(&s, WM_LLM_FRAME_SSE);
+			assert_int_equal(wm_llm_stream_set_encoding(&s, enc[b]), 0);
+			uint64_t got = 0;
+			feed_bytes(&s, z, n, step, &got);
+			got += wm_llm_stream_finish(&s);
+			assert_int_equal(got, 3);
+			assert_int_equal(s.chunks, 3);
+			assert_int_equal(s.prompt_tokens, 12);
+			assert_int_equal(s.completion_tokens, 3);
+			assert_int_equal(s.done, 1);
+			assert_int_equal(s.inflated, strlen(sse_chat));
+			wm_llm_stream_free(&s);
+		}
+	/* two gzip members one after another (what a concatenating server sends) */
+	size_t n1 = compress_body("data: {\"choices\":[{\"text\":\"a\"}]}\n\n", 31, 1000, z, sizeof z);
+	size_t n2 = compress_body("data: {\"choices\":[{\"text\":\"b\"}]}\n\n", 31, 1000, z + n1, sizeof z - n1);
+	wm_llm_stream s;
+	wm_llm_stream_init(&s, WM_LLM_FRAME_SSE);
+	assert_int_equal(wm_llm_stream_set_encoding(&s, WM_LLM_ENC_GZIP), 0);
+	uint64_t got = 0;
+	feed_bytes(&s, z, n1 + n2, 5, &got);
+	assert_int_equal(got + wm_llm_stream_finish(&s), 2);
+	wm_llm_stream_free(&s);
+	/* corrupt bytes after a good chunk: what came before counts, nothing breaks */
+	size_t n = compress_body(sse_chat, 31, 50, z, sizeof z);
+	for (size_t i = n / 2; i < n; i++)
+		z[i] ^= 0x5a;
+	wm_llm_stream_init(&s, WM_LLM_FRAME_SSE);
+	assert_int_equal(wm_llm_stream_set_encoding(&s, WM_LLM_ENC_GZIP), 0);
+	got = 0;
+	feed_bytes(&s, z, n, 3, &got);
+	got += wm_llm_stream_finish(&s);
+	assert_true(got <= 3 && s.chunks == got);
+	wm_llm_stream_free(&s);
+	assert_int_equal(wm_llm_stream_set_encoding(&s, WM_LLM_ENC_OTHER), -ENOTSUP);
+	assert_int_equal(s.framing, WM_LLM_FRAME_NONE);
+}
+
+/* A bomb: 1 GiB of one line, under 1.1 MiB gzipped, is inflated only up to
+ * WM_LLM_INFLATE_MAX, through the fixed window (the parser holds at most
+ * WM_LLM_LINE_MAX of it), and a token before it still counts. */
+static void a_decompression_bomb_is_inflated_only_to_the_bound(void **state)
+{
+	(void)state;
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY), Z_OK);
+	static unsigned char in[1 << 16], out[1 << 16];
+	memset(in, 'x', sizeof in);
+	const char head[] = "data: {\"choices\":[{\"text\":\"a\"}]}\n\ndata: ";
+	wm_llm_stream s;
+	wm_llm_stream_init(&s, WM_LLM_FRAME_SSE);
+	assert_int_equal(wm_llm_stream_set_encoding(&s, WM_LLM_ENC_GZIP), 0);
+	uint64_t got = 0;
+	uint64_t total = 0;
+	for (size_t i = 0; i <= (1u << 30) / sizeof in; i++) {
+		z.next_in = i ? in : (unsigned char *)(uintptr_t)head;
+		z.avail_in = i ? (uInt)sizeof in : (uInt)strlen(head);
+		do {
+			z.next_out = out;
+			z.avail_out = sizeof out;
+			assert_int_not_equal(deflate(&z, Z_NO_FLUSH), Z_STREAM_ERROR);
+			size_t k = sizeof out - z.avail_out;
+			total += k;
+			if (k)
+				got += wm_llm_stream_feed(&s, (const char *)out, k);
+		} while (z.avail_out == 0);
+	}
+	deflateEnd(&z);
+	assert_true(total < (2u << 20));
+	assert_int_equal(got + wm_llm_stream_finish(&s), 1);
+	assert_int_equal(s.inflated, WM_LLM_INFLATE_MAX);
+	assert_true(s.z_stopped);
+	assert_true(s.pending.cap <= 2 * WM_LLM_LINE_MAX);
+	wm_llm_stream_free(&s);
+}
+
+/* A stream that keeps no text is read by the scanner, one that keeps it by
+ * jansson's tree: the same counts for every event, including those the
+ * scanner hands to jansson (a \u escape, an exponent, deep nesting) and
+ * invalid ones that count nothing. The expected figures are worked out by
+ * hand from the OpenAI / ollama shapes. */
+static void the_scanner_counts_as_jansson_does(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *line;
+		uint64_t chunks;
+		int64_t prompt, completion;
+		int done;
+	} cases[] = {
+		{"{\"choices\":[{\"delta\":{\"content\":\"a\"}},{\"text\":\"b\"},{\"delta\":{\"content\":\"\"}}]}", 2, -1, -1, 0},
+		{"{\"choices\":[{\"delta\":{\"content\":\"\\n\"}}]}", 1, -1, -1, 0},          /* an escape is a character */
+		{"{\"choices\":[{\"delta\":{\"content\":\"\\u00e9\"}}]}", 1, -1, -1, 0},      /* \u: jansson's */
+		{"{\"choices\":[{\"delta\":{\"content\":\"\xc3\xa9\"}}]}", 1, -1, -1, 0},     /* UTF-8 */
+		{"{\"choices\":[{\"delta\":{\"content\":\"\xc0\xaf\"}}]}", 0, -1, -1, 0},     /* overlong: invalid */
+		{"{\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"choices\":[]}", 0, -1, -1, 0}, /* the last one counts */
+		{"{\"choices\":[{\"delta\":{\"content\":\"x\",\"content\":\"\"}}]}", 0, -1, -1, 0},
+		{"{\"choices\":{\"delta\":{\"content\":\"x\"}}}", 0, -1, -1, 0},               /* not an array */
+		{"{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":-1}}", 0, 7, 0, 0},   /* embeddings' shape */
+		{"{\"usage\":{\"prompt_tokens\":7.0,\"completion_tokens\":3}}", 0, -1, 3, 0}, /* a real is no count */
+		{"{\"usage\":{\"prompt_tokens\":1e2,\"completion_tokens\":3}}", 0, -1, 3, 0}, /* exponent: jansson's */
+		{"{\"usage\":{\"prompt_tokens\":5},\"usage\":null}", 0, -1, -1, 0},
+		{"{\"response\":\" a\",\"done\":false}", 1, -1, -1, 0},
+		{"{\"message\":{\"role\":\"assistant\",\"thinking\":\"h\"},\"done\":true,\"prompt_eval_count\":4,"
+		 "\"eval_count\":9}", 1, 4, 9, 1},
+		{"{\"prompt_eval_count\":3,\"embeddings\":[[0.5,-1.25e-3]]}", 0, 3, 0, 0},
+		{"{\"response\":\"a\"} x", 0, -1, -1, 0},                                      /* trailing bytes: invalid */
+		{"{\"response\":\"a\",}", 0, -1, -1, 0},
+		{"{\"n\":01,\"response\":\"a\"}", 0, -1, -1, 0},
+		{"{\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],\"response\":\"a\"}",
+		 1, -1, -1, 0},                                                                  /* deep: jansson's */
+		{"[{\"response\":\"a\"}]", 0, -1, -1, 0},                                        /* not an object */
+		{"{\"eval_count\":12345678901234567890,\"response\":\"a\"}", 0, -1, -1, 0},    /* too big: invalid */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		for (int keep = 0; keep < 2; keep++) {
+			wm_llm_stream s;
+			wm_buf text;
+			wm_buf_init(&text);
+			wm_llm_stream_init(&s, WM_LLM_FRAME_NDJSON);
+			if (keep)
+				s.text = &text;
+			char line[512];
+			snprintf(line, sizeof line, "%s\n", cases[i].line);
+			uint64_t got = wm_llm_stream_feed(&s, line, strlen(line)) + wm_llm_stream_finish(&s);
+			if (got != cases[i].chunks || s.prompt_tokens != cases[i].prompt ||
+			    s.completion_tokens != cases[i].completion || s.done != cases[i].done)
+				fail_msg("case %zu (%s): %llu chunks, prompt %lld, completion %lld, done %d", i,
+					 keep ? "jansson" : "scanner", (unsigned long long)got, (long long)s.prompt_tokens,
+					 (long long)s.completion_tokens, s.done);
+			wm_llm_stream_free(&s);
+			wm_buf_free(&text);
+		}
 }
 
 static void ndjson_ollama_counts_and_a_last_line_without_newline(void **state)
@@ -267,6 +454,9 @@ int main(void)
 		cmocka_unit_test(framing_by_content_type_and_encoding),
 		cmocka_unit_test(sse_tokens_and_usage_in_any_cut),
 		cmocka_unit_test(ndjson_ollama_counts_and_a_last_line_without_newline),
+		cmocka_unit_test(the_scanner_counts_as_jansson_does),
+		cmocka_unit_test(gzip_and_deflate_bodies_are_counted_as_the_plain_one),
+		cmocka_unit_test(a_decompression_bomb_is_inflated_only_to_the_bound),
 		cmocka_unit_test(a_whole_json_answer_gives_usage_and_no_chunks),
 		cmocka_unit_test(an_overlong_line_is_skipped_and_the_next_one_parsed),
 		cmocka_unit_test(prompt_text_only_on_request),

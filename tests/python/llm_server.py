@@ -28,6 +28,12 @@ Per-request knobs, as request headers (the clients pass extra headers):
   X-Test-Work: CPU iterations per token (default --work)
   X-Test-No-Usage: 1 = report no usage / counts (so the proxy must count)
   X-Test-Status: an HTTP status to answer with instead (an error body)
+  X-Test-Encoding: gzip | deflate (zlib) | raw-deflate | identity: the
+      Content-Encoding of the answer, whatever the client accepts (default:
+      with ``--gzip``, gzip when the request's Accept-Encoding names it, as
+      uvicorn's GZipMiddleware does; else identity). A stream is compressed
+      as one body, flushed (Z_SYNC_FLUSH) after each chunk so every token
+      leaves at once, as a streaming gzip middleware sends it.
 
 GET /_test/log (on the server itself) returns what it saw, one entry per
 request: path, headers (as received), whether the stream finished or the
@@ -50,6 +56,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -154,8 +161,9 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024  # the listen backlog: 100 clients connect at once in bench/proxy.py
 
-    def __init__(self, addr: Tuple[str, int], backend: Any, work: int, delay_s: float) -> None:
+    def __init__(self, addr: Tuple[str, int], backend: Any, work: int, delay_s: float, gzip: bool = False) -> None:
         super().__init__(addr, Handler)
+        self.gzip = gzip
         self.backend = backend
         self.work = work
         self.delay_s = delay_s
@@ -173,6 +181,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    zstream: Any = None  # the compressor of the stream being sent, if encoded
 
     def setup(self) -> None:
         super().setup()
@@ -194,23 +204,52 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
+    # ---- Content-Encoding ---------------------------------------------
+    WBITS = {"gzip": 31, "deflate": 15, "raw-deflate": -15}
+
+    def encoding(self) -> str:
+        """The coding of this answer: X-Test-Encoding, else gzip with --gzip
+        when the client accepts it, else identity."""
+        e = self.headers.get("X-Test-Encoding")
+        if e is None and self.server.gzip:
+            accepted = [c.split(";")[0].strip().lower() for c in self.headers.get("Accept-Encoding", "").split(",")]
+            e = "gzip" if "gzip" in accepted else "identity"
+        return e if e in self.WBITS else "identity"
+
+    def encoding_header(self, e: str) -> None:
+        if e != "identity":  # raw deflate is sent as "deflate", as some servers do
+            self.send_header("Content-Encoding", "gzip" if e == "gzip" else "deflate")
+
     def send_json(self, code: int, obj: Any) -> None:
         data = json.dumps(obj).encode()
+        e = self.encoding()
+        if e != "identity":
+            c = zlib.compressobj(wbits=self.WBITS[e])
+            data = c.compress(data) + c.flush()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
+        self.encoding_header(e)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
     def start_stream(self, ctype: str) -> None:
+        e = self.encoding()
+        self.zstream = zlib.compressobj(wbits=self.WBITS[e]) if e != "identity" else None
         self.send_response(200)
         self.send_header("Content-Type", ctype)
         self.send_header("Cache-Control", "no-cache")
+        self.encoding_header(e)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self.wfile.flush()
 
     def chunk(self, data: bytes) -> None:
+        if self.zstream is not None:
+            data = self.zstream.compress(data) + self.zstream.flush(zlib.Z_SYNC_FLUSH)
+        self._raw_chunk(data)
+
+    def _raw_chunk(self, data: bytes) -> None:
         try:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
@@ -218,7 +257,10 @@ class Handler(BaseHTTPRequestHandler):
             raise ClientGone() from e
 
     def end_stream(self) -> None:
-        self.chunk(b"")  # the zero-length chunk ends the body
+        if self.zstream is not None:  # the end of the compressed body (gzip: its trailer)
+            z, self.zstream = self.zstream, None
+            self._raw_chunk(z.flush())
+        self._raw_chunk(b"")  # the zero-length chunk ends the body
 
     def knob(self, name: str, default: Any, conv: Any) -> Any:
         v = self.headers.get(name)
@@ -425,8 +467,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--backend", choices=["cpu", "transformers", "auto"], default="cpu")
     ap.add_argument("--work", type=int, default=2000, help="SHA-256 rounds per token (cpu backend)")
     ap.add_argument("--delay-s", type=float, default=0.0, help="sleep between stream chunks")
+    ap.add_argument("--gzip", action="store_true",
+                    help="gzip every answer whose request accepts gzip (X-Test-Encoding overrides)")
     a = ap.parse_args(argv)
-    srv = Server((a.host, a.port), make_backend(a.backend), a.work, a.delay_s)
+    srv = Server((a.host, a.port), make_backend(a.backend), a.work, a.delay_s, a.gzip)
     print(json.dumps({"pid": os.getpid(), "port": srv.server_address[1],
                       "backend": srv.backend.name}), flush=True)
     try:

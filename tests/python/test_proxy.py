@@ -10,6 +10,8 @@ by when the client sees the chunks against the server's sleeps between them.
 
 from __future__ import annotations
 
+import gzip
+import http.server
 import json
 import os
 import signal
@@ -20,6 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -190,6 +193,108 @@ def test_ollama_client_tokens_equal_the_servers_counts(server, proxy):
     assert [(r["path"], r["stream"], r["prompt_tokens"], r["completion_tokens"]) for r in recs] == want
     assert want[0][2:] == (4, 6) and want[1][2:] == (2, 4)  # the server's deterministic counts
     assert all(r["tokens_source"] == "usage" for r in recs)
+
+
+def test_gzip_and_deflate_answers_pass_as_sent_and_their_tokens_count(server, proxy):
+    # The server gzips what the openai client accepts (httpx sends
+    # "Accept-Encoding: gzip, deflate"), or deflate / raw deflate when told:
+    # the client must get the compressed bytes untouched, the proxy count
+    # tokens from an inflated copy. The truth: the usage the client decoded,
+    # and the deterministic max_tokens of a stream that reports none.
+    s = server("--work", "100", "--gzip")
+    p = proxy(s.url)
+    c = openai.OpenAI(base_url=p.url + "/v1", api_key=SECRET)
+    msgs = [{"role": "user", "content": "one two three four five six"}]
+    want = []
+    raw = c.chat.completions.with_raw_response.create(model="tiny", messages=msgs, max_tokens=7)
+    assert raw.headers.get("content-encoding") == "gzip"  # what reached the client, as the server sent it
+    r = raw.parse()
+    want.append((False, r.usage.prompt_tokens, r.usage.completion_tokens, "usage"))
+    for enc in ("gzip", "deflate", "raw-deflate"):
+        usage, n = None, 0
+        for ch in c.chat.completions.create(model="tiny", messages=msgs, max_tokens=9, stream=True,
+                                            stream_options={"include_usage": True},
+                                            extra_headers={"X-Test-Encoding": enc}):
+            usage = ch.usage or usage
+            n += bool(ch.choices and ch.choices[0].delta.content)
+        assert n == 9 and usage is not None
+        want.append((True, usage.prompt_tokens, usage.completion_tokens, "usage"))
+    n = sum(1 for ch in c.completions.create(model="tiny", prompt="a b", max_tokens=5, stream=True,
+                                             extra_headers={"X-Test-No-Usage": "1"})
+            if ch.choices and ch.choices[0].text)
+    assert n == 5
+    want.append((True, None, 5, "counted"))
+    # The bytes pass untouched: a client that does not decode gets gzip.
+    req = urllib.request.Request(p.url + "/v1/chat/completions", method="POST", headers={
+        "Content-Type": "application/json", "Accept-Encoding": "gzip", "Authorization": "Bearer " + SECRET},
+        data=json.dumps({"model": "tiny", "messages": msgs, "max_tokens": 3, "stream": True}).encode())
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.headers["Content-Encoding"] == "gzip"
+        body = gzip.decompress(resp.read()).decode()
+    assert body.count('"content": "') == 3 and body.rstrip().endswith("data: [DONE]")
+    want.append((True, None, 3, "counted"))
+    p.stop()
+    recs = sorted(lines_of(p), key=lambda x: x["id"])
+    assert len(recs) == len(want)
+    for rec, (stream, pt, ct, src) in zip(recs, want):
+        assert rec["stream"] is stream and rec["status"] == 200 and rec["outcome"] == "ok", rec
+        assert rec["tokens_source"] == src and rec["completion_tokens"] == ct, rec
+        if pt is not None:
+            assert rec["prompt_tokens"] == pt == 6, rec
+
+
+def test_a_decompression_bomb_passes_through_without_eating_the_proxys_memory(proxy, tmp_path):
+    # 1 GiB of one SSE line, gzipped to about 1 MiB, after a first token: the
+    # client gets every compressed byte, the proxy inflates only to its bound
+    # through a fixed window, so its peak RSS stays small (the truth: the
+    # kernel's VmHWM), and the token before the bomb is still counted.
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [comp.compress(b'data: {"choices":[{"text":"a"}]}\n\ndata: ')]
+    block = b"x" * (1 << 20)
+    parts += [comp.compress(block) for _ in range(1024)]
+    parts.append(comp.flush())
+    bomb = b"".join(parts)
+    assert len(bomb) < 2 << 20
+
+    class Bomb(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(bomb)))
+            self.end_headers()
+            self.wfile.write(bomb)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bomb)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        p = proxy(f"http://127.0.0.1:{srv.server_address[1]}")
+        req = urllib.request.Request(p.url + "/v1/completions", method="POST", data=b'{"model":"m","stream":true}',
+                                     headers={"Content-Type": "application/json", "Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            got = resp.read()
+        assert got == bomb
+        hwm = status_kb(p.proc.pid, "VmHWM")
+        p.stop()
+    finally:
+        srv.shutdown()
+    (rec,) = lines_of(p)
+    assert rec["status"] == 200 and rec["completion_tokens"] == 1 and rec["tokens_source"] == "counted", rec
+    assert hwm < 64 * 1024, f"peak RSS {hwm} KiB"
+
+
+def status_kb(pid: int, key: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
 
 
 def test_a_stream_without_usage_is_counted_from_its_chunks(server, proxy):
