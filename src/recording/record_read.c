@@ -875,6 +875,21 @@ static inline __attribute__((always_inline)) bool li_dev(const struct line_in *l
 	return true;
 }
 
+/* A device's energy, power and attributed energy on a line (WM_SO_*). */
+struct dev_vals {
+	double v[WM_SO_ZONES];
+	bool has[WM_SO_ZONES];
+};
+/* take_line keeps the values of this many devices between its check and
+ * its taking (on the stack); others it looks up twice. */
+#define LINE_DEVS_KEPT 16
+
+static inline void li_dev_vals(const struct line_in *l, const struct wm_rec_dev *dev, size_t k, struct dev_vals *v)
+{
+	for (int obj = WM_SO_ENERGY; obj < WM_SO_ZONES; obj++)
+		v->has[obj] = li_dev(l, obj, dev, k, &v->v[obj]);
+}
+
 /* Member WM_SP_* which of a scanned process, or NULL. */
 static const struct wm_scan_val *fp_get(const struct wm_scan *f, const struct wm_scan_proc *pr, int which)
 {
@@ -1124,16 +1139,22 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 	double prev_row_t = r->n_rows ? r->samples_end_s : NAN; /* for the gaps */
 
 	double d;
-	/* every value is checked before any is taken */
+	/* every value is checked before any is taken; the first devices'
+	 * values are kept for the taking (looked up once, not twice) */
+	struct dev_vals kept[LINE_DEVS_KEPT];
 	for (size_t k = 0; k < r->n_devs; k++) {
 		const struct wm_rec_dev *dev = &r->devs[k];
+		struct dev_vals dv, *v = k < LINE_DEVS_KEPT ? &kept[k] : &dv;
+		li_dev_vals(l, dev, k, v);
 		int rc = 0;
-		if (li_dev(l, WM_SO_ENERGY, dev, k, &d))
-			rc = check_energy("energy_j", dev->name, d, dev->energy_j, dev->energy_t_s, t, msg, msglen);
-		if (!rc && li_dev(l, WM_SO_ATTR, dev, k, &d))
-			rc = check_energy("attributed_j", dev->name, d, dev->attributed_j, NAN, t, msg,
+		if (v->has[WM_SO_ENERGY])
+			rc = check_energy("energy_j", dev->name, v->v[WM_SO_ENERGY], dev->energy_j, dev->energy_t_s, t,
+					  msg, msglen);
+		if (!rc && v->has[WM_SO_ATTR])
+			rc = check_energy("attributed_j", dev->name, v->v[WM_SO_ATTR], dev->attributed_j, NAN, t, msg,
 					  msglen);
-		if (!rc && li_dev(l, WM_SO_POWER, dev, k, &d) && !(d >= 0 && d <= WM_REC_MAX_DEVICE_W)) {
+		d = v->v[WM_SO_POWER];
+		if (!rc && v->has[WM_SO_POWER] && !(d >= 0 && d <= WM_REC_MAX_DEVICE_W)) {
 			char nb[44];
 			(void)snprintf(msg, msglen, "has power_w.%s = %g W, outside 0 to %.0f kW", shown(dev->name, nb),
 				       d, WM_REC_MAX_DEVICE_W / 1000);
@@ -1162,18 +1183,24 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 
 	for (size_t k = 0; k < r->n_devs; k++) {
 		struct wm_rec_dev *dev = &r->devs[k];
-		if (li_dev(l, WM_SO_ENERGY, dev, k, &d)) {
+		struct dev_vals dv, *v = k < LINE_DEVS_KEPT ? &kept[k] : &dv;
+		if (v == &dv)
+			li_dev_vals(l, dev, k, v);
+		if (v->has[WM_SO_ENERGY]) {
+			d = v->v[WM_SO_ENERGY];
 			row_set(wm_rec_dcol(k, WM_DCOL_ENERGY), d);
 			dev->energy_j = d;
 			dev->energy_t_s = t;
 		}
-		if (li_dev(l, WM_SO_POWER, dev, k, &d)) {
+		if (v->has[WM_SO_POWER]) {
+			d = v->v[WM_SO_POWER];
 			row_set(wm_rec_dcol(k, WM_DCOL_POWER), d);
 			/* an interval in a gap or ending one has no power of its own */
 			if (!wm_rec_gaps_in_gap(dev) && (isnan(dev->peak_w) || d > dev->peak_w))
 				dev->peak_w = d;
 		}
-		if (li_dev(l, WM_SO_ATTR, dev, k, &d)) {
+		if (v->has[WM_SO_ATTR]) {
+			d = v->v[WM_SO_ATTR];
 			row_set(wm_rec_dcol(k, WM_DCOL_ATTR), d);
 			dev->attributed_j = d;
 			dev->has_attr = true;

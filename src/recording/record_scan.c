@@ -14,6 +14,10 @@
  * instructions there). */
 #define SCAN_STEP static inline __attribute__((always_inline))
 
+/* The bytes at p are lit (its quotes and ':' included). A constant size:
+ * the comparison is a load or two, inline. */
+#define LIT_AT(p, e, lit) ((size_t)((e) - (p)) >= sizeof lit - 1 && !memcmp(p, lit, sizeof lit - 1))
+
 SCAN_STEP const char *ws(const char *p, const char *e)
 {
 	/* (mostly none: one comparison rules out every byte over ' ') */
@@ -232,9 +236,17 @@ SCAN_STEP const char *num_or_null(const char *p, const char *e, struct wm_scan_v
 	return scan_number(p, e, &kv->v, &kv->integer, &kv->iv);
 }
 
-SCAN_STEP bool dup_key(const struct wm_scan_val *m, size_t n, const char *k, size_t kl)
+/* The key k (kl bytes) among m[0 .. n), the object's keys so far. *seen
+ * holds one bit per key so far, chosen by its length and end bytes: only
+ * a key whose bit is set can be among them, so the members are compared
+ * only then (a process has ten members: 45 comparisons otherwise). */
+SCAN_STEP bool dup_key(const struct wm_scan_val *m, size_t n, const char *k, size_t kl, uint64_t *seen)
 {
-	return wm_scan_find(m, n, k, kl) != NULL; /* jansson keeps the last: not this scanner's business */
+	uint64_t bit = (uint64_t)1 << ((kl + (kl ? (unsigned char)k[0] * 7u + (unsigned char)k[kl - 1] * 3u : 0)) & 63);
+	bool maybe = (*seen & bit) != 0;
+	*seen |= bit;
+	/* jansson keeps the last: not this scanner's business */
+	return maybe && wm_scan_find(m, n, k, kl) != NULL;
 }
 
 /* The steps every object and list below shares. open: at '{' (or '['),
@@ -290,12 +302,13 @@ typedef struct wm_scan_val *(*slot_fn)(void *ctx, size_t i);
 SCAN_STEP const char *flat_obj(const char *p, const char *e, slot_fn slot, void *ctx, size_t *n, size_t max_kl)
 {
 	*n = 0;
+	uint64_t seen = 0;
 	int more = begin(&p, e, '{', '}');
 	while (more > 0) {
 		struct wm_scan_val *kv = slot(ctx, *n);
 		if (!kv || !(p = key(p, e, &kv->k, &kv->kl, max_kl)))
 			return NULL;
-		if (dup_key(kv - *n, *n, kv->k, kv->kl)) /* (the slots are contiguous) */
+		if (dup_key(kv - *n, *n, kv->k, kv->kl, &seen)) /* (the slots are contiguous) */
 			return NULL;
 		p = num_or_null(p, e, kv);
 		if (!p)
@@ -394,6 +407,61 @@ static int proc_key(const char *k, size_t kl)
 	}
 }
 
+/* A process member's key and its ':' into kv, p moved to the value (NULL
+ * if not a key); *known: which member the summary reads it is (WM_SP_*),
+ * or -1. The writer's own keys (record_sink.c's line_procs) by first
+ * letter and one comparison, as top_key; others the general way. */
+#define PROC_LIT(lit, which)                                                                                          \
+	do {                                                                                                          \
+		if (LIT_AT(p, e, "\"" lit "\":")) {                                                                   \
+			kv->k = p + 1;                                                                                \
+			kv->kl = sizeof lit - 1;                                                                      \
+			*known = which;                                                                               \
+			return ws(p + sizeof lit + 2, e);                                                             \
+		}                                                                                                     \
+	} while (0)
+
+SCAN_STEP const char *proc_member_key(const char *p, const char *e, struct wm_scan_val *kv, int *known)
+{
+	if (e - p >= 2) {
+		switch (p[1]) {
+		case 'p':
+			PROC_LIT("pid", WM_SP_PID);
+			PROC_LIT("ppid", -1);
+			PROC_LIT("pss_bytes", -1);
+			break;
+		case 'c':
+			PROC_LIT("comm", WM_SP_COMM);
+			PROC_LIT("cpu_s", WM_SP_CPU_S);
+			PROC_LIT("cpu_share", -1);
+			break;
+		case 'a':
+			PROC_LIT("alive", -1);
+			break;
+		case 'r':
+			PROC_LIT("rss_bytes", WM_SP_RSS);
+			break;
+		case 'u':
+			PROC_LIT("uss_bytes", -1);
+			break;
+		case 'm':
+			PROC_LIT("mem_pct", -1);
+			break;
+		case 'e':
+			PROC_LIT("energy_j", WM_SP_ENERGY);
+			break;
+		case 'd':
+			PROC_LIT("dev_mem_bytes", -1);
+			break;
+		default:
+			break;
+		}
+	}
+	p = key(p, e, &kv->k, &kv->kl, WM_SCAN_MAX_KEY);
+	*known = p ? proc_key(kv->k, kv->kl) : -1;
+	return p;
+}
+
 /* One element of "procs": an object of numbers, nulls, booleans, plain
  * strings and flat objects of numbers. */
 static const char *proc_obj(const char *p, const char *e, struct wm_scan *s)
@@ -405,11 +473,13 @@ static const char *proc_obj(const char *p, const char *e, struct wm_scan *s)
 	pr->n = 0;
 	for (int i = 0; i < WM_SP_N; i++)
 		pr->known[i] = -1;
+	uint64_t seen = 0;
 	int more = begin(&p, e, '{', '}');
 	while (more > 0) {
 		struct wm_scan_val *kv = val_slot(s);
-		if (!kv || !(p = key(p, e, &kv->k, &kv->kl, WM_SCAN_MAX_KEY)) ||
-		    dup_key(s->vals + pr->first, pr->n, kv->k, kv->kl) || p >= e)
+		int known;
+		if (!kv || !(p = proc_member_key(p, e, kv, &known)) ||
+		    dup_key(s->vals + pr->first, pr->n, kv->k, kv->kl, &seen) || p >= e)
 			return NULL;
 		kv->v = NAN;
 		kv->integer = false;
@@ -429,7 +499,6 @@ static const char *proc_obj(const char *p, const char *e, struct wm_scan *s)
 		}
 		if (!p)
 			return NULL;
-		int known = proc_key(kv->k, kv->kl);
 		if (known >= 0)
 			pr->known[known] = (int)pr->n;
 		s->n_vals++;
@@ -459,11 +528,12 @@ static const char *gauges_obj(const char *p, const char *e, struct wm_scan *s)
 {
 	s->gauges_first = s->n_vals;
 	s->n_gauges = 0;
+	uint64_t seen = 0;
 	int more = begin(&p, e, '{', '}');
 	while (more > 0) {
 		struct wm_scan_val *kv = val_slot(s);
 		if (!kv || !(p = key(p, e, &kv->k, &kv->kl, WM_SCAN_MAX_KEY)) ||
-		    dup_key(s->vals + s->gauges_first, s->n_gauges, kv->k, kv->kl))
+		    dup_key(s->vals + s->gauges_first, s->n_gauges, kv->k, kv->kl, &seen))
 			return NULL;
 		p = sub_obj(p, e, s, kv);
 		if (!p)
@@ -479,9 +549,6 @@ static const char *gauges_obj(const char *p, const char *e, struct wm_scan *s)
  * WM_SO_*), procs, gauges, or another (TOP_OTHER: jansson's). */
 enum { TOP_OBJ = WM_SL_NUMS, TOP_PROCS = TOP_OBJ + WM_SO_N, TOP_GAUGES, TOP_OTHER };
 
-/* The bytes at p are lit (its quotes and ':' included). A constant size:
- * the comparison is a load or two, inline. */
-#define LIT_AT(p, e, lit) ((size_t)((e) - (p)) >= sizeof lit - 1 && !memcmp(p, lit, sizeof lit - 1))
 #define TOP_LIT(lit, what)                                                                                            \
 	do {                                                                                                          \
 		if (LIT_AT(*pp, e, "\"" lit "\":")) {                                                                 \
