@@ -1153,11 +1153,10 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 		if (!rc && v->has[WM_SO_ATTR])
 			rc = check_energy("attributed_j", dev->name, v->v[WM_SO_ATTR], dev->attributed_j, NAN, t, msg,
 					  msglen);
-		d = v->v[WM_SO_POWER];
-		if (!rc && v->has[WM_SO_POWER] && !(d >= 0 && d <= WM_REC_MAX_DEVICE_W)) {
+		if (!rc && v->has[WM_SO_POWER] && !(v->v[WM_SO_POWER] >= 0 && v->v[WM_SO_POWER] <= WM_REC_MAX_DEVICE_W)) {
 			char nb[44];
 			(void)snprintf(msg, msglen, "has power_w.%s = %g W, outside 0 to %.0f kW", shown(dev->name, nb),
-				       d, WM_REC_MAX_DEVICE_W / 1000);
+				       v->v[WM_SO_POWER], WM_REC_MAX_DEVICE_W / 1000);
 			rc = -EDOM;
 		}
 		if (rc)
