@@ -7,7 +7,11 @@
  * the same count, sum and maximum of every series of every table, byte for
  * byte (doubles as the shortest text that round-trips, so a parsed number
  * one bit off shows). The summary-only read (report's streaming pass) must
- * give the full read's summaries and errors. A difference aborts. */
+ * give the full read's summaries and errors. The number scanner alone is
+ * set against libc too (number_diff): its fast paths (eight digits a step,
+ * one exact division) must give strtod's double, bit for bit, and strtoll's
+ * integer. A difference aborts. */
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +19,7 @@
 #include <string.h>
 
 #include "recording/record.h"
+#include "recording/record_scan.h"
 #include "recording_input.h"
 #include "wattmeter.h"
 
@@ -89,8 +94,49 @@ static int read_with(parse_fn fn, const uint8_t *data, size_t size, wm_buf *out,
 	return 0;
 }
 
+/* The number at every byte of the input that starts one (up to 64 of
+ * them), as wm_scan_number reads it, against what jansson would make of
+ * the same bytes: strtoll for an integer, strtod for a real. */
+static void number_diff(const uint8_t *data, size_t size)
+{
+	const char *e = (const char *)data + size;
+	int tried = 0;
+	for (const char *p = (const char *)data; p < e && tried < 64; p++) {
+		if (*p != '-' && (*p < '0' || *p > '9'))
+			continue;
+		double v;
+		bool integer;
+		int64_t iv;
+		const char *end = wm_scan_number(p, e, &v, &integer, &iv);
+		if (!end)
+			continue;
+		tried++;
+		char tmp[512];
+		size_t len = (size_t)(end - p);
+		if (len >= sizeof tmp)
+			continue;
+		memcpy(tmp, p, len);
+		tmp[len] = '\0';
+		bool same;
+		if (integer) {
+			errno = 0;
+			long long ll = strtoll(tmp, NULL, 10);
+			same = errno == 0 && ll == iv && (double)ll == v;
+		} else {
+			double d = strtod(tmp, NULL);
+			same = memcmp(&d, &v, sizeof d) == 0;
+		}
+		if (!same) {
+			fprintf(stderr, "wm_scan_number(\"%s\") = %.17g (%s %lld), not libc's\n", tmp, v,
+				integer ? "integer" : "real", (long long)iv);
+			abort();
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	number_diff(data, size);
 	wm_buf fast, ref, sum_only, sum_full;
 	wm_buf_init(&fast);
 	wm_buf_init(&ref);

@@ -153,7 +153,10 @@ int wm_rec_gaps_take_line(struct wm_recording *r, const json_t *o, double t_s, d
 		g->was_gap = g->gap_now;
 		g->gap_now = g->closed_now = false;
 	}
-	const json_t *closed = json_object_get(o, "gaps_closed");
+	/* a scanned line (o NULL) has no gaps: the scanner leaves any line
+	 * with them to jansson (jansson's json_object_get on NULL still pays a
+	 * strlen per key) */
+	const json_t *closed = o ? json_object_get(o, "gaps_closed") : NULL;
 	size_t n = json_is_array(closed) ? json_array_size(closed) : 0;
 	for (size_t i = 0; i < n; i++) {
 		const json_t *c = json_array_get(closed, i);
@@ -169,8 +172,8 @@ int wm_rec_gaps_take_line(struct wm_recording *r, const json_t *o, double t_s, d
 		g->closed_now = true;
 		g->open_since_s = NAN;
 	}
-	const json_t *gaps = json_object_get(o, "gaps");
-	const json_t *info = json_object_get(o, "gap_info");
+	const json_t *gaps = o ? json_object_get(o, "gaps") : NULL;
+	const json_t *info = o ? json_object_get(o, "gap_info") : NULL;
 	n = json_is_array(gaps) ? json_array_size(gaps) : 0;
 	for (size_t i = 0; i < n; i++) {
 		const char *zone = json_string_value(json_array_get(gaps, i));

@@ -845,18 +845,49 @@ static bool li_num(const struct line_in *l, int which, double *out)
 	return true;
 }
 
-static bool li_dev(const struct line_in *l, int obj, const struct wm_rec_dev *dev, double *out)
+/* Device dev's member of object obj of a parsed line (li_dev's slow way). */
+static bool __attribute__((noinline)) li_dev_json(const json_t *o, int obj, const struct wm_rec_dev *dev,
+						  double *out)
+{
+	return get_num(json_object_get(json_object_get(o, line_objs[obj]), dev->name), out);
+}
+
+/* Device dev's member of object obj; k: the device's index in meta.json.
+ * Inline: six per device per line, each a few comparisons on a scanned
+ * line. */
+static inline __attribute__((always_inline)) bool li_dev(const struct line_in *l, int obj,
+							 const struct wm_rec_dev *dev, size_t k, double *out)
 {
 	if (l->o)
-		return get_num(json_object_get(json_object_get(l->o, line_objs[obj]), dev->name), out);
+		return li_dev_json(l->o, obj, dev, out);
 	const struct wm_scan_obj *o = &l->f->obj[obj];
 	if (!o->present)
 		return false;
-	const struct wm_scan_val *v = wm_scan_find(o->m, o->n, dev->name, dev->name_len);
+	/* the writer writes the devices in meta.json's order: the member at
+	 * the device's own index first, then the search */
+	const struct wm_scan_val *v = k < o->n && o->m[k].kl == dev->name_len &&
+					      wm_scan_eq(o->m[k].k, dev->name, dev->name_len)
+					      ? &o->m[k]
+					      : wm_scan_find(o->m, o->n, dev->name, dev->name_len);
 	if (!v || v->kind != WM_SV_NUM)
 		return false;
 	*out = v->v;
 	return true;
+}
+
+/* A device's energy, power and attributed energy on a line (WM_SO_*). */
+struct dev_vals {
+	double v[WM_SO_ZONES];
+	bool has[WM_SO_ZONES];
+};
+/* take_line keeps the values of this many devices between its check and
+ * its taking (on the stack); others it looks up twice. */
+#define LINE_DEVS_KEPT 16
+
+static inline void li_dev_vals(const struct line_in *l, const struct wm_rec_dev *dev, size_t k, struct dev_vals *v)
+{
+	for (int obj = WM_SO_ENERGY; obj < WM_SO_ZONES; obj++)
+		v->has[obj] = li_dev(l, obj, dev, k, &v->v[obj]);
 }
 
 /* Member WM_SP_* which of a scanned process, or NULL. */
@@ -1048,18 +1079,17 @@ static size_t row_add(struct wm_recording *r)
 static int check_energy(const char *what, const char *name, double e, double prev, double prev_t, double t,
 			char *msg, size_t msglen)
 {
-	char nb[44];
-	const char *dev = shown(name, nb);
+	char nb[44]; /* the name as shown, made only for a message */
 	if (!plausible(e)) {
 		(void)snprintf(msg, msglen, "has %s.%s = %g J, which no energy counter reads (it counts up from 0)",
-			       what, dev, e);
+			       what, shown(name, nb), e);
 		return -EDOM;
 	}
 	/* values are written with 6 decimals: equal ones may differ by that */
 	if (e < prev - 1e-6 - 1e-12 * prev) {
 		(void)snprintf(msg, msglen,
 			       "has %s.%s = %.6g J, down from %.6g J on an earlier line: energies are cumulative and never go down",
-			       what, dev, e, prev);
+			       what, shown(name, nb), e, prev);
 		return -EDOM;
 	}
 	/* t_s has microsecond resolution: 2 us of slack between two stamps.
@@ -1074,7 +1104,7 @@ static int check_energy(const char *what, const char *name, double e, double pre
 	if (w > WM_REC_MAX_DEVICE_W) {
 		(void)snprintf(msg, msglen,
 			       "has %s.%s rise by %.6g J in %.6g s, that is %.3g W: no device draws over %.0f kW",
-			       what, dev, e - prev, t - prev_t, w, WM_REC_MAX_DEVICE_W / 1000);
+			       what, shown(name, nb), e - prev, t - prev_t, w, WM_REC_MAX_DEVICE_W / 1000);
 		return -EDOM;
 	}
 	return 0;
@@ -1109,19 +1139,24 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 	double prev_row_t = r->n_rows ? r->samples_end_s : NAN; /* for the gaps */
 
 	double d;
-	/* every value is checked before any is taken */
+	/* every value is checked before any is taken; the first devices'
+	 * values are kept for the taking (looked up once, not twice) */
+	struct dev_vals kept[LINE_DEVS_KEPT];
 	for (size_t k = 0; k < r->n_devs; k++) {
 		const struct wm_rec_dev *dev = &r->devs[k];
+		struct dev_vals dv, *v = k < LINE_DEVS_KEPT ? &kept[k] : &dv;
+		li_dev_vals(l, dev, k, v);
 		int rc = 0;
-		if (li_dev(l, WM_SO_ENERGY, dev, &d))
-			rc = check_energy("energy_j", dev->name, d, dev->energy_j, dev->energy_t_s, t, msg, msglen);
-		if (!rc && li_dev(l, WM_SO_ATTR, dev, &d))
-			rc = check_energy("attributed_j", dev->name, d, dev->attributed_j, NAN, t, msg,
+		if (v->has[WM_SO_ENERGY])
+			rc = check_energy("energy_j", dev->name, v->v[WM_SO_ENERGY], dev->energy_j, dev->energy_t_s, t,
+					  msg, msglen);
+		if (!rc && v->has[WM_SO_ATTR])
+			rc = check_energy("attributed_j", dev->name, v->v[WM_SO_ATTR], dev->attributed_j, NAN, t, msg,
 					  msglen);
-		if (!rc && li_dev(l, WM_SO_POWER, dev, &d) && !(d >= 0 && d <= WM_REC_MAX_DEVICE_W)) {
+		if (!rc && v->has[WM_SO_POWER] && !(v->v[WM_SO_POWER] >= 0 && v->v[WM_SO_POWER] <= WM_REC_MAX_DEVICE_W)) {
 			char nb[44];
 			(void)snprintf(msg, msglen, "has power_w.%s = %g W, outside 0 to %.0f kW", shown(dev->name, nb),
-				       d, WM_REC_MAX_DEVICE_W / 1000);
+				       v->v[WM_SO_POWER], WM_REC_MAX_DEVICE_W / 1000);
 			rc = -EDOM;
 		}
 		if (rc)
@@ -1147,29 +1182,36 @@ static int take_line(struct wm_recording *r, const struct line_in *l, char *msg,
 
 	for (size_t k = 0; k < r->n_devs; k++) {
 		struct wm_rec_dev *dev = &r->devs[k];
-		if (li_dev(l, WM_SO_ENERGY, dev, &d)) {
+		struct dev_vals dv, *v = k < LINE_DEVS_KEPT ? &kept[k] : &dv;
+		if (v == &dv)
+			li_dev_vals(l, dev, k, v);
+		if (v->has[WM_SO_ENERGY]) {
+			d = v->v[WM_SO_ENERGY];
 			row_set(wm_rec_dcol(k, WM_DCOL_ENERGY), d);
 			dev->energy_j = d;
 			dev->energy_t_s = t;
 		}
-		if (li_dev(l, WM_SO_POWER, dev, &d)) {
+		if (v->has[WM_SO_POWER]) {
+			d = v->v[WM_SO_POWER];
 			row_set(wm_rec_dcol(k, WM_DCOL_POWER), d);
 			/* an interval in a gap or ending one has no power of its own */
 			if (!wm_rec_gaps_in_gap(dev) && (isnan(dev->peak_w) || d > dev->peak_w))
 				dev->peak_w = d;
 		}
-		if (li_dev(l, WM_SO_ATTR, dev, &d)) {
+		if (v->has[WM_SO_ATTR]) {
+			d = v->v[WM_SO_ATTR];
 			row_set(wm_rec_dcol(k, WM_DCOL_ATTR), d);
 			dev->attributed_j = d;
 			dev->has_attr = true;
 		}
 	}
 	int rc = l->f ? fast_procs(r, l->f, msg, msglen) : take_procs(r, json_object_get(o, "procs"), msg, msglen);
-	if (!rc)
+	/* (a scanned line has neither: the scanner leaves them to jansson) */
+	if (!rc && o)
 		rc = take_new_procs(r, json_object_get(o, "new_procs"));
 	/* lines written after a gap name it (meta.json's list, when there is
 	 * one, has them all) */
-	if (!rc && !r->unwritten_from_meta)
+	if (!rc && o && !r->unwritten_from_meta)
 		rc = take_unwritten(r, json_object_get(o, "unwritten"), true);
 	/* the details too, in this one pass: no query reads the file again */
 	if (!rc && !r->summary_only)

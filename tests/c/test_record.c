@@ -22,6 +22,7 @@
 
 #include "fixture.h"
 #include "recording/record.h"
+#include "recording/record_scan.h"
 #include "wattmeter.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -782,10 +783,94 @@ static void test_text_units(void **state)
 	fx_rmtree(root);
 }
 
+/* The scanner's numbers are libc's: each of the shapes below, printed as
+ * the writer prints them (%.6f, %.3f, %.4f, integers) and as others may
+ * (%.17g, exponents, long fractions, denormals, -0), gives strtod's double
+ * bit for bit (strtoll's integer), whatever its length around the scanner's
+ * eight-byte steps; the number's end is where strtod stops. */
+static void check_number(const char *text)
+{
+	size_t n = strlen(text);
+	double v = NAN;
+	bool integer = false;
+	int64_t iv = 0;
+	/* the number followed by the line's rest, as in a line */
+	char line[128];
+	(void)snprintf(line, sizeof line, "%s},\"t\":1}\n", text);
+	const char *end = wm_scan_number(line, line + strlen(line), &v, &integer, &iv);
+	if (!end) {
+		/* refused: only what jansson might read otherwise */
+		assert_true(n > 19 || strpbrk(text, "eE") || strlen(text) >= 64 || isinf(strtod(text, NULL)));
+		return;
+	}
+	assert_int_equal(end - line, n);
+	char *libc_end;
+	double want = strtod(text, &libc_end);
+	assert_int_equal(libc_end - text, n);
+	assert_true(integer == !strpbrk(text, ".eE"));
+	if (integer) {
+		/* jansson's integer: "-0" is 0 */
+		assert_int_equal(iv, strtoll(text, NULL, 10));
+		want = (double)strtoll(text, NULL, 10);
+	}
+	if (memcmp(&want, &v, sizeof v) != 0)
+		fail_msg("%s: scanned %.17g, libc %.17g", text, v, want);
+}
+
+static void test_scan_numbers_are_libc(void **state)
+{
+	(void)state;
+	static const char *const fixed[] = {"0", "-0", "0.0", "-0.0", "-0.000000", "1", "12345678", "123456789",
+					    "1234567812345678", "123456781234567812", "0.1", "0.3",
+					    "0.30000000000000004", "9007199254740992.0", "9007199254740993.0",
+					    "9007199254740993", "4.9406564584124654e-324", "2.2250738585072014e-308",
+					    "1.7976931348623157e308", "1e22", "1e23", "1.5E+1", "2.5e-1",
+					    "0.1000000000000000055511151231257827", "12345678.12345678",
+					    "99999.99999999999", "0.0000000000000000000001", "123456789012345.678901",
+					    "-604800.000000", "8000409600", "0.4100", "1.000"};
+	for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+		check_number(fixed[i]);
+	/* the writer's shapes over many magnitudes, and %.17g of the same */
+	uint64_t x = 88172645463325252ull;
+	char buf[64];
+	for (int i = 0; i < 200000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		double mag = pow(10, (double)(x % 19) - 4);
+		double v = (double)(x >> 11) / 9007199254740992.0 * mag;
+		switch (i % 7) {
+		case 0:
+			(void)snprintf(buf, sizeof buf, "%.6f", v);
+			break;
+		case 1:
+			(void)snprintf(buf, sizeof buf, "%.3f", v);
+			break;
+		case 2:
+			(void)snprintf(buf, sizeof buf, "%.4f", v);
+			break;
+		case 3:
+			(void)snprintf(buf, sizeof buf, "%.17g", v);
+			break;
+		case 4:
+			(void)snprintf(buf, sizeof buf, "%.0f", v);
+			break;
+		case 5:
+			(void)snprintf(buf, sizeof buf, "%.9f", v);
+			break;
+		default:
+			(void)snprintf(buf, sizeof buf, "-%.6f", v);
+			break;
+		}
+		check_number(buf);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_totals_exact),
+		cmocka_unit_test(test_scan_numbers_are_libc),
 		cmocka_unit_test(test_processes),
 		cmocka_unit_test(test_modeled),
 		cmocka_unit_test(test_truncated_and_incomplete),
