@@ -277,6 +277,8 @@ def run_cli(outdir: str, wm_args: Sequence[str], seconds: float, children: int =
         "duration_s": dur,
         "samples": samples,
         "self_cpu_s": meta["self"]["cpu_s"],
+        "memory_rounds_read": meta["self"].get("memory_rounds_read", 0),
+        "memory_rounds_reused": meta["self"].get("memory_rounds_reused", 0),
         "wm_total_cpu_s": total,
         "workload_cpu_s": wl_ru["cpu_s"],
         "wm_cpu_s": total - wl_ru["cpu_s"],

@@ -30,7 +30,10 @@ exporter's `serve --per-process --period 1` (the whole machine, which
 keeps the full scan: its CPU per process scan, from its threads'
 schedstat over 4 s after a warm-up), and the default `run` (period 0.5 s, process
 period 1 s, memory every 10 s; and with --no-memory) as a share of one
-core over a 15 s run (self.cpu_s / duration_s).
+core over a 75 s run: the whole run (self.cpu_s / duration_s, the start's
+probing and the stop's summary included) and its steady state (the self CPU
+of the sample lines from 15 s to the last periodic one, over that span: it
+holds one memory read that the reuse rule forces, see STEADY_FROM_S).
 """
 
 from __future__ import annotations
@@ -230,8 +233,25 @@ def with_env(var: str, value: str, fn, *args):
             os.environ[var] = old
 
 
+# The default run's steady state: its self CPU from this many seconds in to
+# its last periodic sample, over that span. With a 75 s run the span (15 s to
+# about 74.5 s) holds the memory tier's rounds at 20..70 s (the one at 10 s
+# still sees the command's own start-up faults), and so the one read in six
+# that the reuse rule forces (proctree.h) at 70 s: what a long run costs a
+# minute, without the start's probing and the stop's summary.
+STEADY_FROM_S = 15.0
+
+
+def steady_core_pct(r: dict) -> float:
+    pts = [(t, c) for t, c in zip(r["t_s"], r["self_cpu_series"]) if c is not None and t >= STEADY_FROM_S]
+    pts = pts[:-1]   # the stop's sample: the summary's work
+    if len(pts) < 2 or pts[-1][0] <= pts[0][0]:
+        return float("nan")
+    return 100.0 * (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0])
+
+
 def unrelated(repeats: int, seconds: float, counts=(0, 1000, 2000, 3000, 5000), children: int = 10,
-              default_seconds: float = 15.0, log=print) -> dict:
+              default_seconds: float = 75.0, log=print) -> dict:
     tmp = tempfile.mkdtemp(prefix="wm-unrelated-")
     rows: dict = {}
     args = ["--period", "0.1", "--proc-period", "0.1", "--no-memory"]
@@ -240,7 +260,7 @@ def unrelated(repeats: int, seconds: float, counts=(0, 1000, 2000, 3000, 5000), 
             for n in counts:
                 pids_before = count_pids()
                 un = spawn_unrelated(n)
-                sp = subprocess.Popen([sys.executable, bl.WORKLOAD, "--seconds", str(4 * seconds + default_seconds + 60),
+                sp = subprocess.Popen([sys.executable, bl.WORKLOAD, "--seconds", str(4 * seconds + 2 * default_seconds + 60),
                                        "--children", str(children), "--child-mode", "sleep", "--main", "sleep"],
                                       start_new_session=True)
                 try:
@@ -274,13 +294,19 @@ def unrelated(repeats: int, seconds: float, counts=(0, 1000, 2000, 3000, 5000), 
                      "floor_us": fl["cpu_ns_per_iter"] / 1e3, "ratio_floor": us / (fl["cpu_ns_per_iter"] / 1e3),
                      "exporter_us_per_scan": 1e6 * ex,
                      "default_core_pct": 100.0 * rd["self_cpu_s"] / rd["duration_s"],
-                     "default_no_memory_core_pct": 100.0 * rdn["self_cpu_s"] / rdn["duration_s"]}
+                     "default_no_memory_core_pct": 100.0 * rdn["self_cpu_s"] / rdn["duration_s"],
+                     "default_steady_core_pct": steady_core_pct(rd),
+                     "default_no_memory_steady_core_pct": steady_core_pct(rdn),
+                     "memory_rounds_read": rd["memory_rounds_read"],
+                     "memory_rounds_reused": rd["memory_rounds_reused"]}
                 rows.setdefault(str(n), []).append(x)
                 log(f"  [{k + 1}/{repeats}] {n} unrelated ({fl['pids']} pids): child lists {us:.0f} µs/sample, "
                     f"full scan {x['scan_us_per_sample']:.0f}, measured-set floor {x['floor_us']:.0f}; "
                     f"exporter --per-process {x['exporter_us_per_scan']:.0f} µs/scan; default run "
-                    f"{x['default_core_pct']:.3f}% of a core ({x['default_no_memory_core_pct']:.3f}% without the "
-                    f"memory tier)")
+                    f"{x['default_core_pct']:.3f}% of a core, steady {x['default_steady_core_pct']:.3f}% "
+                    f"({x['default_no_memory_core_pct']:.3f}%, steady {x['default_no_memory_steady_core_pct']:.3f}% "
+                    f"without the memory tier; memory rounds read {x['memory_rounds_read']}, reused "
+                    f"{x['memory_rounds_reused']})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     summary = {n: {key: bl.stats([r[key] for r in rs]) for key in rs[0]} for n, rs in rows.items()}
@@ -293,15 +319,18 @@ def unrelated(repeats: int, seconds: float, counts=(0, 1000, 2000, 3000, 5000), 
 def unrelated_table(res: dict) -> str:
     lines = ["| unrelated processes | pids on the machine | processes measured | ours (child lists), µs per "
              "process sample | ours / ours with none | measured-set floor, µs | ours / floor | full scan of the same "
-             "tree, µs | exporter --per-process (whole machine, full scan), µs per scan | default `run`, % of a core | "
-             "default `run --no-memory`, % of a core |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "tree, µs | exporter --per-process (whole machine, full scan), µs per scan | default `run`, % of a core "
+             "(whole run) | default `run`, steady, % of a core | default `run --no-memory`, % of a core (whole run) | "
+             "default `run --no-memory`, steady | memory rounds read / reused |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, x in res["summary"].items():
         lines.append(f"| {int(n):,} | {bl.fmt(x['pids_on_machine'], digits=4)} | {bl.fmt(x['procs_measured'], digits=4)} | "
                      f"{bl.fmt(x['us_per_sample'])} | {x['vs_none']:.2f} | {bl.fmt(x['floor_us'])} | "
                      f"{bl.fmt(x['ratio_floor'])} | {bl.fmt(x['scan_us_per_sample'])} | "
                      f"{bl.fmt(x['exporter_us_per_scan'])} | {bl.fmt(x['default_core_pct'])} | "
-                     f"{bl.fmt(x['default_no_memory_core_pct'])} |")
+                     f"{bl.fmt(x['default_steady_core_pct'])} | {bl.fmt(x['default_no_memory_core_pct'])} | "
+                     f"{bl.fmt(x['default_no_memory_steady_core_pct'])} | "
+                     f"{bl.fmt(x['memory_rounds_read'], digits=3)} / {bl.fmt(x['memory_rounds_reused'], digits=3)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -339,10 +368,12 @@ if __name__ == "__main__":
     ap.add_argument("--unrelated", action="store_true",
                     help="only the table against unrelated processes (0, 1000, 2000, 3000, 5000)")
     ap.add_argument("--counts", type=int, nargs="*", default=[0, 1000, 2000, 3000, 5000])
+    ap.add_argument("--default-seconds", type=float, default=75.0,
+                    help="length of the default runs (--unrelated; at least 20 for a steady state)")
     ap.add_argument("--json-out", help="also write the results as JSON here")
     a = ap.parse_args()
     if a.unrelated:
-        res = unrelated(a.repeats, a.seconds, counts=tuple(a.counts))
+        res = unrelated(a.repeats, a.seconds, counts=tuple(a.counts), default_seconds=a.default_seconds)
         print(unrelated_table(res))
     else:
         res = run(a.repeats, a.seconds)

@@ -117,6 +117,11 @@ const char *const *wm_meter_command(const wm_meter *m) { return (const char *con
 double wm_meter_period_s(const wm_meter *m) { return m->period_s; }
 double wm_meter_proc_period_s(const wm_meter *m) { return m->proc_period_s; }
 double wm_meter_mem_period_s(const wm_meter *m) { return m->mem_period_s; }
+
+void wm_meter_memory_rounds(const wm_meter *m, uint64_t *read, uint64_t *reused)
+{
+	wm_proctree_memory_rounds(m ? m->tree : NULL, read, reused);
+}
 double wm_meter_start_wall_s(const wm_meter *m) { return m->wall0_s; }
 const char *wm_meter_procfs_path(const wm_meter *m) { return m->procroot.path; }
 const char *wm_meter_host_json(const wm_meter *m) { return m->host_json.len ? m->host_json.data : "null"; }

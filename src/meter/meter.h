@@ -163,6 +163,10 @@ const char *const *wm_meter_command(const wm_meter *m);  /* NULL-terminated, may
 double wm_meter_period_s(const wm_meter *m);
 double wm_meter_proc_period_s(const wm_meter *m);
 double wm_meter_mem_period_s(const wm_meter *m);
+/* Memory-tier rounds so far: those that read smaps_rollup, and those that
+ * kept the last figures (nothing seen to move them: proctree.h). 0 and 0
+ * without a process tree. */
+void wm_meter_memory_rounds(const wm_meter *m, uint64_t *read, uint64_t *reused);
 double wm_meter_start_wall_s(const wm_meter *m);
 const char *wm_meter_procfs_path(const wm_meter *m);
 const char *wm_meter_host_json(const wm_meter *m);       /* "null" if unknown */

@@ -124,6 +124,12 @@ int wm_parse_pid_stat(const char *text, wm_pid_stat *out)
 				return -EINVAL;
 			out->ppid = (int)u;
 			break;
+		case 10: /* minflt, unsigned long */
+		case 12: /* majflt */
+			if (neg)
+				return -EINVAL;
+			out->faults += u;
+			break;
 		case 14: /* utime, unsigned in the kernel */
 			if (neg)
 				return -EINVAL;

@@ -22,6 +22,7 @@ typedef struct wm_pid_stat {
 	uint64_t cstime_ticks;
 	uint64_t starttime_ticks; /* since boot: with pid, identifies a process across pid reuse */
 	uint64_t rss_pages;
+	uint64_t faults;        /* minflt + majflt (fields 10, 12): page faults of its own, ever */
 	int num_threads;
 } wm_pid_stat;
 

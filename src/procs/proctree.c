@@ -119,6 +119,8 @@ struct proc_priv {
 	struct tfd *tf;   /* the other threads' children files kept open, by tid; owned */
 	size_t n_tf, cap_tf;
 	uint64_t sub;     /* last-seen totals of children that vanished this scan */
+	int mem_read;     /* smaps_rollup read since it entered the table */
+	uint64_t mem_rss_bytes, mem_faults;   /* its stat's figures at that read */
 };
 
 /* One listed pid: its /proc/<pid> inode number, and (in cur[]) what the
@@ -175,6 +177,11 @@ struct wm_proctree {
 	long pid_pos_off;
 
 	size_t n_kept, max_kept;   /* kept stat (and children) fds, and their bound */
+	/* Memory tier (wm_proctree_read_memory's reuse rule): joins and
+	 * departures of the set so far, and how many the last read saw. */
+	uint64_t n_set_changes, mem_set_changes;
+	unsigned mem_reused_in_row;
+	uint64_t n_mem_read, n_mem_reused;
 	uint64_t n_stat_reads, n_stat_opens;
 
 	/* Discovery (see "discovery through the kernel's child lists" below). */
@@ -1377,7 +1384,9 @@ static void enter_new(wm_proctree *t, struct scan_ent *e, enum apply_mode mode)
 	p->cpu_ticks = e->st.utime_ticks + e->st.stime_ticks;
 	p->child_ticks = e->st.cutime_ticks + e->st.cstime_ticks;
 	p->rss_bytes = e->st.rss_pages * t->page_bytes;
+	p->faults = e->st.faults;
 	p->peak_rss_bytes = p->rss_bytes;
+	t->n_set_changes++;
 	if (mode == MODE_SCAN) {
 		/* Born after the start (anything older was entered by add_root):
 		 * all of its CPU, and that of the children it already reaped, is
@@ -1398,6 +1407,7 @@ static void enter_new(wm_proctree *t, struct scan_ent *e, enum apply_mode mode)
 	t->priv[k].tf = NULL;
 	t->priv[k].n_tf = t->priv[k].cap_tf = 0;
 	t->priv[k].sub = 0;
+	t->priv[k].mem_read = 0;
 	e->proc_idx = (int)k;
 }
 
@@ -1470,6 +1480,7 @@ static void apply_scan(wm_proctree *t)
 		/* Gone: keep what was last seen of it. */
 		p->alive = 0;
 		p->vanished = 1;
+		t->n_set_changes++;
 		t->vlist[n_vanished++] = (int)k;
 	}
 	for (size_t j = 0; j < n_vanished; j++)
@@ -1492,6 +1503,7 @@ static void apply_scan(wm_proctree *t)
 		/* comm follows exec; cmdline is kept from first sight. */
 		memcpy(p->comm, e->st.comm, sizeof p->comm);
 		p->rss_bytes = e->st.rss_pages * t->page_bytes;
+		p->faults = e->st.faults;
 		if (p->rss_bytes > p->peak_rss_bytes)
 			p->peak_rss_bytes = p->rss_bytes;
 		p->alive = 1;
@@ -1707,10 +1719,43 @@ static int read_smaps_at(int dirfd, uint64_t *rss, uint64_t *pss, uint64_t *uss)
 	return wm_parse_smaps_rollup(buf, rss, pss, uss);
 }
 
+/* Whether anything that can move the measured set's PSS was seen since the
+ * last read (the rule in proctree.h). */
+static int memory_may_have_moved(const wm_proctree *t)
+{
+	if (t->n_set_changes != t->mem_set_changes)
+		return 1;
+	for (size_t k = 0; k < t->n; k++) {
+		const wm_proc *p = &t->procs[k];
+		const struct proc_priv *q = &t->priv[k];
+		if (!p->alive)
+			continue;
+		if (!q->mem_read || q->mem_rss_bytes != p->rss_bytes || q->mem_faults != p->faults)
+			return 1;
+	}
+	return 0;
+}
+
+void wm_proctree_memory_rounds(const wm_proctree *t, uint64_t *read, uint64_t *reused)
+{
+	if (read)
+		*read = t ? t->n_mem_read : 0;
+	if (reused)
+		*reused = t ? t->n_mem_reused : 0;
+}
+
 int wm_proctree_read_memory(wm_proctree *t)
 {
 	if (!t)
 		return -EINVAL;
+	if (!memory_may_have_moved(t) && t->mem_reused_in_row < WM_PROCTREE_MEMORY_REUSE_ROUNDS) {
+		t->mem_reused_in_row++;
+		t->n_mem_reused++;
+		return 0;
+	}
+	t->mem_reused_in_row = 0;
+	t->n_mem_read++;
+	t->mem_set_changes = t->n_set_changes;
 	for (size_t k = 0; k < t->n; k++) {
 		wm_proc *p = &t->procs[k];
 		if (!p->alive)
@@ -1732,6 +1777,12 @@ int wm_proctree_read_memory(wm_proctree *t)
 			p->uss_bytes = uss;
 			p->have_pss = 1;
 		}
+		/* A failed read counts as read too: another user's process stays
+		 * unreadable, and retrying it would keep the rule from ever
+		 * resting. Its figures at this read are what the next compares. */
+		q->mem_read = 1;
+		q->mem_rss_bytes = p->rss_bytes;
+		q->mem_faults = p->faults;
 	}
 	return 0;
 }

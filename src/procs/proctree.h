@@ -57,6 +57,7 @@ typedef struct wm_proc {
 	uint64_t d_tail_ticks;
 	uint64_t total_cpu_ticks;/* cumulative d_cpu + d_tail while measured */
 	uint64_t rss_bytes;      /* from stat (rss pages * page size), every scan */
+	uint64_t faults;         /* minflt + majflt from stat, every scan */
 	uint64_t pss_bytes;      /* from smaps_rollup, when the memory tier ran */
 	uint64_t uss_bytes;
 	int have_pss;
@@ -139,6 +140,26 @@ int wm_proctree_scan(wm_proctree *t);
  * so that a reused pid is never read as ours. Slow: walks page tables and
  * briefly stalls the target; the sampler runs it on its slowest tier. */
 int wm_proctree_read_memory(wm_proctree *t);
+
+/* The memory tier's reuse rule. smaps_rollup walks the process's page
+ * tables (about 0.3 ms for an idle Python process, far more than the rest of
+ * a process sample), and an idle measured set's PSS does not move. So a
+ * round re-reads every measured process's smaps_rollup when anything that
+ * can move PSS is seen to have changed since the last read: a process joined
+ * or left the set (sharing shifts: a fork shares its parent's pages, an exit
+ * unshares them), one was never read, or one's rss or page-fault count (from
+ * the stat the process tier reads anyway) changed (mapping, unmapping,
+ * swapping and copy-on-write breaks fault or move rss; a break in one
+ * process moves its sharers' PSS too, hence all are re-read, not only the
+ * one that changed). Otherwise the last figures are kept, for at most
+ * WM_PROCTREE_MEMORY_REUSE_ROUNDS rounds in a row: what the stat cannot
+ * show (a process outside the set mapping the same file pages, khugepaged,
+ * KSM) is then at most that many rounds old (60 s at the default 10 s). */
+#define WM_PROCTREE_MEMORY_REUSE_ROUNDS 5
+
+/* Memory rounds so far that read smaps_rollup, and that kept the last
+ * figures under the rule above. */
+void wm_proctree_memory_rounds(const wm_proctree *t, uint64_t *read, uint64_t *reused);
 
 /* Cumulative counts of <pid>/stat preads and openat attempts since _new
  * (add_root's included), for tests and self-overhead reporting. Either

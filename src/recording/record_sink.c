@@ -192,7 +192,11 @@ static int build_meta(const struct rec_sink *k, const wm_meter *m, const wm_stop
 			wm_buf_puts(b, ",\"exit_status\":null");
 		wm_buf_puts(b, ",\"complete\":true,\"self\":{\"cpu_s\":");
 		put_num(b, st->self_cpu_s, 6);
-		wm_buf_printf(b, ",\"samples\":%llu}", (unsigned long long)st->samples);
+		uint64_t mem_read, mem_reused;
+		wm_meter_memory_rounds(m, &mem_read, &mem_reused);
+		wm_buf_printf(b, ",\"samples\":%llu,\"memory_rounds_read\":%llu,\"memory_rounds_reused\":%llu}",
+			      (unsigned long long)st->samples, (unsigned long long)mem_read,
+			      (unsigned long long)mem_reused);
 	} else {
 		wm_buf_puts(b, ",\"complete\":false");
 	}

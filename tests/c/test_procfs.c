@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -51,6 +52,18 @@ static void pid_stat_real_line(void **state)
 	assert_int_equal(s.num_threads, 1);
 	assert_int_equal(s.starttime_ticks, 54064);
 	assert_int_equal(s.rss_pages, 390);
+	assert_int_equal(s.faults, 99);   /* minflt 99 + majflt 0; cminflt/cmajflt are not its own */
+}
+
+/* Page faults are minflt (field 10) plus majflt (field 12), never the
+ * reaped children's (11, 13). */
+static void pid_stat_faults(void **state)
+{
+	(void)state;
+	wm_pid_stat s;
+	assert_int_equal(wm_parse_pid_stat("9 (f) S 1 1 1 0 -1 0 1000 7000 25 9000 1 2 0 0 20 0 1 0 5 0 3\n", &s), 0);
+	assert_int_equal(s.faults, 1025);
+	assert_int_equal(wm_parse_pid_stat("9 (f) S 1 1 1 0 -1 0 -1 0 0 0 1 2 0 0 20 0 1 0 5 0 3\n", &s), -EINVAL);
 }
 
 /* The name may hold spaces, '(' and ')': only the LAST ')' ends it. */
@@ -583,6 +596,14 @@ static void real_self(void **state)
 	assert_int_equal(st.pid, getpid());
 	assert_int_equal(st.ppid, getppid());
 	assert_true(st.rss_pages > 0);
+	/* Its faults against the kernel's other account of them, getrusage:
+	 * between the counts before and after the read. */
+	struct rusage ru0, ru1;
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru0), 0);
+	assert_int_equal(wm_read_pid_stat(dfd, getpid(), &st), 0);
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru1), 0);
+	assert_true(st.faults >= (uint64_t)(ru0.ru_minflt + ru0.ru_majflt));
+	assert_true(st.faults <= (uint64_t)(ru1.ru_minflt + ru1.ru_majflt));
 	char cmd[512];
 	assert_int_equal(wm_read_pid_cmdline(dfd, getpid(), cmd, sizeof cmd), 0);
 	assert_non_null(strstr(cmd, "test_procfs"));
@@ -604,6 +625,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pid_stat_real_line),
+		cmocka_unit_test(pid_stat_faults),
 		cmocka_unit_test(pid_stat_comm_with_parens),
 		cmocka_unit_test(pid_stat_truncated_rejected),
 		cmocka_unit_test(pid_stat_negative_clamped),

@@ -30,6 +30,7 @@ struct fxp {
 	unsigned long long utime, stime;
 	long long cutime, cstime;
 	unsigned long long starttime, rss;
+	unsigned long long minflt;   /* field 10; 0 unless a test sets it */
 };
 
 /* Writes root/<pid>/stat as the kernel prints it (52 fields). */
@@ -39,9 +40,9 @@ static void put_proc(const char *root, struct fxp p)
 	int n = snprintf(rel, sizeof rel, "%d/stat", p.pid);
 	assert_true(n > 0 && (size_t)n < sizeof rel);
 	fx_writef(root, rel,
-		  "%d (%s) S %d %d %d 0 -1 4194560 100 0 0 0 %llu %llu %lld %lld 20 0 1 0 %llu "
+		  "%d (%s) S %d %d %d 0 -1 4194560 %llu 0 0 0 %llu %llu %lld %lld 20 0 1 0 %llu "
 		  "1000000 %llu 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
-		  p.pid, p.comm, p.ppid, p.pid, p.pid, p.utime, p.stime, p.cutime, p.cstime,
+		  p.pid, p.comm, p.ppid, p.pid, p.pid, p.minflt, p.utime, p.stime, p.cutime, p.cstime,
 		  p.starttime, p.rss);
 }
 
@@ -451,9 +452,107 @@ static void memory_tier_never_reads_a_reused_pid(void **state)
 	drop_proc(f->root, 100);
 	put_proc(f->root, (struct fxp){ 100, 1, "other", 0, 0, 0, 0, 5000, 1 });
 	fx_write(f->root, "100/smaps_rollup", "Rss: 900 kB\nPss: 800 kB\nPrivate_Clean: 1 kB\nPrivate_Dirty: 2 kB\n");
+	/* every round until the reuse rule lets one read (none saw a change):
+	 * the read that happens is through the kept directory, which fails */
+	for (int i = 0; i <= WM_PROCTREE_MEMORY_REUSE_ROUNDS; i++) {
+		assert_int_equal(wm_proctree_read_memory(f->t), 0);
+		assert_int_equal(r->pss_bytes, 30 * 1024);
+		assert_int_equal(r->uss_bytes, 3 * 1024);
+	}
+	uint64_t read, reused;
+	wm_proctree_memory_rounds(f->t, &read, &reused);
+	assert_int_equal(read, 2);
+	assert_int_equal(reused, WM_PROCTREE_MEMORY_REUSE_ROUNDS);
+}
+
+static void put_smaps(const char *root, int pid, unsigned pss_kb)
+{
+	char rel[64];
+	int n = snprintf(rel, sizeof rel, "%d/smaps_rollup", pid);
+	assert_true(n > 0 && (size_t)n < sizeof rel);
+	fx_writef(root, rel, "Rss: 900 kB\nPss: %u kB\nPrivate_Clean: 1 kB\nPrivate_Dirty: 2 kB\n", pss_kb);
+}
+
+/* smaps_rollup is re-read (for every measured process) when something that
+ * moves PSS shows in the stat the process tier reads anyway: a process's rss
+ * or page faults, a process joining or leaving the set; else the last
+ * figures are kept, for at most WM_PROCTREE_MEMORY_REUSE_ROUNDS rounds. The
+ * fixture's smaps_rollup changes behind the tree's back: what the tree
+ * reports says which rounds read it. */
+static void memory_tier_rereads_when_something_moved(void **state)
+{
+	struct fx *f = *state;
+	put_proc(f->root, (struct fxp){ 100, 1, "root", 0, 0, 0, 0, 1000, 5 });
+	put_proc(f->root, (struct fxp){ 101, 100, "kid", 0, 0, 0, 0, 1001, 5 });
+	put_smaps(f->root, 100, 30);
+	put_smaps(f->root, 101, 10);
+	assert_int_equal(wm_proctree_new(f->dfd, &f->t), 0);
+	assert_int_equal(wm_proctree_add_root(f->t, 100, 1), 0);
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(wm_proctree_read_memory(f->t), 0);
+	wm_proc *r = find(f->t, 100), *k = find(f->t, 101);
+	assert_int_equal(r->pss_bytes, 30 * 1024);
+	assert_int_equal(k->pss_bytes, 10 * 1024);
+
+	/* idle, CPU spent without faulting included: the figures are kept */
+	put_smaps(f->root, 100, 31);
+	put_proc(f->root, (struct fxp){ 100, 1, "root", 50, 0, 0, 0, 1000, 5 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
 	assert_int_equal(wm_proctree_read_memory(f->t), 0);
 	assert_int_equal(r->pss_bytes, 30 * 1024);
-	assert_int_equal(r->uss_bytes, 3 * 1024);
+
+	/* the kid's rss moves: both are re-read (a sharer's PSS moves with it) */
+	put_proc(f->root, (struct fxp){ 101, 100, "kid", 0, 0, 0, 0, 1001, 6 });
+	put_smaps(f->root, 101, 11);
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(wm_proctree_read_memory(f->t), 0);
+	assert_int_equal(r->pss_bytes, 31 * 1024);
+	assert_int_equal(k->pss_bytes, 11 * 1024);
+
+	/* faults alone (a copy-on-write break keeps rss) */
+	put_smaps(f->root, 100, 32);
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(wm_proctree_read_memory(f->t), 0);
+	assert_int_equal(r->pss_bytes, 31 * 1024);
+	put_proc(f->root, (struct fxp){ 101, 100, "kid", 0, 0, 0, 0, 1001, 6, .minflt = 1 });
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(wm_proctree_read_memory(f->t), 0);
+	assert_int_equal(r->pss_bytes, 32 * 1024);
+
+	/* a process joins, with its own figures from its first round */
+	put_proc(f->root, (struct fxp){ 102, 100, "new", 0, 0, 0, 0, 1002, 5 });
+	put_smaps(f->root, 102, 7);
+	put_smaps(f->root, 100, 33);
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(wm_proctree_read_memory(f->t), 0);
+	assert_int_equal(find(f->t, 102)->pss_bytes, 7 * 1024);
+	assert_int_equal(r->pss_bytes, 33 * 1024);
+	r = find(f->t, 100);   /* the table may have moved */
+	k = find(f->t, 101);
+
+	/* ... and leaves */
+	put_smaps(f->root, 100, 34);
+	drop_proc(f->root, 102);
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(wm_proctree_read_memory(f->t), 0);
+	assert_int_equal(r->pss_bytes, 34 * 1024);
+
+	/* nothing seen at all: kept for WM_PROCTREE_MEMORY_REUSE_ROUNDS rounds,
+	 * then read whatever the stat says */
+	put_smaps(f->root, 100, 35);
+	uint64_t read0, reused0, read1, reused1;
+	wm_proctree_memory_rounds(f->t, &read0, &reused0);
+	for (int i = 0; i < WM_PROCTREE_MEMORY_REUSE_ROUNDS; i++) {
+		assert_int_equal(wm_proctree_scan(f->t), 0);
+		assert_int_equal(wm_proctree_read_memory(f->t), 0);
+		assert_int_equal(r->pss_bytes, 34 * 1024);
+	}
+	assert_int_equal(wm_proctree_scan(f->t), 0);
+	assert_int_equal(wm_proctree_read_memory(f->t), 0);
+	assert_int_equal(r->pss_bytes, 35 * 1024);
+	wm_proctree_memory_rounds(f->t, &read1, &reused1);
+	assert_int_equal(read1 - read0, 1);
+	assert_int_equal(reused1 - reused0, WM_PROCTREE_MEMORY_REUSE_ROUNDS);
 }
 
 /* ---- (a2) scan cost: what is read, counted ---- */
@@ -876,6 +975,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(roots_and_reparenting, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(memory_tier, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(memory_tier_never_reads_a_reused_pid, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(memory_tier_rereads_when_something_moved, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(steady_state_reads_tracked_only, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(garbage_untracked_not_reread, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(new_child_found, fx_setup, fx_teardown),
