@@ -13,11 +13,42 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wattmeter.h"
 #include "wattmeter_exporter.h"
+
+/* The threads the library starts (the sampler, the edge thread, the request
+ * ledger, the exporter's HTTP and reaper threads) inherit the signal mask of
+ * the thread that starts them. CPython runs signal handlers in the main
+ * thread only, and a main thread blocked in a wait (threading.Event().wait,
+ * a lock) wakes only if the signal lands on it: a Ctrl-C taken by one of our
+ * threads left KeyboardInterrupt pending until the wait ended (an hour in
+ * monitor_machine; seen as a test timing out in CI). So the stop signals are
+ * blocked while anything that may start a thread runs, and only the
+ * interpreter's threads take them. */
+static void stop_signals_block(sigset_t *old)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGINT);
+	sigaddset(&s, SIGTERM);
+	sigaddset(&s, SIGHUP);
+	sigaddset(&s, SIGQUIT);
+	sigaddset(&s, SIGUSR1);
+	sigaddset(&s, SIGUSR2);
+	sigaddset(&s, SIGALRM);
+	sigaddset(&s, SIGCHLD);
+	(void)pthread_sigmask(SIG_BLOCK, &s, old);
+}
+
+static void stop_signals_restore(const sigset_t *old)
+{
+	(void)pthread_sigmask(SIG_SETMASK, old, NULL);
+}
 
 #define CAPSULE_NAME "wattmeter._native.meter"
 #define EXPORTER_CAPSULE "wattmeter._native.exporter"
@@ -197,7 +228,10 @@ static PyObject *py_meter_start(PyObject *self, PyObject *args, PyObject *kw)
 	wm_meter *m = NULL;
 	int rc;
 	Py_BEGIN_ALLOW_THREADS
+	sigset_t old_mask;
+	stop_signals_block(&old_mask);
 	rc = wm_meter_start(&c, &m, err, sizeof err);
+	stop_signals_restore(&old_mask);
 	Py_END_ALLOW_THREADS
 	free(pids);
 	free(inc_pids);
@@ -296,7 +330,10 @@ static PyObject *py_window_begin(PyObject *self, PyObject *args)
 	wm_meter *m = get_meter(cap);
 	if (!m)
 		return NULL;
+	sigset_t old_mask;
+	stop_signals_block(&old_mask);
 	int64_t id = wm_meter_window_begin(m, name, attrs);
+	stop_signals_restore(&old_mask);
 	if (id < 0)
 		return window_error((int)id);
 	return PyLong_FromLongLong((long long)id);
@@ -329,7 +366,10 @@ static PyObject *py_mark(PyObject *self, PyObject *args)
 	wm_meter *m = get_meter(cap);
 	if (!m)
 		return NULL;
+	sigset_t old_mask;
+	stop_signals_block(&old_mask);
 	int rc = wm_meter_mark(m, name, attrs);
+	stop_signals_restore(&old_mask);
 	if (rc < 0)
 		return window_error(rc);
 	Py_RETURN_NONE;
@@ -382,7 +422,10 @@ static PyObject *py_request_begin(PyObject *self, PyObject *args)
 	wm_meter *m = get_meter(cap);
 	if (!m)
 		return NULL;
+	sigset_t old_mask;
+	stop_signals_block(&old_mask);
 	int64_t id = wm_meter_request_begin(m, (uint64_t)t, attrs);
+	stop_signals_restore(&old_mask);
 	if (id < 0)
 		return request_error((int)id);
 	return PyLong_FromLongLong((long long)id);
@@ -829,7 +872,10 @@ static PyObject *py_exporter_start(PyObject *self, PyObject *args, PyObject *kw)
 	wm_exporter *e = NULL;
 	int rc;
 	Py_BEGIN_ALLOW_THREADS
+	sigset_t old_mask;
+	stop_signals_block(&old_mask);
 	rc = wm_exporter_start(&ec, &mc, &e, err, sizeof err);
+	stop_signals_restore(&old_mask);
 	Py_END_ALLOW_THREADS
 	if (rc < 0)
 		return raise_errno(rc, err);

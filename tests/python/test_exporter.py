@@ -18,6 +18,7 @@ import select
 import shutil
 import signal
 import socket
+import threading
 import ssl
 import subprocess
 import time
@@ -635,8 +636,11 @@ def test_gpus_exported_with_identity_rate_and_monotonic_across_a_counter_reset(w
         assert (b[k0] - a[k0]) / (t_b - t_a) == pytest.approx(250.0, rel=0.10)
         assert (b[k1] - a[k1]) / (t_b - t_a) == pytest.approx(100.0, rel=0.10)
         # Across gpu1's counter reset nothing was lost: the exported counter is
-        # all of 100 W since the meter started (between Popen and first answer).
-        assert 100.0 * (t_b - t_ready) - 10.0 <= b[k1] <= 100.0 * (t_b - t_popen) + 1e-6, b[k1]
+        # all of 100 W since the meter started (between Popen and first answer),
+        # less the lag of the scrape's value (a period, 10 J, and scheduling on a
+        # loaded machine: 340.68 J against a 340.70 J bound was seen in CI);
+        # the reset's loss would be a second or more of 100 W.
+        assert 100.0 * (t_b - t_ready) - 25.0 <= b[k1] <= 100.0 * (t_b - t_popen) + 1e-6, b[k1]
         assert b[key("wattmeter_gpu_utilization_ratio", "gpu1")] == 0.5
         assert b["power_draw_gpu"] == pytest.approx(350.0, rel=0.10)
         assert b['wattmeter_sensor_up{sensor="nvml",state="ok"}'] == 1
@@ -650,3 +654,45 @@ def test_gpus_exported_with_identity_rate_and_monotonic_across_a_counter_reset(w
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def _tasks() -> set:
+    return set(os.listdir("/proc/self/task"))
+
+
+def _blocked_mask(tid: str) -> int:
+    with open(f"/proc/self/task/{tid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("SigBlk:"):
+                return int(line.split()[1], 16)
+    raise AssertionError("no SigBlk")
+
+
+def test_library_threads_leave_stop_signals_to_the_interpreter(fake_rapl):
+    """CPython handles signals in its main thread, and a main thread blocked in
+    a wait wakes only if the signal lands on it: every thread that serve() and
+    Meter start must block SIGINT and SIGTERM, or a Ctrl-C can be taken by one
+    of them and KeyboardInterrupt wait as long as the wait does (CI saw
+    monitor_machine ignore SIGINT). The kernel's own account of each thread's
+    mask, /proc/self/task/TID/status SigBlk, is the truth."""
+    import wattmeter
+    fake = fake_rapl("amd-1pkg")
+    want = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    assert _blocked_mask(str(threading.get_native_id())) & want == 0   # the caller's own mask restored
+    before = _tasks()
+    srv = wattmeter.serve("127.0.0.1:0", sysfs_root=fake.root, period_s=0.25)
+    try:
+        m = wattmeter.Meter(sysfs_root=fake.root, period=0.1)
+        m.start()
+        try:
+            with m.window("w"):
+                pass
+            new = _tasks() - before
+            assert len(new) >= 3, new   # sampler(s), HTTP threads, edge thread
+            for tid in new:
+                assert _blocked_mask(tid) & want == want, (tid, hex(_blocked_mask(tid)))
+            assert _blocked_mask(str(threading.get_native_id())) & want == 0
+        finally:
+            m.stop()
+    finally:
+        srv.stop()
